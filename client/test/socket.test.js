@@ -1,0 +1,252 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createSocket, backoffDelay, socketUrl, BACKOFF_MAX_MS } from '../renderer/js/socket.js';
+import { createStore } from '../renderer/js/store.js';
+import { fakeWebSocketClass, fakeTimers, flush } from './fakes.js';
+
+const ann = { id: 1, username: 'ann', display_name: 'Ann' };
+const bob = { id: 2, username: 'bob', display_name: 'Bob' };
+
+function chat(id, version) {
+  return {
+    id, is_group: false, title: null, version, unread_count: 0, last_read_id: 0, created_at: '2024-01-01T00:00:00Z',
+    last_message: null, members: [{ user: ann, role: 'member' }, { user: bob, role: 'member' }],
+  };
+}
+
+function message(id, chatId, version, overrides = {}) {
+  return {
+    id, chat_id: chatId, sender: bob, content: `m${id}`, attachment: null, is_read: false, client_id: null,
+    created_at: '2024-01-01T00:00:00Z', edited_at: null, deleted: false, version, ...overrides,
+  };
+}
+
+/** A fake server: the chat list and a per-chat change log answering `?since=`. */
+function fakeApi({ chats, log, pageSize = 100 }) {
+  const calls = [];
+  let tokens = 0;
+  return {
+    calls,
+    async accessToken() {
+      tokens += 1;
+      return `token${tokens}`;
+    },
+    async refresh() {
+      calls.push(['refresh']);
+      return 'refreshed';
+    },
+    async chats() {
+      calls.push(['chats']);
+      return chats();
+    },
+    async chat(id) {
+      calls.push(['chat', id]);
+      return chats().find((c) => c.id === id);
+    },
+    async changesSince(chatId, since) {
+      calls.push(['since', chatId, since]);
+      const changes = (log[chatId] || []).filter((m) => m.version > since).sort((a, b) => a.version - b.version);
+      return { results: changes.slice(0, pageSize), has_more: changes.length > pageSize };
+    },
+    async sendMessage(chatId, entry) {
+      calls.push(['post', chatId, entry.client_id]);
+      return message(99, chatId, 99, { sender: ann, client_id: entry.client_id, content: entry.content });
+    },
+  };
+}
+
+function setup({ chats = [chat(10, 2)], log = {}, pageSize } = {}) {
+  const store = createStore();
+  store.setUser(ann);
+  for (const c of chats) store.upsertChat(c);
+  const serverChats = chats.map((c) => ({ ...c }));
+  const api = fakeApi({ chats: () => serverChats, log, pageSize });
+  const { FakeWebSocket, instances } = fakeWebSocketClass();
+  const clock = fakeTimers();
+  const socket = createSocket({
+    url: 'ws://server.test/ws/', api, store, WebSocket: FakeWebSocket, timers: clock.timers, now: clock.now, random: () => 1,
+  });
+  return { store, api, socket, instances, clock, serverChats, log };
+}
+
+test('socketUrl turns the server address into the /ws/ endpoint', () => {
+  assert.equal(socketUrl('http://127.0.0.1:8000'), 'ws://127.0.0.1:8000/ws/');
+  assert.equal(socketUrl('https://chat.example.org/'), 'wss://chat.example.org/ws/');
+});
+
+test('backoff doubles per attempt, is capped, and jitters within the upper half', () => {
+  assert.equal(backoffDelay(0, () => 1), 500);
+  assert.equal(backoffDelay(3, () => 1), 4000);
+  assert.equal(backoffDelay(3, () => 0), 2000);
+  assert.equal(backoffDelay(20, () => 1), BACKOFF_MAX_MS);
+});
+
+test('connects with the access token and goes online', async () => {
+  const { socket, instances, store } = setup();
+  socket.start();
+  await flush();
+  assert.equal(instances[0].url, 'ws://server.test/ws/?token=token1');
+  instances[0].serverOpen();
+  assert.equal(store.state.connection, 'online');
+});
+
+test('a dropped socket reconnects with growing delays and a fresh token', async () => {
+  const { socket, instances, clock, store } = setup();
+  socket.start();
+  await flush();
+  instances[0].serverClose(1006);
+  assert.equal(store.state.connection, 'connecting');
+  assert.deepEqual(clock.delays(), [500]);
+
+  await clock.advance(500);
+  assert.equal(instances.length, 2);
+  instances[1].serverClose(1006);
+  assert.deepEqual(clock.delays(), [1000]);
+  await clock.advance(1000);
+  instances[2].serverClose(1006);
+  assert.deepEqual(clock.delays(), [2000]);
+
+  await clock.advance(2000);
+  assert.equal(instances[3].url, 'ws://server.test/ws/?token=token4');
+  instances[3].serverOpen();
+  await flush();
+  instances[3].serverClose(1006);
+  assert.deepEqual(clock.delays(), [500], 'a successful open resets the backoff');
+});
+
+test('close code 4401 refreshes the token before reconnecting', async () => {
+  const { socket, instances, api, clock } = setup();
+  socket.start();
+  await flush();
+  instances[0].serverClose(4401);
+  await flush();
+  assert.deepEqual(api.calls, [['refresh']]);
+  await clock.advance(500);
+  assert.equal(instances.length, 2);
+});
+
+test('on reconnect every chat that moved is caught up with since=<known version>', async () => {
+  const { socket, instances, clock, store, api, serverChats, log } = setup({ chats: [chat(10, 2), chat(11, 5)] });
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  await flush();
+
+  // While disconnected, chat 10 gets two messages and an edit; chat 11 does not change.
+  instances[0].serverClose(1006);
+  log[10] = [message(3, 10, 3), message(4, 10, 4), message(3, 10, 5, { content: 'edited', edited_at: '2024-01-02T00:00:00Z' })];
+  serverChats[0].version = 5;
+  serverChats[0].unread_count = 2;
+  api.calls.length = 0;
+  await clock.advance(500);
+  instances[1].serverOpen();
+  await flush();
+
+  assert.deepEqual(api.calls.filter((c) => c[0] === 'since'), [['since', 10, 2]]);
+  assert.deepEqual(store.messagesOf(10).map((m) => [m.id, m.content]), [[3, 'edited'], [4, 'm4']]);
+  assert.equal(store.knownVersion(10), 5);
+  assert.equal(store.getChat(10).unread_count, 2);
+});
+
+test('catch-up follows has_more until it has everything', async () => {
+  const log = { 10: [1, 2, 3, 4, 5].map((n) => message(n, 10, n + 2)) };
+  const { socket, store, api, serverChats } = setup({ log, pageSize: 2 });
+  serverChats[0].version = 7;
+  await socket.catchUp(10);
+  assert.deepEqual(api.calls.map((c) => c[2]), [2, 4, 6]);
+  assert.equal(store.messagesOf(10).length, 5);
+  assert.equal(store.knownVersion(10), 7);
+});
+
+test('an event that skips a version triggers catch-up for the gap', async () => {
+  const { socket, instances, store, api, log } = setup();
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  await flush();
+  api.calls.length = 0;
+
+  instances[0].serverSend({ type: 'message.created', chat_id: 10, version: 3, message: message(3, 10, 3) });
+  await flush();
+  assert.equal(store.knownVersion(10), 3);
+  assert.deepEqual(api.calls, [], 'in-order events need no catch-up');
+
+  log[10] = [message(4, 10, 4), message(5, 10, 5)];
+  instances[0].serverSend({ type: 'message.created', chat_id: 10, version: 5, message: message(5, 10, 5) });
+  await flush();
+  assert.deepEqual(api.calls, [['since', 10, 3]]);
+  assert.deepEqual(store.messagesOf(10).map((m) => m.id), [3, 4, 5]);
+  assert.equal(store.knownVersion(10), 5);
+});
+
+test('messages written while offline are queued and sent on reconnect with the same client_id', async () => {
+  const { socket, instances, clock, store } = setup();
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  instances[0].serverClose(1006);
+
+  const entry = socket.sendMessage({ chat_id: 10, content: 'while offline' });
+  assert.equal(store.pendingIn(10)[0].status, 'queued');
+  await clock.advance(500);
+  instances[1].serverOpen();
+  await flush();
+
+  assert.deepEqual(instances[1].sent.filter((f) => f.type === 'message.send'), [
+    { type: 'message.send', chat_id: 10, content: 'while offline', client_id: entry.client_id },
+  ]);
+  assert.equal(store.pendingIn(10)[0].status, 'sent');
+
+  const stored = message(3, 10, 3, { sender: ann, content: 'while offline', client_id: entry.client_id });
+  instances[1].serverSend({ type: 'message.ack', client_id: entry.client_id, message: stored });
+  instances[1].serverSend({ type: 'message.created', chat_id: 10, version: 3, message: stored });
+  await flush();
+  assert.equal(store.pendingIn(10).length, 0);
+  assert.equal(store.messagesOf(10).length, 1, 'ack plus event is still one message');
+});
+
+test('a send that is never acknowledged falls back to REST with the same client_id', async () => {
+  const { socket, instances, clock, store, api } = setup();
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  await flush();
+  const entry = socket.sendMessage({ chat_id: 10, content: 'hello?' });
+
+  await clock.advance(8000);
+
+  assert.deepEqual(api.calls.filter((c) => c[0] === 'post'), [['post', 10, entry.client_id]]);
+  assert.equal(store.pendingIn(10).length, 0);
+  assert.equal(store.messagesOf(10).length, 1);
+});
+
+test('an error frame naming a client_id marks that send failed', async () => {
+  const { socket, instances, store } = setup();
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  const entry = socket.sendMessage({ chat_id: 10, content: 'x'.repeat(5000) });
+  instances[0].serverSend({ type: 'error', code: 'invalid', detail: 'Too long.', client_id: entry.client_id });
+  assert.equal(store.pendingIn(10)[0].status, 'failed');
+  assert.equal(store.pendingIn(10)[0].error, 'Too long.');
+});
+
+test('being removed from a chat drops it from the store', async () => {
+  const { socket, instances, store } = setup();
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  instances[0].serverSend({ type: 'member.removed', chat_id: 10, user_id: ann.id });
+  assert.equal(store.getChat(10), null);
+});
+
+test('stop closes the socket and cancels reconnects', async () => {
+  const { socket, instances, clock } = setup();
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  socket.stop();
+  await clock.advance(60_000);
+  assert.equal(instances.length, 1);
+  assert.equal(instances[0].readyState, 3);
+});

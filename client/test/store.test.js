@@ -1,0 +1,163 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createStore } from '../renderer/js/store.js';
+import { memoryStorage } from './fakes.js';
+
+const ann = { id: 1, username: 'ann', display_name: 'Ann' };
+const bob = { id: 2, username: 'bob', display_name: 'Bob' };
+
+function chat(overrides = {}) {
+  return {
+    id: 10, is_group: false, title: null, version: 3, unread_count: 0, last_read_id: 0,
+    created_at: '2024-01-01T00:00:00Z', last_message: null,
+    members: [{ user: ann, role: 'member' }, { user: bob, role: 'member' }],
+    ...overrides,
+  };
+}
+
+function message(id, overrides = {}) {
+  return {
+    id, chat_id: 10, sender: bob, content: `m${id}`, attachment: null, attachment_url: null, is_read: false,
+    client_id: null, created_at: `2024-01-01T00:00:${String(id).padStart(2, '0')}Z`, edited_at: null, deleted: false,
+    version: id, ...overrides,
+  };
+}
+
+function signedIn(storage = memoryStorage()) {
+  const store = createStore({ storage });
+  store.setUser(ann);
+  store.upsertChat(chat());
+  return store;
+}
+
+test('a queued message shows as pending until acknowledged, then appears once', () => {
+  const store = signedIn();
+  const entry = store.enqueue({ chat_id: 10, content: 'hello' });
+  assert.equal(store.pendingIn(10).length, 1);
+  assert.equal(store.outbox().length, 1);
+
+  store.applyAck({ client_id: entry.client_id, message: message(4, { sender: ann, content: 'hello', client_id: entry.client_id }) });
+
+  assert.equal(store.pendingIn(10).length, 0);
+  assert.deepEqual(store.messagesOf(10).map((m) => m.content), ['hello']);
+});
+
+test('ack and message.created for the same send give one message, in either order', () => {
+  for (const order of [['ack', 'created'], ['created', 'ack']]) {
+    const store = signedIn();
+    const entry = store.enqueue({ chat_id: 10, content: 'hi' });
+    const stored = message(4, { sender: ann, content: 'hi', client_id: entry.client_id });
+    for (const step of order) {
+      if (step === 'ack') store.applyAck({ client_id: entry.client_id, message: stored });
+      else store.applyMessage(stored);
+    }
+    assert.equal(store.messagesOf(10).length, 1, order.join(' then '));
+    assert.equal(store.pendingIn(10).length, 0);
+    assert.equal(store.getChat(10).unread_count, 0, 'my own message is never unread');
+  }
+});
+
+test('the same event delivered twice counts once toward unread', () => {
+  const store = signedIn();
+  store.applyMessage(message(4));
+  store.applyMessage(message(4));
+  store.applyMessage(message(5));
+  assert.equal(store.getChat(10).unread_count, 2);
+  assert.equal(store.messagesOf(10).length, 2);
+});
+
+test('an older copy of a message never overwrites a newer edit', () => {
+  const store = signedIn();
+  store.applyMessage(message(4, { content: 'edited', edited_at: '2024-01-02T00:00:00Z', version: 6 }));
+  store.addHistory(10, [message(4, { content: 'original', version: 4 })], false);
+  assert.equal(store.messagesOf(10)[0].content, 'edited');
+});
+
+test('a deletion blanks the message but keeps its place', () => {
+  const store = signedIn();
+  store.applyMessage(message(4));
+  store.applyDeleted({ chat_id: 10, message_id: 4, version: 5 });
+  const [deleted] = store.messagesOf(10);
+  assert.equal(deleted.deleted, true);
+  assert.equal(deleted.content, '');
+  assert.equal(store.getChat(10).last_message.deleted, true);
+});
+
+test('pending sends survive a reload through storage and are sent again', () => {
+  const storage = memoryStorage();
+  const first = signedIn(storage);
+  const entry = first.enqueue({ chat_id: 10, content: 'offline' });
+  first.markPending(entry.client_id, 'sent');
+
+  const second = signedIn(storage);
+
+  assert.deepEqual(second.outbox().map((p) => [p.client_id, p.status]), [[entry.client_id, 'queued']]);
+});
+
+test('a failed send leaves the outbox but stays visible', () => {
+  const store = signedIn();
+  const entry = store.enqueue({ chat_id: 10, content: 'x' });
+  store.markPending(entry.client_id, 'failed', 'rate_limited');
+  assert.equal(store.outbox().length, 0);
+  assert.equal(store.pendingIn(10)[0].error, 'rate_limited');
+});
+
+test('someone else reading marks my messages read; my own read clears the badge', () => {
+  const store = signedIn();
+  store.applyMessage(message(4, { sender: ann }));
+  store.applyMessage(message(5));
+  assert.equal(store.getChat(10).unread_count, 1);
+
+  store.applyRead({ chat_id: 10, user_id: bob.id, last_read_id: 4 });
+  store.applyRead({ chat_id: 10, user_id: ann.id, last_read_id: 5 });
+
+  assert.equal(store.messagesOf(10)[0].is_read, true);
+  assert.equal(store.getChat(10).unread_count, 0);
+  assert.equal(store.unreadTotal(), 0);
+});
+
+test('chats are ordered by latest activity and a stale list cannot roll back the last message', () => {
+  const store = signedIn();
+  store.upsertChat(chat({ id: 11, created_at: '2024-01-01T00:00:30Z', members: [] }));
+  assert.deepEqual(store.chatList().map((c) => c.id), [11, 10]);
+
+  store.applyMessage(message(40, { created_at: '2024-01-01T00:01:00Z' }));
+  assert.deepEqual(store.chatList().map((c) => c.id), [10, 11]);
+
+  store.upsertChat(chat({ last_message: message(3) }));
+  assert.equal(store.getChat(10).last_message.id, 40);
+});
+
+test('known versions only move forward', () => {
+  const store = signedIn();
+  assert.equal(store.knownVersion(10), 3);
+  store.advanceVersion(10, 7);
+  store.advanceVersion(10, 5);
+  store.upsertChat(chat({ version: 9 }));
+  assert.equal(store.knownVersion(10), 7, 'a fresh chat list does not skip the catch-up');
+});
+
+test('typing notices expire and end when the typist sends a message', () => {
+  let time = 0;
+  const store = createStore({ now: () => time });
+  store.setUser(ann);
+  store.upsertChat(chat());
+  store.applyTyping({ chat_id: 10, user: bob });
+  assert.deepEqual(store.typingIn(10).map((u) => u.id), [2]);
+  store.applyMessage(message(4));
+  assert.deepEqual(store.typingIn(10), []);
+  store.applyTyping({ chat_id: 10, user: bob });
+  time = 10_000;
+  assert.deepEqual(store.typingIn(10), []);
+});
+
+test('subscribers hear one batched notification per burst of changes', async () => {
+  const store = signedIn();
+  const heard = [];
+  store.subscribe((topics) => heard.push([...topics].sort()));
+  store.applyMessage(message(4));
+  store.applyPresence({ user_id: 2, is_online: true, last_seen: null });
+  await Promise.resolve();
+  assert.equal(heard.length, 1);
+  assert.ok(heard[0].includes('messages:10') && heard[0].includes('presence'));
+});
