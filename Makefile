@@ -1,0 +1,74 @@
+# make run   — set up and serve the embedded default (SQLite, in-memory channel layer) with demo data
+# make test  — the whole suite
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+HOST ?= 127.0.0.1
+export DATA_DIR ?= $(CURDIR)/data
+
+.PHONY: run test lint typecheck check venv deps mysql-headers demo migrate bench client-test clean
+
+venv: $(BIN)/.installed
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# mysqlclient compiles against the MySQL client headers. Where they are missing, install them
+# when we can (apt-get as root); otherwise go on without the MySQL driver: SQLite needs none.
+mysql-headers:
+	@if ! pkg-config --exists mysqlclient 2>/dev/null && ! pkg-config --exists libmariadb 2>/dev/null; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "Installing the MySQL client headers (default-libmysqlclient-dev, pkg-config)..."; \
+			(apt-get install -y -qq default-libmysqlclient-dev pkg-config build-essential >/dev/null 2>&1 || \
+			 (apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq default-libmysqlclient-dev pkg-config build-essential >/dev/null 2>&1)) || true; \
+		fi; \
+	fi
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt | $(BIN)/python
+	@$(MAKE) --no-print-directory mysql-headers
+	@if pkg-config --exists mysqlclient 2>/dev/null || pkg-config --exists libmariadb 2>/dev/null; then \
+		$(BIN)/pip install -q -r requirements-dev.txt; \
+	else \
+		echo "notice: MySQL client headers not found; installing without mysqlclient (SQLite only)."; \
+		grep -v '^mysqlclient' requirements.txt > $(VENV)/requirements-nomysql.txt; \
+		sed 's#^-r requirements.txt#-r requirements-nomysql.txt#' requirements-dev.txt > $(VENV)/requirements-dev-nomysql.txt; \
+		$(BIN)/pip install -q -r $(VENV)/requirements-dev-nomysql.txt; \
+	fi
+	@touch $@
+
+deps: venv
+
+migrate: venv
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py migrate --noinput
+
+# Demo data is loaded once: the marker file under DATA_DIR remembers it.
+demo: migrate
+	@if [ ! -f "$(DATA_DIR)/.demo-loaded" ]; then \
+		DEBUG=$${DEBUG:-true} $(BIN)/python manage.py loaddata demo && touch "$(DATA_DIR)/.demo-loaded"; \
+	fi
+
+run: demo
+	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py collectstatic --noinput -v0
+	@echo "Serving on http://$(HOST):$(PORT)/ (API docs: http://$(HOST):$(PORT)/api/docs/)"
+	DEBUG=$${DEBUG:-true} $(BIN)/daphne -b $(HOST) -p $(PORT) messenger.asgi:application
+
+test: venv
+	$(BIN)/pytest
+
+lint: venv
+	$(BIN)/ruff check .
+
+typecheck: venv
+	$(BIN)/mypy .
+
+check: lint typecheck
+	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
+
+bench: venv
+	$(BIN)/python -m bench.run --out bench/results
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,47 @@
+from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.validators import MinLengthValidator, RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+
+username_validator = RegexValidator(
+    regex=r"^[A-Za-z0-9_.]+$",
+    message="A username may contain only letters, digits, '_' and '.'.",
+)
+
+
+class MessengerUserManager(UserManager["User"]):
+    def get_by_natural_key(self, username: str | None) -> "User":
+        # Logins and lookups ignore case, as the uniqueness rule does.
+        return self.get(username__iexact=username)
+
+
+class User(AbstractUser):
+    """A person with an account. Usernames are unique ignoring case; emails are unique too."""
+
+    username = models.CharField(
+        max_length=32,
+        unique=True,
+        validators=[MinLengthValidator(3), username_validator],
+        error_messages={"unique": "A user with that username already exists."},
+    )
+    email = models.EmailField(unique=True, error_messages={"unique": "A user with that email already exists."})
+    display_name = models.CharField(max_length=64, blank=True)
+    last_seen = models.DateTimeField(null=True, blank=True)
+
+    objects = MessengerUserManager()  # type: ignore[misc]
+
+    REQUIRED_FIELDS = ["email"]
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(Lower("username"), name="user_username_ci_unique"),
+            models.UniqueConstraint(Lower("email"), name="user_email_ci_unique"),
+        ]
+        indexes = [models.Index(fields=["display_name"], name="user_display_name_idx")]
+
+    def __str__(self) -> str:
+        return self.username
+
+    @property
+    def shown_name(self) -> str:
+        return self.display_name or self.username

@@ -1,0 +1,80 @@
+from typing import Any
+
+from django.contrib.auth import authenticate
+from rest_framework import exceptions, serializers
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts import presence
+from accounts.models import User
+
+
+class PublicUserSerializer(serializers.ModelSerializer[User]):
+    """What anyone may see of a user. `is_online` comes from context["online_ids"] when the
+    caller gathered it for the whole page, and from the presence cache otherwise."""
+
+    is_online = serializers.SerializerMethodField()
+
+    class Meta:
+        model = User
+        fields = ["id", "username", "display_name", "is_online", "last_seen"]
+        read_only_fields = fields
+
+    def get_is_online(self, user: User) -> bool:
+        online = self.context.get("online_ids")
+        if online is None:
+            return user.pk in presence.online_ids([user.pk])
+        return user.pk in online
+
+
+class MeSerializer(PublicUserSerializer):
+    class Meta:
+        model = User
+        fields = [*PublicUserSerializer.Meta.fields, "email", "date_joined"]
+        read_only_fields = fields
+
+
+class MeUpdateSerializer(serializers.Serializer[User]):
+    display_name = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    email = serializers.EmailField(required=False)
+
+
+class RegisterSerializer(serializers.Serializer[User]):
+    username = serializers.CharField(min_length=3, max_length=32)
+    email = serializers.EmailField()
+    password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
+    display_name = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+
+
+class LoginSerializer(serializers.Serializer[User]):
+    username = serializers.CharField(help_text="Username or email", max_length=254)
+    password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        login = attrs["username"].strip()
+        if "@" in login:
+            match = User.objects.filter(email__iexact=login).only("username").first()
+            if match is not None:
+                login = match.username
+        user = authenticate(self.context.get("request"), username=login, password=attrs["password"])
+        if user is None or not user.is_active:
+            raise exceptions.AuthenticationFailed("No active account found with these credentials.")
+        attrs["user"] = user
+        return attrs
+
+
+class TokenPairSerializer(serializers.Serializer[Any]):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class AuthResultSerializer(TokenPairSerializer):
+    user = MeSerializer()
+
+
+class LogoutSerializer(serializers.Serializer[Any]):
+    refresh = serializers.CharField()
+
+
+def tokens_for(user: User) -> dict[str, str]:
+    refresh = RefreshToken.for_user(user)
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}

@@ -1,0 +1,55 @@
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from accounts.models import User
+
+
+def _check_unique(*, username: str | None = None, email: str | None = None, exclude_id: int | None = None) -> None:
+    """Case-insensitive uniqueness, checked before the insert so the error names the field.
+
+    The unique indexes still decide when two requests race (see user_create).
+    """
+    others = User.objects.exclude(pk=exclude_id) if exclude_id else User.objects.all()
+    errors: dict[str, list[str]] = {}
+    if username is not None and others.filter(username__iexact=username).exists():
+        errors["username"] = ["A user with that username already exists."]
+    if email is not None and others.filter(email__iexact=email).exists():
+        errors["email"] = ["A user with that email already exists."]
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def user_create(*, username: str, email: str, password: str, display_name: str = "") -> User:
+    username = username.strip()
+    email = User.objects.normalize_email(email.strip())
+    user = User(username=username, email=email, display_name=display_name.strip())
+    user.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
+    _check_unique(username=username, email=email)
+    validate_password(password, user)
+    user.set_password(password)
+    try:
+        with transaction.atomic():
+            user.save()
+    except IntegrityError:
+        # Another request took the name between the check and the insert.
+        _check_unique(username=username, email=email)
+        raise
+    return user
+
+
+@transaction.atomic
+def user_update(*, user: User, display_name: str | None = None, email: str | None = None) -> User:
+    fields: list[str] = []
+    if display_name is not None:
+        user.display_name = display_name.strip()
+        fields.append("display_name")
+    if email is not None:
+        user.email = User.objects.normalize_email(email.strip())
+        fields.append("email")
+        _check_unique(email=user.email, exclude_id=user.pk)
+    if fields:
+        user.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
+        user.save(update_fields=fields)
+    return user

@@ -1,0 +1,133 @@
+from typing import Any
+
+from django.contrib.auth.models import update_last_login
+from django.db import transaction
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenRefreshView
+
+from accounts import services
+from accounts.auth import request_user
+from accounts.models import User
+from accounts.serializers import (
+    AuthResultSerializer,
+    LoginSerializer,
+    LogoutSerializer,
+    MeSerializer,
+    MeUpdateSerializer,
+    PublicUserSerializer,
+    RegisterSerializer,
+    TokenPairSerializer,
+    tokens_for,
+)
+from chats.selectors import presence_context, user_search
+from messenger.pagination import PagePagination
+
+
+class AuthThrottled(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[Any] = []
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+
+class RegisterView(AuthThrottled):
+    @extend_schema(request=RegisterSerializer, responses={201: AuthResultSerializer}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        data = RegisterSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_create(**data.validated_data)
+        body = {"user": MeSerializer(user, context={"online_ids": set()}).data, **tokens_for(user)}
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class LoginView(AuthThrottled):
+    @extend_schema(request=LoginSerializer, responses={200: AuthResultSerializer}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        data = LoginSerializer(data=request.data, context={"request": request})
+        data.is_valid(raise_exception=True)
+        user: User = data.validated_data["user"]
+        update_last_login(User, user)
+        body = {"user": MeSerializer(user, context=presence_context([user])).data, **tokens_for(user)}
+        return Response(body)
+
+
+class RefreshView(TokenRefreshView):
+    """Exchange a refresh token for a new pair; the old refresh token stops working."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(responses={200: TokenPairSerializer}, tags=["auth"])
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().post(request, *args, **kwargs)
+
+
+class LogoutView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list[Any] = []
+
+    @extend_schema(request=LogoutSerializer, responses={205: None}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        data = LogoutSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            with transaction.atomic():
+                RefreshToken(data.validated_data["refresh"]).blacklist()
+        except TokenError as error:
+            raise serializers.ValidationError({"refresh": [str(error)]}) from None
+        return Response(status=status.HTTP_205_RESET_CONTENT)
+
+
+class MeView(APIView):
+    @extend_schema(responses=MeSerializer, tags=["auth"])
+    def get(self, request: Request) -> Response:
+        return Response(MeSerializer(request_user(request), context=presence_context([request_user(request)])).data)
+
+    @extend_schema(request=MeUpdateSerializer, responses=MeSerializer, tags=["auth"])
+    def patch(self, request: Request) -> Response:
+        data = MeUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_update(user=request_user(request), **data.validated_data)
+        return Response(MeSerializer(user, context=presence_context([user])).data)
+
+
+class UserSearchView(generics.ListAPIView[User]):
+    serializer_class = PublicUserSerializer
+    pagination_class = PagePagination
+
+    def get_queryset(self) -> Any:
+        query = self.request.query_params.get("q", "")
+        if not query.strip():
+            raise serializers.ValidationError({"q": ["Type at least one character to search."]})
+        if len(query) > 64:
+            raise serializers.ValidationError({"q": ["Ensure the search has at most 64 characters."]})
+        return user_search(query=query, exclude=request_user(self.request))
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        users = args[0] if args else []
+        kwargs["context"] = {**self.get_serializer_context(), **presence_context(users)}
+        return super().get_serializer(*args, **kwargs)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("q", str, required=True, description="Part of a username or display name")],
+        tags=["users"],
+    )
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+
+class UserDetailView(generics.RetrieveAPIView[User]):
+    serializer_class = PublicUserSerializer
+    queryset = User.objects.filter(is_active=True)
+
+    @extend_schema(tags=["users"])
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)

@@ -1,0 +1,119 @@
+"""The contract's server-to-client events: one small function per event type.
+
+Each `*_on_commit` function is called by a service inside its transaction; the event is
+built and handed to realtime.broadcast_on_commit, which sends it once the rows are committed.
+Events that carry a Chat are rendered per member (my_role, unread_count differ) and go to
+each member's user group; the others go once to the chat's group.
+"""
+
+import logging
+from typing import Any
+
+from django.db import transaction
+
+from accounts import presence
+from chats import realtime
+from chats.models import Message
+from chats.realtime import Event, chat_group, user_group
+
+logger = logging.getLogger(__name__)
+
+
+def message_payload(message: Message) -> dict[str, Any]:
+    from chats.serializers import MessageSerializer
+
+    context = {"online_ids": presence.online_ids([message.sender_id])}
+    return dict(MessageSerializer(message, context=context).data)
+
+
+def message_created(message: Message) -> Event:
+    return {
+        "type": "message.created",
+        "chat_id": message.chat_id,
+        "version": message.version,
+        "message": message_payload(message),
+    }
+
+
+def message_created_on_commit(*, message: Message) -> None:
+    realtime.broadcast_on_commit(chat_group(message.chat_id), message_created(message))
+
+
+def message_updated_on_commit(*, message: Message) -> None:
+    event = {
+        "type": "message.updated",
+        "chat_id": message.chat_id,
+        "version": message.version,
+        "message": message_payload(message),
+    }
+    realtime.broadcast_on_commit(chat_group(message.chat_id), event)
+
+
+def message_deleted_on_commit(*, chat_id: int, message_id: int, version: int) -> None:
+    event = {"type": "message.deleted", "chat_id": chat_id, "message_id": message_id, "version": version}
+    realtime.broadcast_on_commit(chat_group(chat_id), event)
+
+
+def chat_read_on_commit(*, chat_id: int, user_id: int, last_read_id: int) -> None:
+    event = {"type": "chat.read", "chat_id": chat_id, "user_id": user_id, "last_read_id": last_read_id}
+    realtime.broadcast_on_commit(chat_group(chat_id), event)
+
+
+def typing(*, chat_id: int, user_payload: dict[str, Any]) -> Event:
+    return {"type": "typing", "chat_id": chat_id, "user": user_payload}
+
+
+def presence_event(*, user_id: int, is_online: bool, last_seen: Any) -> Event:
+    return {"type": "presence", "user_id": user_id, "is_online": is_online, "last_seen": last_seen}
+
+
+def _chat_per_member(event_type: str, chat_id: int, only_user_id: int | None = None) -> list[tuple[str, Event]]:
+    """Render the chat once per member (their own my_role and unread_count) for their user group."""
+    from chats import selectors
+    from chats.serializers import ChatSerializer
+
+    chat = selectors.chat_with_members(chat_id)
+    context: dict[str, Any] = selectors.presence_context(selectors.users_in_chats([chat]))
+    pairs: list[tuple[str, Event]] = []
+    for membership in chat.memberships.all():
+        if only_user_id is not None and membership.user_id != only_user_id:
+            continue
+        data = ChatSerializer(chat, context={**context, "user": membership.user}).data
+        pairs.append((user_group(membership.user_id), {"type": event_type, "chat": data}))
+    return pairs
+
+
+def _per_member_on_commit(event_type: str, chat_id: int, only_user_id: int | None = None) -> None:
+    def send() -> None:
+        # Rendered after commit: the chat is read as every member will now see it.
+        try:
+            pairs = _chat_per_member(event_type, chat_id, only_user_id)
+        except Exception:
+            logger.exception("could not render %s for chat %s", event_type, chat_id)
+            return
+        for group, event in pairs:
+            realtime.send_now(group, event)
+
+    transaction.on_commit(send)
+
+
+def chat_created_on_commit(*, chat_id: int) -> None:
+    _per_member_on_commit("chat.created", chat_id)
+
+
+def chat_updated_on_commit(*, chat_id: int) -> None:
+    _per_member_on_commit("chat.updated", chat_id)
+
+
+def member_added_on_commit(*, chat_id: int, user_id: int) -> None:
+    # The newcomer learns of the chat through their user group (which also subscribes their
+    # open sockets to it); everyone in the chat hears member.added.
+    _per_member_on_commit("chat.created", chat_id, only_user_id=user_id)
+    event = {"type": "member.added", "chat_id": chat_id, "user_id": user_id}
+    realtime.broadcast_on_commit(chat_group(chat_id), event)
+
+
+def member_removed_on_commit(*, chat_id: int, user_id: int) -> None:
+    event = {"type": "member.removed", "chat_id": chat_id, "user_id": user_id}
+    realtime.broadcast_on_commit(chat_group(chat_id), event)
+    realtime.broadcast_on_commit(user_group(user_id), event)

@@ -1,0 +1,93 @@
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+if TYPE_CHECKING:
+    from accounts.models import User
+
+
+class Chat(models.Model):
+    """A conversation: direct (exactly two members) or a group.
+
+    `version` counts every change to the chat's messages; it is taken under a row lock
+    on the chat (see services.message_create), so clients can catch up with ?since=.
+    """
+
+    is_group = models.BooleanField(default=False)
+    title = models.CharField(max_length=128, null=True, blank=True)
+    version = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    # "<lower user id>:<higher user id>" for direct chats: the unique index makes a second
+    # direct chat for the same pair impossible, even when two requests race.
+    direct_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    members: "models.ManyToManyField[User, ChatUser]" = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="ChatUser", related_name="chats"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["-last_activity_at", "-id"], name="chat_activity_idx")]
+
+    def __str__(self) -> str:
+        if self.is_group:
+            return self.title or f"Group {self.pk}"
+        return f"Direct chat {self.pk}"
+
+
+class ChatUser(models.Model):
+    """A user's membership of a chat, with their role and read position."""
+
+    class Role(models.TextChoices):
+        OWNER = "owner"
+        ADMIN = "admin"
+        MEMBER = "member"
+
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=8, choices=Role.choices, default=Role.MEMBER)
+    last_read_id = models.PositiveBigIntegerField(default=0)
+    # Kept up to date by the write services so that the chat list never counts rows per chat.
+    unread_count = models.PositiveIntegerField(default=0)
+    joined_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["chat", "user"], name="chatuser_chat_user_unique")]
+        indexes = [models.Index(fields=["user", "chat"], name="chatuser_user_chat_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.chat_id} ({self.role})"
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role in {self.Role.OWNER, self.Role.ADMIN}
+
+
+class Message(models.Model):
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
+    content = models.TextField(blank=True)
+    attachment = models.ForeignKey(
+        "media.Attachment", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    is_read = models.BooleanField(default=False)
+    client_id = models.CharField(max_length=64, null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    edited_at = models.DateTimeField(null=True, blank=True)
+    deleted = models.BooleanField(default=False)
+    version = models.PositiveBigIntegerField()
+
+    class Meta:
+        constraints = [
+            # NULL client ids never collide, on SQLite and MySQL alike.
+            models.UniqueConstraint(fields=["sender", "client_id"], name="message_sender_client_id_unique"),
+            models.UniqueConstraint(fields=["chat", "version"], name="message_chat_version_unique"),
+        ]
+        indexes = [
+            models.Index(fields=["chat", "-id"], name="message_history_idx"),
+            models.Index(fields=["chat", "attachment"], name="message_media_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Message {self.pk} in chat {self.chat_id}"

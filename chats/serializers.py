@@ -1,0 +1,187 @@
+"""REST shapes of chats and messages. Input serializers validate; output serializers render.
+
+Output serializers read only what the selectors prefetched: context["user"] is the viewer,
+context["online_ids"] the set of online user ids for the page (see selectors.presence_context).
+"""
+
+from typing import Any
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from accounts.serializers import PublicUserSerializer
+from chats.models import Chat, ChatUser, Message
+from media.serializers import AttachmentSerializer
+
+
+class MemberSerializer(serializers.ModelSerializer[ChatUser]):
+    user = PublicUserSerializer(read_only=True)
+
+    class Meta:
+        model = ChatUser
+        fields = ["user", "role"]
+        read_only_fields = fields
+
+
+class MessageSerializer(serializers.ModelSerializer[Message]):
+    chat_id = serializers.IntegerField(read_only=True)
+    sender = PublicUserSerializer(read_only=True)
+    attachment = serializers.SerializerMethodField()
+    attachment_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "chat_id",
+            "sender",
+            "content",
+            "attachment",
+            "attachment_url",
+            "is_read",
+            "client_id",
+            "created_at",
+            "edited_at",
+            "deleted",
+            "version",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(AttachmentSerializer(allow_null=True))
+    def get_attachment(self, message: Message) -> dict[str, Any] | None:
+        if message.deleted or message.attachment is None:
+            return None
+        return dict(AttachmentSerializer(message.attachment, context=self.context).data)
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_attachment_url(self, message: Message) -> str | None:
+        if message.deleted or message.attachment is None:
+            return None
+        return message.attachment.url
+
+
+class ChatSerializer(serializers.ModelSerializer[Chat]):
+    members = serializers.SerializerMethodField()
+    my_role = serializers.SerializerMethodField()
+    last_message = serializers.SerializerMethodField()
+    unread_count = serializers.SerializerMethodField()
+    last_read_id = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Chat
+        fields = [
+            "id",
+            "is_group",
+            "title",
+            "members",
+            "my_role",
+            "last_message",
+            "unread_count",
+            "last_read_id",
+            "version",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+    def _mine(self, chat: Chat) -> ChatUser | None:
+        viewer = self.context["user"]
+        for membership in chat.memberships.all():
+            if membership.user_id == viewer.pk:
+                return membership
+        return None
+
+    @extend_schema_field(MemberSerializer(many=True))
+    def get_members(self, chat: Chat) -> list[dict[str, Any]]:
+        return list(MemberSerializer(chat.memberships.all(), many=True, context=self.context).data)
+
+    @extend_schema_field(serializers.ChoiceField(choices=ChatUser.Role.choices, allow_null=True))
+    def get_my_role(self, chat: Chat) -> str | None:
+        mine = self._mine(chat)
+        return mine.role if mine else None
+
+    @extend_schema_field(MessageSerializer(allow_null=True))
+    def get_last_message(self, chat: Chat) -> dict[str, Any] | None:
+        message = getattr(chat, "last_message", None)
+        if message is None:
+            return None
+        return dict(MessageSerializer(message, context=self.context).data)
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_unread_count(self, chat: Chat) -> int:
+        mine = self._mine(chat)
+        return mine.unread_count if mine else 0
+
+    @extend_schema_field(serializers.IntegerField())
+    def get_last_read_id(self, chat: Chat) -> int:
+        mine = self._mine(chat)
+        return mine.last_read_id if mine else 0
+
+
+# Input shapes -------------------------------------------------------------------------
+
+
+class ChatCreateSerializer(serializers.Serializer[Any]):
+    is_group = serializers.BooleanField()
+    title = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=1000)
+    member_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1), allow_empty=True, max_length=settings.GROUP_MAX_MEMBERS
+    )
+
+
+class ChatUpdateSerializer(serializers.Serializer[Any]):
+    title = serializers.CharField(allow_blank=True, max_length=1000)
+
+
+class MemberAddSerializer(serializers.Serializer[Any]):
+    user_id = serializers.IntegerField(min_value=1)
+
+
+class MemberRoleSerializer(serializers.Serializer[Any]):
+    role = serializers.ChoiceField(choices=[ChatUser.Role.ADMIN, ChatUser.Role.MEMBER])
+
+
+class MessageCreateSerializer(serializers.Serializer[Any]):
+    content = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=100_000)
+    attachment_id = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    client_id = serializers.CharField(required=False, allow_null=True, max_length=64)
+
+
+class MessageEditSerializer(serializers.Serializer[Any]):
+    content = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=100_000)
+
+
+class ReadSerializer(serializers.Serializer[Any]):
+    message_id = serializers.IntegerField(min_value=1)
+
+
+class ReadResultSerializer(serializers.Serializer[Any]):
+    last_read_id = serializers.IntegerField()
+    unread_count = serializers.IntegerField()
+
+
+class MessagePageQuerySerializer(serializers.Serializer[Any]):
+    before = serializers.IntegerField(required=False, min_value=1)
+    since = serializers.IntegerField(required=False, min_value=0)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=settings.MESSAGE_PAGE_MAX, default=50)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "before" in attrs and "since" in attrs:
+            raise serializers.ValidationError({"since": ["Use either before or since, not both."]})
+        return attrs
+
+
+class MessagePageSerializer(serializers.Serializer[Any]):
+    results = MessageSerializer(many=True)
+    has_more = serializers.BooleanField()
+
+
+class MediaItemSerializer(serializers.ModelSerializer[Message]):
+    message_id = serializers.IntegerField(source="id", read_only=True)
+    sender = PublicUserSerializer(read_only=True)
+    attachment = AttachmentSerializer(read_only=True)
+
+    class Meta:
+        model = Message
+        fields = ["message_id", "sender", "attachment"]
+        read_only_fields = fields

@@ -1,0 +1,381 @@
+"""Every write to chats and messages. REST views and WebSocket consumers both call these.
+
+Services raise Django's ValidationError (bad input), PermissionDenied (a member without the
+role) and Http404 (not a member: the chat's existence is never revealed). Events are
+announced with realtime.broadcast_on_commit, so listeners hear only of committed rows.
+"""
+
+from collections.abc import Sequence
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.models import User
+from chats import events
+from chats.models import Chat, ChatUser, Message
+from media.models import Attachment
+
+Role = ChatUser.Role
+
+
+def membership_get(*, chat_id: int, user: User) -> ChatUser:
+    """The caller's membership, or 404 whether the chat is missing or merely not theirs."""
+    membership = ChatUser.objects.filter(chat_id=chat_id, user=user).select_related("chat").first()
+    if membership is None:
+        raise Http404("No chat matches the given query.")
+    return membership
+
+
+def _lock_chat(chat_id: int) -> Chat:
+    """Take the chat's row lock: every version bump and read-position change goes through it."""
+    return Chat.objects.select_for_update().get(pk=chat_id)
+
+
+def _clean_title(title: str | None) -> str:
+    cleaned = (title or "").strip()
+    if not cleaned:
+        raise ValidationError({"title": ["A group needs a title."]})
+    if len(cleaned) > settings.CHAT_TITLE_MAX_LENGTH:
+        raise ValidationError({"title": [f"Ensure the title has at most {settings.CHAT_TITLE_MAX_LENGTH} characters."]})
+    return cleaned
+
+
+def _clean_content(content: str | None, *, required: bool) -> str:
+    cleaned = (content or "").strip()
+    if required and not cleaned:
+        raise ValidationError({"content": ["A message needs text or an attachment."]})
+    if len(cleaned) > settings.MESSAGE_MAX_LENGTH:
+        raise ValidationError(
+            {"content": [f"Ensure the message has at most {settings.MESSAGE_MAX_LENGTH} characters."]}
+        )
+    return cleaned
+
+
+def _existing_users(user_ids: Sequence[int]) -> list[User]:
+    users = list(User.objects.filter(pk__in=user_ids, is_active=True))
+    missing = sorted(set(user_ids) - {u.pk for u in users})
+    if missing:
+        raise ValidationError({"member_ids": [f"No such user: {', '.join(map(str, missing))}."]})
+    return users
+
+
+# Chats --------------------------------------------------------------------------------
+
+
+def chat_create(
+    *, creator: User, is_group: bool, member_ids: Sequence[int], title: str | None = None
+) -> tuple[Chat, bool]:
+    """Create a chat; returns (chat, created). A direct chat that exists is returned as is."""
+    other_ids = list(dict.fromkeys(i for i in member_ids if i != creator.pk))
+    if is_group:
+        return _group_create(creator=creator, title=title, member_ids=other_ids), True
+    if len(member_ids) != 1 or not other_ids:
+        raise ValidationError({"member_ids": ["A direct chat takes exactly one other user."]})
+    return _direct_get_or_create(creator=creator, other_id=other_ids[0])
+
+
+@transaction.atomic
+def _group_create(*, creator: User, title: str | None, member_ids: list[int]) -> Chat:
+    clean_title = _clean_title(title)
+    if len(member_ids) + 1 > settings.GROUP_MAX_MEMBERS:
+        raise ValidationError({"member_ids": [f"A group has at most {settings.GROUP_MAX_MEMBERS} members."]})
+    users = _existing_users(member_ids)
+    chat = Chat.objects.create(is_group=True, title=clean_title)
+    ChatUser.objects.bulk_create(
+        [ChatUser(chat=chat, user=creator, role=Role.OWNER)]
+        + [ChatUser(chat=chat, user=user, role=Role.MEMBER) for user in users]
+    )
+    events.chat_created_on_commit(chat_id=chat.pk)
+    return chat
+
+
+def _direct_key(a: int, b: int) -> str:
+    low, high = sorted((a, b))
+    return f"{low}:{high}"
+
+
+def _direct_get_or_create(*, creator: User, other_id: int) -> tuple[Chat, bool]:
+    key = _direct_key(creator.pk, other_id)
+    existing = Chat.objects.filter(direct_key=key).first()
+    if existing is not None:
+        return existing, False
+    other = _existing_users([other_id])[0]
+    try:
+        with transaction.atomic():
+            chat = Chat.objects.create(is_group=False, title=None, direct_key=key)
+            ChatUser.objects.bulk_create(
+                [ChatUser(chat=chat, user=creator, role=Role.MEMBER), ChatUser(chat=chat, user=other, role=Role.MEMBER)]
+            )
+            events.chat_created_on_commit(chat_id=chat.pk)
+    except IntegrityError:
+        # A concurrent request created the pair's chat first; the unique direct_key decided.
+        return Chat.objects.get(direct_key=key), False
+    return chat, True
+
+
+@transaction.atomic
+def chat_update(*, chat_id: int, actor: User, title: str) -> Chat:
+    membership = membership_get(chat_id=chat_id, user=actor)
+    chat = membership.chat
+    if not chat.is_group:
+        raise ValidationError({"title": ["A direct chat has no title."]})
+    if not membership.is_manager:
+        raise PermissionDenied("Only the group's owner or an admin can rename it.")
+    chat.title = _clean_title(title)
+    chat.save(update_fields=["title"])
+    events.chat_updated_on_commit(chat_id=chat.pk)
+    return chat
+
+
+@transaction.atomic
+def chat_member_add(*, chat_id: int, actor: User, user_id: int) -> Chat:
+    membership = membership_get(chat_id=chat_id, user=actor)
+    if not membership.chat.is_group:
+        raise ValidationError({"user_id": ["Members of a direct chat cannot change."]})
+    if not membership.is_manager:
+        raise PermissionDenied("Only the group's owner or an admin can add members.")
+    chat = _lock_chat(chat_id)
+    if ChatUser.objects.filter(chat=chat, user_id=user_id).exists():
+        raise ValidationError({"user_id": ["This user is already a member."]})
+    if ChatUser.objects.filter(chat=chat).count() >= settings.GROUP_MAX_MEMBERS:
+        raise ValidationError({"user_id": [f"A group has at most {settings.GROUP_MAX_MEMBERS} members."]})
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        raise ValidationError({"user_id": [f"No such user: {user_id}."]})
+    ChatUser.objects.create(chat=chat, user=user, role=Role.MEMBER, last_read_id=_latest_message_id(chat))
+    events.member_added_on_commit(chat_id=chat.pk, user_id=user.pk)
+    return chat
+
+
+def _latest_message_id(chat: Chat) -> int:
+    latest = Message.objects.filter(chat=chat).order_by("-id").values_list("id", flat=True).first()
+    return latest or 0
+
+
+@transaction.atomic
+def chat_member_remove(*, chat_id: int, actor: User, user_id: int) -> None:
+    """Owner/admin removes a member; anyone removes themself (leaves).
+
+    An admin may remove plain members only; the owner anyone. When the owner leaves,
+    the longest-standing admin (else member) becomes owner.
+    """
+    membership = membership_get(chat_id=chat_id, user=actor)
+    if not membership.chat.is_group:
+        raise ValidationError({"user_id": ["Members of a direct chat cannot change."]})
+    chat = _lock_chat(chat_id)
+    target = ChatUser.objects.filter(chat=chat, user_id=user_id).first()
+    if target is None:
+        raise Http404("This user is not a member of the chat.")
+    leaving = target.user_id == actor.pk
+    if not leaving:
+        if not membership.is_manager:
+            raise PermissionDenied("Only the group's owner or an admin can remove members.")
+        if membership.role == Role.ADMIN and target.role != Role.MEMBER:
+            raise PermissionDenied("An admin can remove members only; the owner removes admins.")
+    target.delete()
+    if target.role == Role.OWNER:
+        heir = (
+            ChatUser.objects.filter(chat=chat)
+            .order_by(F("role").asc(), "joined_at", "id")  # "admin" sorts before "member"
+            .first()
+        )
+        if heir is not None:
+            heir.role = Role.OWNER
+            heir.save(update_fields=["role"])
+            events.chat_updated_on_commit(chat_id=chat.pk)
+    events.member_removed_on_commit(chat_id=chat.pk, user_id=user_id)
+
+
+@transaction.atomic
+def chat_member_set_role(*, chat_id: int, actor: User, user_id: int, role: str) -> Chat:
+    membership = membership_get(chat_id=chat_id, user=actor)
+    if not membership.chat.is_group:
+        raise ValidationError({"role": ["A direct chat has no roles."]})
+    if membership.role != Role.OWNER:
+        raise PermissionDenied("Only the group's owner can change roles.")
+    if role not in {Role.ADMIN, Role.MEMBER}:
+        raise ValidationError({"role": ["Role must be admin or member."]})
+    target = ChatUser.objects.filter(chat_id=chat_id, user_id=user_id).first()
+    if target is None:
+        raise Http404("This user is not a member of the chat.")
+    if target.role == Role.OWNER:
+        raise ValidationError({"role": ["The owner's role cannot change."]})
+    if target.role != role:
+        target.role = role
+        target.save(update_fields=["role"])
+        events.chat_updated_on_commit(chat_id=chat_id)
+    return membership.chat
+
+
+# Messages -----------------------------------------------------------------------------
+
+
+def message_create(
+    *,
+    chat_id: int,
+    sender: User,
+    content: str | None = None,
+    attachment_id: int | None = None,
+    client_id: str | None = None,
+) -> tuple[Message, bool]:
+    """Store a message and announce it; returns (message, created).
+
+    A client_id the sender used before returns the first message and creates nothing, so a
+    client may retry a send whose answer it never saw.
+    """
+    client_id = (client_id or "").strip() or None
+    try:
+        return _message_create(
+            chat_id=chat_id, sender=sender, content=content, attachment_id=attachment_id, client_id=client_id
+        )
+    except IntegrityError:
+        if client_id is None:
+            raise
+        # A concurrent retry with the same client_id won the insert.
+        first = Message.objects.filter(sender=sender, client_id=client_id).first()
+        if first is None:
+            raise
+        return first, False
+
+
+@transaction.atomic
+def _message_create(
+    *, chat_id: int, sender: User, content: str | None, attachment_id: int | None, client_id: str | None
+) -> tuple[Message, bool]:
+    membership_get(chat_id=chat_id, user=sender)
+    if client_id is not None:
+        first = Message.objects.filter(sender=sender, client_id=client_id).first()
+        if first is not None:
+            return first, False
+    attachment = None
+    if attachment_id is not None:
+        attachment = _attachment_for(chat_id=chat_id, user=sender, attachment_id=attachment_id)
+    text = _clean_content(content, required=attachment is None)
+
+    chat = _lock_chat(chat_id)
+    now = timezone.now()
+    chat.version += 1
+    chat.last_activity_at = now
+    chat.save(update_fields=["version", "last_activity_at"])
+    message = Message(
+        chat=chat,
+        sender=sender,
+        content=text,
+        attachment=attachment,
+        client_id=client_id,
+        created_at=now,
+        version=chat.version,
+    )
+    message.full_clean(validate_unique=False, validate_constraints=False)
+    with transaction.atomic():
+        message.save(force_insert=True)
+    ChatUser.objects.filter(chat=chat).exclude(user=sender).update(unread_count=F("unread_count") + 1)
+    # Writing in a chat means having read it: the sender's own position moves to the new message.
+    _, newly_read = _advance_read(chat=chat, user=sender, message_id=message.pk)
+    events.message_created_on_commit(message=message)
+    if newly_read:
+        # Others' messages just became read (is_read): their senders' ticks change.
+        events.chat_read_on_commit(chat_id=chat.pk, user_id=sender.pk, last_read_id=message.pk)
+    return message, True
+
+
+def _attachment_for(*, chat_id: int, user: User, attachment_id: int) -> Attachment:
+    """An attachment may be sent by its uploader, or re-shared from a chat the sender is in."""
+    attachment = Attachment.objects.filter(pk=attachment_id).select_related("blob").first()
+    if attachment is None or (
+        attachment.uploader_id != user.pk
+        and not Message.objects.filter(attachment=attachment, chat__memberships__user=user, deleted=False).exists()
+    ):
+        raise ValidationError({"attachment_id": ["No such attachment."]})
+    return attachment
+
+
+@transaction.atomic
+def message_edit(*, chat_id: int, message_id: int, actor: User, content: str) -> Message:
+    membership_get(chat_id=chat_id, user=actor)
+    message = Message.objects.filter(pk=message_id, chat_id=chat_id).select_related("attachment").first()
+    if message is None:
+        raise Http404("No message matches the given query.")
+    if message.sender_id != actor.pk:
+        raise PermissionDenied("Only the sender can edit a message.")
+    if message.deleted:
+        raise ValidationError({"content": ["A deleted message cannot be edited."]})
+    text = _clean_content(content, required=message.attachment is None)
+    chat = _lock_chat(chat_id)
+    chat.version += 1
+    chat.save(update_fields=["version"])
+    message.content = text
+    message.edited_at = timezone.now()
+    message.version = chat.version
+    message.save(update_fields=["content", "edited_at", "version"])
+    events.message_updated_on_commit(message=message)
+    return message
+
+
+@transaction.atomic
+def message_delete(*, chat_id: int, message_id: int, actor: User) -> None:
+    membership = membership_get(chat_id=chat_id, user=actor)
+    message = Message.objects.filter(pk=message_id, chat_id=chat_id).first()
+    if message is None:
+        raise Http404("No message matches the given query.")
+    may_moderate = membership.chat.is_group and membership.is_manager
+    if message.sender_id != actor.pk and not may_moderate:
+        raise PermissionDenied("Only the sender or a group owner/admin can delete this message.")
+    if message.deleted:
+        return
+    message_soft_delete(message=message)
+
+
+def message_soft_delete(*, message: Message) -> Message:
+    """Blank a message in place and take a new version. Also used by the admin."""
+    with transaction.atomic():
+        chat = _lock_chat(message.chat_id)
+        chat.version += 1
+        chat.save(update_fields=["version"])
+        message.deleted = True
+        message.content = ""
+        message.attachment = None
+        message.version = chat.version
+        message.save(update_fields=["deleted", "content", "attachment", "version"])
+        # Members who had not read it yet no longer count it.
+        ChatUser.objects.filter(chat=chat, last_read_id__lt=message.pk, unread_count__gt=0).exclude(
+            user_id=message.sender_id
+        ).update(unread_count=F("unread_count") - 1)
+        events.message_deleted_on_commit(chat_id=chat.pk, message_id=message.pk, version=message.version)
+    return message
+
+
+@transaction.atomic
+def chat_mark_read(*, chat_id: int, user: User, message_id: int) -> ChatUser:
+    """Mark everything up to message_id read for the user. Never moves the position back."""
+    membership_get(chat_id=chat_id, user=user)
+    if not Message.objects.filter(pk=message_id, chat_id=chat_id).exists():
+        raise ValidationError({"message_id": ["No such message in this chat."]})
+    chat = _lock_chat(chat_id)
+    moved, _ = _advance_read(chat=chat, user=user, message_id=message_id)
+    if moved:
+        events.chat_read_on_commit(chat_id=chat_id, user_id=user.pk, last_read_id=message_id)
+    return ChatUser.objects.get(chat_id=chat_id, user=user)
+
+
+def _advance_read(*, chat: Chat, user: User, message_id: int) -> tuple[bool, int]:
+    """Move the user's read position forward (called holding the chat's row lock).
+
+    Recounts the user's unread messages and marks others' messages up to the position as
+    read. Returns whether the position moved and how many messages became read.
+    """
+    membership = ChatUser.objects.get(chat=chat, user=user)
+    if message_id <= membership.last_read_id:
+        return False, 0
+    unread = Message.objects.filter(chat=chat, id__gt=message_id, deleted=False).exclude(sender=user).count()
+    ChatUser.objects.filter(pk=membership.pk).update(last_read_id=message_id, unread_count=unread)
+    newly_read = (
+        Message.objects.filter(chat=chat, id__lte=message_id, id__gt=membership.last_read_id, is_read=False)
+        .exclude(sender=user)
+        .update(is_read=True)
+    )
+    return True, newly_read

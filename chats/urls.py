@@ -1,0 +1,11 @@
+from rest_framework.routers import SimpleRouter
+
+from chats import views
+
+# "/?": the contract's paths work with and without a trailing slash.
+router = SimpleRouter()
+router.trailing_slash = "/?"
+router.register(r"chats", views.ChatViewSet, basename="chat")
+router.register(r"chats/(?P<chat_pk>[0-9]+)/messages", views.MessageViewSet, basename="chat-message")
+
+urlpatterns = router.urls

@@ -1,0 +1,189 @@
+"""REST endpoints: validate the input → call a service or selector → render the output."""
+
+from typing import Any
+
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.auth import request_user
+from chats import selectors, services
+from chats.models import Chat, Message
+from chats.serializers import (
+    ChatCreateSerializer,
+    ChatSerializer,
+    ChatUpdateSerializer,
+    MediaItemSerializer,
+    MemberAddSerializer,
+    MemberRoleSerializer,
+    MessageCreateSerializer,
+    MessageEditSerializer,
+    MessagePageQuerySerializer,
+    MessagePageSerializer,
+    MessageSerializer,
+    ReadResultSerializer,
+    ReadSerializer,
+)
+from messenger.pagination import ChatCursorPagination, NewestFirstCursorPagination
+
+
+def render_chat(request: Request, chat_id: int, *, status_code: int = status.HTTP_200_OK) -> Response:
+    chat = selectors.chat_detail(chat_id=chat_id, user=request_user(request))
+    if chat is None:
+        raise Http404
+    context = {"user": request_user(request), **selectors.presence_context(selectors.users_in_chats([chat]))}
+    return Response(ChatSerializer(chat, context=context).data, status=status_code)
+
+
+def render_message(request: Request, message: Message, *, status_code: int = status.HTTP_200_OK) -> Response:
+    message = selectors.message_queryset().get(pk=message.pk)
+    context = selectors.presence_context([message.sender])
+    return Response(MessageSerializer(message, context=context).data, status=status_code)
+
+
+@extend_schema(tags=["chats"])
+class ChatViewSet(viewsets.GenericViewSet[Chat]):
+    serializer_class = ChatSerializer
+    pagination_class = ChatCursorPagination
+    lookup_value_regex = "[0-9]+"
+
+    def get_queryset(self) -> Any:
+        return selectors.chats_for(request_user(self.request))
+
+    def list(self, request: Request) -> Response:
+        page = selectors.attach_last_messages(self.paginate_queryset(self.get_queryset()) or [])
+        context = {"user": request_user(request), **selectors.presence_context(selectors.users_in_chats(page))}
+        return self.get_paginated_response(ChatSerializer(page, many=True, context=context).data)
+
+    @extend_schema(
+        request=ChatCreateSerializer,
+        responses={201: ChatSerializer, 200: ChatSerializer},
+        description="Create a group, or a direct chat (200 with the existing one when the pair has one).",
+    )
+    def create(self, request: Request) -> Response:
+        data = ChatCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        chat, created = services.chat_create(creator=request_user(request), **data.validated_data)
+        return render_chat(request, chat.pk, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return render_chat(request, int(pk))
+
+    @extend_schema(request=ChatUpdateSerializer, responses=ChatSerializer)
+    def partial_update(self, request: Request, pk: str) -> Response:
+        data = ChatUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.chat_update(chat_id=int(pk), actor=request_user(request), title=data.validated_data["title"])
+        return render_chat(request, int(pk))
+
+    @extend_schema(request=MemberAddSerializer, responses={201: ChatSerializer})
+    @action(detail=True, methods=["post"], url_path="members")
+    def add_member(self, request: Request, pk: str) -> Response:
+        data = MemberAddSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.chat_member_add(chat_id=int(pk), actor=request_user(request), user_id=data.validated_data["user_id"])
+        return render_chat(request, int(pk), status_code=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        methods=["DELETE"],
+        request=None,
+        responses={204: None},
+        description="The owner or an admin removes a member; any member removes themself (leaves).",
+    )
+    @extend_schema(
+        methods=["PATCH"],
+        request=MemberRoleSerializer,
+        responses=ChatSerializer,
+        description="Addition to v1: the owner makes a member an admin, or an admin a member again.",
+    )
+    @action(detail=True, methods=["delete", "patch"], url_path=r"members/(?P<user_id>[0-9]+)")
+    def member(self, request: Request, pk: str, user_id: str) -> Response:
+        if request.method == "PATCH":
+            data = MemberRoleSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            services.chat_member_set_role(
+                chat_id=int(pk), actor=request_user(request), user_id=int(user_id), role=data.validated_data["role"]
+            )
+            return render_chat(request, int(pk))
+        services.chat_member_remove(chat_id=int(pk), actor=request_user(request), user_id=int(user_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=ReadSerializer, responses=ReadResultSerializer)
+    @action(detail=True, methods=["post"])
+    def read(self, request: Request, pk: str) -> Response:
+        data = ReadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.chat_mark_read(
+            chat_id=int(pk), user=request_user(request), message_id=data.validated_data["message_id"]
+        )
+        return Response({"last_read_id": membership.last_read_id, "unread_count": membership.unread_count})
+
+    @extend_schema(responses=MediaItemSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def media(self, request: Request, pk: str) -> Response:
+        services.membership_get(chat_id=int(pk), user=request_user(request))
+        paginator = NewestFirstCursorPagination()
+        page = paginator.paginate_queryset(selectors.media_page_queryset(int(pk)), request, view=self) or []
+        context = selectors.presence_context(m.sender for m in page)
+        return paginator.get_paginated_response(MediaItemSerializer(page, many=True, context=context).data)
+
+
+@extend_schema(tags=["messages"])
+class MessageViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Message]):
+    serializer_class = MessageSerializer
+    pagination_class = None
+    lookup_value_regex = "[0-9]+"
+
+    def chat_id(self) -> int:
+        return int(self.kwargs["chat_pk"])
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("before", int, description="History: messages with an id below this, newest first"),
+            OpenApiParameter("since", int, description="Catch-up: every message changed after this version"),
+            OpenApiParameter("limit", int, description="At most this many (1..100, default 50)"),
+        ],
+        responses=MessagePageSerializer,
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.membership_get(chat_id=self.chat_id(), user=request_user(request))
+        query = MessagePageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        page = selectors.message_page(chat_id=self.chat_id(), **query.validated_data)
+        context = selectors.presence_context(m.sender for m in page.results)
+        return Response(
+            {"results": MessageSerializer(page.results, many=True, context=context).data, "has_more": page.has_more}
+        )
+
+    @extend_schema(
+        request=MessageCreateSerializer,
+        responses={201: MessageSerializer, 200: MessageSerializer},
+        description="A repeated client_id from the same sender answers 200 with the first message.",
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = MessageCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        message, created = services.message_create(
+            chat_id=self.chat_id(), sender=request_user(request), **data.validated_data
+        )
+        return render_message(request, message, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    @extend_schema(request=MessageEditSerializer, responses=MessageSerializer)
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        data = MessageEditSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        message = services.message_edit(
+            chat_id=self.chat_id(),
+            message_id=int(kwargs["pk"]),
+            actor=request_user(request),
+            content=data.validated_data["content"],
+        )
+        return render_message(request, message)
+
+    @extend_schema(request=None, responses={204: None})
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.message_delete(chat_id=self.chat_id(), message_id=int(kwargs["pk"]), actor=request_user(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)

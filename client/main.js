@@ -1,0 +1,168 @@
+// Electron main process: one window, one instance, a tray icon with the unread total, native
+// notifications while the window is in the background, and the server address setting.
+// Everything else lives in the renderer, which is the same code Django serves at `/`.
+const { app, BrowserWindow, Tray, Menu, Notification, ipcMain, nativeImage, session, shell } = require('electron');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const DEFAULT_SERVER = 'http://127.0.0.1:8000';
+const settingsFile = () => path.join(app.getPath('userData'), 'settings.json');
+
+function readSettings() {
+  try {
+    return { serverUrl: DEFAULT_SERVER, ...JSON.parse(fs.readFileSync(settingsFile(), 'utf8')) };
+  } catch {
+    return { serverUrl: process.env.MESSENGER_SERVER || DEFAULT_SERVER };
+  }
+}
+
+function writeSettings(settings) {
+  fs.mkdirSync(path.dirname(settingsFile()), { recursive: true });
+  fs.writeFileSync(settingsFile(), JSON.stringify(settings, null, 2));
+}
+
+/** Accept only an http(s) origin; anything else keeps the previous address. */
+function normaliseServerUrl(value) {
+  const url = new URL(String(value).trim());
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('http or https only');
+  return url.origin;
+}
+
+let window = null;
+let tray = null;
+let settings = null;
+let unreadTotal = 0;
+let quitting = false;
+
+function createWindow() {
+  window = new BrowserWindow({
+    width: 1100,
+    height: 720,
+    minWidth: 360,
+    minHeight: 480,
+    title: 'Messenger',
+    icon: path.join(__dirname, 'build', 'icon.png'),
+    show: false,
+    webPreferences: {
+      preload: path.join(__dirname, 'preload.js'),
+      contextIsolation: true,
+      nodeIntegration: false,
+      sandbox: true,
+      additionalArguments: [`--messenger-server=${settings.serverUrl}`],
+    },
+  });
+  window.once('ready-to-show', () => window.show());
+  window.on('focus', () => window.flashFrame(false));
+  // Closing hides to the tray so messages keep arriving; Quit in the tray menu exits.
+  window.on('close', (event) => {
+    if (quitting || !tray) return;
+    event.preventDefault();
+    window.hide();
+  });
+  // Links in messages open in the system browser, never inside the app.
+  window.webContents.setWindowOpenHandler(({ url }) => {
+    if (/^https?:/.test(url)) shell.openExternal(url);
+    return { action: 'deny' };
+  });
+  window.webContents.on('will-navigate', (event, url) => {
+    if (!url.startsWith('file://')) event.preventDefault();
+  });
+  window.loadFile(path.join(__dirname, 'renderer', 'index.html'));
+}
+
+function showWindow() {
+  if (!window) return createWindow();
+  if (window.isMinimized()) window.restore();
+  window.show();
+  window.focus();
+}
+
+function createTray() {
+  tray = new Tray(nativeImage.createFromPath(path.join(__dirname, 'build', 'tray.png')));
+  tray.setContextMenu(Menu.buildFromTemplate([
+    { label: 'Open Messenger', click: showWindow },
+    { type: 'separator' },
+    { label: 'Quit', click: () => app.quit() },
+  ]));
+  tray.on('click', showWindow);
+  updateUnread(unreadTotal);
+}
+
+function updateUnread(total) {
+  unreadTotal = Math.max(0, Number(total) || 0);
+  const label = unreadTotal ? `Messenger — ${unreadTotal} unread` : 'Messenger';
+  tray?.setToolTip(label);
+  if (process.platform !== 'win32') app.setBadgeCount(unreadTotal); // dock / Unity launcher
+  if (window) {
+    window.setTitle(label);
+    if (process.platform === 'win32') {
+      window.setOverlayIcon(unreadTotal ? nativeImage.createFromPath(path.join(__dirname, 'build', 'tray.png')) : null,
+        label);
+    }
+  }
+}
+
+/**
+ * The renderer is loaded from file://, so the server sees a foreign Origin ("null" or "file://")
+ * and would refuse its WebSocket. Requests to the configured server carry the server's own origin
+ * instead; the renderer can reach no other host with credentials anyway.
+ */
+function presentServerOrigin() {
+  const filter = { urls: [`${settings.serverUrl}/*`, `${settings.serverUrl.replace(/^http/, 'ws')}/*`] };
+  session.defaultSession.webRequest.onBeforeSendHeaders(filter, (details, callback) => {
+    const headers = { ...details.requestHeaders };
+    if ('Origin' in headers || 'origin' in headers) {
+      delete headers.origin;
+      headers.Origin = settings.serverUrl;
+    }
+    callback({ requestHeaders: headers });
+  });
+}
+
+ipcMain.on('settings:get', (event) => {
+  event.returnValue = { serverUrl: settings.serverUrl };
+});
+
+ipcMain.handle('settings:set-server', (_event, value) => {
+  settings = { ...settings, serverUrl: normaliseServerUrl(value) };
+  writeSettings(settings);
+  presentServerOrigin();
+  // Restart the renderer so the new address is passed in from the start.
+  window?.destroy();
+  window = null;
+  createWindow();
+  return settings.serverUrl;
+});
+
+ipcMain.on('unread:set', (_event, total) => updateUnread(total));
+
+ipcMain.on('notify', (_event, { title, body, chatId }) => {
+  if (!Notification.isSupported() || (window && window.isFocused())) return;
+  const notification = new Notification({ title: String(title).slice(0, 120), body: String(body).slice(0, 300), silent: false });
+  notification.on('click', () => {
+    showWindow();
+    window?.webContents.send('open-chat', chatId);
+  });
+  notification.show();
+  window?.flashFrame(true);
+});
+
+if (!app.requestSingleInstanceLock()) {
+  app.quit();
+} else {
+  app.on('second-instance', showWindow);
+  app.on('before-quit', () => {
+    quitting = true;
+  });
+  app.whenReady().then(() => {
+    settings = readSettings();
+    if (process.platform === 'win32') app.setAppUserModelId('org.messenger.desktop');
+    presentServerOrigin();
+    createWindow();
+    createTray();
+    app.on('activate', showWindow);
+  });
+  app.on('window-all-closed', () => {
+    if (process.platform !== 'darwin') app.quit();
+  });
+}

@@ -1,0 +1,15 @@
+// The renderer's only window into Electron: the server address, the unread total for the tray,
+// native notifications and "open this chat" when one is clicked. Nothing else crosses.
+const { contextBridge, ipcRenderer } = require('electron');
+
+const serverArg = process.argv.find((arg) => arg.startsWith('--messenger-server='));
+
+contextBridge.exposeInMainWorld('messengerDesktop', {
+  serverUrl: serverArg ? serverArg.slice('--messenger-server='.length) : 'http://127.0.0.1:8000',
+  setServerUrl: (url) => ipcRenderer.invoke('settings:set-server', String(url)),
+  setUnread: (total) => ipcRenderer.send('unread:set', Number(total) || 0),
+  notify: ({ title, body, chatId }) => ipcRenderer.send('notify', { title: String(title), body: String(body), chatId: Number(chatId) }),
+  onOpenChat: (callback) => {
+    ipcRenderer.on('open-chat', (_event, chatId) => callback(Number(chatId)));
+  },
+});

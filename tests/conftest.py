@@ -1,0 +1,58 @@
+from collections.abc import Callable
+
+import pytest
+from django.core.cache import cache
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import User
+from chats.models import Chat
+from tests.factories import UserFactory, group_with
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache() -> None:
+    # Throttle counters and presence live in the cache; each test starts from nothing.
+    cache.clear()
+
+
+@pytest.fixture(autouse=True)
+def _uploads_in_tmp(settings, tmp_path) -> None:
+    settings.DATA_DIR = tmp_path
+    settings.UPLOADS_DIR = tmp_path / "uploads"
+
+
+def bearer(user: User) -> str:
+    return f"Bearer {RefreshToken.for_user(user).access_token}"
+
+
+@pytest.fixture
+def make_client() -> Callable[[User | None], APIClient]:
+    def make(user: User | None = None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.credentials(HTTP_AUTHORIZATION=bearer(user))
+        return client
+
+    return make
+
+
+@pytest.fixture
+def user(db) -> User:
+    return UserFactory(username="alice", display_name="Alice")
+
+
+@pytest.fixture
+def other_user(db) -> User:
+    return UserFactory(username="bob", display_name="Bob")
+
+
+@pytest.fixture
+def api_client(user, make_client) -> APIClient:
+    return make_client(user)
+
+
+@pytest.fixture
+def chat(user, other_user) -> Chat:
+    """A group owned by `user` with `other_user` as a plain member."""
+    return group_with(user, other_user, owner=user)

@@ -1,0 +1,63 @@
+"""factory_boy factories: tests build their own data; fixtures/ is for demos only."""
+
+from typing import Any
+
+import factory
+from django.utils import timezone
+
+from accounts.models import User
+from chats.models import Chat, ChatUser, Message
+
+DEFAULT_PASSWORD = "Correct-Horse-42"
+
+
+class UserFactory(factory.django.DjangoModelFactory[User]):
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    display_name = factory.Faker("name")
+
+    @factory.post_generation
+    def password(self, create: bool, extracted: str | None, **kwargs: Any) -> None:
+        self.set_password(extracted or DEFAULT_PASSWORD)
+        if create:
+            self.save(update_fields=["password"])
+
+
+class ChatFactory(factory.django.DjangoModelFactory[Chat]):
+    class Meta:
+        model = Chat
+
+    is_group = True
+    title = factory.Sequence(lambda n: f"Group {n}")
+
+
+class ChatUserFactory(factory.django.DjangoModelFactory[ChatUser]):
+    class Meta:
+        model = ChatUser
+
+    chat = factory.SubFactory(ChatFactory)
+    user = factory.SubFactory(UserFactory)
+    role = ChatUser.Role.MEMBER
+
+
+def group_with(*members: User, owner: User | None = None, title: str = "Team") -> Chat:
+    """A group with the given owner (first member if not given); the rest are plain members."""
+    owner = owner or members[0]
+    chat = ChatFactory(title=title)
+    ChatUserFactory(chat=chat, user=owner, role=ChatUser.Role.OWNER)
+    for user in members:
+        if user != owner:
+            ChatUserFactory(chat=chat, user=user)
+    return chat
+
+
+def message_in(chat: Chat, sender: User, content: str = "hello") -> Message:
+    """Insert a message directly (taking the chat's next version), without events."""
+    chat.version += 1
+    chat.last_activity_at = timezone.now()
+    chat.save(update_fields=["version", "last_activity_at"])
+    return Message.objects.create(chat=chat, sender=sender, content=content, version=chat.version)
