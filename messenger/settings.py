@@ -11,7 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+
+# Lets classes such as ModelAdmin[Chat] be subscripted at run time, as the type hints spell them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -219,6 +223,8 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Demo data for `manage.py loaddata demo`; tests build their own with factories.
+FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 
 # Clients: the browser client is same-origin; the desktop client and other front ends are listed here.
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])

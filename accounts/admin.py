@@ -1,0 +1,29 @@
+from django.contrib import admin
+from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest
+
+from accounts.models import User
+
+
+@admin.register(User)
+class UserAdmin(DjangoUserAdmin):
+    list_display = ["username", "display_name", "email", "is_active", "is_staff", "chat_count", "last_seen"]
+    list_filter = ["is_active", "is_staff", "is_superuser", "date_joined"]
+    search_fields = ["username", "display_name", "email"]
+    ordering = ["username"]
+    readonly_fields = ["last_login", "date_joined", "last_seen", "chat_count"]
+    fieldsets = (
+        (None, {"fields": ("username", "password")}),
+        ("Profile", {"fields": ("display_name", "email")}),
+        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        ("Activity", {"fields": ("last_login", "last_seen", "date_joined", "chat_count")}),
+    )
+    add_fieldsets = ((None, {"classes": ("wide",), "fields": ("username", "email", "password1", "password2")}),)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        return super().get_queryset(request).annotate(chat_total=Count("memberships", distinct=True))
+
+    @admin.display(description="Chats", ordering="chat_total")
+    def chat_count(self, user: User) -> int:
+        return getattr(user, "chat_total", 0)
