@@ -37,6 +37,10 @@ class AuthThrottled(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
 
+    def get_authenticate_header(self, request: Request) -> str:
+        # Wrong credentials are a 401 with a challenge, as for a bad token.
+        return 'Bearer realm="api"'
+
 
 class RegisterView(AuthThrottled):
     @extend_schema(request=RegisterSerializer, responses={201: AuthResultSerializer}, tags=["auth"])

@@ -205,7 +205,10 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 if TESTING:
     # Hashing with PBKDF2 dominates a test run; the algorithm is not what the tests check.
-    PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",  # the demo fixture's hashes
+    ]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
