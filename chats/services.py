@@ -246,7 +246,7 @@ def message_create(
 def _message_create(
     *, chat_id: int, sender: User, content: str | None, attachment_id: int | None, client_id: str | None
 ) -> tuple[Message, bool]:
-    membership_get(chat_id=chat_id, user=sender)
+    membership = membership_get(chat_id=chat_id, user=sender)
     if client_id is not None:
         first = Message.objects.filter(sender=sender, client_id=client_id).first()
         if first is not None:
@@ -270,12 +270,14 @@ def _message_create(
         created_at=now,
         version=chat.version,
     )
-    message.full_clean(validate_unique=False, validate_constraints=False)
-    with transaction.atomic():
-        message.save(force_insert=True)
+    # The foreign keys were checked above; validating them again would cost a query each.
+    message.full_clean(exclude=["chat", "sender", "attachment"], validate_unique=False, validate_constraints=False)
+    message.save(force_insert=True)
     ChatUser.objects.filter(chat=chat).exclude(user=sender).update(unread_count=F("unread_count") + 1)
-    # Writing in a chat means having read it: the sender's own position moves to the new message.
-    _, newly_read = _advance_read(chat=chat, user=sender, message_id=message.pk)
+    # Writing in a chat means having read it: the sender's position moves to the new message,
+    # the newest in the chat while we hold the lock, so nothing is left unread for them.
+    ChatUser.objects.filter(pk=membership.pk).update(last_read_id=message.pk, unread_count=0)
+    newly_read = _mark_others_read(chat=chat, reader=sender, after_id=membership.last_read_id, up_to_id=message.pk)
     events.message_created_on_commit(message=message)
     if newly_read:
         # Others' messages just became read (is_read): their senders' ticks change.
@@ -373,9 +375,14 @@ def _advance_read(*, chat: Chat, user: User, message_id: int) -> tuple[bool, int
         return False, 0
     unread = Message.objects.filter(chat=chat, id__gt=message_id, deleted=False).exclude(sender=user).count()
     ChatUser.objects.filter(pk=membership.pk).update(last_read_id=message_id, unread_count=unread)
-    newly_read = (
-        Message.objects.filter(chat=chat, id__lte=message_id, id__gt=membership.last_read_id, is_read=False)
-        .exclude(sender=user)
+    newly_read = _mark_others_read(chat=chat, reader=user, after_id=membership.last_read_id, up_to_id=message_id)
+    return True, newly_read
+
+
+def _mark_others_read(*, chat: Chat, reader: User, after_id: int, up_to_id: int) -> int:
+    """Set is_read on others' messages in (after_id, up_to_id]; returns how many changed."""
+    return (
+        Message.objects.filter(chat=chat, id__gt=after_id, id__lte=up_to_id, is_read=False)
+        .exclude(sender=reader)
         .update(is_read=True)
     )
-    return True, newly_read
