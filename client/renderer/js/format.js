@@ -1,0 +1,65 @@
+// Dates and short texts as the views show them. Pure functions, usable in Node.
+
+function toDate(value) {
+  return value instanceof Date ? value : new Date(value);
+}
+
+export function sameDay(a, b) {
+  const x = toDate(a);
+  const y = toDate(b);
+  return x.getFullYear() === y.getFullYear() && x.getMonth() === y.getMonth() && x.getDate() === y.getDate();
+}
+
+export function timeOfDay(value) {
+  return toDate(value).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+}
+
+/** The sidebar's time: 14:05 today, "Mon" this week, "12 Mar" this year, else "12/03/2023". */
+export function shortStamp(value, now = new Date()) {
+  if (!value) return '';
+  const date = toDate(value);
+  if (sameDay(date, now)) return timeOfDay(date);
+  const days = (now - date) / 86_400_000;
+  if (days < 6) return date.toLocaleDateString([], { weekday: 'short' });
+  if (date.getFullYear() === now.getFullYear()) return date.toLocaleDateString([], { day: 'numeric', month: 'short' });
+  return date.toLocaleDateString();
+}
+
+/** The label of a day separator in the history. */
+export function dayLabel(value, now = new Date()) {
+  const date = toDate(value);
+  if (sameDay(date, now)) return 'Today';
+  const yesterday = new Date(now);
+  yesterday.setDate(now.getDate() - 1);
+  if (sameDay(date, yesterday)) return 'Yesterday';
+  const options = { weekday: 'long', day: 'numeric', month: 'long' };
+  if (date.getFullYear() !== now.getFullYear()) options.year = 'numeric';
+  return date.toLocaleDateString([], options);
+}
+
+export function lastSeen(user, now = new Date()) {
+  if (!user) return '';
+  if (user.is_online) return 'online';
+  if (!user.last_seen) return 'offline';
+  const date = toDate(user.last_seen);
+  const minutes = Math.round((now - date) / 60_000);
+  if (minutes < 1) return 'last seen just now';
+  if (minutes < 60) return `last seen ${minutes} min ago`;
+  if (sameDay(date, now)) return `last seen at ${timeOfDay(date)}`;
+  return `last seen ${shortStamp(date, now)}`;
+}
+
+/** One line describing a message in the sidebar. */
+export function preview(message) {
+  if (!message) return 'No messages yet';
+  if (message.deleted) return 'Message deleted';
+  const text = (message.content || '').replace(/\s+/g, ' ').trim();
+  if (message.attachment || message.attachment_url) return text ? `🖼 ${text}` : '🖼 Photo';
+  return text;
+}
+
+export function fileSize(bytes) {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
+}

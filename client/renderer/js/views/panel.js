@@ -1,0 +1,229 @@
+// The right-hand panel: group info (members, roles, add/remove, rename, leave) or a direct chat's
+// profile, and the chat's media gallery.
+import { h, avatar, replaceChildren, debounce, openLightbox } from '../dom.js';
+import { displayName } from '../store.js';
+import { lastSeen, shortStamp } from '../format.js';
+
+const ROLE_LABEL = { owner: 'Owner', admin: 'Admin', member: 'Member' };
+
+export function mountPanel(layout, app) {
+  const { store, api } = app;
+  let kind = null; // 'info' | 'media' | null
+  let chatId = null;
+  let media = { items: [], next: null, loading: false, chatId: null, error: null };
+
+  const title = h('h2', { class: 'panel__title' });
+  const content = h('div', { class: 'panel__content' });
+  const element = h('aside', { class: 'panel', hidden: true, 'aria-label': 'Details', onkeydown: (e) => e.key === 'Escape' && close() },
+    h('header', { class: 'panel__header' },
+      title,
+      h('button', { class: 'icon-button', type: 'button', 'aria-label': 'Close panel', onclick: () => close() }, '✕')),
+    content);
+  layout.append(element);
+
+  function open(which) {
+    kind = which;
+    chatId = store.state.activeChatId;
+    element.hidden = !chatId;
+    layout.classList.toggle('layout--panel-open', Boolean(chatId));
+    if (which === 'media') loadMedia(true);
+    render();
+    element.querySelector('.panel__header button')?.focus();
+  }
+
+  function close() {
+    kind = null;
+    element.hidden = true;
+    layout.classList.remove('layout--panel-open');
+  }
+
+  function render() {
+    if (!kind || !chatId) return;
+    const chat = store.getChat(chatId);
+    if (!chat) return close();
+    if (kind === 'media') {
+      title.textContent = 'Shared media';
+      replaceChildren(content, renderMedia());
+    } else if (chat.is_group) {
+      title.textContent = 'Group info';
+      replaceChildren(content, renderGroup(chat));
+    } else {
+      title.textContent = 'Profile';
+      replaceChildren(content, renderProfile(chat));
+    }
+  }
+
+  // ---- profile of a direct chat -------------------------------------------------------------
+
+  function renderProfile(chat) {
+    const peer = store.peerOf(chat);
+    if (!peer) return [];
+    return [h('div', { class: 'profile' },
+      avatar(displayName(peer), peer.id, { size: 'xl', online: Boolean(peer.is_online) }),
+      h('h3', { text: displayName(peer) }),
+      h('p', { class: 'muted', text: `@${peer.username}` }),
+      h('p', { class: peer.is_online ? 'online-text' : 'muted', text: lastSeen(peer) })),
+    h('button', { class: 'button button--wide', type: 'button', onclick: () => open('media') }, 'Shared media')];
+  }
+
+  // ---- group info ---------------------------------------------------------------------------
+
+  function renderGroup(chat) {
+    const me = store.state.user;
+    const canManage = chat.my_role === 'owner' || chat.my_role === 'admin';
+    const error = h('p', { class: 'form-error', role: 'alert', hidden: true });
+    const fail = (e) => {
+      error.textContent = e.message;
+      error.hidden = false;
+    };
+
+    const titleInput = h('input', { id: 'group-title-edit', value: chat.title || '', maxlength: 128, disabled: !canManage });
+    const titleForm = h('form', {
+      class: 'field', onsubmit: async (event) => {
+        event.preventDefault();
+        try {
+          store.upsertChat(await api.renameChat(chat.id, titleInput.value.trim()));
+        } catch (e) {
+          fail(e);
+        }
+      },
+    },
+    h('label', { for: 'group-title-edit', text: 'Group name' }),
+    canManage ? h('div', { class: 'inline-form' }, titleInput, h('button', { class: 'button', type: 'submit' }, 'Rename')) : titleInput);
+
+    const roleOrder = { owner: 0, admin: 1, member: 2 };
+    const members = [...chat.members].sort((a, b) => roleOrder[a.role] - roleOrder[b.role] || displayName(a.user).localeCompare(displayName(b.user)));
+    const memberList = h('ul', { class: 'members', 'aria-label': 'Members' }, members.map((member) => {
+      const user = store.userById(member.user.id) || member.user;
+      const isMe = user.id === me.id;
+      const removable = canManage && !isMe && member.role !== 'owner' && !(chat.my_role === 'admin' && member.role === 'admin');
+      return h('li', { class: 'member' },
+        avatar(displayName(user), user.id, { size: 'sm', online: Boolean(user.is_online) }),
+        h('span', { class: 'member__text' },
+          h('strong', { text: isMe ? `${displayName(user)} (you)` : displayName(user) }),
+          h('span', { class: 'muted', text: lastSeen(user) })),
+        h('span', { class: `role role--${member.role}`, text: ROLE_LABEL[member.role] || member.role }),
+        removable ? h('button', {
+          class: 'icon-button', type: 'button', 'aria-label': `Remove ${displayName(user)}`, title: 'Remove from group',
+          onclick: async () => {
+            if (!window.confirm(`Remove ${displayName(user)} from the group?`)) return;
+            try {
+              await api.removeMember(chat.id, user.id);
+              store.upsertChat(await api.chat(chat.id));
+            } catch (e) {
+              fail(e);
+            }
+          },
+        }, '✕') : null);
+    }));
+
+    const addSection = canManage ? addMemberForm(chat, fail) : null;
+    const leave = h('button', {
+      class: 'button button--danger button--wide', type: 'button', onclick: async () => {
+        if (!window.confirm(`Leave “${chat.title}”?`)) return;
+        try {
+          await api.removeMember(chat.id, me.id);
+          close();
+          store.removeChat(chat.id);
+          app.openChat(null);
+        } catch (e) {
+          fail(e);
+        }
+      },
+    }, 'Leave group');
+
+    return [titleForm,
+      h('h3', { class: 'panel__subheading', text: `${chat.members.length} member${chat.members.length === 1 ? '' : 's'}` }),
+      addSection, memberList, error,
+      h('button', { class: 'button button--wide', type: 'button', onclick: () => open('media') }, 'Shared media'),
+      leave];
+  }
+
+  function addMemberForm(chat, fail) {
+    const input = h('input', { id: 'add-member', type: 'search', placeholder: 'Add people…', autocomplete: 'off', 'aria-label': 'Add a member' });
+    const results = h('div', { class: 'picker__results' });
+    const find = debounce(async () => {
+      const q = input.value.trim();
+      if (!q) return replaceChildren(results, []);
+      const inChat = new Set(chat.members.map((m) => m.user.id));
+      const users = (await api.searchUsers(q).catch(() => [])).filter((u) => !inChat.has(u.id));
+      replaceChildren(results, users.length ? users.map((user) => h('button', {
+        type: 'button', class: 'picker__item', onclick: async () => {
+          try {
+            store.upsertChat(await api.addMember(chat.id, user.id));
+          } catch (e) {
+            fail(e);
+          }
+        },
+      }, avatar(displayName(user), user.id, { size: 'sm' }), h('span', {}, displayName(user), h('span', { class: 'muted', text: ` @${user.username}` }))))
+        : [h('p', { class: 'muted', text: 'Nobody to add' })]);
+    }, 250);
+    input.addEventListener('input', find);
+    return h('div', { class: 'field' }, input, results);
+  }
+
+  // ---- media gallery ------------------------------------------------------------------------
+
+  async function loadMedia(reset = false) {
+    if (reset) media = { items: [], next: null, loading: false, chatId, error: null };
+    if (media.loading) return;
+    const forChat = chatId;
+    media.loading = true;
+    try {
+      const page = await api.media(forChat, reset ? null : media.next);
+      if (forChat !== chatId) return;
+      media.items.push(...(page.results || []));
+      media.next = page.next;
+    } catch (e) {
+      media.error = e.message;
+    } finally {
+      media.loading = false;
+      if (kind === 'media') render();
+    }
+  }
+
+  function renderMedia() {
+    if (media.error) return [h('p', { class: 'form-error', text: media.error })];
+    if (!media.items.length) return [h('p', { class: 'muted panel__empty', text: media.loading ? 'Loading…' : 'No photos shared yet.' })];
+    const grid = h('div', { class: 'gallery' }, media.items.map((item) => {
+      const img = h('img', { alt: `Photo from ${displayName(item.sender)}`, loading: 'lazy' });
+      const button = h('button', {
+        type: 'button', class: 'gallery__item', title: `${displayName(item.sender)} · ${shortStamp(item.attachment.created_at)}`,
+        'aria-label': `Photo from ${displayName(item.sender)}`,
+      }, img);
+      api.attachmentUrl(item.attachment.url).then((src) => {
+        img.src = src;
+        button.addEventListener('click', () => openLightbox(src, img.alt));
+      }, () => {
+        img.alt = 'Image unavailable';
+      });
+      return button;
+    }));
+    return [grid, media.next ? h('button', { class: 'button button--wide', type: 'button', onclick: () => loadMedia() }, 'Load more') : null];
+  }
+
+  const unsubscribe = store.subscribe((topics) => {
+    if (!kind) return;
+    if (topics.has('active')) {
+      if (store.state.activeChatId === null) return close();
+      open(kind);
+      return;
+    }
+    if (kind === 'info' && (topics.has('chats') || topics.has('presence'))) {
+      // Do not re-render under the user's fingers while they type in the panel.
+      if (!element.contains(document.activeElement) || document.activeElement.tagName !== 'INPUT') render();
+    }
+    if (kind === 'media' && topics.has(`messages:${chatId}`)) {
+      const last = store.messagesOf(chatId).at(-1);
+      const shown = new Set(media.items.map((i) => i.message_id));
+      if (last && (last.attachment || last.attachment_url) && !shown.has(last.id)) loadMedia(true);
+    }
+  });
+
+  return {
+    element,
+    open,
+    close,
+    destroy: unsubscribe,
+  };
+}

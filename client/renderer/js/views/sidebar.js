@@ -1,0 +1,183 @@
+// The sidebar: who I am, the connection state, search (chats by name, people to start a direct
+// chat with), the chat list with previews, times and unread badges, and "new group".
+import { h, avatar, replaceChildren, debounce } from '../dom.js';
+import { displayName } from '../store.js';
+import { shortStamp, preview } from '../format.js';
+import { openNewGroup } from './newGroup.js';
+
+const CONNECTION_TEXT = { online: '', connecting: 'Connecting…', offline: 'Offline' };
+
+export function mountSidebar(layout, app) {
+  const { store, api } = app;
+  let query = '';
+  let people = [];
+  let searching = false;
+
+  const status = h('p', { class: 'sidebar__status', role: 'status' });
+  const meBox = h('div', { class: 'sidebar__me' });
+  const search = h('input', {
+    class: 'search', type: 'search', placeholder: 'Search chats and people', 'aria-label': 'Search chats and people',
+    oninput: () => {
+      query = search.value.trim();
+      renderList();
+      findPeople(query);
+    },
+    onkeydown: (event) => {
+      if (event.key === 'ArrowDown') {
+        event.preventDefault();
+        list.querySelector('button')?.focus();
+      } else if (event.key === 'Escape') {
+        search.value = '';
+        query = '';
+        people = [];
+        renderList();
+      }
+    },
+  });
+  const list = h('nav', { class: 'chat-list', 'aria-label': 'Chats', onkeydown: moveFocus });
+  const element = h('aside', { class: 'sidebar' },
+    h('header', { class: 'sidebar__header' },
+      meBox,
+      h('button', { class: 'icon-button', type: 'button', title: 'New group', 'aria-label': 'New group', onclick: () => openNewGroup(app) }, '＋'),
+      h('button', { class: 'icon-button', type: 'button', title: 'Sign out', 'aria-label': 'Sign out', onclick: () => app.logout() }, '⎋')),
+    status,
+    h('div', { class: 'sidebar__search' }, search),
+    list);
+  layout.append(element);
+
+  const findPeople = debounce(async (q) => {
+    if (!q) {
+      people = [];
+      renderList();
+      return;
+    }
+    searching = true;
+    renderList();
+    try {
+      const results = await api.searchUsers(q);
+      if (q !== query) return;
+      people = results.filter((user) => user.id !== store.state.user.id);
+    } catch {
+      people = [];
+    } finally {
+      searching = false;
+    }
+    renderList();
+  }, 250);
+
+  async function startDirectChat(user) {
+    try {
+      const chat = await api.createDirectChat(user.id);
+      store.upsertChat(chat);
+      search.value = '';
+      query = '';
+      people = [];
+      renderList();
+      app.openChat(chat.id);
+    } catch (error) {
+      status.textContent = error.message;
+    }
+  }
+
+  function renderMe() {
+    const me = store.state.user;
+    if (!me) return;
+    replaceChildren(meBox, [
+      avatar(displayName(me), me.id, { size: 'sm' }),
+      h('div', { class: 'sidebar__me-text' },
+        h('strong', { text: displayName(me) }),
+        h('span', { class: 'muted', text: `@${me.username}` })),
+    ]);
+  }
+
+  function renderStatus() {
+    const text = CONNECTION_TEXT[store.state.connection] || '';
+    status.textContent = text;
+    status.hidden = !text;
+  }
+
+  function chatItem(chat) {
+    const peer = store.peerOf(chat);
+    const title = store.chatTitle(chat);
+    const last = chat.last_message;
+    const me = store.state.user;
+    const mine = last && last.sender && me && last.sender.id === me.id;
+    const sender = last && chat.is_group && !mine && last.sender ? `${displayName(last.sender)}: ` : '';
+    const active = store.state.activeChatId === chat.id;
+    const unread = chat.unread_count || 0;
+    return h('button', {
+      class: `chat-item${active ? ' chat-item--active' : ''}${unread ? ' chat-item--unread' : ''}`,
+      type: 'button', 'aria-current': active ? 'true' : null, dataset: { focusKey: `chat-${chat.id}`, chatId: chat.id },
+      onclick: () => app.openChat(chat.id),
+    },
+    avatar(title, chat.is_group ? -chat.id : peer?.id, { online: peer ? Boolean(peer.is_online) : null }),
+    h('span', { class: 'chat-item__body' },
+      h('span', { class: 'chat-item__top' },
+        h('span', { class: 'chat-item__title', text: title }),
+        h('time', { class: 'chat-item__time', datetime: last?.created_at || '', text: shortStamp(last?.created_at) })),
+      h('span', { class: 'chat-item__bottom' },
+        h('span', { class: 'chat-item__preview' },
+          mine ? h('span', { class: 'chat-item__you', text: 'You: ' }) : sender,
+          preview(last)),
+        unread ? h('span', { class: 'badge', 'aria-label': `${unread} unread`, text: unread > 99 ? '99+' : String(unread) }) : null)));
+  }
+
+  function personItem(user) {
+    return h('button', {
+      class: 'chat-item', type: 'button', dataset: { focusKey: `user-${user.id}`, userId: user.id },
+      onclick: () => startDirectChat(user),
+    },
+    avatar(displayName(user), user.id, { online: Boolean(user.is_online) }),
+    h('span', { class: 'chat-item__body' },
+      h('span', { class: 'chat-item__title', text: displayName(user) }),
+      h('span', { class: 'chat-item__preview', text: `@${user.username}` })));
+  }
+
+  function renderList() {
+    const needle = query.toLowerCase();
+    const chats = store.chatList().filter((chat) => !needle || store.chatTitle(chat).toLowerCase().includes(needle));
+    const parts = [];
+    if (query) parts.push(h('h3', { class: 'chat-list__heading', text: 'Chats' }));
+    parts.push(...chats.map(chatItem));
+    if (!chats.length && !query) {
+      parts.push(h('p', { class: 'chat-list__empty' }, 'No chats yet. Search for someone by name to start one.'));
+    }
+    if (query) {
+      if (!chats.length) parts.push(h('p', { class: 'chat-list__empty', text: 'No matching chats' }));
+      parts.push(h('h3', { class: 'chat-list__heading', text: 'People' }));
+      if (people.length) parts.push(...people.map(personItem));
+      else parts.push(h('p', { class: 'chat-list__empty', text: searching ? 'Searching…' : 'Nobody found' }));
+    }
+    replaceChildren(list, parts);
+  }
+
+  function moveFocus(event) {
+    if (event.key !== 'ArrowDown' && event.key !== 'ArrowUp') return;
+    const buttons = [...list.querySelectorAll('button')];
+    const index = buttons.indexOf(document.activeElement);
+    if (index === -1) return;
+    event.preventDefault();
+    const next = buttons[index + (event.key === 'ArrowDown' ? 1 : -1)];
+    if (next) next.focus();
+    else if (event.key === 'ArrowUp') search.focus();
+  }
+
+  const unsubscribe = store.subscribe((topics) => {
+    if (topics.has('user')) renderMe();
+    if (topics.has('connection')) renderStatus();
+    if (topics.has('chats') || topics.has('active') || topics.has('presence')) renderList();
+  });
+  // Relative times ("14:05" → "Mon") age; refresh them now and then.
+  const ticker = setInterval(renderList, 60_000);
+  renderMe();
+  renderStatus();
+  renderList();
+
+  return {
+    element,
+    destroy() {
+      unsubscribe();
+      clearInterval(ticker);
+    },
+  };
+}
