@@ -137,8 +137,12 @@ class MemberAddSerializer(serializers.Serializer[Any]):
     user_id = serializers.IntegerField(min_value=1)
 
 
+# The roles an owner can give; ownership itself never changes hands through PATCH.
+ASSIGNABLE_ROLES = [(value, label) for value, label in ChatUser.Role.choices if value != ChatUser.Role.OWNER]
+
+
 class MemberRoleSerializer(serializers.Serializer[Any]):
-    role = serializers.ChoiceField(choices=[ChatUser.Role.ADMIN, ChatUser.Role.MEMBER])
+    role = serializers.ChoiceField(choices=ASSIGNABLE_ROLES)
 
 
 class MessageCreateSerializer(serializers.Serializer[Any]):

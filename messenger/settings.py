@@ -294,6 +294,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api",
+    # Two choice sets share the field name "role": name both, or the schema gets "Role978Enum".
+    # https://drf-spectacular.readthedocs.io/en/latest/settings.html
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "chats.models.ChatUser.Role",
+        "AssignableRoleEnum": "chats.serializers.ASSIGNABLE_ROLES",
+    },
 }
 
 # MariaDB has no indexes on expressions; there the columns' case-insensitive collation
