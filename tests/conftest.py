@@ -1,4 +1,6 @@
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any
 
 import pytest
 from django.core.cache import cache
@@ -6,7 +8,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
-from chats.models import Chat
+from chats.models import Chat, ChatUser, Message
 from tests.factories import UserFactory, group_with
 
 
@@ -56,3 +58,53 @@ def api_client(user, make_client) -> APIClient:
 def chat(user, other_user) -> Chat:
     """A group owned by `user` with `other_user` as a plain member."""
     return group_with(user, other_user, owner=user)
+
+
+def db_state() -> dict[str, Any]:
+    """Every row a request could write, to prove that a failed request changed nothing."""
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+    return {
+        "users": list(
+            User.objects.order_by("id").values_list("id", "username", "email", "display_name", "password", "is_active")
+        ),
+        "chats": list(
+            Chat.objects.order_by("id").values_list(
+                "id", "is_group", "title", "version", "last_activity_at", "direct_key"
+            )
+        ),
+        "memberships": list(
+            ChatUser.objects.order_by("id").values_list(
+                "id", "chat_id", "user_id", "role", "last_read_id", "unread_count"
+            )
+        ),
+        "messages": list(
+            Message.objects.order_by("id").values_list(
+                "id",
+                "chat_id",
+                "sender_id",
+                "content",
+                "attachment_id",
+                "is_read",
+                "client_id",
+                "edited_at",
+                "deleted",
+                "version",
+            )
+        ),
+        "outstanding_tokens": OutstandingToken.objects.count(),
+        "blacklisted_tokens": BlacklistedToken.objects.count(),
+    }
+
+
+@pytest.fixture
+def unchanged(db) -> Callable[[], AbstractContextManager[None]]:
+    """`with unchanged(): client.post(...)` fails the test if the request wrote anything."""
+
+    @contextmanager
+    def check() -> Iterator[None]:
+        before = db_state()
+        yield
+        assert db_state() == before, "a failed request changed the database"
+
+    return check
