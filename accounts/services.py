@@ -27,7 +27,11 @@ def user_create(*, username: str, email: str, password: str, display_name: str =
     user = User(username=username, email=email, display_name=display_name.strip())
     user.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
     _check_unique(username=username, email=email)
-    validate_password(password, user)
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        # The validators raise a bare list; name the field so a client can show it there.
+        raise ValidationError({"password": error.messages}) from None
     user.set_password(password)
     try:
         with transaction.atomic():

@@ -1,0 +1,242 @@
+"""Refresh rotation, logout, and what a missing, invalid or expired access token gets (401)."""
+
+from datetime import timedelta
+
+import pytest
+from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
+
+from tests.factories import DEFAULT_PASSWORD, UserFactory
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def pair(client, alice):
+    r = client.post(
+        "/api/auth/login", {"username": "alice", "password": DEFAULT_PASSWORD}, content_type="application/json"
+    )
+    assert r.status_code == 200, r.content
+    return r.json()
+
+
+def refresh(client, token):
+    return client.post("/api/auth/refresh", {"refresh": token}, content_type="application/json")
+
+
+def logout(client, token):
+    return client.post("/api/auth/logout", {"refresh": token}, content_type="application/json")
+
+
+# Refresh ---------------------------------------------------------------------------------
+
+
+def test_refresh_answers_a_new_access_and_refresh_token(client, pair):
+    # when
+    r = refresh(client, pair["refresh"])
+    # then
+    assert r.status_code == 200, r.content
+    body = r.json()
+    assert set(body) == {"access", "refresh"}
+    assert body["refresh"] != pair["refresh"]
+    me = client.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {body['access']}")
+    assert me.status_code == 200, me.content
+
+
+def test_refresh_rotates_so_the_old_refresh_token_stops_working(client, pair):
+    # given
+    assert refresh(client, pair["refresh"]).status_code == 200
+    # when
+    again = refresh(client, pair["refresh"])
+    # then
+    assert again.status_code == 401, again.content
+
+
+def test_the_rotated_refresh_token_works_once_in_turn(client, pair):
+    # given
+    second = refresh(client, pair["refresh"]).json()["refresh"]
+    # when
+    r = refresh(client, second)
+    # then
+    assert r.status_code == 200, r.content
+
+
+@pytest.mark.parametrize("token", ["garbage", ""], ids=["garbage", "empty"])
+def test_refresh_with_a_bad_token_is_refused(client, db, token):
+    # when
+    r = refresh(client, token)
+    # then
+    assert r.status_code in {400, 401}, r.content
+    assert r.status_code == (400 if token == "" else 401)
+
+
+def test_refresh_with_an_access_token_answers_401(client, pair):
+    # when
+    r = refresh(client, pair["access"])
+    # then
+    assert r.status_code == 401, r.content
+
+
+def test_refresh_with_an_expired_refresh_token_answers_401(client, alice):
+    # given
+    token = RefreshToken.for_user(alice)
+    token.set_exp(lifetime=-timedelta(seconds=1))
+    # when
+    r = refresh(client, str(token))
+    # then
+    assert r.status_code == 401, r.content
+
+
+# Logout ----------------------------------------------------------------------------------
+
+
+def test_logout_answers_205_and_the_refresh_token_stops_working(client, pair):
+    # when
+    r = logout(client, pair["refresh"])
+    # then
+    assert r.status_code == 205, r.content
+    assert refresh(client, pair["refresh"]).status_code == 401
+
+
+def test_logout_twice_with_the_same_token_answers_400(client, pair, unchanged):
+    # given
+    logout(client, pair["refresh"])
+    # when
+    with unchanged():
+        r = logout(client, pair["refresh"])
+    # then
+    assert r.status_code == 400, r.content
+    assert "refresh" in r.json()
+
+
+@pytest.mark.parametrize("body", [{"refresh": "garbage"}, {}], ids=["garbage", "missing"])
+def test_logout_with_a_bad_or_missing_token_answers_400(client, db, unchanged, body):
+    # when
+    with unchanged():
+        r = client.post("/api/auth/logout", body, content_type="application/json")
+    # then
+    assert r.status_code == 400, r.content
+    assert "refresh" in r.json()
+
+
+def test_logout_with_an_access_token_answers_400(client, pair, unchanged):
+    # when
+    with unchanged():
+        r = logout(client, pair["access"])
+    # then
+    assert r.status_code == 400, r.content
+
+
+def test_logout_leaves_other_sessions_working(client, alice, pair):
+    # given
+    other = client.post(
+        "/api/auth/login", {"username": "alice", "password": DEFAULT_PASSWORD}, content_type="application/json"
+    ).json()
+    # when
+    logout(client, pair["refresh"])
+    # then
+    assert refresh(client, other["refresh"]).status_code == 200
+
+
+# Access tokens ---------------------------------------------------------------------------
+
+
+def test_a_request_without_a_token_answers_401(client, db):
+    # when
+    r = client.get("/api/auth/me")
+    # then
+    assert r.status_code == 401, r.content
+    assert r["WWW-Authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize(
+    "header",
+    ["Bearer garbage", "Bearer ", "Basic YWxpY2U6cGFzcw==", "Token abc"],
+    ids=["garbage", "empty", "basic", "other-scheme"],
+)
+def test_a_request_with_an_invalid_authorization_header_answers_401(client, db, header):
+    # when
+    r = client.get("/api/auth/me", HTTP_AUTHORIZATION=header)
+    # then
+    assert r.status_code == 401, r.content
+
+
+def test_an_expired_access_token_answers_401(client, alice):
+    # given
+    token = AccessToken.for_user(alice)
+    token.set_exp(lifetime=-timedelta(seconds=1))
+    # when
+    r = client.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {token}")
+    # then
+    assert r.status_code == 401, r.content
+
+
+def test_an_access_token_signed_with_another_key_answers_401(client, alice, settings):
+    # given
+    forged = AccessToken.for_user(alice)
+    from rest_framework_simplejwt.backends import TokenBackend
+
+    body = dict(forged.payload)
+    token = TokenBackend("HS256", signing_key="not-the-server-key-" + "x" * 32).encode(body)
+    # when
+    r = client.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {token}")
+    # then
+    assert r.status_code == 401, r.content
+
+
+def test_a_refresh_token_used_as_an_access_token_answers_401(client, pair):
+    # when
+    r = client.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {pair['refresh']}")
+    # then
+    assert r.status_code == 401, r.content
+
+
+def test_the_token_of_a_deactivated_user_answers_401(client, alice):
+    # given
+    token = AccessToken.for_user(alice)
+    alice.is_active = False
+    alice.save(update_fields=["is_active"])
+    # when
+    r = client.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {token}")
+    # then
+    assert r.status_code == 401, r.content
+
+
+def test_the_token_of_a_deleted_user_answers_401(client, alice):
+    # given
+    token = AccessToken.for_user(alice)
+    alice.delete()
+    # when
+    r = client.get("/api/chats", HTTP_AUTHORIZATION=f"Bearer {token}")
+    # then
+    assert r.status_code == 401, r.content
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("get", "/api/auth/me"),
+        ("patch", "/api/auth/me"),
+        ("get", "/api/users/search?q=a"),
+        ("get", "/api/users/1"),
+        ("get", "/api/chats"),
+        ("post", "/api/chats"),
+        ("get", "/api/chats/1"),
+        ("patch", "/api/chats/1"),
+        ("post", "/api/chats/1/members"),
+        ("delete", "/api/chats/1/members/1"),
+        ("patch", "/api/chats/1/members/1"),
+        ("get", "/api/chats/1/messages"),
+        ("post", "/api/chats/1/messages"),
+        ("patch", "/api/chats/1/messages/1"),
+        ("delete", "/api/chats/1/messages/1"),
+        ("post", "/api/chats/1/read"),
+    ],
+)
+def test_every_api_endpoint_but_auth_needs_a_token(client, db, method, path):
+    # when
+    r = getattr(client, method)(path, {}, content_type="application/json")
+    # then
+    assert r.status_code == 401, r.content

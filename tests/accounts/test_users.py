@@ -1,0 +1,169 @@
+"""GET /api/users/search?q= (prefix first, paginated) and GET /api/users/{id}: PublicUser, never an email."""
+
+import pytest
+from django.core.cache import cache
+
+from tests.factories import UserFactory
+
+PUBLIC_FIELDS = {"id", "username", "display_name", "is_online", "last_seen"}
+
+
+def usernames(response):
+    return [u["username"] for u in response.json()["results"]]
+
+
+def test_search_matches_username_and_display_name(api_client):
+    # given
+    UserFactory(username="carol", display_name="Carol")
+    UserFactory(username="dave", display_name="Dave Carolson")
+    UserFactory(username="erin", display_name="Erin")
+    # when
+    r = api_client.get("/api/users/search", {"q": "carol"})
+    # then
+    assert r.status_code == 200, r.content
+    assert set(usernames(r)) == {"carol", "dave"}
+
+
+def test_search_ranks_prefix_matches_first(api_client):
+    # given
+    UserFactory(username="mcarol", display_name="M")
+    UserFactory(username="zed", display_name="Carol Z")
+    UserFactory(username="carolyn", display_name="C")
+    # when
+    r = api_client.get("/api/users/search", {"q": "carol"})
+    # then
+    assert r.status_code == 200, r.content
+    assert usernames(r) == ["carolyn", "zed", "mcarol"]
+
+
+def test_search_ignores_case(api_client):
+    # given
+    UserFactory(username="Carol", display_name="")
+    # when
+    r = api_client.get("/api/users/search", {"q": "CAROL"})
+    # then
+    assert usernames(r) == ["Carol"]
+
+
+def test_search_answers_public_users_without_email(api_client):
+    # given
+    UserFactory(username="carol", email="carol@example.com")
+    # when
+    r = api_client.get("/api/users/search", {"q": "carol"})
+    # then
+    assert r.status_code == 200, r.content
+    assert set(r.json()) == {"results", "next"}
+    assert set(r.json()["results"][0]) == PUBLIC_FIELDS
+    assert b"carol@example.com" not in r.content
+
+
+def test_search_does_not_match_on_email(api_client):
+    # given
+    UserFactory(username="carol", email="secret-handle@example.com", display_name="")
+    # when
+    r = api_client.get("/api/users/search", {"q": "secret-handle"})
+    # then
+    assert r.status_code == 200, r.content
+    assert usernames(r) == []
+
+
+def test_search_leaves_out_the_caller_and_deactivated_users(api_client, user):
+    # given
+    UserFactory(username="alicia", is_active=False)
+    # when
+    r = api_client.get("/api/users/search", {"q": "ali"})
+    # then
+    assert usernames(r) == []
+
+
+def test_search_is_paginated_with_a_next_link(api_client):
+    # given
+    for n in range(25):
+        UserFactory(username=f"zoe{n:02d}")
+    # when
+    first = api_client.get("/api/users/search", {"q": "zoe"})
+    second = api_client.get(first.json()["next"])
+    # then
+    assert first.status_code == 200, first.content
+    assert len(first.json()["results"]) == 20
+    assert second.status_code == 200, second.content
+    assert len(second.json()["results"]) == 5
+    assert second.json()["next"] is None
+    assert set(usernames(first)).isdisjoint(usernames(second))
+
+
+def test_search_honours_limit(api_client):
+    # given
+    for n in range(5):
+        UserFactory(username=f"zoe{n}")
+    # when
+    r = api_client.get("/api/users/search", {"q": "zoe", "limit": 2})
+    # then
+    assert len(r.json()["results"]) == 2
+    assert r.json()["next"] is not None
+
+
+def test_search_treats_like_wildcards_literally(api_client):
+    # given
+    UserFactory(username="carol", display_name="")
+    # when
+    r = api_client.get("/api/users/search", {"q": "%"})
+    # then
+    assert r.status_code == 200, r.content
+    assert usernames(r) == []
+
+
+@pytest.mark.parametrize("q", ["", "   ", "x" * 65], ids=["empty", "blank", "too-long"])
+def test_search_refuses_an_empty_or_too_long_query(api_client, q):
+    # when
+    r = api_client.get("/api/users/search", {"q": q})
+    # then
+    assert r.status_code == 400, r.content
+    assert "q" in r.json()
+
+
+def test_search_without_q_answers_400(api_client):
+    # when
+    r = api_client.get("/api/users/search")
+    # then
+    assert r.status_code == 400, r.content
+
+
+def test_search_shows_who_is_online(api_client):
+    # given
+    carol = UserFactory(username="carol")
+    UserFactory(username="carla")
+    cache.set(f"presence:{carol.pk}", 1)
+    # when
+    r = api_client.get("/api/users/search", {"q": "car"})
+    # then
+    online = {u["username"]: u["is_online"] for u in r.json()["results"]}
+    assert online == {"carol": True, "carla": False}
+
+
+def test_user_detail_answers_a_public_user(api_client, other_user):
+    # when
+    r = api_client.get(f"/api/users/{other_user.id}")
+    # then
+    assert r.status_code == 200, r.content
+    assert set(r.json()) == PUBLIC_FIELDS
+    assert r.json()["username"] == other_user.username
+    assert r.json()["is_online"] is False
+
+
+def test_user_detail_works_with_a_trailing_slash(api_client, other_user):
+    # when
+    r = api_client.get(f"/api/users/{other_user.id}/")
+    # then
+    assert r.status_code == 200, r.content
+
+
+def test_user_detail_of_an_unknown_or_deactivated_user_answers_404(api_client):
+    # given
+    gone = UserFactory(is_active=False)
+    # when
+    unknown = api_client.get("/api/users/999999")
+    deactivated = api_client.get(f"/api/users/{gone.id}")
+    # then
+    assert unknown.status_code == 404, unknown.content
+    assert deactivated.status_code == 404, deactivated.content
