@@ -26,7 +26,9 @@ def test_login_by_username_answers_me_and_a_token_pair(client, alice):
 
 def test_login_by_email_works(client, alice):
     # when
-    r = client.post(URL, {"username": "alice@example.com", "password": DEFAULT_PASSWORD}, content_type="application/json")
+    r = client.post(
+        URL, {"username": "alice@example.com", "password": DEFAULT_PASSWORD}, content_type="application/json"
+    )
     # then
     assert r.status_code == 200, r.content
     assert r.json()["user"]["id"] == alice.id
