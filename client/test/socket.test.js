@@ -48,8 +48,10 @@ function fakeApi({ chats, log, pageSize = 100 }) {
       const changes = (log[chatId] || []).filter((m) => m.version > since).sort((a, b) => a.version - b.version);
       return { results: changes.slice(0, pageSize), has_more: changes.length > pageSize };
     },
+    offline: false,
     async sendMessage(chatId, entry) {
       calls.push(['post', chatId, entry.client_id]);
+      if (this.offline) throw Object.assign(new Error('Cannot reach the server.'), { status: 0 });
       return message(99, chatId, 99, { sender: ann, client_id: entry.client_id, content: entry.content });
     },
   };
@@ -180,14 +182,17 @@ test('an event that skips a version triggers catch-up for the gap', async () => 
 });
 
 test('messages written while offline are queued and sent on reconnect with the same client_id', async () => {
-  const { socket, instances, clock, store } = setup();
+  const { socket, instances, clock, store, api } = setup();
   socket.start();
   await flush();
   instances[0].serverOpen();
   instances[0].serverClose(1006);
+  api.offline = true;
 
   const entry = socket.sendMessage({ chat_id: 10, content: 'while offline' });
-  assert.equal(store.pendingIn(10)[0].status, 'queued');
+  await flush();
+  assert.equal(store.pendingIn(10)[0].status, 'queued', 'REST failed too, so it waits');
+  api.offline = false;
   await clock.advance(500);
   instances[1].serverOpen();
   await flush();
@@ -218,6 +223,15 @@ test('a send that is never acknowledged falls back to REST with the same client_
   assert.deepEqual(api.calls.filter((c) => c[0] === 'post'), [['post', 10, entry.client_id]]);
   assert.equal(store.pendingIn(10).length, 0);
   assert.equal(store.messagesOf(10).length, 1);
+});
+
+test('with the socket down but REST up, a message goes out over REST at once', async () => {
+  const { socket, store, api } = setup();
+  const entry = socket.sendMessage({ chat_id: 10, content: 'socket is down' });
+  await flush();
+  assert.deepEqual(api.calls, [['post', 10, entry.client_id]]);
+  assert.equal(store.pendingIn(10).length, 0);
+  assert.equal(store.messagesOf(10)[0].client_id, entry.client_id);
 });
 
 test('an error frame naming a client_id marks that send failed', async () => {

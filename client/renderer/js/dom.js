@@ -1,5 +1,6 @@
 // Small DOM helpers shared by the views. Text always goes in through text nodes, never innerHTML,
 // so nothing a user types can become markup.
+import { icon } from './icons.js';
 
 /** h('div', {class: 'x', onclick: fn, 'aria-label': 'y'}, child, [children], 'text') */
 export function h(tag, props = {}, ...children) {
@@ -116,7 +117,7 @@ export function openModal(title, body, { onClose = () => {}, className = '' } = 
   const dialog = h('div', { class: `modal ${className}`, role: 'dialog', 'aria-modal': 'true', 'aria-label': title },
     h('header', { class: 'modal__header' },
       h('h2', { text: title }),
-      h('button', { class: 'icon-button', type: 'button', 'aria-label': 'Close', onclick: close }, '✕')),
+      h('button', { class: 'icon-button', type: 'button', 'aria-label': 'Close', onclick: close }, icon('close'))),
     body);
   const backdrop = h('div', { class: 'backdrop', onclick: (e) => e.target === backdrop && close() }, dialog);
   document.body.append(backdrop);

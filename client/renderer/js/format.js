@@ -54,7 +54,7 @@ export function preview(message) {
   if (!message) return 'No messages yet';
   if (message.deleted) return 'Message deleted';
   const text = (message.content || '').replace(/\s+/g, ' ').trim();
-  if (message.attachment || message.attachment_url) return text ? `🖼 ${text}` : '🖼 Photo';
+  if (message.attachment || message.attachment_url) return text ? `Photo · ${text}` : 'Photo';
   return text;
 }
 

@@ -25,6 +25,14 @@ export function socketUrl(serverUrl) {
 
 const OPEN = 1;
 
+// Wrapped so they are never called with `this` set to another object (browsers reject that).
+const defaultTimers = {
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (id) => clearTimeout(id),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (id) => clearInterval(id),
+};
+
 export function createSocket({
   url,
   api,
@@ -32,7 +40,7 @@ export function createSocket({
   WebSocket: WebSocketImpl,
   onEvent = () => {},
   random = Math.random,
-  timers = { setTimeout, clearTimeout, setInterval, clearInterval },
+  timers = defaultTimers,
   now = Date.now,
   log = () => {},
 }) {
@@ -303,7 +311,12 @@ export function createSocket({
   function transmit(entry) {
     const frame = { type: 'message.send', chat_id: entry.chat_id, content: entry.content || '', client_id: entry.client_id };
     if (entry.attachment_id) frame.attachment_id = entry.attachment_id;
-    if (!write(frame)) return false;
+    if (!write(frame)) {
+      // No socket right now: REST may still work. If it does not either, the entry stays queued
+      // and goes out when the socket is back.
+      postOverRest(entry.client_id);
+      return false;
+    }
     store.markPending(entry.client_id, 'sent');
     clearAckTimer(entry.client_id);
     // Without an ack in time, post it over REST: the same client_id makes a repeat harmless.
@@ -316,13 +329,16 @@ export function createSocket({
 
   async function postOverRest(clientId) {
     const entry = store.state.pending.find((p) => p.client_id === clientId);
-    if (!entry || entry.status === 'failed') return;
+    if (!entry || entry.status === 'failed' || entry.status === 'posting') return;
+    store.markPending(clientId, 'posting');
     try {
       const message = await api.sendMessage(entry.chat_id, entry);
+      clearAckTimer(clientId);
       store.applyAck({ client_id: clientId, message });
     } catch (error) {
       const permanent = error && error.status >= 400 && error.status < 500 && error.status !== 429 && error.status !== 401;
       if (permanent) store.markPending(clientId, 'failed', error.message);
+      else store.markPending(clientId, 'queued');
     }
   }
 
@@ -341,7 +357,7 @@ export function createSocket({
   }
 
   function flushOutbox() {
-    for (const entry of store.outbox()) transmit(entry);
+    for (const entry of store.outbox()) if (entry.status === 'queued') transmit(entry);
   }
 
   function requeueUnacknowledged() {

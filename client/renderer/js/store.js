@@ -403,7 +403,7 @@ export function createStore({ storage = null, now = Date.now } = {}) {
       attachment,
       attachment_id: attachment ? attachment.id : null,
       created_at: new Date(now()).toISOString(),
-      status: 'queued', // 'queued' → 'sent' (frame written) → gone when acked; or 'failed'
+      status: 'queued', // 'queued' → 'sent' (frame written) or 'posting' (REST) → gone when acked; or 'failed'
       error: null,
     };
     state.pending.push(entry);

@@ -5,6 +5,7 @@ import { h, avatar, renderKeyed, replaceChildren, linkified, openLightbox } from
 import { displayName } from '../store.js';
 import { dayLabel, timeOfDay, lastSeen, sameDay } from '../format.js';
 import { mountComposer } from './composer.js';
+import { icon } from '../icons.js';
 
 const PAGE_SIZE = 50;
 const LOAD_MORE_WITHIN_PX = 300;
@@ -109,15 +110,15 @@ export function mountChat(layout, app) {
     const connection = store.state.connection === 'online' ? null
       : h('span', { class: 'chat__connection', role: 'status', text: store.state.connection === 'connecting' ? 'Connecting…' : 'Offline' });
     replaceChildren(header, [
-      h('button', { class: 'icon-button chat__back', type: 'button', 'aria-label': 'Back to chats', onclick: () => app.openChat(null) }, '←'),
+      h('button', { class: 'icon-button chat__back', type: 'button', 'aria-label': 'Back to chats', onclick: () => app.openChat(null) }, icon('back')),
       h('button', { class: 'chat__title-button', type: 'button', onclick: () => app.openPanel('info'), 'aria-label': `${store.chatTitle(chat)}: details` },
         avatar(store.chatTitle(chat), chat.is_group ? -chat.id : peer?.id, { online: peer ? Boolean(peer.is_online) : null }),
         h('span', { class: 'chat__titles' },
           h('strong', { class: 'chat__title', text: store.chatTitle(chat) }),
           h('span', { class: subtitleClass, 'aria-live': 'polite', text: subtitle }))),
       connection,
-      h('button', { class: 'icon-button', type: 'button', title: 'Shared media', 'aria-label': 'Shared media', dataset: { focusKey: 'media' }, onclick: () => app.openPanel('media') }, '🖼'),
-      h('button', { class: 'icon-button', type: 'button', title: chat.is_group ? 'Group info' : 'Profile', 'aria-label': chat.is_group ? 'Group info' : 'Profile', dataset: { focusKey: 'info' }, onclick: () => app.openPanel('info') }, 'ⓘ'),
+      h('button', { class: 'icon-button', type: 'button', title: 'Shared media', 'aria-label': 'Shared media', dataset: { focusKey: 'media' }, onclick: () => app.openPanel('media') }, icon('image')),
+      h('button', { class: 'icon-button', type: 'button', title: chat.is_group ? 'Group info' : 'Profile', 'aria-label': chat.is_group ? 'Group info' : 'Profile', dataset: { focusKey: 'info' }, onclick: () => app.openPanel('info') }, icon('info')),
     ]);
   }
 
@@ -177,7 +178,8 @@ export function mountChat(layout, app) {
       if (message.content) content.push(h('span', { class: 'bubble__text' }, linkified(message.content)));
     }
     const ticks = own && !message.deleted
-      ? h('span', { class: `ticks${message.is_read ? ' ticks--read' : ''}`, 'aria-label': message.is_read ? 'Read' : 'Sent', title: message.is_read ? 'Read' : 'Sent', text: message.is_read ? '✓✓' : '✓' })
+      ? h('span', { class: `ticks${message.is_read ? ' ticks--read' : ''}`, title: message.is_read ? 'Read' : 'Sent' },
+        icon(message.is_read ? 'doneAll' : 'check', { size: 16, label: message.is_read ? 'Read' : 'Sent' }))
       : null;
     content.push(h('span', { class: 'bubble__meta' },
       message.edited_at && !message.deleted ? h('span', { class: 'bubble__edited', text: 'edited' }) : null,
@@ -186,7 +188,7 @@ export function mountChat(layout, app) {
 
     const actions = !message.deleted && (own || canModerate)
       ? h('span', { class: 'bubble__actions' },
-        own && message.content ? h('button', { type: 'button', class: 'bubble__action', 'aria-label': 'Edit message', title: 'Edit', onclick: () => composer.edit(message) }, '✎') : null,
+        own && message.content ? h('button', { type: 'button', class: 'bubble__action', 'aria-label': 'Edit message', title: 'Edit', onclick: () => composer.edit(message) }, icon('edit', { size: 16 })) : null,
         h('button', {
           type: 'button', class: 'bubble__action', 'aria-label': 'Delete message', title: 'Delete', onclick: async () => {
             if (!window.confirm('Delete this message for everyone?')) return;
@@ -196,7 +198,7 @@ export function mountChat(layout, app) {
               window.alert(error.message);
             }
           },
-        }, '🗑'))
+        }, icon('delete', { size: 16 })))
       : null;
 
     return h('div', {
@@ -214,7 +216,8 @@ export function mountChat(layout, app) {
     if (pending.content) content.push(h('span', { class: 'bubble__text' }, linkified(pending.content)));
     content.push(h('span', { class: 'bubble__meta' },
       h('time', { datetime: pending.created_at, text: timeOfDay(pending.created_at) }),
-      h('span', { class: 'ticks ticks--pending', 'aria-label': failed ? 'Not sent' : 'Sending', title: failed ? 'Not sent' : 'Sending', text: failed ? '!' : '🕓' })));
+      h('span', { class: 'ticks ticks--pending', title: failed ? 'Not sent' : 'Sending' },
+        icon(failed ? 'error' : 'schedule', { size: 14, label: failed ? 'Not sent' : 'Sending' }))));
     return h('div', { class: `msg msg--own msg--pending${failed ? ' msg--failed' : ''}`, dataset: { clientId: pending.client_id } },
       h('div', { class: 'bubble' }, content),
       failed ? h('span', { class: 'bubble__failure' },

@@ -2,6 +2,7 @@
 // progress bar and a preview; typing notices; editing one of my messages.
 import { h, replaceChildren } from '../dom.js';
 import { fileSize } from '../format.js';
+import { icon } from '../icons.js';
 
 const TYPING_EVERY_MS = 3000;
 const MAX_LENGTH = 4000;
@@ -30,8 +31,8 @@ export function mountComposer(app, { onSent }) {
   const attachButton = h('button', {
     type: 'button', class: 'icon-button composer__attach', 'aria-label': 'Attach an image', title: 'Attach an image',
     onclick: () => fileInput.click(),
-  }, '📎');
-  const sendButton = h('button', { type: 'button', class: 'composer__send', 'aria-label': 'Send', title: 'Send (Enter)', onclick: submit }, '➤');
+  }, icon('attach'));
+  const sendButton = h('button', { type: 'button', class: 'composer__send', 'aria-label': 'Send', title: 'Send (Enter)', onclick: submit }, icon('send'));
   const banner = h('div', { class: 'composer__banner', hidden: true });
   const tray = h('div', { class: 'composer__upload', hidden: true });
   const element = h('div', { class: 'composer' },
@@ -133,7 +134,7 @@ export function mountComposer(app, { onSent }) {
       h('div', { class: 'composer__upload-info' },
         h('span', { class: 'composer__filename', text: upload.file.name || 'Pasted image' }),
         status),
-      h('button', { type: 'button', class: 'icon-button', 'aria-label': 'Remove image', onclick: () => discardUpload() }, '✕'),
+      h('button', { type: 'button', class: 'icon-button', 'aria-label': 'Remove image', onclick: () => discardUpload() }, icon('close', { size: 18 })),
     ]);
     updateSendState();
   }

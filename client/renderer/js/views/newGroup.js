@@ -1,6 +1,7 @@
 // The "new group" dialog: a title and members picked by search.
 import { h, avatar, openModal, debounce, replaceChildren } from '../dom.js';
 import { displayName } from '../store.js';
+import { icon } from '../icons.js';
 
 export function openNewGroup(app) {
   const { api, store } = app;
@@ -22,7 +23,7 @@ export function openNewGroup(app) {
             picked.delete(user.id);
             renderChips();
           },
-        }, '✕'))));
+        }, icon('close', { size: 14 })))));
   }
 
   const find = debounce(async () => {

@@ -3,6 +3,7 @@
 import { h, avatar, replaceChildren, debounce, openLightbox } from '../dom.js';
 import { displayName } from '../store.js';
 import { lastSeen, shortStamp } from '../format.js';
+import { icon } from '../icons.js';
 
 const ROLE_LABEL = { owner: 'Owner', admin: 'Admin', member: 'Member' };
 
@@ -17,7 +18,7 @@ export function mountPanel(layout, app) {
   const element = h('aside', { class: 'panel', hidden: true, 'aria-label': 'Details', onkeydown: (e) => e.key === 'Escape' && close() },
     h('header', { class: 'panel__header' },
       title,
-      h('button', { class: 'icon-button', type: 'button', 'aria-label': 'Close panel', onclick: () => close() }, '✕')),
+      h('button', { class: 'icon-button', type: 'button', 'aria-label': 'Close panel', onclick: () => close() }, icon('close'))),
     content);
   layout.append(element);
 
@@ -114,7 +115,7 @@ export function mountPanel(layout, app) {
               fail(e);
             }
           },
-        }, '✕') : null);
+        }, icon('close', { size: 18 })) : null);
     }));
 
     const addSection = canManage ? addMemberForm(chat, fail) : null;

@@ -4,6 +4,7 @@ import { h, avatar, replaceChildren, debounce } from '../dom.js';
 import { displayName } from '../store.js';
 import { shortStamp, preview } from '../format.js';
 import { openNewGroup } from './newGroup.js';
+import { icon } from '../icons.js';
 
 const CONNECTION_TEXT = { online: '', connecting: 'Connecting…', offline: 'Offline' };
 
@@ -38,8 +39,8 @@ export function mountSidebar(layout, app) {
   const element = h('aside', { class: 'sidebar' },
     h('header', { class: 'sidebar__header' },
       meBox,
-      h('button', { class: 'icon-button', type: 'button', title: 'New group', 'aria-label': 'New group', onclick: () => openNewGroup(app) }, '＋'),
-      h('button', { class: 'icon-button', type: 'button', title: 'Sign out', 'aria-label': 'Sign out', onclick: () => app.logout() }, '⎋')),
+      h('button', { class: 'icon-button', type: 'button', title: 'New group', 'aria-label': 'New group', onclick: () => openNewGroup(app) }, icon('group')),
+      h('button', { class: 'icon-button', type: 'button', title: 'Sign out', 'aria-label': 'Sign out', onclick: () => app.logout() }, icon('logout'))),
     status,
     h('div', { class: 'sidebar__search' }, search),
     list);

@@ -1,0 +1,167 @@
+"""A live daphne and headless Chromium for the browser end-to-end tests.
+
+The server runs in a subprocess on a free port with its own DATA_DIR (SQLite by default). When
+DATABASE_URL is set, the tests use a separate, freshly created database next to it so they never
+touch pytest-django's test database; when REDIS_URL is set, a separate Redis database keeps the
+e2e server's channel groups and caches apart from the other tests'.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+E2E_REDIS_DB = "15"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    reason = f"{CHROMIUM} is missing: the browser end-to-end tests need Debian's chromium package"
+    for item in items:
+        if "e2e" in item.keywords and not CHROMIUM.exists():
+            item.add_marker(pytest.mark.skip(reason=reason))
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def e2e_database_url(url: str) -> tuple[str, str]:
+    """The same server as DATABASE_URL with a database of its own: (url, database name)."""
+    parts = urlsplit(url)
+    name = f"{parts.path.lstrip('/') or 'messenger'}_e2e_{os.getpid()}"
+    return urlunsplit(parts._replace(path=f"/{name}")), name
+
+
+def mysql_admin(url: str, statement: str) -> None:
+    import MySQLdb  # mysqlclient; only needed when DATABASE_URL points at MySQL/MariaDB
+
+    parts = urlsplit(url)
+    connection = MySQLdb.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=parts.username or "root",
+        passwd=parts.password or "",
+    )
+    try:
+        connection.cursor().execute(statement)
+    finally:
+        connection.close()
+
+
+def e2e_redis_url(url: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{E2E_REDIS_DB}"))
+
+
+def wait_for_health(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"daphne exited with {process.returncode}:\n{log.read_text()[-4000:]}")
+        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
+                if response.status == 200:
+                    return
+        time.sleep(0.25)
+    raise RuntimeError(f"daphne did not become healthy within {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="session")
+def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Base URL of a daphne serving the whole app (REST, WebSocket, the renderer at /)."""
+    data_dir = tmp_path_factory.mktemp("e2e-data")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "DEBUG": "false",
+        "TESTING": "false",
+        "SECRET_KEY": f"e2e-{os.urandom(24).hex()}",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_SETTINGS_MODULE": "messenger.settings",
+        "PYTHONUNBUFFERED": "1",
+    }
+    database_name = None
+    if os.environ.get("DATABASE_URL"):
+        env["DATABASE_URL"], database_name = e2e_database_url(os.environ["DATABASE_URL"])
+        mysql_admin(
+            os.environ["DATABASE_URL"],
+            f"CREATE DATABASE `{database_name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci",
+        )
+    if os.environ.get("REDIS_URL"):
+        env["REDIS_URL"] = e2e_redis_url(os.environ["REDIS_URL"])
+
+    python = ROOT / ".venv" / "bin" / "python"
+    daphne = ROOT / ".venv" / "bin" / "daphne"
+    if not python.exists():
+        python = Path(sys.executable)
+        daphne = Path(shutil.which("daphne") or python.parent / "daphne")
+    log = data_dir / "daphne.log"
+    process = None
+    try:
+        subprocess.run(
+            [str(python), "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
+        )
+        with log.open("wb") as log_file:
+            process = subprocess.Popen(
+                [str(daphne), "-b", "127.0.0.1", "-p", str(port), "messenger.asgi:application"],
+                cwd=ROOT,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        url = f"http://127.0.0.1:{port}"
+        wait_for_health(url, process, log)
+        yield url
+    finally:
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        if database_name:
+            mysql_admin(os.environ["DATABASE_URL"], f"DROP DATABASE IF EXISTS `{database_name}`")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture(scope="session")
+def screenshot_dir() -> Path:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    return SCREENSHOTS
