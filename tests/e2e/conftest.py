@@ -84,10 +84,12 @@ def wait_for_health(url: str, process: subprocess.Popen[bytes], log: Path, timeo
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"daphne exited with {process.returncode}:\n{log.read_text()[-4000:]}")
-        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-            with urllib.request.urlopen(f"{url}/healthz", timeout=2) as response:
-                if response.status == 200:
-                    return
+        with (
+            contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError),
+            urllib.request.urlopen(f"{url}/healthz", timeout=2) as response,
+        ):
+            if response.status == 200:
+                return
         time.sleep(0.25)
     raise RuntimeError(f"daphne did not become healthy within {timeout}s:\n{log.read_text()[-4000:]}")
 
