@@ -103,19 +103,31 @@ function updateUnread(total) {
 }
 
 /**
- * The renderer is loaded from file://, so the server sees a foreign Origin ("null" or "file://")
- * and would refuse its WebSocket. Requests to the configured server carry the server's own origin
- * instead; the renderer can reach no other host with credentials anyway.
+ * The renderer is loaded from file://, so to the server it is a foreign origin ("null"): its
+ * WebSocket would be refused and its fetches would need CORS. For the configured server only,
+ * requests carry the server's own Origin, and answers allow the file:// page to read them (the
+ * bearer token, not cookies, is the credential, so no other site gains anything from this).
  */
 function presentServerOrigin() {
   const filter = { urls: [`${settings.serverUrl}/*`, `${settings.serverUrl.replace(/^http/, 'ws')}/*`] };
   session.defaultSession.webRequest.onBeforeSendHeaders(filter, (details, callback) => {
     const headers = { ...details.requestHeaders };
-    if ('Origin' in headers || 'origin' in headers) {
-      delete headers.origin;
-      headers.Origin = settings.serverUrl;
-    }
+    for (const name of Object.keys(headers)) if (name.toLowerCase() === 'origin') delete headers[name];
+    headers.Origin = settings.serverUrl;
     callback({ requestHeaders: headers });
+  });
+  session.defaultSession.webRequest.onHeadersReceived(filter, (details, callback) => {
+    const headers = {};
+    for (const [name, value] of Object.entries(details.responseHeaders || {})) {
+      if (!name.toLowerCase().startsWith('access-control-')) headers[name] = value;
+    }
+    headers['Access-Control-Allow-Origin'] = ['*'];
+    headers['Access-Control-Allow-Headers'] = ['Authorization, Content-Type, Accept'];
+    headers['Access-Control-Allow-Methods'] = ['GET, POST, PATCH, DELETE, OPTIONS'];
+    headers['Access-Control-Expose-Headers'] = ['Retry-After'];
+    // A CORS preflight must succeed even though the API answers OPTIONS without a token with 401.
+    if (details.method === 'OPTIONS') callback({ responseHeaders: headers, statusLine: 'HTTP/1.1 204 No Content' });
+    else callback({ responseHeaders: headers });
   });
 }
 
