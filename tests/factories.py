@@ -61,3 +61,12 @@ def message_in(chat: Chat, sender: User, content: str = "hello") -> Message:
     chat.last_activity_at = timezone.now()
     chat.save(update_fields=["version", "last_activity_at"])
     return Message.objects.create(chat=chat, sender=sender, content=content, version=chat.version)
+
+
+def direct_between(a: User, b: User) -> Chat:
+    """The direct chat of a pair, built as services.chat_create would (same direct_key)."""
+    low, high = sorted((a.pk, b.pk))
+    chat = ChatFactory(is_group=False, title=None, direct_key=f"{low}:{high}")
+    ChatUserFactory(chat=chat, user=a)
+    ChatUserFactory(chat=chat, user=b)
+    return chat
