@@ -1,17 +1,174 @@
-"""Placeholder until the attachment store lands (issue 4)."""
+"""Uploading an image (POST /api/attachments) and fetching its bytes (GET attachment.url)."""
 
+import logging
+import re
+from collections.abc import Iterable
+from pathlib import PurePath
 from typing import Any
 
+from django.conf import settings
+from django.http import FileResponse, Http404, HttpResponse, HttpResponseBase, HttpResponseNotModified
+from django.utils.http import content_disposition_header, parse_etags
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
+from rest_framework_simplejwt.authentication import JWTAuthentication
+
+from accounts.auth import request_user
+from media import selectors, services, store, validation
+from media.authentication import AccessTokenQueryAuthentication
+from media.models import Attachment
+from media.serializers import AttachmentSerializer, AttachmentUploadSerializer
+from media.uploads import BoundedUploadHandler, UploadTooLarge
+
+logger = logging.getLogger(__name__)
 
 
+@extend_schema(tags=["attachments"])
 class AttachmentUploadView(APIView):
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "upload"
+
+    @extend_schema(
+        request={"multipart/form-data": AttachmentUploadSerializer},
+        responses={
+            201: AttachmentSerializer,
+            400: OpenApiResponse(description='Not a PNG, JPEG, GIF or WebP image by its bytes: {"file": ["…"]}'),
+            413: OpenApiResponse(description='Larger than UPLOAD_MAX_BYTES: {"file": ["…"]}'),
+        },
+        description=(
+            "Upload an image as multipart `file`. It is judged by its bytes only (never by its name or "
+            "Content-Type), EXIF location data is removed from JPEG, and the same bytes are stored once."
+        ),
+    )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response({"detail": "Uploads are not available yet."}, status=501)
+        # Set before request.data is first read: every file goes to disk, and a too large body stops early.
+        request._request.upload_handlers = [BoundedUploadHandler(request._request)]
+        data = AttachmentUploadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            attachment = services.attachment_create(uploader=request_user(request), file=data.validated_data["file"])
+        except validation.FileTooLarge as error:
+            raise UploadTooLarge(error.limit) from error
+        attachment = Attachment.objects.select_related("blob").get(pk=attachment.pk)
+        return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 
 
+class AnyAccept(BaseContentNegotiation):
+    """The file view answers bytes whatever the Accept header; errors still render as JSON."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return parsers[0] if parsers else None
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> Any:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
+@extend_schema(tags=["attachments"])
 class AttachmentFileView(APIView):
-    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        return Response({"detail": "Not found."}, status=404)
+    # The header keeps working; ?token=<access JWT> is accepted on this URL only, because a
+    # browser cannot add an Authorization header to <img src>.
+    authentication_classes = [JWTAuthentication, AccessTokenQueryAuthentication]
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "token",
+                str,
+                required=False,
+                description=(
+                    "Addition to v1: the access JWT, for <img src> where no Authorization header can be sent. "
+                    "Accepted on this URL only."
+                ),
+            )
+        ],
+        responses={
+            (200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The image's bytes"),
+            304: OpenApiResponse(description="If-None-Match matched the ETag (the sha256)"),
+            404: OpenApiResponse(description="No such attachment, or the caller may not see it"),
+        },
+        description=(
+            "The image's bytes, for its uploader and the members of a chat where a message carries it. "
+            "Strong ETag (the sha256), Cache-Control: private."
+        ),
+    )
+    def get(self, request: Request, pk: str) -> HttpResponseBase:
+        attachment = selectors.attachment_for_viewer(attachment_id=int(pk), user=request_user(request))
+        if attachment is None:
+            raise Http404("No attachment matches the given query.")
+        blob = attachment.blob
+        etag = f'"{blob.sha256}"'
+        if _matches(request.headers.get("If-None-Match", ""), etag):
+            return _with_headers(HttpResponseNotModified(), attachment, etag)
+        response: HttpResponseBase
+        if settings.SENDFILE_HEADER:
+            response = HttpResponse(content_type=blob.content_type)
+            response[settings.SENDFILE_HEADER] = _sendfile_target(blob.sha256)
+        else:
+            try:
+                handle = open(store.blob_path(blob.sha256), "rb")  # noqa: SIM115 (FileResponse closes it)
+            except FileNotFoundError:
+                logger.error("blob file missing for attachment %s (sha256 %s)", attachment.pk, blob.sha256)
+                raise Http404("No attachment matches the given query.") from None
+            response = FileResponse(handle, content_type=blob.content_type)
+        return _with_headers(response, attachment, etag)
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    if not if_none_match:
+        return False
+    tags = parse_etags(if_none_match)
+    # If-None-Match uses the weak comparison (RFC 9110 §13.1.2): W/"x" matches "x".
+    return "*" in tags or any(tag.removeprefix("W/") == etag for tag in tags)
+
+
+def _with_headers(response: HttpResponseBase, attachment: Attachment, etag: str) -> HttpResponseBase:
+    blob = attachment.blob
+    response["ETag"] = etag
+    response["Cache-Control"] = f"private, max-age={settings.ATTACHMENT_CACHE_SECONDS}"
+    response["Vary"] = "Authorization"
+    response["X-Content-Type-Options"] = "nosniff"
+    # Even if a browser were talked into rendering the bytes as a document, it could run nothing.
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    # ?token= must not travel further in a Referer.
+    response["Referrer-Policy"] = "no-referrer"
+    if not isinstance(response, HttpResponseNotModified):
+        response["Content-Type"] = blob.content_type
+        response["Content-Disposition"] = content_disposition_header(False, safe_file_name(attachment)) or "inline"
+    return response
+
+
+def _sendfile_target(sha256: str) -> str:
+    """X-Accel-Redirect (nginx) takes an internal URI; X-Sendfile (Apache, lighttpd) a file path."""
+    if settings.SENDFILE_HEADER.lower() == "x-accel-redirect":
+        return settings.SENDFILE_URL_PREFIX.rstrip("/") + "/" + store.relative_path(sha256)
+    return str(store.blob_path(sha256))
+
+
+UNSAFE_NAME_CHARS = re.compile(r"[^\w\- ]+")
+
+
+def safe_file_name(attachment: Attachment) -> str:
+    """The uploader's name reduced to letters, digits, `-`, `_` and spaces, with the real extension.
+
+    The extension comes from the stored bytes' type, never from the name sent.
+    """
+    stem = PurePath(attachment.original_name.replace("\\", "/")).stem if attachment.original_name else ""
+    stem = UNSAFE_NAME_CHARS.sub("_", stem).strip(" _.")[:100]
+    if not stem:
+        stem = f"attachment-{attachment.pk}"
+    kind = validation.KINDS.get(attachment.blob.content_type)
+    extension = kind.extension if kind else "bin"
+    return f"{stem}.{extension}"

@@ -257,6 +257,13 @@ CHAT_TITLE_MAX_LENGTH = 128
 GROUP_MAX_MEMBERS = env_int("GROUP_MAX_MEMBERS", 1000)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 40_000_000)
+# How long a browser may keep an attachment's bytes (content-addressed, so they never change).
+ATTACHMENT_CACHE_SECONDS = env_int("ATTACHMENT_CACHE_SECONDS", 86400)
+# Behind nginx, let it send the file: SENDFILE_HEADER=X-Accel-Redirect with an `internal` location at
+# SENDFILE_URL_PREFIX aliased to UPLOADS_DIR (see README). X-Sendfile (Apache, lighttpd) gets the file path.
+# https://nginx.org/en/docs/http/ngx_http_core_module.html#internal
+SENDFILE_HEADER = os.environ.get("SENDFILE_HEADER", "")
+SENDFILE_URL_PREFIX = os.environ.get("SENDFILE_URL_PREFIX", "/protected-uploads/")
 MESSAGE_PAGE_MAX = 100
 WEBSOCKET_MAX_FRAME_BYTES = env_int("WEBSOCKET_MAX_FRAME_BYTES", 64 * 1024)
 

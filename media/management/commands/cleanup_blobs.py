@@ -1,0 +1,76 @@
+"""Delete blobs no attachment refers to, with their files; and files the database does not know.
+
+    manage.py cleanup_blobs --dry-run     # list what would go
+    manage.py cleanup_blobs               # delete it
+
+A Blob loses its last Attachment when, for example, its uploader's account is deleted.
+Stray files (a crash between writing a file and committing its row) and temporary files of
+interrupted uploads are deleted only once older than --grace-minutes, so an upload in
+progress is never touched.
+"""
+
+import time
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandParser
+from django.db.models import Exists, OuterRef
+
+from media import services, store
+from media.models import Attachment, Blob
+
+
+class Command(BaseCommand):
+    help = "Delete blobs (and their files) that no attachment references, and stray files in the store."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--dry-run", action="store_true", help="List what would be deleted; delete nothing.")
+        parser.add_argument(
+            "--grace-minutes",
+            type=int,
+            default=60,
+            help="Leave stray and temporary files younger than this alone (default 60).",
+        )
+
+    def handle(self, *args: Any, dry_run: bool, grace_minutes: int, **options: Any) -> None:
+        verb = "would delete" if dry_run else "deleted"
+        blobs = freed = 0
+        unreferenced = Blob.objects.filter(~Exists(Attachment.objects.filter(blob=OuterRef("pk")))).order_by("id")
+        for blob in unreferenced.iterator():
+            if dry_run or services.blob_delete_if_unreferenced(blob_id=blob.pk):
+                self.stdout.write(f"{verb} blob {blob.sha256} ({blob.size} bytes)")
+                blobs += 1
+                freed += blob.size
+
+        cutoff = time.time() - grace_minutes * 60
+        files = 0
+        for sha256, path in store.iter_blob_files():
+            if _older_than(path, cutoff) and not Blob.objects.filter(sha256=sha256).exists():
+                freed += _remove(path, dry_run)
+                self.stdout.write(f"{verb} stray file {store.relative_path(sha256)}")
+                files += 1
+        for path in store.iter_temp_files():
+            if _older_than(path, cutoff):
+                freed += _remove(path, dry_run)
+                self.stdout.write(f"{verb} temporary file {path.name}")
+                files += 1
+
+        summary = f"{verb} {blobs} unreferenced blob(s) and {files} stray file(s), {freed} bytes"
+        self.stdout.write(self.style.SUCCESS(summary) if not dry_run else summary)
+
+
+def _older_than(path: Path, cutoff: float) -> bool:
+    try:
+        return path.stat().st_mtime < cutoff
+    except FileNotFoundError:
+        return False
+
+
+def _remove(path: Path, dry_run: bool) -> int:
+    try:
+        size = path.stat().st_size
+        if not dry_run:
+            path.unlink()
+    except FileNotFoundError:
+        return 0
+    return size

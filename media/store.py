@@ -1,0 +1,152 @@
+"""The content-addressed file store under settings.UPLOADS_DIR.
+
+A blob's file is named by the sha256 of its bytes and sharded by the first two byte pairs
+(`ab/cd/abcd…`), so no folder grows past a few thousand entries. Files are written to a
+temporary file under `UPLOADS_DIR/tmp` (the same file system as the shards, so the final
+os.replace is atomic), fsynced, then renamed into place: a reader sees either no file or
+the whole file, never a partial one, and a crash leaves at most a stray temporary file
+(removed by `manage.py cleanup_blobs`).
+"""
+
+import hashlib
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+from django.conf import settings
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+TEMP_DIR_NAME = "tmp"
+CHUNK_SIZE = 64 * 1024
+FILE_MODE = 0o644  # Django's FILE_UPLOAD_PERMISSIONS default; lets nginx read files for X-Accel-Redirect
+
+
+def root() -> Path:
+    # Read on every call: tests point UPLOADS_DIR at a temporary folder.
+    return Path(settings.UPLOADS_DIR)
+
+
+def temp_dir() -> Path:
+    path = root() / TEMP_DIR_NAME
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def relative_path(sha256: str) -> str:
+    if not SHA256_RE.match(sha256):
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
+def blob_path(sha256: str) -> Path:
+    return root() / relative_path(sha256)
+
+
+def exists(sha256: str) -> bool:
+    return blob_path(sha256).is_file()
+
+
+class PendingFile:
+    """A temporary file that hashes what is written to it; commit() moves it into the store."""
+
+    def __init__(self, file: IO[bytes], path: Path) -> None:
+        self._file = file
+        self.path = path
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._file.write(data)
+        self._hash.update(data)
+        self.size += len(data)
+
+    def copy_from(self, source: IO[bytes]) -> None:
+        while chunk := source.read(CHUNK_SIZE):
+            self.write(chunk)
+
+    @property
+    def sha256(self) -> str:
+        return self._hash.hexdigest()
+
+    def finish(self) -> str:
+        """Flush and fsync the bytes to disk; returns their sha256. Call once, before commit()."""
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.chmod(self.path, FILE_MODE)
+        return self.sha256
+
+
+@contextmanager
+def pending_file() -> Iterator[PendingFile]:
+    """A PendingFile that is removed on exit unless commit() moved it into the store."""
+    handle = tempfile.NamedTemporaryFile(dir=temp_dir(), prefix="upload-", suffix=".part", delete=False)  # noqa: SIM115
+    pending = PendingFile(handle, Path(handle.name))
+    try:
+        yield pending
+    finally:
+        handle.close()
+        pending.path.unlink(missing_ok=True)
+
+
+def commit(pending: PendingFile, sha256: str) -> Path:
+    """Atomically put a finished PendingFile at its content address.
+
+    Replacing an existing file is harmless (same name, same bytes) and restores a file that
+    went missing; readers holding the old file open keep reading the old inode.
+    """
+    destination = blob_path(sha256)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(pending.path, destination)
+    _fsync_dir(destination.parent)
+    return destination
+
+
+def delete(sha256: str) -> bool:
+    """Remove a blob's file; True when there was one. Empty shard folders are left in place."""
+    try:
+        blob_path(sha256).unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def iter_blob_files() -> Iterator[tuple[str, Path]]:
+    """Every (sha256, path) in the store's shards; the temporary folder and strangers are skipped."""
+    base = root()
+    if not base.is_dir():
+        return
+    for first in sorted(base.iterdir()):
+        if not (first.is_dir() and re.fullmatch(r"[0-9a-f]{2}", first.name)):
+            continue
+        for second in sorted(first.iterdir()):
+            if not (second.is_dir() and re.fullmatch(r"[0-9a-f]{2}", second.name)):
+                continue
+            for path in sorted(second.iterdir()):
+                name = path.name
+                if path.is_file() and SHA256_RE.match(name) and name[:2] == first.name and name[2:4] == second.name:
+                    yield name, path
+
+
+def iter_temp_files() -> Iterator[Path]:
+    folder = root() / TEMP_DIR_NAME
+    if folder.is_dir():
+        yield from (path for path in sorted(folder.iterdir()) if path.is_file())
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable: fsync the folder that holds the new name (POSIX only)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -1,0 +1,234 @@
+"""POST /api/attachments: images judged by their bytes, refusals naming the reason."""
+
+import hashlib
+
+import pytest
+from PIL import Image
+from rest_framework.throttling import ScopedRateThrottle
+
+from media import store
+from media.models import Attachment, Blob
+from tests.media import images
+from tests.media.conftest import upload
+
+ACCEPTED = [
+    ("png", images.png, "image/png"),
+    ("jpeg", images.jpeg, "image/jpeg"),
+    ("gif", images.gif, "image/gif"),
+    ("webp", images.webp, "image/webp"),
+]
+
+
+@pytest.mark.parametrize(("name", "build", "content_type"), ACCEPTED, ids=[a[0] for a in ACCEPTED])
+def test_each_accepted_type_is_stored_with_its_real_type_and_size(api_client, user, name, build, content_type):
+    # given
+    data = build(size=(5, 3))
+    # when
+    r = upload(api_client, data, name=f"picture.{name}", content_type="application/octet-stream")
+    # then
+    assert r.status_code == 201, r.content
+    body = r.json()
+    assert body["content_type"] == content_type
+    assert (body["width"], body["height"]) == (5, 3)
+    assert body["size"] == len(data)
+    assert body["sha256"] == hashlib.sha256(data).hexdigest()
+    assert body["url"] == f"/api/attachments/{body['id']}/file"
+    assert set(body) == {"id", "url", "content_type", "size", "width", "height", "sha256", "created_at"}
+    assert store.blob_path(body["sha256"]).read_bytes() == data
+    assert Attachment.objects.get(pk=body["id"]).uploader == user
+
+
+def test_declared_name_and_content_type_are_ignored(api_client):
+    # given: PNG bytes announced as a GIF named .gif
+    data = images.png()
+    # when
+    r = upload(api_client, data, name="cat.gif", content_type="image/gif")
+    # then
+    assert r.status_code == 201, r.content
+    assert r.json()["content_type"] == "image/png"
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (b"just some text, honestly\n" * 10, "notes.png"),
+        (b"<!DOCTYPE html><html><script>alert(document.cookie)</script></html>", "cute.png"),
+        (b"GIF89a<script>alert(document.cookie)</script>", "polyglot.gif"),
+        (b"", "empty.png"),
+    ],
+    ids=["text-named-png", "html-named-png", "gif-header-then-script", "empty"],
+)
+def test_a_file_that_is_not_an_image_is_refused_with_the_reason(api_client, data, name):
+    # when
+    r = upload(api_client, data, name=name, content_type="image/png")
+    # then
+    assert r.status_code == 400, r.content
+    message = r.json()["file"][0]
+    assert any(word in message for word in ("not a PNG, JPEG, GIF or WebP", "not a valid", "empty", "pixels")), message
+    assert Blob.objects.count() == 0
+    assert list(store.iter_blob_files()) == []
+
+
+def test_text_named_png_says_it_is_not_an_image(api_client):
+    # when
+    r = upload(api_client, b"hello, I am plain text", name="photo.png", content_type="image/png")
+    # then
+    assert r.status_code == 400, r.content
+    assert r.json() == {
+        "file": ["The file is not a PNG, JPEG, GIF or WebP image (judged by its content, not its name or type)."]
+    }
+
+
+def test_truncated_png_is_refused_as_truncated_or_corrupt(api_client):
+    # given
+    whole = images.noisy_png((40, 40))
+    # when
+    r = upload(api_client, whole[: len(whole) // 2])
+    # then
+    assert r.status_code == 400, r.content
+    assert r.json() == {"file": ["The file is not a valid PNG image: it is truncated or corrupt."]}
+
+
+def test_png_header_on_garbage_is_refused(api_client):
+    # given
+    data = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
+    # when
+    r = upload(api_client, data)
+    # then
+    assert r.status_code == 400, r.content
+    assert r.json() == {"file": ["The file is not a valid PNG image: it is truncated or corrupt."]}
+
+
+def test_truncated_jpeg_is_refused(api_client):
+    # given
+    whole = images.image_bytes("JPEG", (64, 64), quality=95)
+    # when
+    r = upload(api_client, whole[: len(whole) - 200], name="x.jpg")
+    # then
+    assert r.status_code == 400, r.content
+    assert "JPEG" in r.json()["file"][0]
+
+
+@pytest.mark.parametrize(("width", "height"), [(7_000, 7_000), (100_000, 100_000)], ids=["49MP", "10GP"])
+def test_pixel_bomb_is_refused_before_decoding(api_client, width, height):
+    # given: a few hundred bytes that declare more than the 40 megapixel limit
+    data = images.png_declaring(width, height)
+    assert len(data) < 1000
+    # when
+    r = upload(api_client, data, name="bomb.png")
+    # then
+    assert r.status_code == 400, r.content
+    assert r.json() == {"file": ["The image has too many pixels: at most 40 megapixels are accepted."]}
+
+
+def test_pixel_limit_follows_the_setting(api_client, settings):
+    # given
+    settings.UPLOAD_MAX_PIXELS = 100
+    # when
+    r = upload(api_client, images.png(size=(11, 10)))
+    # then
+    assert r.status_code == 400, r.content
+    assert "too many pixels" in r.json()["file"][0]
+
+
+def test_file_over_the_size_limit_gets_413_and_leaves_no_temporary_file(api_client, settings, upload_temp_dir):
+    # given
+    settings.UPLOAD_MAX_BYTES = 1000
+    data = images.noisy_png((30, 30))
+    assert 1000 < len(data) < 64 * 1024
+    # when
+    r = upload(api_client, data)
+    # then
+    assert r.status_code == 413, r.content
+    assert r.json() == {"file": ["The file is too large: at most 1000 bytes is accepted."]}
+    assert list(upload_temp_dir.iterdir()) == []
+    assert list(store.iter_temp_files()) == []
+    assert Blob.objects.count() == 0
+
+
+def test_request_whose_content_length_is_over_the_limit_is_refused_before_parsing(
+    api_client, settings, upload_temp_dir
+):
+    # given
+    settings.UPLOAD_MAX_BYTES = 1000
+    data = images.noisy_png((200, 200))
+    assert len(data) > 1000 + 64 * 1024
+    # when
+    r = upload(api_client, data)
+    # then
+    assert r.status_code == 413, r.content
+    assert "too large" in r.json()["file"][0]
+    assert list(upload_temp_dir.iterdir()) == []
+
+
+def test_refused_and_accepted_uploads_leave_no_temporary_files(api_client, upload_temp_dir):
+    # when
+    refused = upload(api_client, images.png()[:20])
+    accepted = upload(api_client, images.png())
+    # then
+    assert refused.status_code == 400, refused.content
+    assert accepted.status_code == 201, accepted.content
+    assert list(store.iter_temp_files()) == []
+    assert list(upload_temp_dir.iterdir()) == []
+
+
+def test_upload_without_a_file_is_refused(api_client):
+    # when
+    r = api_client.post("/api/attachments", {}, format="multipart")
+    # then
+    assert r.status_code == 400, r.content
+    assert "file" in r.json()
+
+
+def test_upload_needs_a_token(make_client):
+    # when
+    r = upload(make_client(None), images.png())
+    # then
+    assert r.status_code == 401, r.content
+
+
+def test_uploads_are_throttled_with_retry_after(api_client, monkeypatch):
+    # given
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"upload": "2/min"})
+    # when
+    answers = [upload(api_client, images.png(color=(i, 0, 0))) for i in range(3)]
+    # then
+    assert [a.status_code for a in answers] == [201, 201, 429]
+    assert int(answers[2]["Retry-After"]) > 0
+
+
+def test_gps_is_removed_from_jpeg_before_hashing_and_orientation_is_kept(api_client):
+    # given
+    original = images.jpeg_with_gps()
+    with Image.open(__import__("io").BytesIO(original)) as sent:
+        assert sent.getexif().get_ifd(0x8825)  # the test image really carries GPS
+    # when
+    r = upload(api_client, original, name="holiday.jpg", content_type="image/jpeg")
+    # then
+    assert r.status_code == 201, r.content
+    body = r.json()
+    path = store.blob_path(body["sha256"])
+    stored = path.read_bytes()
+    assert body["sha256"] == hashlib.sha256(stored).hexdigest() != hashlib.sha256(original).hexdigest()
+    assert body["size"] == len(stored)
+    with Image.open(path) as image:
+        exif = image.getexif()
+        assert 0x8825 not in exif
+        assert exif.get_ifd(0x8825) == {}
+        assert exif[0x0112] == images.GPS_ORIENTATION
+        assert exif[0x010F] == "TestCam"
+        assert "xmp" not in image.info
+        image.load()
+    assert b"GPSLatitude" not in stored
+    assert b"ns.adobe.com/xap" not in stored
+
+
+def test_bytes_after_the_end_of_a_jpeg_are_not_stored(api_client):
+    # given: a JPEG with an HTML payload appended after its end marker
+    original = images.jpeg() + b"<html><script>alert(1)</script></html>"
+    # when
+    r = upload(api_client, original, name="x.jpg")
+    # then
+    assert r.status_code == 201, r.content
+    stored = store.blob_path(r.json()["sha256"]).read_bytes()
+    assert stored == images.jpeg()
