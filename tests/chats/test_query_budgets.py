@@ -1,0 +1,130 @@
+"""Reads cost a constant number of queries, whatever the count of chats, members or messages;
+the send path stays within a small budget."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.factories import ChatUserFactory, UserFactory, group_with, message_in
+
+# Authentication (the user) + the page of chats + their memberships with users + their last messages.
+CHAT_LIST_BUDGET = 4
+# Authentication + membership check + one page of messages with senders and attachments.
+HISTORY_BUDGET = 3
+# Authentication, membership, idempotency lookup, chat row lock, version bump, insert, unread counters,
+# the sender's read position, is_read marks, re-reading the message for the answer; inside the test's
+# transaction the atomic block adds a SAVEPOINT and its RELEASE (BEGIN/COMMIT in production).
+SEND_BUDGET = 12
+
+
+def chats_with_traffic(user, count):
+    """`count` groups of the user, each with three more members and four messages."""
+    for n in range(count):
+        others = [UserFactory() for _ in range(3)]
+        chat = group_with(user, *others, owner=user, title=f"g{n}")
+        for m in range(4):
+            message_in(chat, (user, *others)[m % 4], f"m{m}")
+
+
+def queries_for(client, path, params=None):
+    with CaptureQueriesContext(connection) as captured:
+        r = client.get(path, params or {})
+    assert r.status_code == 200, r.content
+    return len(captured), r
+
+
+def test_chat_list_of_50_chats_costs_as_many_queries_as_of_5(api_client, user, django_assert_max_num_queries):
+    # given
+    chats_with_traffic(user, 5)
+    few, _ = queries_for(api_client, "/api/chats", {"limit": 100})
+    chats_with_traffic(user, 45)
+    # when
+    with django_assert_max_num_queries(CHAT_LIST_BUDGET):
+        r = api_client.get("/api/chats", {"limit": 100})
+    many, _ = queries_for(api_client, "/api/chats", {"limit": 100})
+    # then
+    assert r.status_code == 200, r.content
+    assert len(r.json()["results"]) == 50
+    assert all(len(c["members"]) == 4 and c["last_message"] for c in r.json()["results"])
+    assert many == few
+
+
+def test_chat_list_costs_the_same_with_more_members_per_chat(api_client, user, chat):
+    # given
+    message_in(chat, user)
+    few, _ = queries_for(api_client, "/api/chats")
+    for _ in range(30):
+        ChatUserFactory(chat=chat, user=UserFactory())
+    # when
+    many, r = queries_for(api_client, "/api/chats")
+    # then
+    assert len(r.json()["results"][0]["members"]) == 32
+    assert many == few
+
+
+def test_chat_detail_costs_a_constant_number_of_queries(api_client, user, chat, django_assert_max_num_queries):
+    # given
+    for _ in range(20):
+        ChatUserFactory(chat=chat, user=UserFactory())
+        message_in(chat, user)
+    # when / then
+    with django_assert_max_num_queries(CHAT_LIST_BUDGET):
+        r = api_client.get(f"/api/chats/{chat.id}")
+    assert r.status_code == 200, r.content
+
+
+@pytest.mark.parametrize("query", [{}, {"limit": 100}, {"since": 0, "limit": 100}], ids=["default", "full", "catch-up"])
+def test_history_page_costs_the_same_whatever_the_message_count(
+    api_client, user, other_user, chat, django_assert_max_num_queries, query
+):
+    # given
+    for n in range(5):
+        message_in(chat, (user, other_user)[n % 2])
+    few, _ = queries_for(api_client, f"/api/chats/{chat.id}/messages", query)
+    senders = [UserFactory() for _ in range(10)]
+    for sender in senders:
+        ChatUserFactory(chat=chat, user=sender)
+    for n in range(200):
+        message_in(chat, senders[n % 10])
+    # when
+    with django_assert_max_num_queries(HISTORY_BUDGET):
+        r = api_client.get(f"/api/chats/{chat.id}/messages", query)
+    many, _ = queries_for(api_client, f"/api/chats/{chat.id}/messages", query)
+    # then
+    assert r.status_code == 200, r.content
+    assert many == few
+
+
+def test_an_older_history_page_costs_the_same(api_client, user, chat):
+    # given
+    messages = [message_in(chat, user) for _ in range(150)]
+    # when
+    newest, _ = queries_for(api_client, f"/api/chats/{chat.id}/messages", {"limit": 50})
+    oldest, r = queries_for(api_client, f"/api/chats/{chat.id}/messages", {"limit": 50, "before": messages[50].id})
+    # then
+    assert len(r.json()["results"]) == 50
+    assert oldest == newest
+
+
+def test_sending_a_message_stays_within_its_budget(api_client, chat, user, other_user, django_assert_max_num_queries):
+    # given
+    for _ in range(20):
+        ChatUserFactory(chat=chat, user=UserFactory())
+    message_in(chat, other_user)
+    # when
+    with django_assert_max_num_queries(SEND_BUDGET):
+        r = api_client.post(f"/api/chats/{chat.id}/messages", {"content": "hi", "client_id": "b-1"}, format="json")
+    # then
+    assert r.status_code == 201, r.content
+
+
+def test_a_repeated_send_costs_fewer_queries_than_the_first(api_client, chat):
+    # given
+    with CaptureQueriesContext(connection) as first:
+        api_client.post(f"/api/chats/{chat.id}/messages", {"content": "hi", "client_id": "b-1"}, format="json")
+    # when
+    with CaptureQueriesContext(connection) as again:
+        r = api_client.post(f"/api/chats/{chat.id}/messages", {"content": "hi", "client_id": "b-1"}, format="json")
+    # then
+    assert r.status_code == 200, r.content
+    assert len(again) < len(first)
