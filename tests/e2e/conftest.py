@@ -95,7 +95,7 @@ def wait_for_health(url: str, process: subprocess.Popen[bytes], log: Path, timeo
 
 
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def e2e_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a daphne serving the whole app (REST, WebSocket, the renderer at /)."""
     data_dir = tmp_path_factory.mktemp("e2e-data")
     port = free_port()

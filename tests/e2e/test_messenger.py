@@ -83,7 +83,7 @@ def png_bytes(color: tuple[int, int, int] = (42, 125, 225), size: tuple[int, int
 
 
 @pytest.fixture(scope="module")
-def pair(browser: Any, live_server: str, screenshot_dir: Path) -> Iterator[tuple[Person, Person]]:
+def pair(browser: Any, e2e_server: str, screenshot_dir: Path) -> Iterator[tuple[Person, Person]]:
     """Alice and Bob, registered through the UI, each in a separate browser context."""
     suffix = uuid.uuid4().hex[:6]
     people = []
@@ -94,10 +94,10 @@ def pair(browser: Any, live_server: str, screenshot_dir: Path) -> Iterator[tuple
         page.on("pageerror", lambda error, who=name: print(f"[{who}] page error: {error}"))
         person = Person(page, context, f"{name}_{suffix}", f"{name.title()} {suffix.upper()}")
         if name == "alice":
-            page.goto(live_server)
+            page.goto(e2e_server)
             page.locator(".auth__form").wait_for()
             page.screenshot(path=str(screenshot_dir / "00-sign-in.png"))
-        register(page, live_server, person.username, person.display_name, screenshot_dir if name == "alice" else None)
+        register(page, e2e_server, person.username, person.display_name, screenshot_dir if name == "alice" else None)
         people.append(person)
     alice, bob = people
     yield alice, bob

@@ -289,7 +289,7 @@ export function createApi({
     /** History, newest first: `{results, has_more}`. */
     history: (id, { before, limit = 50 } = {}) => send('GET', `/api/chats/${id}/messages`, { query: { before, limit } }),
     /** Everything changed after `since`, ascending by version: `{results, has_more}`. */
-    changesSince: (id, since, limit = 200) =>
+    changesSince: (id, since, limit = 100) =>
       send('GET', `/api/chats/${id}/messages`, { query: { since, limit } }),
     sendMessage: (id, { content, attachment_id, client_id }) => {
       const body = { client_id };

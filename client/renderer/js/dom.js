@@ -46,27 +46,22 @@ export function replaceChildren(el, children, focusKey = 'focusKey') {
  */
 export function renderKeyed(container, items, { key, signature, build }) {
   const cache = container.__keyed || (container.__keyed = new Map());
-  const seen = new Set();
-  let cursor = container.firstChild;
-  for (const item of items) {
+  const fresh = new Map();
+  const nodes = items.map((item) => {
     const k = key(item);
     const sig = signature(item);
-    seen.add(k);
     let entry = cache.get(k);
-    if (!entry || entry.sig !== sig) {
-      const node = build(item);
-      if (entry) entry.node.replaceWith(node);
-      entry = { node, sig };
-      cache.set(k, entry);
-    }
-    if (entry.node !== cursor) container.insertBefore(entry.node, cursor);
-    else cursor = cursor.nextSibling;
-  }
-  for (const [k, entry] of cache) {
-    if (!seen.has(k)) {
-      entry.node.remove();
-      cache.delete(k);
-    }
+    if (!entry || entry.sig !== sig) entry = { node: build(item), sig };
+    fresh.set(k, entry);
+    return entry.node;
+  });
+  container.__keyed = fresh;
+  const keep = new Set(nodes);
+  for (const child of [...container.childNodes]) if (!keep.has(child)) child.remove();
+  let reference = container.firstChild;
+  for (const node of nodes) {
+    if (node === reference) reference = reference.nextSibling;
+    else container.insertBefore(node, reference);
   }
 }
 

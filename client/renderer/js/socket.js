@@ -126,7 +126,7 @@ export function createSocket({
       store.setConnection('online');
       startHeartbeat();
       flushOutbox();
-      syncAll().catch((error) => log('catch-up failed', error));
+      syncUntilDone(socket);
     };
     socket.onmessage = (event) => {
       if (ws !== socket) return;
@@ -297,6 +297,16 @@ export function createSocket({
     const behind = chats.filter((chat) => store.getChat(chat.id) && chat.version > store.knownVersion(chat.id));
     await Promise.all(behind.map((chat) => catchUp(chat.id)));
     store.setChats(chats);
+  }
+
+  /** Catch up after a connect; if the server cannot answer now, try again while still connected. */
+  function syncUntilDone(socket, attempt = 0) {
+    syncAll().catch((error) => {
+      log('catch-up failed', error);
+      if (ws !== socket || stopped) return;
+      timers.setTimeout(() => ws === socket && !stopped && syncUntilDone(socket, attempt + 1),
+        backoffDelay(attempt + 2, random));
+    });
   }
 
   // ---- outgoing -----------------------------------------------------------------------------
