@@ -1,0 +1,432 @@
+"""The load generator: lean WebSocket clients, receiver processes, the sender and a measured step.
+
+The clients speak WebSocket through `websockets`' sans-I/O protocol on a plain asyncio.Protocol:
+a frame is parsed and timestamped in `data_received`, without a task wake-up per frame, so the
+client spends as little of the shared CPU as it can. Receivers run in their own processes
+(`multiprocessing`, spawn); the sender runs in the bench's process. Every frame the sender
+posts carries `BENCH|<seq>|<monotonic ns>|` in its text; CLOCK_MONOTONIC is one clock for every
+process on the machine, so a receiver's timestamp minus the sender's is the delivery latency.
+"""
+
+import asyncio
+import contextlib
+import json
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+from urllib.parse import urlsplit
+
+from websockets.client import ClientProtocol
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Response
+from websockets.protocol import State
+from websockets.typing import Origin
+from websockets.uri import parse_uri
+
+from bench.procs import LOOPBACK, raise_nofile_limit
+
+MARK = b"BENCH|"
+FILLER = "lorem ipsum dolor sit amet, consectetur adipiscing elit"
+
+
+def content_for(seq: int, sent_ns: int) -> str:
+    return f"BENCH|{seq}|{sent_ns}| {FILLER}"
+
+
+# The lean client ---------------------------------------------------------------------------
+
+
+class Socket(asyncio.Protocol):
+    """One client WebSocket. Text frames go to `on_text(bytes)` as soon as they are parsed."""
+
+    def __init__(self, url: str, origin: str | None, on_text: Callable[[bytes], None]) -> None:
+        loop = asyncio.get_running_loop()
+        self.protocol = ClientProtocol(parse_uri(url), origin=Origin(origin) if origin else None, max_size=None)
+        self.on_text = on_text
+        self.opened: asyncio.Future[None] = loop.create_future()
+        self.closed: asyncio.Future[int | None] = loop.create_future()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.protocol.send_request(self.protocol.connect())
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        self.protocol.receive_data(data)
+        for event in self.protocol.events_received():
+            if isinstance(event, Frame):
+                if event.opcode is Opcode.TEXT:
+                    self.on_text(event.data)
+            elif isinstance(event, Response) and not self.opened.done():
+                if self.protocol.handshake_exc is None:
+                    self.opened.set_result(None)
+                else:
+                    self.opened.set_exception(self.protocol.handshake_exc)
+        self._flush()
+
+    def _flush(self) -> None:
+        assert self.transport is not None
+        for data in self.protocol.data_to_send():
+            if data:
+                self.transport.write(data)
+            elif self.transport.can_write_eof():
+                self.transport.write_eof()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.protocol.receive_eof()
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(f"closed during the handshake: {exc}"))
+        if not self.closed.done():
+            self.closed.set_result(self.protocol.close_code)
+
+    @property
+    def is_open(self) -> bool:
+        return self.protocol.state is State.OPEN and not self.closed.done()
+
+    def send_text(self, text: str) -> None:
+        self.protocol.send_text(text.encode())
+        self._flush()
+
+    def close(self) -> None:
+        if self.transport is None:
+            return
+        with contextlib.suppress(Exception):
+            if self.protocol.state is State.OPEN:
+                self.protocol.send_close(1000)
+                self._flush()
+        self.transport.close()
+
+
+async def open_socket(url: str, origin: str | None, on_text: Callable[[bytes], None], timeout: float) -> Socket:
+    parts = urlsplit(url)
+    loop = asyncio.get_running_loop()
+    host, port = parts.hostname or LOOPBACK, parts.port or 80
+    _, sock = await asyncio.wait_for(loop.create_connection(lambda: Socket(url, origin, on_text), host, port), timeout)
+    try:
+        await asyncio.wait_for(sock.opened, timeout)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+# Receiver processes -----------------------------------------------------------------------
+
+
+class Recorder:
+    """Per message: how many receipts, and when the last one arrived."""
+
+    def __init__(self) -> None:
+        self.records: dict[int, list[int]] = {}
+        self.frames = 0
+
+    def on_text(self, data: bytes) -> None:
+        self.frames += 1
+        start = data.find(MARK)
+        if start < 0:
+            return
+        now = time.monotonic_ns()
+        start += len(MARK)
+        seq = int(data[start : data.find(b"|", start)])
+        record = self.records.get(seq)
+        if record is None:
+            self.records[seq] = [1, now]
+        else:
+            record[0] += 1
+            if now > record[1]:
+                record[1] = now
+
+    def count_between(self, low: int, high: int) -> int:
+        return sum(r[0] for seq, r in self.records.items() if low <= seq < high)
+
+    def take(self) -> dict[int, list[int]]:
+        records, self.records = self.records, {}
+        return records
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def worker_main(conn: Connection, urls: Sequence[str], origin: str | None, concurrency: int) -> None:
+    raise_nofile_limit()
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_worker(conn, list(urls), origin, concurrency))
+
+
+async def _worker(conn: Connection, urls: list[str], origin: str | None, concurrency: int) -> None:
+    loop = asyncio.get_running_loop()
+    recorder = Recorder()
+    sockets: list[Socket] = []
+    errors: Counter[str] = Counter()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def connect(url: str) -> None:
+        async with gate:
+            try:
+                sockets.append(await open_socket(url, origin, recorder.on_text, timeout=30))
+            except Exception as exc:
+                errors[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
+
+    conn.send(("hello", os.getpid()))
+    while True:
+        command, *rest = await loop.run_in_executor(None, conn.recv)
+        if command == "connect":
+            started = time.monotonic_ns()
+            await asyncio.gather(*(connect(url) for url in urls))
+            conn.send(("connected", len(sockets), dict(errors), started, time.monotonic_ns()))
+        elif command == "count":
+            conn.send(recorder.count_between(*rest))
+        elif command == "collect":
+            conn.send((recorder.take(), recorder.frames, _cpu_seconds()))
+        elif command == "status":
+            codes = Counter(str(s.closed.result()) for s in sockets if s.closed.done())
+            conn.send((sum(1 for s in sockets if s.is_open), dict(codes), _cpu_seconds()))
+        elif command == "stop":
+            for sock in sockets:
+                sock.close()
+            await asyncio.sleep(0.2)
+            conn.send("stopped")
+            return
+
+
+@dataclass
+class Worker:
+    """The bench's handle on one receiver process."""
+
+    urls: list[str]
+    origin: str | None
+    concurrency: int = 100
+    process: Any = None
+    conn: Connection | None = None
+    pid: int = 0
+
+    def start(self) -> "Worker":
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        self.process = context.Process(
+            target=worker_main, args=(child, self.urls, self.origin, self.concurrency), daemon=True
+        )
+        self.process.start()
+        child.close()
+        self.conn = parent
+        _, self.pid = self.receive(60)
+        return self
+
+    def send(self, *command: Any) -> None:
+        assert self.conn is not None
+        self.conn.send(command)
+
+    def receive(self, timeout: float) -> Any:
+        assert self.conn is not None
+        if not self.conn.poll(timeout):
+            raise TimeoutError(f"receiver {self.pid} did not answer within {timeout:.0f} s")
+        return self.conn.recv()
+
+    def ask(self, *command: Any, timeout: float = 60) -> Any:
+        self.send(*command)
+        return self.receive(timeout)
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(Exception):
+            self.ask("stop", timeout=10)
+        self.process.join(5)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+        self.process = None
+
+
+def split(items: Sequence[str], parts: int) -> list[list[str]]:
+    return [list(items[i::parts]) for i in range(parts) if items[i::parts]]
+
+
+async def ask_all(workers: Sequence[Worker], *command: Any, timeout: float = 120) -> list[Any]:
+    for worker in workers:
+        worker.send(*command)
+    loop = asyncio.get_running_loop()
+    return list(await asyncio.gather(*(loop.run_in_executor(None, w.receive, timeout) for w in workers)))
+
+
+# The sender -------------------------------------------------------------------------------
+
+
+class Sender:
+    """A socket that posts, and what came back to it (acks, errors, its own echoes)."""
+
+    def __init__(self, frame: Callable[[int, int], str]) -> None:
+        self.frame = frame
+        self.answers: Counter[str] = Counter()
+        self.errors: list[str] = []
+        self._socket: Socket | None = None
+
+    @property
+    def socket(self) -> Socket:
+        assert self._socket is not None
+        return self._socket
+
+    async def open(self, url: str, origin: str | None) -> "Sender":
+        self._socket = await open_socket(url, origin, self.on_text, timeout=30)
+        return self
+
+    def on_text(self, data: bytes) -> None:
+        if MARK in data and b'"error"' not in data:
+            self.answers["echo"] += 1
+            return
+        try:
+            kind = str(json.loads(data).get("type", "?"))
+        except ValueError:
+            kind = "not json"
+        self.answers[kind] += 1
+        if kind == "error" and len(self.errors) < 5:
+            self.errors.append(data.decode(errors="replace")[:200])
+
+
+async def open_senders(specs: Sequence[tuple[str, Callable[[int, int], str]]], origin: str | None) -> list[Sender]:
+    return [await Sender(frame).open(url, origin) for url, frame in specs]
+
+
+async def send_at_rate(senders: Sequence[Sender], *, rate: float, count: int, first_seq: int) -> dict[int, int]:
+    """Post `count` frames at a steady `rate` per second, round-robin over the senders.
+
+    The schedule is absolute (the k-th frame is due at start + k/rate), so a late wake-up
+    is caught up, not carried forward. Returns each frame's send time (monotonic ns).
+    """
+    sent: dict[int, int] = {}
+    interval = 1e9 / rate
+    start = time.monotonic_ns() + 5_000_000
+    for k in range(count):
+        due = start + int(k * interval)
+        now = time.monotonic_ns()
+        if due > now:
+            await asyncio.sleep((due - now) / 1e9)
+            now = time.monotonic_ns()
+        seq = first_seq + k
+        sender = senders[k % len(senders)]
+        if not sender.socket.is_open:
+            raise ConnectionError(f"the sender's socket closed (code {sender.socket.protocol.close_code})")
+        sender.socket.send_text(sender.frame(seq, now))
+        sent[seq] = now
+    return sent
+
+
+# One measured step ------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], fraction: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(fraction * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+@dataclass
+class StepResult:
+    offered_msgs: float
+    offered_deliveries: float
+    sent: int
+    complete: int
+    lost: int
+    deliveries: int
+    deliveries_per_s: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    send_lag_ms: float
+    server_cpu: float
+    client_cpu: float
+    sender_answers: dict[str, int]
+
+    @property
+    def saturated(self) -> bool:
+        return (
+            self.lost > max(1, self.sent // 200)
+            or self.p99_ms > 1000
+            or self.deliveries_per_s < 0.8 * self.offered_deliveries
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.__dict__, "saturated": self.saturated}
+
+
+async def measure_step(
+    *,
+    senders: Sequence[Sender],
+    workers: Sequence[Worker],
+    server_cpu: Callable[[], float],
+    rate: float,
+    duration: float,
+    receivers_per_message: int,
+    first_seq: int,
+    drain_seconds: float = 3.0,
+) -> StepResult:
+    count = max(1, min(200_000, round(rate * duration)))
+    for sender in senders:
+        sender.answers.clear()
+    cpu_server_before = server_cpu()
+    statuses = await ask_all(workers, "status")
+    cpu_clients_before = [s[2] for s in statuses]
+    wall_start = time.monotonic()
+    sent = await send_at_rate(senders, rate=rate, count=count, first_seq=first_seq)
+    expected = count * receivers_per_message
+    deadline = time.monotonic() + drain_seconds
+    while time.monotonic() < deadline:
+        received = sum(await ask_all(workers, "count", first_seq, first_seq + count))
+        if received >= expected:
+            break
+        await asyncio.sleep(0.05)
+    wall = time.monotonic() - wall_start
+    cpu_server = (server_cpu() - cpu_server_before) / wall
+    collected = await ask_all(workers, "collect")
+    cpu_clients = [(c[2] - before) / wall for c, before in zip(collected, cpu_clients_before, strict=True)]
+    merged: dict[int, list[int]] = {}
+    for records, _, _ in collected:
+        for seq, (receipts, last) in records.items():
+            if not first_seq <= seq < first_seq + count:
+                continue
+            into = merged.get(seq)
+            if into is None:
+                merged[seq] = [receipts, last]
+            else:
+                into[0] += receipts
+                into[1] = max(into[1], last)
+    latencies = sorted(
+        (last - sent[seq]) / 1e6 for seq, (receipts, last) in merged.items() if receipts >= receivers_per_message
+    )
+    deliveries = sum(r[0] for r in merged.values())
+    first_sent = min(sent.values())
+    last_receipt = max((r[1] for r in merged.values()), default=first_sent + 1)
+    span = max((last_receipt - first_sent) / 1e9, 1e-3)
+    interval_ns = 1e9 / rate
+    lag = max(sent[first_seq + k] - (sent[first_seq] + k * interval_ns) for k in range(count)) / 1e6
+    answers: Counter[str] = Counter()
+    for sender in senders:
+        answers.update(sender.answers)
+    return StepResult(
+        offered_msgs=rate,
+        offered_deliveries=rate * receivers_per_message,
+        sent=count,
+        complete=len(latencies),
+        lost=count - len(latencies),
+        deliveries=deliveries,
+        deliveries_per_s=deliveries / span,
+        p50_ms=percentile(latencies, 0.50),
+        p95_ms=percentile(latencies, 0.95),
+        p99_ms=percentile(latencies, 0.99),
+        max_ms=latencies[-1] if latencies else float("nan"),
+        send_lag_ms=lag,
+        server_cpu=cpu_server,
+        client_cpu=max(cpu_clients, default=0.0),
+        sender_answers=dict(answers),
+    )

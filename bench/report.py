@@ -1,0 +1,158 @@
+"""The results as a short Markdown report: every figure beside both references, with ratios, and the targets."""
+
+import math
+from typing import Any
+
+NAMES = ("messenger", "stock", "raw")
+HEADER = (
+    "| figure | messenger | stock relay | raw floor | messenger / stock | messenger / raw |\n"
+    "|---|---:|---:|---:|---:|---:|"
+)
+
+
+def _number(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _ratio(a: Any, b: Any) -> str:
+    if not a or not b or any(isinstance(v, float) and math.isnan(v) for v in (a, b)):
+        return "-"
+    return f"{a / b:.2f}x"
+
+
+def _row(label: str, values: dict[str, Any], digits: int = 0) -> str:
+    cells = [_number(values.get(n), digits) for n in NAMES]
+    m = values.get("messenger")
+    return f"| {label} | {' | '.join(cells)} | {_ratio(m, values.get('stock'))} | {_ratio(m, values.get('raw'))} |"
+
+
+def _pick(results: dict[str, Any], getter: Any) -> dict[str, Any]:
+    picked = {}
+    for name in NAMES:
+        if name in results:
+            try:
+                picked[name] = getter(results[name])
+            except (KeyError, TypeError):
+                picked[name] = None
+    return picked
+
+
+def _delivery_table(title: str, results: dict[str, Any]) -> list[str]:
+    lines = [f"### {title}", "", HEADER]
+    lines.append(_row("deliveries/s at p99 < 100 ms", _pick(results, lambda r: r["capacity_deliveries_per_s"])))
+    lines.append(_row("offered/s at that point", _pick(results, lambda r: r["capacity_offered_per_s"])))
+    lines.append(_row("most delivered/s seen", _pick(results, lambda r: r["max_delivered_per_s"])))
+    for key, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")):
+        lines.append(_row(f"{label} at 2,000/s offered (ms)", _pick(results, lambda r, k=key: r["at_2000"][k]), 1))
+    lines.append(_row("server CPU at 2,000/s (%)", _pick(results, lambda r: 100 * r["at_2000"]["server_cpu"])))
+    return [*lines, ""]
+
+
+def _idle_table(results: dict[str, Any]) -> list[str]:
+    lines = ["### Idle sockets", "", HEADER]
+    lines.append(_row("KiB resident per socket", _pick(results, lambda r: r["kib_per_socket"]), 1))
+    lines.append(_row("sockets open", _pick(results, lambda r: r["still_open"])))
+    lines.append(_row("seconds to connect all", _pick(results, lambda r: r["connect_seconds"]), 2))
+    lines.append(_row("connects/s", _pick(results, lambda r: r["connects_per_s"])))
+    lines.append(_row("errors", _pick(results, lambda r: r["errors"])))
+    return [*lines, ""]
+
+
+def _rest_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        f"### REST (history chat of {results.get('history_size', 0):,} messages; "
+        f"user in {results.get('chat_count')} chats)",
+        "",
+        "| request | p50 ms | p99 ms | queries | bytes |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for name, figures in results.items():
+        if isinstance(figures, dict):
+            lines.append(
+                f"| `{figures['path']}` ({name}) | {figures['p50_ms']:.2f} | {figures['p99_ms']:.2f} | "
+                f"{figures['queries']} | {figures['bytes']:,} |"
+            )
+    return [*lines, ""]
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The issue's targets, each with the measured value and whether it is met."""
+    found: list[dict[str, Any]] = []
+
+    def add(name: str, goal: str, measured: str, met: bool | None) -> None:
+        found.append({"target": name, "goal": goal, "measured": measured, "met": met})
+
+    fanout = results.get("fanout", {})
+    messenger, stock = fanout.get("messenger"), fanout.get("stock")
+    if messenger and stock:
+        m, s = messenger["capacity_deliveries_per_s"], stock["capacity_deliveries_per_s"]
+        add(
+            "capacity",
+            "≥ 5x stock relay at p99 < 100 ms",
+            f"{m:,.0f}/s vs {s:,.0f}/s = {m / s if s else 0:.2f}x",
+            s > 0 and m >= 5 * s,
+        )
+    if messenger and messenger.get("at_2000"):
+        p99 = messenger["at_2000"]["p99_ms"]
+        add("latency at 2,000/s", "p99 < 50 ms", f"{p99:.1f} ms", p99 < 50)
+        if stock and stock.get("at_2000"):
+            sp99 = stock["at_2000"]["p99_ms"]
+            add("light load (20 msg/s x 100)", "p99 ≤ stock relay's", f"{p99:.1f} vs {sp99:.1f} ms", p99 <= sp99)
+    idle = results.get("idle", {}).get("messenger")
+    if idle:
+        add("idle memory", "≤ 32 KiB per socket", f"{idle['kib_per_socket']:.1f} KiB", idle["kib_per_socket"] <= 32)
+        add(
+            "connect rate",
+            "≥ 1,000 connects/s, no error",
+            f"{idle['connects_per_s']:,.0f}/s, {idle['errors']} errors",
+            idle["connects_per_s"] >= 1000 and idle["errors"] == 0,
+        )
+    rest = results.get("rest")
+    if rest and "chat_list_200" in rest:
+        big, small = rest["chat_list_200"], rest["chat_list_10"]
+        constant = big["queries"] == small["queries"] == rest["chat_list_200_limit100"]["queries"]
+        add(
+            "chat list queries",
+            "constant (10 vs 200 chats, 30 vs 100 a page)",
+            f"{small['queries']} / {big['queries']} / {rest['chat_list_200_limit100']['queries']}",
+            constant,
+        )
+        add("chat list latency", "p99 < 15 ms", f"{big['p99_ms']:.2f} ms", big["p99_ms"] < 15)
+        first, deep = rest["history_first"], rest["history_deep"]
+        add(
+            "history 100k deep",
+            "≤ 1.5x first page (p50)",
+            f"{deep['p50_ms']:.2f} vs {first['p50_ms']:.2f} ms = {deep['p50_ms'] / first['p50_ms']:.2f}x",
+            deep["p50_ms"] <= 1.5 * first["p50_ms"],
+        )
+    return found
+
+
+def markdown(results: dict[str, Any]) -> str:
+    meta = results.get("meta", {})
+    lines = [
+        "## Bench results",
+        "",
+        f"{meta.get('started', '')} · {meta.get('cpus', '?')} CPUs · database {meta.get('database', '?')} · "
+        f"channel layer {meta.get('channel_layer', '?')} · {meta.get('duration', '?')} s a step · "
+        f"messenger endpoint `{meta.get('endpoint', '?')}` · commit {meta.get('commit', '?')}",
+        "",
+    ]
+    if "fanout" in results:
+        lines += _delivery_table("Fan-out: 100 members, one sender", results["fanout"])
+    if "multichat" in results:
+        lines += _delivery_table("Multi-chat: 100 chats of 10, a sender in each", results["multichat"])
+    if "idle" in results:
+        lines += _idle_table(results["idle"])
+    if "rest" in results:
+        lines += _rest_table(results["rest"])
+    found = results.get("targets") or []
+    if found:
+        lines += ["### Targets", "", "| target | goal | measured | met |", "|---|---|---|---|"]
+        for t in found:
+            met = {True: "yes", False: "**no**", None: "-"}[t["met"]]
+            lines.append(f"| {t['target']} | {t['goal']} | {t['measured']} | {met} |")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,339 @@
+"""The servers under test and the WebSocket scenarios: fan-out, multi-chat and idle sockets."""
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.load import (
+    Sender,
+    StepResult,
+    Worker,
+    ask_all,
+    content_for,
+    measure_step,
+    open_senders,
+    open_socket,
+    split,
+)
+from bench.procs import LOOPBACK, PYTHON, Server, daphne_command, free_port
+
+# Offered deliveries per second, climbed until p99 crosses 100 ms or the server saturates.
+LADDER = [500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10_000, 12_500, 15_000, 17_500, 20_000, 25_000, 30_000]
+LADDER += [35_000, 40_000, 50_000, 60_000]
+P99_LIMIT_MS = 100.0
+LIGHT_LOAD_DELIVERIES = 2000  # 20 messages/s to 100 members
+
+
+@dataclass
+class Context:
+    env: dict[str, str]  # the messenger's environment (settings, database, Redis)
+    redis_url: str
+    layer_prefix: str
+    log_dir: Path
+    duration: float
+    client_processes: int
+    endpoint: str  # "all" (/ws/, what the shipped client opens) or "chat" (/ws/chat/<id>/)
+    quick: bool
+
+
+class Target:
+    """A server under test: how to start it, where its sockets connect and what its sender posts."""
+
+    name = ""
+    label = ""
+
+    def __init__(self, context: Context) -> None:
+        self.context = context
+        self.port = 0
+        self.server: Server | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    def start(self) -> Server:
+        raise NotImplementedError
+
+    def url(self, chat_id: int, token: str) -> str:
+        return f"ws://{LOOPBACK}:{self.port}/ws/chat/room{chat_id}/"
+
+    def frame(self, chat_id: int) -> Callable[[int, int], str]:
+        def build(seq: int, sent_ns: int) -> str:
+            return json.dumps({"type": "message.send", "content": content_for(seq, sent_ns)})
+
+        return build
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+    def cpu_seconds(self) -> float:
+        assert self.server is not None
+        try:
+            times = psutil.Process(self.server.pid).cpu_times()
+        except psutil.Error:
+            return 0.0
+        return float(times.user + times.system)
+
+    def rss(self) -> int:
+        assert self.server is not None
+        return int(psutil.Process(self.server.pid).memory_info().rss)
+
+
+class Messenger(Target):
+    name = "messenger"
+    label = "messenger"
+
+    def start(self) -> Server:
+        self.port = free_port()
+        command = daphne_command("messenger.asgi:application", self.port)
+        self.server = Server("messenger", command, port=self.port, env=self.context.env, log_dir=self.context.log_dir)
+        return self.server.start(ready_path="/healthz")
+
+    def url(self, chat_id: int, token: str) -> str:
+        if self.context.endpoint == "chat":
+            return f"ws://{LOOPBACK}:{self.port}/ws/chat/{chat_id}/?token={token}"
+        return f"ws://{LOOPBACK}:{self.port}/ws/?token={token}"
+
+    def frame(self, chat_id: int) -> Callable[[int, int], str]:
+        def build(seq: int, sent_ns: int) -> str:
+            frame = {"type": "message.send", "chat_id": chat_id, "content": content_for(seq, sent_ns)}
+            frame["client_id"] = f"bench-{seq}"
+            return json.dumps(frame)
+
+        return build
+
+
+class StockRelay(Target):
+    name = "stock"
+    label = "stock Channels relay"
+
+    def start(self) -> Server:
+        self.port = free_port()
+        env = dict(self.context.env)
+        env["BENCH_REDIS_URL"] = self.context.redis_url
+        env["BENCH_LAYER_PREFIX"] = f"{self.context.layer_prefix}stock"
+        command = daphne_command("bench.stock_relay:application", self.port)
+        self.server = Server("stock_relay", command, port=self.port, env=env, log_dir=self.context.log_dir)
+        return self.server.start()
+
+    def frame(self, chat_id: int) -> Callable[[int, int], str]:
+        def build(seq: int, sent_ns: int) -> str:
+            return json.dumps({"message": content_for(seq, sent_ns)})
+
+        return build
+
+
+class RawFloor(Target):
+    name = "raw"
+    label = "raw websockets floor"
+
+    def start(self) -> Server:
+        self.port = free_port()
+        command = [PYTHON, "-m", "bench.raw_floor", "--port", str(self.port)]
+        self.server = Server("raw_floor", command, port=self.port, env=self.context.env, log_dir=self.context.log_dir)
+        return self.server.start()
+
+
+TARGETS: dict[str, type[Target]] = {"messenger": Messenger, "stock": StockRelay, "raw": RawFloor}
+
+
+def log(message: str) -> None:
+    print(message, flush=True)
+
+
+# Fan-out and multi-chat --------------------------------------------------------------------
+
+
+@dataclass
+class Layout:
+    """Who receives and who sends: (chat id, receiver tokens) and (chat id, sender token)."""
+
+    rooms: list[tuple[int, list[str]]]
+    senders: list[tuple[int, str]]
+
+    @property
+    def receivers_per_message(self) -> int:
+        return len(self.rooms[0][1])
+
+
+def fanout_layout(seed: dict[str, Any]) -> Layout:
+    data = seed["fanout"]
+    return Layout(rooms=[(data["chat_id"], data["members"])], senders=[(data["chat_id"], data["sender"])])
+
+
+def multichat_layout(seed: dict[str, Any]) -> Layout:
+    chats = seed["multichat"]["chats"]
+    return Layout(
+        rooms=[(c["chat_id"], c["members"]) for c in chats],
+        senders=[(c["chat_id"], c["sender"]) for c in chats],
+    )
+
+
+def _step_line(target: Target, step: StepResult) -> str:
+    flag = " SATURATED" if step.saturated else ""
+    return (
+        f"  {target.name:9} {step.offered_deliveries:8.0f} offered/s → {step.deliveries_per_s:8.0f} delivered/s  "
+        f"p50 {step.p50_ms:7.1f}  p95 {step.p95_ms:7.1f}  p99 {step.p99_ms:7.1f} ms  lost {step.lost}/{step.sent}  "
+        f"server cpu {step.server_cpu:4.0%}  client cpu {step.client_cpu:4.0%}{flag}"
+    )
+
+
+async def sweep(context: Context, target: Target, layout: Layout) -> dict[str, Any]:
+    """Climb the ladder of offered rates; find where p99 crosses 100 ms (bisected twice)."""
+    per_message = layout.receivers_per_message
+    workers: list[Worker] = []
+    senders: list[Sender] = []
+    target.start()
+    try:
+        urls = [target.url(chat_id, token) for chat_id, tokens in layout.rooms for token in tokens]
+        workers = [Worker(part, target.origin).start() for part in split(urls, context.client_processes)]
+        connected = await ask_all(workers, "connect", timeout=300)
+        errors = {k: v for c in connected for k, v in c[2].items()}
+        if errors:
+            raise RuntimeError(f"{target.name}: receivers could not connect: {errors}")
+        senders = await open_senders([(target.url(c, t), target.frame(c)) for c, t in layout.senders], target.origin)
+        await asyncio.sleep(1.0)  # presence and join events settle before anything is measured
+        seq = 1
+
+        async def step(deliveries: float, duration: float) -> StepResult:
+            nonlocal seq
+            result = await measure_step(
+                senders=senders,
+                workers=workers,
+                server_cpu=target.cpu_seconds,
+                rate=deliveries / per_message,
+                duration=duration,
+                receivers_per_message=per_message,
+                first_seq=seq,
+            )
+            seq += result.sent + 1000
+            await asyncio.sleep(0.5)
+            return result
+
+        await step(LIGHT_LOAD_DELIVERIES, 1.0)  # warm-up, not recorded
+        steps: list[StepResult] = []
+        last_ok: float | None = None
+        first_bad: float | None = None
+        for deliveries in LADDER:
+            result = await step(deliveries, context.duration)
+            steps.append(result)
+            log(_step_line(target, result))
+            if result.saturated or result.p99_ms >= P99_LIMIT_MS:
+                first_bad = deliveries
+                break
+            last_ok = deliveries
+        for _ in range(0 if context.quick else 2):
+            if last_ok is None or first_bad is None:
+                break
+            middle = round((last_ok + first_bad) / 2)
+            result = await step(middle, context.duration)
+            steps.append(result)
+            log(_step_line(target, result))
+            if result.saturated or result.p99_ms >= P99_LIMIT_MS:
+                first_bad = middle
+            else:
+                last_ok = middle
+        ok_steps = [s for s in steps if s.offered_deliveries == last_ok]
+        light = [s for s in steps if s.offered_deliveries == LIGHT_LOAD_DELIVERIES]
+        answers: dict[str, int] = {}
+        for s in steps:
+            for key, value in s.sender_answers.items():
+                answers[key] = answers.get(key, 0) + value
+        return {
+            "capacity_deliveries_per_s": ok_steps[0].deliveries_per_s if ok_steps else 0.0,
+            "capacity_offered_per_s": last_ok or 0.0,
+            "first_failing_offered_per_s": first_bad,
+            "max_delivered_per_s": max(s.deliveries_per_s for s in steps),
+            "at_2000": light[0].as_dict() if light else None,
+            "steps": [s.as_dict() for s in steps],
+            "sender_answers": answers,
+            "sender_errors": [e for s in senders for e in s.errors],
+        }
+    finally:
+        for sender in senders:
+            sender.socket.close()
+        for worker in workers:
+            worker.stop()
+        target.stop()
+
+
+# Idle sockets ------------------------------------------------------------------------------
+
+
+async def idle(context: Context, target: Target, tokens: list[str], warm_token: str) -> dict[str, Any]:
+    """Open every socket, then weigh the server: (RSS after - RSS before) / open sockets."""
+    workers: list[Worker] = []
+    target.start()
+    try:
+        # Pairs of users share a chat (the seed's direct chats); the references pair their rooms alike.
+        urls = [target.url(index // 2, token) for index, token in enumerate(tokens)]
+        warm = await open_socket(target.url(0, warm_token), target.origin, lambda data: None, timeout=30)
+        await asyncio.sleep(0.5)
+        warm.close()
+        await asyncio.sleep(1.0)
+        workers = [Worker(part, target.origin, concurrency=100).start() for part in split(urls, 2)]
+        rss_before = target.rss()
+        connected = await ask_all(workers, "connect", timeout=600)
+        opened = sum(c[1] for c in connected)
+        errors: dict[str, int] = {}
+        for c in connected:
+            for key, value in c[2].items():
+                errors[key] = errors.get(key, 0) + value
+        seconds = (max(c[4] for c in connected) - min(c[3] for c in connected)) / 1e9
+        await asyncio.sleep(3.0)  # presence broadcasts and lazy allocations settle
+        statuses = await ask_all(workers, "status")
+        still_open = sum(s[0] for s in statuses)
+        close_codes: dict[str, int] = {}
+        for s in statuses:
+            for key, value in s[1].items():
+                close_codes[key] = close_codes.get(key, 0) + value
+        rss_after = target.rss()
+        result = {
+            "sockets": len(urls),
+            "opened": opened,
+            "still_open": still_open,
+            "errors": sum(errors.values()) + (opened - still_open),
+            "error_kinds": errors,
+            "close_codes": close_codes,
+            "connect_seconds": seconds,
+            "connects_per_s": opened / seconds if seconds > 0 else 0.0,
+            "rss_before_mib": rss_before / 2**20,
+            "rss_after_mib": rss_after / 2**20,
+            "kib_per_socket": (rss_after - rss_before) / max(still_open, 1) / 1024,
+        }
+        log(
+            f"  {target.name:9} {still_open}/{len(urls)} open in {seconds:.2f} s ({result['connects_per_s']:.0f}/s), "
+            f"{result['kib_per_socket']:.1f} KiB/socket, errors {result['errors']}"
+        )
+        return result
+    finally:
+        for worker in workers:
+            worker.stop()
+        target.stop()
+
+
+async def run_fanout_like(context: Context, names: list[str], layout: Layout, scenario: str) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for name in names:
+        log(f"{scenario}: {TARGETS[name].label}")
+        started = time.monotonic()
+        results[name] = await sweep(context, TARGETS[name](context), layout)
+        results[name]["seconds"] = time.monotonic() - started
+    return results
+
+
+async def run_idle(context: Context, names: list[str], seed: dict[str, Any]) -> dict[str, Any]:
+    tokens = seed["idle"]["tokens"]
+    results: dict[str, Any] = {}
+    for name in names:
+        log(f"idle: {TARGETS[name].label}, {len(tokens)} sockets")
+        results[name] = await idle(context, TARGETS[name](context), tokens, warm_token=tokens[-1])
+    return results

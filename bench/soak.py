@@ -1,0 +1,112 @@
+"""The soak (off by default, `--soak`): idle sockets, active senders and REST traffic for minutes.
+
+The messenger alone: 5,000 idle authenticated sockets, the multi-chat layout's 100 senders
+posting 1 message/s each to their chats of 10, and 100 REST requests/s (the chat list of a user
+in 200 chats) from 4 threads, for `--soak-minutes`. Every message must reach every member;
+resident memory is sampled after each 10-second window and must stay flat after warm-up.
+"""
+
+import http.client
+import threading
+import time
+from typing import Any
+
+from bench.load import Sender, Worker, ask_all, measure_step, open_senders, split
+from bench.procs import LOOPBACK
+from bench.scenarios import Context, Messenger, log, multichat_layout
+
+WINDOW_SECONDS = 10.0
+
+
+def rest_load(port: int, token: str, per_second: float, stop: threading.Event, counts: dict[str, int]) -> None:
+    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+    headers = {"Authorization": f"Bearer {token}"}
+    interval = 1.0 / per_second
+    due = time.monotonic()
+    while not stop.is_set():
+        try:
+            connection.request("GET", "/api/chats", headers=headers)
+            answer = connection.getresponse()
+            answer.read()
+            key = "ok" if answer.status == 200 else f"status {answer.status}"
+            counts[key] = counts.get(key, 0) + 1
+        except (OSError, http.client.HTTPException) as exc:
+            counts[type(exc).__name__] = counts.get(type(exc).__name__, 0) + 1
+            connection.close()
+            connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
+        due += interval
+        delay = due - time.monotonic()
+        if delay > 0:
+            stop.wait(delay)
+    connection.close()
+
+
+async def run_soak(context: Context, seed: dict[str, Any], *, minutes: float) -> dict[str, Any]:
+    log(f"soak: messenger, {minutes:g} minutes")
+    target = Messenger(context)
+    layout = multichat_layout(seed)
+    idle_tokens: list[str] = seed["idle"]["tokens"]
+    workers: list[Worker] = []
+    idle_workers: list[Worker] = []
+    senders: list[Sender] = []
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    rest_counts: dict[str, int] = {"ok": 0}
+    target.start()
+    try:
+        idle_urls = [target.url(0, token) for token in idle_tokens]
+        idle_workers = [Worker(part, target.origin).start() for part in split(idle_urls, 2)]
+        await ask_all(idle_workers, "connect", timeout=600)
+        urls = [target.url(chat_id, token) for chat_id, tokens in layout.rooms for token in tokens]
+        workers = [Worker(part, target.origin).start() for part in split(urls, context.client_processes)]
+        await ask_all(workers, "connect", timeout=300)
+        senders = await open_senders([(target.url(c, t), target.frame(c)) for c, t in layout.senders], target.origin)
+        for _ in range(4):
+            thread = threading.Thread(
+                target=rest_load, args=(target.port, seed["rest"]["user"], 25.0, stop, rest_counts), daemon=True
+            )
+            thread.start()
+            threads.append(thread)
+        windows: list[dict[str, Any]] = []
+        seq = 1
+        deadline = time.monotonic() + minutes * 60
+        while time.monotonic() < deadline:
+            step = await measure_step(
+                senders=senders,
+                workers=workers,
+                server_cpu=target.cpu_seconds,
+                rate=len(layout.senders) * 1.0,
+                duration=WINDOW_SECONDS,
+                receivers_per_message=layout.receivers_per_message,
+                first_seq=seq,
+            )
+            seq += step.sent + 1000
+            statuses = await ask_all(idle_workers, "status")
+            window = {
+                "rss_mib": target.rss() / 2**20,
+                "idle_open": sum(s[0] for s in statuses),
+                "lost": step.lost,
+                "p99_ms": step.p99_ms,
+            }
+            windows.append(window)
+            log(
+                f"  soak {len(windows):3}: rss {window['rss_mib']:.1f} MiB, idle open {window['idle_open']}, "
+                f"lost {step.lost}/{step.sent}, p99 {step.p99_ms:.1f} ms, REST {dict(rest_counts)}"
+            )
+        settled = windows[len(windows) // 4 :] or windows
+        return {
+            "minutes": minutes,
+            "windows": windows,
+            "lost": sum(w["lost"] for w in windows),
+            "rss_growth_mib_after_warmup": settled[-1]["rss_mib"] - settled[0]["rss_mib"],
+            "rest": rest_counts,
+        }
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(5)
+        for sender in senders:
+            sender.socket.close()
+        for worker in workers + idle_workers:
+            worker.stop()
+        target.stop()
