@@ -9,6 +9,8 @@ class MediaConfig(AppConfig):
         from django.conf import settings
         from PIL import Image
 
+        from media import schema  # noqa: F401  (registers the ?token= scheme with drf-spectacular)
+
         # Pillow warns past this many pixels and refuses past twice as many, already when it
         # reads a header; media.validation turns the warning into a refusal too.
         Image.MAX_IMAGE_PIXELS = settings.UPLOAD_MAX_PIXELS

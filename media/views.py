@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBase, HttpResponseNotModified
 from django.utils.http import content_disposition_header, parse_etags
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -83,17 +83,6 @@ class AttachmentFileView(APIView):
     content_negotiation_class = AnyAccept
 
     @extend_schema(
-        parameters=[
-            OpenApiParameter(
-                "token",
-                str,
-                required=False,
-                description=(
-                    "Addition to v1: the access JWT, for <img src> where no Authorization header can be sent. "
-                    "Accepted on this URL only."
-                ),
-            )
-        ],
         responses={
             (200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The image's bytes"),
             304: OpenApiResponse(description="If-None-Match matched the ETag (the sha256)"),

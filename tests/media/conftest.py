@@ -14,7 +14,7 @@ from tests.media import images
 
 @pytest.fixture
 def outsider(db) -> User:
-    return UserFactory(username="mallory", display_name="Mallory")
+    return UserFactory.create(username="mallory", display_name="Mallory")
 
 
 def upload(client: APIClient, data: bytes, name: str = "photo.png", content_type: str = "image/png"):

@@ -64,7 +64,7 @@ def png_chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def png_declaring(width: int, height: int) -> bytes:
-    """A valid-looking PNG of a few hundred bytes that declares width × height pixels."""
+    """A valid-looking PNG of a few hundred bytes that declares width x height pixels."""
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1-bit greyscale
     pixels = zlib.compress(b"\x00" * 1024, 9)
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", pixels) + png_chunk(b"IEND", b"")

@@ -1,0 +1,96 @@
+"""manage.py cleanup_blobs: unreferenced blobs and stray files go; everything referenced stays."""
+
+import io
+import os
+import time
+
+import pytest
+from django.core.management import call_command
+
+from media import store
+from media.models import Attachment, Blob
+from tests.media import images
+from tests.media.conftest import upload
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command("cleanup_blobs", *args, stdout=out)
+    return out.getvalue()
+
+
+@pytest.fixture
+def kept_and_orphan(user, make_attachment):
+    """Two blobs: one still referenced by an attachment, one whose only attachment is gone."""
+    kept = make_attachment(user, images.png(color=(1, 1, 1))).blob
+    orphan_attachment = make_attachment(user, images.png(color=(2, 2, 2)))
+    orphan = orphan_attachment.blob
+    orphan_attachment.delete()
+    return kept, orphan
+
+
+def age(path, seconds: int) -> None:
+    past = time.time() - seconds
+    os.utime(path, (past, past))
+
+
+def test_dry_run_lists_unreferenced_blobs_and_deletes_nothing(kept_and_orphan):
+    # given
+    kept, orphan = kept_and_orphan
+    # when
+    output = run("--dry-run")
+    # then
+    assert f"would delete blob {orphan.sha256}" in output
+    assert kept.sha256 not in output
+    assert Blob.objects.count() == 2
+    assert store.blob_path(orphan.sha256).is_file()
+
+
+def test_cleanup_deletes_unreferenced_blobs_and_their_files_only(kept_and_orphan):
+    # given
+    kept, orphan = kept_and_orphan
+    # when
+    output = run()
+    # then
+    assert f"deleted blob {orphan.sha256}" in output
+    assert list(Blob.objects.values_list("sha256", flat=True)) == [kept.sha256]
+    assert not store.blob_path(orphan.sha256).exists()
+    assert store.blob_path(kept.sha256).is_file()
+    assert Attachment.objects.filter(blob=kept).exists()
+
+
+def test_cleanup_deletes_old_stray_files_and_temporary_files_but_not_young_ones(user, make_attachment):
+    # given
+    kept = make_attachment(user).blob
+    stray_old, stray_young = "ab" * 32, "cd" * 32
+    for sha, seconds in ((stray_old, 7200), (stray_young, 10)):
+        path = store.blob_path(sha)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"left behind")
+        age(path, seconds)
+    old_temp = store.temp_dir() / "upload-old.part"
+    old_temp.write_bytes(b"partial")
+    age(old_temp, 7200)
+    young_temp = store.temp_dir() / "upload-young.part"
+    young_temp.write_bytes(b"in progress")
+    # when
+    output = run("--grace-minutes", "60")
+    # then
+    assert not store.blob_path(stray_old).exists()
+    assert not old_temp.exists()
+    assert store.blob_path(stray_young).exists()
+    assert young_temp.exists()
+    assert store.blob_path(kept.sha256).is_file()
+    assert "deleted 0 unreferenced blob(s) and 2 stray file(s)" in output
+
+
+def test_an_unreferenced_blob_uploaded_again_after_cleanup_is_stored_again(api_client, kept_and_orphan):
+    # given
+    _, orphan = kept_and_orphan
+    run()
+    # when
+    r = upload(api_client, images.png(color=(2, 2, 2)))
+    # then
+    assert r.status_code == 201, r.content
+    assert r.json()["sha256"] == orphan.sha256
+    assert store.blob_path(orphan.sha256).is_file()
