@@ -191,3 +191,25 @@ test('logout revokes the refresh token on the server and forgets it locally', as
   assert.equal(storage.getItem(REFRESH_KEY), null);
   assert.equal(api.hasSession(), false);
 });
+
+test('a refresh token rotated by another tab is picked up instead of ending the session', async () => {
+  const clock = fakeTimers();
+  const storage = memoryStorage({ [REFRESH_KEY]: 'r1' });
+  let ended = 0;
+  const { fetch, calls } = fakeFetch({
+    'POST /api/auth/refresh': ({ body }) => {
+      if (body.refresh === 'r1') {
+        storage.setItem(REFRESH_KEY, 'r2'); // the other tab won the race and stored its new token
+        return jsonResponse(401, { detail: 'Token is blacklisted' });
+      }
+      return jsonResponse(200, { access: jwt(nowSeconds(clock) + 300), refresh: 'r3' });
+    },
+  });
+  const api = createApi({ baseUrl: BASE, fetch, storage, now: clock.now, setTimer: clock.timers.setTimeout, clearTimer: clock.timers.clearTimeout, onSessionEnd: () => { ended += 1; } });
+
+  await api.refresh();
+
+  assert.deepEqual(calls.map((c) => c.body.refresh), ['r1', 'r2']);
+  assert.equal(storage.getItem(REFRESH_KEY), 'r3');
+  assert.equal(ended, 0);
+});

@@ -264,3 +264,27 @@ test('stop closes the socket and cancels reconnects', async () => {
   assert.equal(instances.length, 1);
   assert.equal(instances[0].readyState, 3);
 });
+
+test('a catch-up the server cannot answer is retried while the socket stays open', async () => {
+  const { socket, instances, clock, store, api, serverChats, log } = setup();
+  let failures = 1;
+  const original = api.chats;
+  api.chats = async () => {
+    if (failures > 0) {
+      failures -= 1;
+      throw Object.assign(new Error('Service unavailable'), { status: 503 });
+    }
+    return original.call(api);
+  };
+  log[10] = [message(3, 10, 3)];
+  serverChats[0].version = 3;
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  await flush();
+  assert.equal(store.messagesOf(10).length, 0);
+
+  await clock.advance(2000);
+
+  assert.deepEqual(store.messagesOf(10).map((m) => m.id), [3]);
+});

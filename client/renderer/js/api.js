@@ -148,28 +148,35 @@ export function createApi({
     if (refreshInFlight) return refreshInFlight;
     const token = storage.getItem(REFRESH_KEY);
     if (!token) return Promise.reject(new ApiError(401, { detail: 'Not signed in.' }));
-    refreshInFlight = (async () => {
-      let response;
-      try {
-        response = await fetchImpl(url('/api/auth/refresh'), {
-          method: 'POST',
-          headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-          body: JSON.stringify({ refresh: token }),
-        });
-      } catch {
-        throw new ApiError(0, null);
-      }
-      const body = await readBody(response);
-      if (!response.ok) {
-        if (response.status === 400 || response.status === 401) endSession();
-        throw new ApiError(response.status, body);
-      }
-      setTokens(body);
-      return body.access;
-    })().finally(() => {
+    refreshInFlight = exchange(token, false).finally(() => {
       refreshInFlight = null;
     });
     return refreshInFlight;
+  }
+
+  async function exchange(token, isRetry) {
+    let response;
+    try {
+      response = await fetchImpl(url('/api/auth/refresh'), {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify({ refresh: token }),
+      });
+    } catch {
+      throw new ApiError(0, null);
+    }
+    const body = await readBody(response);
+    if (!response.ok) {
+      if (response.status === 400 || response.status === 401) {
+        // Another tab sharing this storage may have rotated the token a moment ago: use its new one.
+        const current = storage.getItem(REFRESH_KEY);
+        if (current && current !== token && !isRetry) return exchange(current, true);
+        endSession();
+      }
+      throw new ApiError(response.status, body);
+    }
+    setTokens(body);
+    return body.access;
   }
 
   /** A usable access token, refreshing first when it is missing or about to expire. */

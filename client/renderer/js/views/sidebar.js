@@ -36,9 +36,19 @@ export function mountSidebar(layout, app) {
     },
   });
   const list = h('nav', { class: 'chat-list', 'aria-label': 'Chats', onkeydown: moveFocus });
+  // In a browser, notifications need the user's permission, asked for on a click (Electron needs none).
+  const canAskForNotifications = !app.desktop && 'Notification' in window && Notification.permission === 'default';
+  const notificationsButton = canAskForNotifications ? h('button', {
+    class: 'icon-button', type: 'button', title: 'Enable notifications', 'aria-label': 'Enable notifications',
+    onclick: async () => {
+      await Notification.requestPermission();
+      if (Notification.permission !== 'default') notificationsButton.remove();
+    },
+  }, icon('notifications')) : null;
   const element = h('aside', { class: 'sidebar' },
     h('header', { class: 'sidebar__header' },
       meBox,
+      notificationsButton,
       h('button', { class: 'icon-button', type: 'button', title: 'New group', 'aria-label': 'New group', onclick: () => openNewGroup(app) }, icon('group')),
       h('button', { class: 'icon-button', type: 'button', title: 'Sign out', 'aria-label': 'Sign out', onclick: () => app.logout() }, icon('logout'))),
     status,
