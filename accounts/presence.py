@@ -1,19 +1,87 @@
-"""Who is online: a count of open sockets per user, kept in the shared cache.
+"""Who is online: a user is online while they have an open socket on any server process.
 
-With REDIS_URL the cache is Redis, so every server process sees the same counts; in the
-embedded default it is the process's own memory, which is all there is.
+Each server process counts its own sockets per user in memory (chats.hub) and tells this
+module only of the transitions: its first socket for a user (`process_online`), its last
+(`process_offline`). What is shared is, per user, which processes hold a socket and until
+when that claim is good:
+
+- With REDIS_URL: a sorted set per user, member = process id, score = expiry time. The hub's
+  heartbeat pushes the expiry of every user it holds forward (`heartbeat`); a process that
+  crashes stops doing so and its claims fade after PRESENCE_TTL_SECONDS, without anyone
+  cleaning up. `online_ids` counts unexpired claims, one pipelined round trip for a page.
+- Without it (the embedded default, one process): the Django cache, one key per user with
+  the same TTL, refreshed by the same heartbeat.
+
+All functions are synchronous (they run in the consumers' worker threads and in serializers).
 """
 
+import logging
+import os
+import threading
+import time
+import uuid
 from collections.abc import Iterable
+from typing import Any
 
+from django.conf import settings
 from django.core.cache import cache
 
-# A crashed process never decrements: its counts fade after this many seconds unless
-# a live connection refreshes them (see chats.hub).
-PRESENCE_TTL_SECONDS = 120
+logger = logging.getLogger(__name__)
+
+# Who this process is in the shared sets: unique per process start.
+PROCESS_ID = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+_client_lock = threading.Lock()
+_client: tuple[str, Any] | None = None  # (REDIS_URL, client): a changed URL (tests) gets a new client
+
+# KEYS[1] = the user's set; ARGV = now, expiry, process id, ttl.
+# Returns the number of live claims after adding ours (1 => the user just came online).
+_ONLINE = """
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[3])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
+"""
+# Returns the number of live claims left after removing ours (0 => the user went offline).
+_OFFLINE = """
+redis.call('ZREM', KEYS[1], ARGV[2])
+local left = redis.call('ZCOUNT', KEYS[1], '(' .. ARGV[1], '+inf')
+if left == 0 then redis.call('DEL', KEYS[1]) end
+return left
+"""
+
+
+def _redis() -> Any:
+    """A synchronous redis-py client of its own (thread-safe pool), or None without REDIS_URL."""
+    global _client
+    url = getattr(settings, "REDIS_URL", "")
+    if not url:
+        return None
+    current = _client
+    if current is None or current[0] != url:
+        import redis
+
+        with _client_lock:
+            current = _client
+            if current is None or current[0] != url:
+                current = (url, redis.Redis.from_url(url, max_connections=settings.REDIS_MAX_CONNECTIONS))
+                _client = current
+    return current[1]
+
+
+def _ttl() -> int:
+    """A claim lives this long unless a heartbeat (every PRESENCE_HEARTBEAT_SECONDS) renews it."""
+    return int(settings.PRESENCE_TTL_SECONDS)
+
+
+def _prefix() -> str:
+    return str(settings.CACHES["default"].get("KEY_PREFIX", "") or "messenger")
 
 
 def _key(user_id: int) -> str:
+    return f"{_prefix()}:presence:{user_id}"
+
+
+def _cache_key(user_id: int) -> str:
     return f"presence:{user_id}"
 
 
@@ -21,36 +89,57 @@ def online_ids(user_ids: Iterable[int]) -> set[int]:
     ids = list(set(user_ids))
     if not ids:
         return set()
-    found = cache.get_many([_key(i) for i in ids])
-    return {i for i in ids if (found.get(_key(i)) or 0) > 0}
-
-
-def connected(user_id: int) -> bool:
-    """Count one more open socket; True when the user just came online."""
-    key = _key(user_id)
-    if cache.add(key, 1, PRESENCE_TTL_SECONDS):
-        return True
+    client = _redis()
+    if client is None:
+        found = cache.get_many([_cache_key(i) for i in ids])
+        return {i for i in ids if found.get(_cache_key(i))}
+    now = f"({time.time()}"
+    pipe = client.pipeline(transaction=False)
+    for user_id in ids:
+        pipe.zcount(_key(user_id), now, "+inf")
     try:
-        count = cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, PRESENCE_TTL_SECONDS)
+        counts = pipe.execute()
+    except Exception:
+        # Presence is a nicety: with Redis away, pages still render (everyone offline).
+        logger.warning("presence: Redis unreachable; reporting users offline", exc_info=True)
+        return set()
+    return {user_id for user_id, count in zip(ids, counts, strict=True) if count}
+
+
+def process_online(user_id: int) -> bool:
+    """This process opened its first socket for the user; True when the user just came online."""
+    client = _redis()
+    if client is None:
+        return bool(cache.add(_cache_key(user_id), 1, _ttl()))
+    now = time.time()
+    live = client.eval(_ONLINE, 1, _key(user_id), now, now + _ttl(), PROCESS_ID, _ttl())
+    return int(live) == 1
+
+
+def process_offline(user_id: int) -> bool:
+    """This process closed its last socket for the user; True when the user went offline."""
+    client = _redis()
+    if client is None:
+        cache.delete(_cache_key(user_id))
         return True
-    cache.touch(key, PRESENCE_TTL_SECONDS)
-    return count == 1
+    left = client.eval(_OFFLINE, 1, _key(user_id), time.time(), PROCESS_ID)
+    return int(left) == 0
 
 
-def refresh(user_id: int) -> None:
-    cache.touch(_key(user_id), PRESENCE_TTL_SECONDS)
-
-
-def disconnected(user_id: int) -> bool:
-    """Count one socket fewer; True when the user's last socket closed."""
-    key = _key(user_id)
-    try:
-        count = cache.decr(key)
-    except ValueError:
-        return True
-    if count <= 0:
-        cache.delete(key)
-        return True
-    return False
+def heartbeat(user_ids: Iterable[int]) -> None:
+    """Renew this process's claims for the users it holds sockets for."""
+    ids = list(user_ids)
+    if not ids:
+        return
+    client = _redis()
+    if client is None:
+        for user_id in ids:
+            if not cache.touch(_cache_key(user_id), _ttl()):
+                cache.add(_cache_key(user_id), 1, _ttl())
+        return
+    expiry = time.time() + _ttl()
+    pipe = client.pipeline(transaction=False)
+    for user_id in ids:
+        pipe.zadd(_key(user_id), {PROCESS_ID: expiry})
+        pipe.expire(_key(user_id), _ttl())
+    pipe.execute()

@@ -7,11 +7,13 @@ each member's user group; the others go once to the chat's group.
 """
 
 import logging
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal, TypedDict
 
 from django.db import transaction
 
-from accounts import presence
+from accounts import presence as presence_store
+from accounts.models import User
 from chats import realtime
 from chats.models import Message
 from chats.realtime import Event, chat_group, user_group
@@ -22,7 +24,7 @@ logger = logging.getLogger(__name__)
 def message_payload(message: Message) -> dict[str, Any]:
     from chats.serializers import MessageSerializer
 
-    context = {"online_ids": presence.online_ids([message.sender_id])}
+    context = {"online_ids": presence_store.online_ids([message.sender_id])}
     return dict(MessageSerializer(message, context=context).data)
 
 
@@ -59,11 +61,35 @@ def chat_read_on_commit(*, chat_id: int, user_id: int, last_read_id: int) -> Non
     realtime.broadcast_on_commit(chat_group(chat_id), event)
 
 
-def typing(*, chat_id: int, user_payload: dict[str, Any]) -> Event:
+# Typing and presence are not stored: the consumer and the hub send them from the event
+# loop (realtime.send_async), never through a transaction.
+
+
+class TypingEvent(TypedDict):
+    type: Literal["typing"]
+    chat_id: int
+    user: dict[str, Any]  # PublicUser
+
+
+class PresenceEvent(TypedDict):
+    type: Literal["presence"]
+    user_id: int
+    is_online: bool
+    last_seen: datetime | None
+
+
+def public_user_payload(user: User, *, is_online: bool) -> dict[str, Any]:
+    """PublicUser for events about a user whose presence the caller already knows."""
+    from accounts.serializers import PublicUserSerializer
+
+    return dict(PublicUserSerializer(user, context={"online_ids": {user.pk} if is_online else set()}).data)
+
+
+def typing(*, chat_id: int, user_payload: dict[str, Any]) -> TypingEvent:
     return {"type": "typing", "chat_id": chat_id, "user": user_payload}
 
 
-def presence_event(*, user_id: int, is_online: bool, last_seen: Any) -> Event:
+def presence(*, user_id: int, is_online: bool, last_seen: datetime | None) -> PresenceEvent:
     return {"type": "presence", "user_id": user_id, "is_online": is_online, "last_seen": last_seen}
 
 

@@ -1,14 +1,16 @@
-"""Group names, event payloads and the one way events leave the service layer.
+"""Group names, the channel-layer envelope and the ways events leave a process.
 
-Every event is built here, encoded to JSON once, and handed to the channel layer only
-after the transaction that wrote it commits (`broadcast_on_commit`): nobody hears of a
-row that rolled back. When the channel layer is down the write still stands; the failure
-is logged and clients catch up with ?since=<version>.
+Every event is encoded to JSON once, here, and carried through the channel layer in an
+envelope that names the group it was sent to: the process-local hub (chats.hub) routes on
+that name and writes the pre-encoded text straight to each local socket. Events of the
+service layer leave only after the transaction that wrote them commits
+(`broadcast_on_commit`): nobody hears of a row that rolled back. When the channel layer is
+down the write still stands; the failure is logged and clients catch up with ?since=<version>.
 """
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -29,28 +31,52 @@ def user_group(user_id: int) -> str:
     return f"user.{user_id}"
 
 
-def encode(event: Event) -> str:
+def encode(event: Mapping[str, Any]) -> str:
     return json.dumps(event, cls=DjangoJSONEncoder, ensure_ascii=False, separators=(",", ":"))
 
 
-def layer_message(event: Event) -> dict[str, Any]:
-    """The channel-layer envelope: the frame's text, encoded once, plus what relays route on."""
-    envelope: dict[str, Any] = {"type": "relay", "text": encode(event), "event": event["type"]}
+def layer_message(event: Mapping[str, Any], group: str, **routing: Any) -> dict[str, Any]:
+    """The channel-layer envelope: the frame's text, encoded once, plus what the hub routes on.
+
+    `group` is the group the envelope is sent to (a process's one hub channel sits in many
+    groups and must know which one a message came through); `chat_id` and `user_id` let the
+    hub act on membership events without decoding the text; extra keyword arguments
+    (`skip_user`, `nonce`) are routing hints for the hub.
+    """
+    envelope: dict[str, Any] = {"type": "relay", "text": encode(event), "event": event["type"], "group": group}
     for key in ("chat_id", "user_id"):
         if key in event:
             envelope[key] = event[key]
+    chat = event.get("chat")
+    if isinstance(chat, dict) and "id" in chat:
+        envelope["chat_id"] = chat["id"]
+    envelope.update(routing)
     return envelope
 
 
 def send_now(group: str, event: Event) -> None:
+    """Send from synchronous code (a service's on_commit callback). Never raises."""
     layer = get_channel_layer()
     if layer is None:
         return
     try:
-        async_to_sync(layer.group_send)(group, layer_message(event))
+        async_to_sync(layer.group_send)(group, layer_message(event, group))
     except Exception:
         # The write has committed; a client that missed this recovers with ?since=<version>.
         logger.exception("could not announce %s to %s", event.get("type"), group)
+
+
+async def send_async(group: str, event: Mapping[str, Any], **routing: Any) -> bool:
+    """Send from the event loop (typing, presence: nothing stored). Never raises; False on failure."""
+    layer = get_channel_layer()
+    if layer is None:
+        return False
+    try:
+        await layer.group_send(group, layer_message(event, group, **routing))
+    except Exception:
+        logger.warning("could not announce %s to %s", event.get("type"), group, exc_info=True)
+        return False
+    return True
 
 
 def broadcast_on_commit(group: str, event: Event) -> None:

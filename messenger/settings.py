@@ -174,14 +174,16 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # connection storms then fail. Size the pool explicitly.
 REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)
 if REDIS_URL:
+    # The PubSub layer: one PUBLISH per event and Redis pushes it to every process's hub (one
+    # subscription per group per process); why not the core RedisChannelLayer: chats/hub.py.
+    # channels-redis hands this host dict to redis-py's ConnectionPool.from_url, which honours
+    # max_connections.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS}],
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "messenger"),
-                "capacity": 5000,
-                "expiry": 60,
             },
         }
     }
@@ -232,8 +234,10 @@ FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 # Clients: the browser client is same-origin; the desktop client and other front ends are listed here.
 CORS_ALLOWED_ORIGINS = env_list("CORS_ALLOWED_ORIGINS", [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-# Origins allowed to open WebSockets beyond ALLOWED_HOSTS; Electron pages loaded from file:// send "null"... or none.
-WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", ["file://", "app://messenger"])
+# Origins allowed to open WebSockets beyond ALLOWED_HOSTS (see accounts/ws_auth.origin_allowed).
+# The desktop client's file:// pages send "file://" (Electron, older Chromium) or "null"
+# (Chromium 92+); sockets authenticate by bearer token, never by cookie, so "null" is safe here.
+WEBSOCKET_ALLOWED_ORIGINS = env_list("WEBSOCKET_ALLOWED_ORIGINS", ["file://", "null", "app://messenger"])
 
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=False)
@@ -265,7 +269,21 @@ ATTACHMENT_CACHE_SECONDS = env_int("ATTACHMENT_CACHE_SECONDS", 86400)
 SENDFILE_HEADER = os.environ.get("SENDFILE_HEADER", "")
 SENDFILE_URL_PREFIX = os.environ.get("SENDFILE_URL_PREFIX", "/protected-uploads/")
 MESSAGE_PAGE_MAX = 100
+# A longer client frame gets an `error` (too_large) and the socket stays open. Run daphne with
+# --websocket-max-message-size / --websocket-max-frame-size above this (twice, say) so that the
+# server refuses much larger ones before buffering them.
 WEBSOCKET_MAX_FRAME_BYTES = env_int("WEBSOCKET_MAX_FRAME_BYTES", 64 * 1024)
+# Flood control per socket: a token bucket of client frames (rate per second, burst). A frame
+# over it gets `rate_limited`; more than FLOOD_CLOSE_AFTER refused frames, forgotten at one a
+# second, close the socket with 4429.
+WEBSOCKET_RATE_PER_SECOND = env_int("WEBSOCKET_RATE_PER_SECOND", 20)
+WEBSOCKET_RATE_BURST = env_int("WEBSOCKET_RATE_BURST", 40)
+WEBSOCKET_FLOOD_CLOSE_AFTER = env_int("WEBSOCKET_FLOOD_CLOSE_AFTER", 20)
+# At most one `typing` event per user and chat in this many seconds.
+TYPING_THROTTLE_SECONDS = env_int("TYPING_THROTTLE_SECONDS", 2)
+# Presence: each process renews its claims every HEARTBEAT seconds; a crashed process's fade after TTL.
+PRESENCE_HEARTBEAT_SECONDS = env_int("PRESENCE_HEARTBEAT_SECONDS", 30)
+PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],

@@ -1,0 +1,333 @@
+"""The WebSocket endpoints `/ws/` and `/ws/chat/<id>/`: parse a frame, call the services, reply.
+
+A lean ASGI consumer rather than AsyncJsonWebsocketConsumer: it has no layer channel of its
+own (the process's hub, chats.hub, subscribes and delivers for it) and no per-message
+`aclose_old_connections` hop to the sync thread (channels >= 4.2 does one before every
+handler). Database work goes through `database_sync_to_async` -- which closes stale
+connections in the worker thread itself -- on the shared pool (thread_sensitive=False), so
+one slow send does not queue every other socket of the process behind it.
+
+Client frames are mapped to handlers by a table (FRAME_HANDLERS). A bad frame gets an
+`error` frame and the socket stays open; flooding gets `rate_limited`, then close 4429.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.http import Http404
+
+from accounts.models import User
+from chats import events, selectors, services
+from chats.hub import get_hub
+from chats.realtime import Event, chat_group, encode, send_async, user_group
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_FLOODING = 4429
+CLOSE_SERVER_ERROR = 1011
+CLIENT_ID_MAX_LENGTH = 64
+
+PONG = encode({"type": "pong"})
+
+
+class FrameError(Exception):
+    """A frame the contract refuses: answered with an `error` frame, the socket stays open."""
+
+    def __init__(self, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+
+
+# Blocking work, run in worker threads -------------------------------------------------------
+
+
+def connect_lookup(user: User, chat_id: int | None) -> tuple[list[int], dict[str, Any]] | None:
+    """The user's chat ids and PublicUser; None when asking for a chat they are not in."""
+    chat_ids = selectors.chat_ids_for(user.pk)
+    if chat_id is not None and chat_id not in chat_ids:
+        return None
+    return chat_ids, events.public_user_payload(user, is_online=True)
+
+
+def message_send(
+    *, user: User, chat_id: int, content: str | None, client_id: str, attachment_id: int | None
+) -> dict[str, Any]:
+    message, _ = services.message_create(
+        chat_id=chat_id, sender=user, content=content, attachment_id=attachment_id, client_id=client_id
+    )
+    return events.message_payload(message)
+
+
+def read_mark(*, user: User, chat_id: int, message_id: int) -> None:
+    services.chat_mark_read(chat_id=chat_id, user=user, message_id=message_id)
+
+
+def _in_thread(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+    return database_sync_to_async(function, thread_sensitive=False)
+
+
+connect_lookup_async = _in_thread(connect_lookup)
+message_send_async = _in_thread(message_send)
+read_mark_async = _in_thread(read_mark)
+
+
+# Frame fields -------------------------------------------------------------------------------
+
+
+def _int_field(frame: dict[str, Any], name: str) -> int:
+    value = frame.get(name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise FrameError("invalid", f"'{name}' must be an integer.")
+    return value
+
+
+def _validation_detail(error: ValidationError) -> str:
+    if hasattr(error, "error_dict"):
+        return " ".join(f"{field}: {' '.join(messages)}" for field, messages in error.message_dict.items())
+    return " ".join(error.messages)
+
+
+# The consumer -------------------------------------------------------------------------------
+
+
+class RealtimeConsumer:
+    """One socket. Also the hub's Listener: `user_id`, `chat_id`, `groups`, `send`, `close`."""
+
+    __slots__ = (
+        "_held",
+        "_raw_send",
+        "_receive",
+        "_stamp",
+        "_strikes",
+        "_tokens",
+        "chat_id",
+        "closed",
+        "groups",
+        "scope",
+        "send",
+        "user",
+        "user_id",
+    )
+
+    def __init__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._raw_send = send
+        # What the hub writes to: frames are held until the socket is accepted.
+        self.send: Callable[[dict[str, Any]], Awaitable[None]] = self._hold
+        self._held: list[dict[str, Any]] = []
+        self.user: User | None = None
+        self.user_id = 0
+        kwargs = scope.get("url_route", {}).get("kwargs", {})
+        self.chat_id: int | None = kwargs.get("chat_id")
+        self.groups: set[str] = set()
+        self.closed = False
+        self._tokens = float(settings.WEBSOCKET_RATE_BURST)
+        self._strikes = 0.0
+        self._stamp = time.monotonic()
+
+    @classmethod
+    def as_asgi(cls) -> Callable[[dict[str, Any], Any, Any], Awaitable[None]]:
+        async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            await cls(scope, receive, send).run()
+
+        return app
+
+    async def run(self) -> None:
+        try:
+            while True:
+                message = await self._receive()
+                kind = message["type"]
+                if kind == "websocket.receive":
+                    if not self.closed:
+                        await self.on_frame(message)
+                elif kind == "websocket.connect":
+                    await self.on_connect()
+                elif kind == "websocket.disconnect":
+                    return
+        finally:
+            self.closed = True
+            await get_hub().detach(self)
+
+    async def _hold(self, frame: dict[str, Any]) -> None:
+        self._held.append(frame)
+
+    # Connection ---------------------------------------------------------------------------
+
+    async def on_connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self._refuse(CLOSE_UNAUTHORIZED)
+            return
+        self.user, self.user_id = user, user.pk
+        found = await connect_lookup_async(user, self.chat_id)
+        if found is None:
+            await self._refuse(CLOSE_FORBIDDEN)
+            return
+        chat_ids, user_payload = found
+        if self.chat_id is None:
+            groups = [chat_group(chat_id) for chat_id in chat_ids] + [user_group(user.pk)]
+        else:
+            groups = [chat_group(self.chat_id)]
+        hub = get_hub()
+        try:
+            await hub.attach(self, groups, chat_ids, user_payload)
+        except Exception:
+            logger.warning("could not subscribe user %s's socket; closing it", user.pk, exc_info=True)
+            await hub.detach(self)
+            await self._refuse(CLOSE_SERVER_ERROR)
+            return
+        await self._raw_send({"type": "websocket.accept"})
+        held, self._held = self._held, []
+        for frame in held:
+            await self._raw_send(frame)
+        self.send = self._raw_send
+
+    async def _refuse(self, code: int) -> None:
+        """Accept then close, so that the client sees the code (a refused handshake has none)."""
+        self.closed = True
+        await self._raw_send({"type": "websocket.accept"})
+        await self._raw_send({"type": "websocket.close", "code": code})
+
+    async def close(self, code: int) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        await get_hub().detach(self)
+        await self._raw_send({"type": "websocket.close", "code": code})
+
+    # Frames -------------------------------------------------------------------------------
+
+    async def reply(self, event: Event) -> None:
+        await self._raw_send({"type": "websocket.send", "text": encode(event)})
+
+    async def error(self, code: str, detail: str, client_id: Any = None) -> None:
+        event: Event = {"type": "error", "code": code, "detail": detail}
+        if isinstance(client_id, str):
+            event["client_id"] = client_id
+        await self.reply(event)
+
+    def _allowed(self) -> bool | None:
+        """Token bucket per connection: True to go on, False to refuse, None when flooding persists."""
+        now = time.monotonic()
+        elapsed, self._stamp = now - self._stamp, now
+        self._tokens = min(settings.WEBSOCKET_RATE_BURST, self._tokens + elapsed * settings.WEBSOCKET_RATE_PER_SECOND)
+        # Refused frames are remembered, forgotten at one per second: flooding that goes on closes.
+        self._strikes = max(0.0, self._strikes - elapsed)
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        self._strikes += 1
+        if self._strikes > settings.WEBSOCKET_FLOOD_CLOSE_AFTER:
+            return None
+        return False
+
+    async def on_frame(self, message: dict[str, Any]) -> None:
+        allowed = self._allowed()
+        if allowed is None:
+            await self.close(CLOSE_FLOODING)
+            return
+        if not allowed:
+            await self.error("rate_limited", "Too many frames; slow down.")
+            return
+        text = message.get("text")
+        if text is None:
+            await self.error("invalid", "Frames are JSON text.")
+            return
+        limit = settings.WEBSOCKET_MAX_FRAME_BYTES
+        if len(text) > limit // 4 and len(text.encode()) > limit:
+            await self.error("too_large", f"A frame is at most {limit} bytes.")
+            return
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            await self.error("invalid", "A frame is one JSON object.")
+            return
+        if not isinstance(frame, dict):
+            await self.error("invalid", "A frame is one JSON object.")
+            return
+        kind = frame.get("type")
+        handler = FRAME_HANDLERS.get(kind) if isinstance(kind, str) else None
+        client_id = frame.get("client_id")
+        if handler is None:
+            await self.error("invalid", f"Unknown frame type {kind!r}.", client_id)
+            return
+        try:
+            await handler(self, frame)
+        except FrameError as refused:
+            await self.error(refused.code, refused.detail, client_id)
+        except ValidationError as invalid:
+            await self.error("invalid", _validation_detail(invalid), client_id)
+        except PermissionDenied as forbidden:
+            await self.error("forbidden", str(forbidden) or "Not allowed.", client_id)
+        except (Http404, ObjectDoesNotExist):
+            await self.error("not_found", "No chat or message matches the given query.", client_id)
+        except Exception:
+            logger.exception("socket frame %s failed", kind)
+            await self.close(CLOSE_SERVER_ERROR)
+
+    def _chat_of(self, frame: dict[str, Any]) -> int:
+        """The frame's chat: implied on /ws/chat/<id>/ (and must match when given)."""
+        if self.chat_id is None:
+            return _int_field(frame, "chat_id")
+        if frame.get("chat_id") is not None and frame.get("chat_id") != self.chat_id:
+            raise FrameError("invalid", "This socket is for one chat; 'chat_id' must match it or be left out.")
+        return self.chat_id
+
+    async def on_message_send(self, frame: dict[str, Any]) -> None:
+        client_id = frame.get("client_id")
+        if not isinstance(client_id, str) or not client_id.strip():
+            raise FrameError("invalid", "'client_id' is required.")
+        if len(client_id) > CLIENT_ID_MAX_LENGTH:
+            raise FrameError("invalid", f"'client_id' has at most {CLIENT_ID_MAX_LENGTH} characters.")
+        chat_id = self._chat_of(frame)
+        content = frame.get("content")
+        if content is not None and not isinstance(content, str):
+            raise FrameError("invalid", "'content' must be a string.")
+        attachment_id = frame.get("attachment_id")
+        if attachment_id is not None:
+            attachment_id = _int_field(frame, "attachment_id")
+        message = await message_send_async(
+            user=self.user, chat_id=chat_id, content=content, client_id=client_id, attachment_id=attachment_id
+        )
+        await self.reply({"type": "message.ack", "client_id": client_id, "message": message})
+
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        chat_id = self._chat_of(frame)
+        group = chat_group(chat_id)
+        if group not in self.groups:
+            raise FrameError("not_found", "No chat matches the given query.")
+        hub = get_hub()
+        if not hub.typing_allowed(self.user_id, chat_id):
+            return
+        payload = hub.user_payloads.get(self.user_id)
+        if payload is None:
+            return
+        await send_async(group, events.typing(chat_id=chat_id, user_payload=payload), skip_user=self.user_id)
+
+    async def on_read(self, frame: dict[str, Any]) -> None:
+        chat_id = self._chat_of(frame)
+        message_id = _int_field(frame, "message_id")
+        await read_mark_async(user=self.user, chat_id=chat_id, message_id=message_id)
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await self._raw_send({"type": "websocket.send", "text": PONG})
+
+
+FRAME_HANDLERS: dict[str, Callable[[RealtimeConsumer, dict[str, Any]], Awaitable[None]]] = {
+    "message.send": RealtimeConsumer.on_message_send,
+    "typing": RealtimeConsumer.on_typing,
+    "read": RealtimeConsumer.on_read,
+    "ping": RealtimeConsumer.on_ping,
+}
