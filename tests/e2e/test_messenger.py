@@ -269,15 +269,47 @@ def test_a_dropped_socket_reconnects_and_misses_nothing(pair: tuple[Person, Pers
     bob.page.screenshot(path=str(screenshot_dir / "11-reconnected.png"))
 
 
+def test_older_history_loads_when_scrolling_up(pair: tuple[Person, Person], screenshot_dir: Path) -> None:
+    alice, bob = pair
+    # Alice fills the group with more messages than one history page, through the app's own API client.
+    group_id = alice.page.evaluate(
+        """async () => {
+            const app = window.messenger;
+            const group = app.store.chatList().find((chat) => chat.is_group);
+            for (let n = 1; n <= 120; n += 1) {
+                await app.api.sendMessage(group.id, { content: `History ${String(n).padStart(3, '0')}` });
+            }
+            return group.id;
+        }"""
+    )
+    bob.page.reload()  # Bob heard all of it live; start from an empty store to page through history
+    bob.page.locator(f'.chat-list .chat-item[data-chat-id="{group_id}"]').click()
+    expect(bob.bubble("History 120")).to_be_visible()
+    expect(bob.bubble("History 001")).to_have_count(0)
+
+    scroller = bob.page.locator(".chat__messages")
+    for _ in range(10):
+        if bob.bubble("History 001").count():
+            break
+        scroller.evaluate("element => { element.scrollTop = 0; }")
+        bob.page.wait_for_timeout(400)
+
+    expect(bob.bubble("History 001")).to_have_count(1)
+    expect(bob.page.locator(".chat__start")).to_be_visible()
+    texts = [t for t in bob.page.locator(".msg .bubble__text").all_inner_texts() if t.startswith("History")]
+    assert texts == [f"History {n:03d}" for n in range(1, 121)], texts[:5]
+    bob.page.screenshot(path=str(screenshot_dir / "12-history-top.png"))
+
+
 def test_narrow_window_shows_one_column(pair: tuple[Person, Person], screenshot_dir: Path) -> None:
     alice, _bob = pair
     alice.page.set_viewport_size({"width": 390, "height": 760})
     try:
         expect(alice.page.locator(".chat__back")).to_be_visible()
         expect(alice.page.locator(".sidebar")).to_be_hidden()
-        alice.page.screenshot(path=str(screenshot_dir / "12-narrow-chat.png"))
+        alice.page.screenshot(path=str(screenshot_dir / "13-narrow-chat.png"))
         alice.page.locator(".chat__back").click()
         expect(alice.page.locator(".sidebar")).to_be_visible()
-        alice.page.screenshot(path=str(screenshot_dir / "13-narrow-list.png"))
+        alice.page.screenshot(path=str(screenshot_dir / "14-narrow-list.png"))
     finally:
         alice.page.set_viewport_size({"width": 1280, "height": 800})
