@@ -108,3 +108,19 @@ def unchanged(db) -> Callable[[], AbstractContextManager[None]]:
         assert db_state() == before, "a failed request changed the database"
 
     return check
+
+
+@pytest.fixture
+def set_online() -> Iterator[Callable[[User], None]]:
+    """Mark a user online as an open socket on this process would; the claim is dropped after the test."""
+    from accounts import presence
+
+    marked: list[int] = []
+
+    def mark(user: User) -> None:
+        presence.process_online(user.pk)
+        marked.append(user.pk)
+
+    yield mark
+    for user_id in marked:
+        presence.process_offline(user_id)

@@ -1,7 +1,6 @@
 """GET /api/users/search?q= (prefix first, paginated) and GET /api/users/{id}: PublicUser, never an email."""
 
 import pytest
-from django.core.cache import cache
 
 from tests.factories import UserFactory
 
@@ -129,11 +128,11 @@ def test_search_without_q_answers_400(api_client):
     assert r.status_code == 400, r.content
 
 
-def test_search_shows_who_is_online(api_client):
+def test_search_shows_who_is_online(api_client, set_online):
     # given
     carol = UserFactory(username="carol")
     UserFactory(username="carla")
-    cache.set(f"presence:{carol.pk}", 1)
+    set_online(carol)
     # when
     r = api_client.get("/api/users/search", {"q": "car"})
     # then

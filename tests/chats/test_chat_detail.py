@@ -1,7 +1,6 @@
 """GET / PATCH /api/chats/{id}: the Chat; PATCH {title} by a group owner/admin."""
 
 import pytest
-from django.core.cache import cache
 
 from chats.models import Chat
 from tests.factories import direct_between, message_in
@@ -36,9 +35,9 @@ def test_get_chat_that_does_not_exist_answers_404(api_client, db):
     assert r.status_code == 404, r.content
 
 
-def test_get_chat_shows_members_online(api_client, chat, other_user):
+def test_get_chat_shows_members_online(api_client, chat, other_user, set_online):
     # given
-    cache.set(f"presence:{other_user.pk}", 1)
+    set_online(other_user)
     # when
     r = api_client.get(f"/api/chats/{chat.id}")
     # then

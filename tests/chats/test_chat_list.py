@@ -1,7 +1,5 @@
 """GET /api/chats: the caller's chats, most recent activity first, cursor-paginated {results, next}."""
 
-from django.core.cache import cache
-
 from chats.models import ChatUser
 from tests.factories import ChatUserFactory, UserFactory, direct_between, group_with, message_in
 
@@ -141,10 +139,10 @@ def test_chat_list_shows_each_callers_own_unread_count_and_role(client_for, user
     assert (theirs["my_role"], theirs["unread_count"]) == ("member", 1)
 
 
-def test_chat_list_shows_which_members_are_online(api_client, user, other_user):
+def test_chat_list_shows_which_members_are_online(api_client, user, other_user, set_online):
     # given
     group_with(user, other_user)
-    cache.set(f"presence:{other_user.pk}", 1)
+    set_online(other_user)
     # when
     r = api_client.get("/api/chats")
     # then

@@ -1,0 +1,154 @@
+"""Concurrent writers with real threads and real transactions: versions never collide, a pair never
+gets two direct chats, a client_id never makes two messages.
+
+On MariaDB these race for the chat's row lock and the unique indexes. They are skipped on SQLite:
+pytest-django's SQLite test database lives in memory with a shared cache, where a second writer fails
+at once with "database table is locked" (the busy timeout does not apply to shared-cache locks).
+The server's own SQLite file (WAL, BEGIN IMMEDIATE) waits instead, but the test database is not that.
+"""
+
+import os
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import AccessToken
+
+from chats.models import Chat, ChatUser, Message
+from tests.factories import UserFactory, group_with
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.mysql,
+    pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL"),
+        reason="needs MariaDB (DATABASE_URL): SQLite's in-memory test database refuses concurrent writers "
+        "with 'database table is locked' instead of waiting",
+    ),
+]
+
+
+def run_together(count: int, work: Callable[[int], Any]) -> list[Any]:
+    """Run work(0..count-1) in `count` threads released at the same moment; each closes its connection."""
+    barrier = threading.Barrier(count)
+    results: list[Any] = [None] * count
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[index] = work(index)
+        except BaseException as error:  # re-raised in the test's thread below
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(t.is_alive() for t in threads), "a worker thread hung"
+    if errors:
+        raise errors[0]
+    return results
+
+
+def client_with_token(user) -> APIClient:
+    client = APIClient()
+    # The token is built here, in the test's thread: the workers only send requests.
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+    return client
+
+
+def test_twenty_concurrent_sends_take_twenty_distinct_increasing_versions():
+    # given
+    senders = [UserFactory() for _ in range(5)]
+    chat = group_with(*senders)
+    clients = [client_with_token(senders[i % 5]) for i in range(20)]
+
+    def send(index: int) -> tuple[int, dict[str, Any]]:
+        r = clients[index].post(f"/api/chats/{chat.id}/messages", {"content": f"m{index}"}, format="json")
+        return r.status_code, r.json()
+
+    # when
+    results = run_together(20, send)
+    # then
+    assert [status for status, _ in results] == [201] * 20, results
+    rows = list(Message.objects.filter(chat=chat).order_by("id").values_list("id", "version"))
+    assert len(rows) == 20
+    assert sorted(version for _, version in rows) == list(range(1, 21))
+    assert [version for _, version in rows] == list(range(1, 21)), "ids and versions are ordered alike"
+    assert Chat.objects.get(pk=chat.pk).version == 20
+
+
+def test_concurrent_sends_keep_unread_counts_exact():
+    # given
+    writer, reader = UserFactory(), UserFactory()
+    chat = group_with(writer, reader)
+    client = client_with_token(writer)
+
+    # when
+    run_together(10, lambda i: client.post(f"/api/chats/{chat.id}/messages", {"content": f"m{i}"}, format="json"))
+    # then
+    assert ChatUser.objects.get(chat=chat, user=reader).unread_count == 10
+
+
+def test_two_concurrent_creations_of_the_same_direct_chat_make_one_chat():
+    # given
+    a, b = UserFactory(), UserFactory()
+    clients = [client_with_token(a), client_with_token(b)]
+    others = [b.id, a.id]
+
+    def create(index: int) -> tuple[int, int]:
+        r = clients[index].post("/api/chats", {"is_group": False, "member_ids": [others[index]]}, format="json")
+        return r.status_code, r.json()["id"]
+
+    # when
+    results = run_together(2, create)
+    # then
+    assert sorted(status for status, _ in results) == [200, 201], results
+    assert len({chat_id for _, chat_id in results}) == 1
+    assert Chat.objects.filter(is_group=False).count() == 1
+    assert ChatUser.objects.filter(chat_id=results[0][1]).count() == 2
+
+
+def test_many_concurrent_creations_of_the_same_direct_chat_make_one_chat():
+    # given
+    a, b = UserFactory(), UserFactory()
+    clients = [client_with_token(a if i % 2 else b) for i in range(8)]
+
+    def create(index: int) -> tuple[int, int]:
+        other = b.id if index % 2 else a.id
+        r = clients[index].post("/api/chats", {"is_group": False, "member_ids": [other]}, format="json")
+        return r.status_code, r.json()["id"]
+
+    # when
+    results = run_together(8, create)
+    # then
+    assert sorted(status for status, _ in results) == [200] * 7 + [201], results
+    assert Chat.objects.filter(is_group=False).count() == 1
+
+
+def test_concurrent_retries_with_one_client_id_make_one_message():
+    # given
+    sender, other = UserFactory(), UserFactory()
+    chat = group_with(sender, other)
+    clients = [client_with_token(sender) for _ in range(6)]
+
+    def send(index: int) -> tuple[int, int]:
+        r = clients[index].post(
+            f"/api/chats/{chat.id}/messages", {"content": "once", "client_id": "same-key"}, format="json"
+        )
+        return r.status_code, r.json()["id"]
+
+    # when
+    results = run_together(6, send)
+    # then
+    assert sorted(status for status, _ in results) == [200] * 5 + [201], results
+    assert len({message_id for _, message_id in results}) == 1
+    assert Message.objects.filter(chat=chat).count() == 1
+    assert Chat.objects.get(pk=chat.pk).version == 1
