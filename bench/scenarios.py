@@ -218,15 +218,26 @@ async def sweep(context: Context, target: Target, layout: Layout) -> dict[str, A
             await asyncio.sleep(0.5)
             return result
 
-        await step(LIGHT_LOAD_DELIVERIES, 1.0)  # warm-up, not recorded
+        # Warm-up, not recorded: every sender posts twice, so no room is met for the first time below.
+        await step(LIGHT_LOAD_DELIVERIES, max(1.0, 2 * len(senders) * per_message / LIGHT_LOAD_DELIVERIES))
         steps: list[StepResult] = []
+
+        async def passes(deliveries: float) -> bool:
+            """One step at this rate; a failure is measured once more before it counts (one-off stalls)."""
+            for attempt in range(2):
+                result = await step(deliveries, context.duration)
+                steps.append(result)
+                log(_step_line(target, result) + (" (again)" if attempt else ""))
+                if not (result.saturated or result.p99_ms >= P99_LIMIT_MS):
+                    return True
+                if result.saturated and result.deliveries_per_s < 0.8 * result.offered_deliveries:
+                    return False  # plainly beyond capacity: no second try
+            return False
+
         last_ok: float | None = None
         first_bad: float | None = None
         for deliveries in LADDER:
-            result = await step(deliveries, context.duration)
-            steps.append(result)
-            log(_step_line(target, result))
-            if result.saturated or result.p99_ms >= P99_LIMIT_MS:
+            if not await passes(deliveries):
                 first_bad = deliveries
                 break
             last_ok = deliveries
@@ -234,15 +245,13 @@ async def sweep(context: Context, target: Target, layout: Layout) -> dict[str, A
             if last_ok is None or first_bad is None:
                 break
             middle = round((last_ok + first_bad) / 2)
-            result = await step(middle, context.duration)
-            steps.append(result)
-            log(_step_line(target, result))
-            if result.saturated or result.p99_ms >= P99_LIMIT_MS:
-                first_bad = middle
-            else:
+            if await passes(middle):
                 last_ok = middle
-        ok_steps = [s for s in steps if s.offered_deliveries == last_ok]
-        light = [s for s in steps if s.offered_deliveries == LIGHT_LOAD_DELIVERIES]
+            else:
+                first_bad = middle
+        passing = [s for s in steps if not (s.saturated or s.p99_ms >= P99_LIMIT_MS)]
+        ok_steps = [s for s in passing if s.offered_deliveries == last_ok]
+        light = [s for s in steps if s.offered_deliveries == LIGHT_LOAD_DELIVERIES][-1:]
         answers: dict[str, int] = {}
         for s in steps:
             for key, value in s.sender_answers.items():
