@@ -4,6 +4,7 @@ Each test gets its own event loop (pytest-asyncio) and so its own hub; `connect`
 hub and disconnects every socket the test opened at the end, so nothing leaks between tests.
 """
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
@@ -105,10 +106,8 @@ async def connect() -> AsyncIterator[Connect]:
 
     yield open_socket
     for socket in sockets:
-        try:
+        with contextlib.suppress(Exception):
             await socket.communicator.disconnect(timeout=TIMEOUT)
-        except Exception:
-            pass
     await stop_hub()
 
 

@@ -44,7 +44,7 @@ async def test_socket_with_a_refresh_token_instead_of_an_access_token_is_closed_
 
 async def test_socket_of_a_deactivated_user_is_closed_4401(connect):
     # given
-    inactive = await sync_to_async(UserFactory)(is_active=False)
+    inactive = await sync_to_async(UserFactory.create)(is_active=False)
     # when
     socket = await connect(inactive, "/ws/")
     # then
@@ -53,7 +53,7 @@ async def test_socket_of_a_deactivated_user_is_closed_4401(connect):
 
 async def test_outsider_of_a_chat_is_closed_4403(connect, chat):
     # given
-    outsider = await sync_to_async(UserFactory)()
+    outsider = await sync_to_async(UserFactory.create)()
     # when
     socket = await connect(outsider, f"/ws/chat/{chat.id}/")
     # then

@@ -95,7 +95,7 @@ async def test_a_new_group_reaches_its_members_and_their_sockets_follow_it(conne
 
 async def test_an_added_member_hears_of_the_chat_then_of_its_messages(connect, rest, user, other_user, chat):
     # given
-    newcomer = await sync_to_async(UserFactory)()
+    newcomer = await sync_to_async(UserFactory.create)()
     newcomer_socket = await connect(newcomer, "/ws/")
     member_socket = await connect(other_user, f"/ws/chat/{chat.id}/")
     # when

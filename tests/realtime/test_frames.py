@@ -90,7 +90,7 @@ async def test_message_send_longer_than_the_limit_is_invalid(connect, user, chat
 
 async def test_message_send_to_a_chat_of_others_is_not_found(connect, user, other_user):
     # given
-    stranger = await sync_to_async(UserFactory)()
+    stranger = await sync_to_async(UserFactory.create)()
     others_chat = await sync_to_async(group_with)(other_user, stranger)
     socket = await connect(user, "/ws/")
     # when
@@ -158,7 +158,7 @@ async def test_typing_is_throttled_per_user_and_chat(connect, user, other_user, 
 
 async def test_typing_in_a_chat_of_others_is_not_found(connect, user, other_user):
     # given
-    stranger = await sync_to_async(UserFactory)()
+    stranger = await sync_to_async(UserFactory.create)()
     others_chat = await sync_to_async(group_with)(other_user, stranger)
     socket = await connect(user, "/ws/")
     # when

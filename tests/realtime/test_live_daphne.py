@@ -1,0 +1,206 @@
+"""Live daphne processes on real Redis and a shared database: fan-out across processes, connect storms.
+
+These start `daphne messenger.asgi:application` as separate processes. Both must see the test's
+rows, so they need a database server (DATABASE_URL: pytest-django's SQLite test database lives in
+this process's memory) as well as Redis (REDIS_URL) for the channel layer between processes.
+"""
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from websockets.asyncio.client import connect as ws_connect
+
+from tests.factories import UserFactory, group_with
+from tests.realtime.conftest import access_token
+
+
+def _redis_reachable() -> bool:
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        return False
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(url, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.redis,
+    pytest.mark.skipif(
+        not (os.environ.get("REDIS_URL") and os.environ.get("DATABASE_URL")),
+        reason="needs REDIS_URL (the layer between processes) and DATABASE_URL (a database the daphne "
+        "processes share with the test; the SQLite test database is in this process's memory)",
+    ),
+    pytest.mark.skipif(
+        bool(os.environ.get("REDIS_URL")) and not _redis_reachable(), reason="REDIS_URL is set but unreachable"
+    ),
+]
+
+ROOT = Path(__file__).resolve().parents[2]
+DAPHNE = str(Path(sys.executable).with_name("daphne"))
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _test_database_url() -> str:
+    db = connection.settings_dict
+    password = f":{db['PASSWORD']}" if db["PASSWORD"] else ""
+    return f"mysql://{db['USER']}{password}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 3306}/{db['NAME']}"
+
+
+def _http(method: str, url: str, token: str | None = None, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+class Daphne:
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = _free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": _test_database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "CHANNEL_LAYER_PREFIX": os.environ.get("CHANNEL_LAYER_PREFIX", "messenger"),
+            "SECRET_KEY": settings.SECRET_KEY,
+            "DEBUG": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "DATA_DIR": str(tmp_path),
+            "LOG_LEVEL": "WARNING",
+        }
+        self.process = subprocess.Popen(
+            [DAPHNE, "-v", "0", "-b", "127.0.0.1", "-p", str(self.port), "messenger.asgi:application"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.http = f"http://127.0.0.1:{self.port}"
+        self.ws = f"ws://127.0.0.1:{self.port}"
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"daphne exited: {self.process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            try:
+                status, _ = _http("GET", f"{self.http}/healthz")
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("daphne did not become ready")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def daphnes(tmp_path) -> Iterator[list[Daphne]]:
+    """Two daphne processes of the messenger, started and stopped by the test."""
+    servers = [Daphne(tmp_path / f"d{i}") for i in range(2)]
+    try:
+        for server in servers:
+            server.wait_ready()
+        yield servers
+    finally:
+        for server in servers:
+            server.stop()
+
+
+async def _next_of_type(ws: Any, frame_type: str, timeout: float = 5) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == frame_type:
+                return frame
+
+
+async def test_a_socket_on_process_b_receives_a_message_posted_through_process_a(daphnes, user, other_user, chat):
+    # given
+    a, b = daphnes
+    async with ws_connect(f"{b.ws}/ws/chat/{chat.id}/?token={access_token(other_user)}") as listener:
+        # when
+        status, body = await asyncio.to_thread(
+            _http, "POST", f"{a.http}/api/chats/{chat.id}/messages", access_token(user), {"content": "from A"}
+        )
+        # then
+        assert status == 201, body
+        event = await _next_of_type(listener, "message.created")
+        assert event["message"]["id"] == body["id"]
+        assert event["message"]["content"] == "from A"
+
+
+async def test_a_message_sent_over_a_socket_on_process_a_reaches_a_socket_on_process_b(daphnes, user, other_user, chat):
+    # given
+    a, b = daphnes
+    async with (
+        ws_connect(f"{a.ws}/ws/?token={access_token(user)}") as sender,
+        ws_connect(f"{b.ws}/ws/?token={access_token(other_user)}") as listener,
+    ):
+        # when
+        await sender.send(json.dumps({"type": "message.send", "chat_id": chat.id, "content": "hop", "client_id": "x1"}))
+        ack = await _next_of_type(sender, "message.ack")
+        # then
+        event = await _next_of_type(listener, "message.created")
+        assert event["message"]["id"] == ack["message"]["id"]
+
+
+@pytest.fixture
+def crowd(user) -> tuple[Any, list[Any]]:
+    members = UserFactory.create_batch(300)
+    return group_with(user, *members, owner=user, title="Crowd"), members
+
+
+async def test_a_burst_of_300_concurrent_connects_all_succeed_and_all_receive_the_next_message(
+    daphnes, user, crowd
+):
+    # given
+    chat, members = crowd
+    server = daphnes[0]
+    urls = [f"{server.ws}/ws/?token={access_token(member)}" for member in members]
+    # when: every socket connects at once (each subscribes its own user group: 301 groups)
+    sockets = await asyncio.gather(*(ws_connect(url, open_timeout=30) for url in urls))
+    try:
+        status, body = await asyncio.to_thread(
+            _http, "POST", f"{server.http}/api/chats/{chat.id}/messages", access_token(user), {"content": "all"}
+        )
+        # then
+        assert status == 201, body
+        events = await asyncio.gather(*(_next_of_type(ws, "message.created", timeout=20) for ws in sockets))
+        assert {event["message"]["id"] for event in events} == {body["id"]}
+    finally:
+        await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)

@@ -1,0 +1,92 @@
+"""Presence: online while any socket is open (any process), announced on the first and the last."""
+
+import os
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from accounts import presence
+from accounts.models import User
+from chats.hub import get_hub
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_a_users_first_socket_announces_them_online_to_their_chats(connect, user, other_user, chat):
+    # given
+    watcher = await connect(other_user, "/ws/")
+    # when
+    await connect(user, f"/ws/chat/{chat.id}/")
+    # then
+    event = await watcher.receive_type("presence")
+    assert (event["user_id"], event["is_online"]) == (user.id, True)
+    assert "last_seen" in event
+
+
+async def test_a_second_socket_of_an_online_user_announces_nothing(connect, user, other_user, chat):
+    # given
+    watcher = await connect(other_user, "/ws/")
+    await connect(user, "/ws/")
+    await watcher.receive_type("presence")
+    # when
+    await connect(user, f"/ws/chat/{chat.id}/")
+    # then
+    assert "presence" not in await watcher.received_types()
+
+
+async def test_the_last_socket_closing_announces_offline_and_stamps_last_seen(connect, rest, user, other_user, chat):
+    # given
+    watcher = await connect(other_user, "/ws/")
+    first = await connect(user, "/ws/")
+    second = await connect(user, f"/ws/chat/{chat.id}/")
+    await watcher.receive_type("presence")
+    # when
+    await first.communicator.disconnect()
+    await second.communicator.disconnect()
+    # then
+    event = await watcher.receive_type("presence")
+    assert (event["user_id"], event["is_online"]) == (user.id, False)
+    stored = await User.objects.aget(pk=user.pk)
+    assert stored.last_seen is not None
+    assert event["last_seen"].replace("+00:00", "Z").startswith(stored.last_seen.isoformat()[:19])
+    seen = await rest(other_user, "get", f"/api/users/{user.id}")
+    assert seen.json()["is_online"] is False
+
+
+async def test_a_user_with_an_open_socket_is_online_over_rest(connect, rest, user, other_user, chat):
+    # given
+    watcher = await connect(other_user, "/ws/")
+    await connect(user, "/ws/")
+    await watcher.receive_type("presence")  # the claim is written before it is announced
+    # when
+    r = await rest(other_user, "get", f"/api/users/{user.id}")
+    # then
+    assert r.json()["is_online"] is True
+
+
+async def test_the_heartbeat_renews_the_claims_of_users_with_open_sockets(connect, user, other_user, chat):
+    # given
+    watcher = await connect(other_user, "/ws/")
+    await connect(user, "/ws/")
+    await watcher.receive_type("presence")
+    await sync_to_async(presence.process_offline)(user.id)  # as if the claim had expired
+    assert user.id not in await sync_to_async(presence.online_ids)([user.id])
+    # when
+    await get_hub().heartbeat()
+    # then
+    assert user.id in await sync_to_async(presence.online_ids)([user.id])
+
+
+@pytest.mark.redis
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="per-process claims are shared through Redis (REDIS_URL)")
+def test_a_crashed_processs_expired_claim_does_not_keep_a_user_online(user):
+    # given: another process claimed the user, then stopped renewing (crashed)
+    client = presence._redis()
+    client.zadd(presence._key(user.id), {"crashed-process": time.time() - 1})
+    # then
+    assert presence.online_ids([user.id]) == set()
+    # and a live process's claim still counts
+    assert presence.process_online(user.id) is True
+    assert presence.online_ids([user.id]) == {user.id}
+    assert presence.process_offline(user.id) is True
