@@ -60,52 +60,55 @@ def _on_disk(file: UploadedFile) -> Iterator[Path]:
         yield copy.path
 
 
-@transaction.atomic
 def _attachment_save(
     *, uploader: User, pending: store.PendingFile, sha256: str, info: validation.ImageInfo, original_name: str
 ) -> Attachment:
-    blob = _blob_locked(sha256)
-    if blob is None:
-        blob = Blob(
-            sha256=sha256,
-            size=pending.size,
-            content_type=info.kind.content_type,
-            width=info.width,
-            height=info.height,
-        )
-        blob.full_clean(validate_unique=False)
+    """Find or create the Blob, record the Attachment, then put the file in place; all in one transaction.
+
+    No row is locked FOR UPDATE: identical first uploads that lose the unique-index race hold a
+    shared lock on the winner's key, and asking for an exclusive one would deadlock them all.
+    Instead the Attachment's foreign key check holds a shared lock on the Blob row until commit,
+    which is what keeps cleanup_blobs (which takes FOR UPDATE) from deleting it meanwhile; if it
+    deleted the Blob just before, the insert fails on the foreign key and we start again.
+    """
+    attempts = 3
+    for attempt in range(attempts):
         try:
             with transaction.atomic():
-                blob.save(force_insert=True)
+                blob = Blob.objects.filter(sha256=sha256).first() or _blob_create(sha256, pending.size, info)
+                attachment = Attachment(blob=blob, uploader=uploader, original_name=original_name[:255])
+                # The database checks the blob (and so takes the shared lock described above).
+                attachment.full_clean(exclude=["blob"])
+                attachment.save(force_insert=True)
+                # Replacing an existing file is harmless (same bytes) and restores one that went missing.
+                store.commit(pending, sha256)
+            return attachment
         except IntegrityError:
-            # An identical upload committed the same sha256 first: share its Blob.
-            blob = Blob.objects.select_for_update().get(sha256=sha256)
-    # Put the file in place while holding the Blob's row lock, so cleanup_blobs (which deletes
-    # under the same lock) cannot remove it between here and the Attachment's commit.
-    store.commit(pending, sha256)
-    attachment = Attachment(blob=blob, uploader=uploader, original_name=original_name[:255])
-    attachment.full_clean()
-    attachment.save(force_insert=True)
-    return attachment
+            if attempt == attempts - 1:
+                raise
+            logger.info("blob %s went away during an upload; trying again", sha256)
+    raise AssertionError("unreachable")
 
 
-def _blob_locked(sha256: str) -> Blob | None:
-    """The Blob for this content under a row lock, or None.
-
-    A plain read first, then a lock by primary key: a locking read of a missing row could take
-    a gap lock on MySQL, and two identical first uploads would then deadlock on their inserts.
-    """
-    found = Blob.objects.filter(sha256=sha256).values_list("pk", flat=True).first()
-    if found is None:
-        return None
-    return Blob.objects.select_for_update().filter(pk=found).first()
+def _blob_create(sha256: str, size: int, info: validation.ImageInfo) -> Blob:
+    blob = Blob(sha256=sha256, size=size, content_type=info.kind.content_type, width=info.width, height=info.height)
+    blob.full_clean(validate_unique=False)
+    try:
+        with transaction.atomic():
+            blob.save(force_insert=True)
+    except IntegrityError:
+        # An identical upload committed the same sha256 first: share its Blob. (Django runs MySQL
+        # in READ COMMITTED, so this read sees the row that just made our insert fail.)
+        return Blob.objects.get(sha256=sha256)
+    return blob
 
 
 def blob_delete_if_unreferenced(*, blob_id: int) -> bool:
     """Delete a Blob and its file if no Attachment refers to it; True when deleted.
 
-    The file goes while the row lock is held (see _attachment_save): an upload of the same
-    bytes waits, finds no Blob, creates one and writes the file again.
+    The file goes while the row lock is held. An upload of the same bytes that is recording its
+    Attachment holds a shared lock on the row, so this waits for it and then finds the reference;
+    one that comes after finds no Blob, creates one and writes the file again (see _attachment_save).
     """
     with transaction.atomic():
         blob = Blob.objects.select_for_update().filter(pk=blob_id).first()
