@@ -40,10 +40,12 @@ class Person:
         return self.page.locator(".msg .bubble__text", has_text=text)
 
     def chat_item(self, title: str) -> Any:
-        return self.page.locator(".chat-list .chat-item", has_text=title)
+        """The sidebar entry whose title is exactly `title` (a preview may mention the name too)."""
+        exact_title = self.page.locator(".chat-item__title", has_text=re.compile(f"^{re.escape(title)}$"))
+        return self.page.locator(".chat-list .chat-item").filter(has=exact_title)
 
     def open_chat(self, title: str) -> None:
-        self.chat_item(title).first.click()
+        self.chat_item(title).click()
         self.page.locator(".chat__title", has_text=title).wait_for(timeout=TIMEOUT_MS)
 
 
@@ -301,6 +303,35 @@ def test_older_history_loads_when_scrolling_up(pair: tuple[Person, Person], scre
     bob.page.screenshot(path=str(screenshot_dir / "12-history-top.png"))
 
 
+def test_edits_and_deletions_show_on_both_sides(pair: tuple[Person, Person]) -> None:
+    alice, bob = pair
+    alice.open_chat(bob.display_name)
+    bob.open_chat(alice.display_name)
+    alice.send("Meet at 7")
+    expect(bob.bubble("Meet at 7")).to_have_count(1)
+
+    mine = alice.page.locator(".msg--own", has_text="Meet at 7")
+    mine.hover()
+    mine.get_by_role("button", name="Edit message").click()
+    composer = alice.page.locator(".composer__input")
+    expect(composer).to_have_value("Meet at 7")
+    composer.fill("Meet at 8")
+    composer.press("Enter")
+
+    edited = bob.page.locator(".msg--other", has_text="Meet at 8")
+    expect(edited.locator(".bubble__edited")).to_have_text("edited")
+    expect(bob.bubble("Meet at 7")).to_have_count(0)
+
+    alice.page.once("dialog", lambda dialog: dialog.accept())
+    mine = alice.page.locator(".msg--own", has_text="Meet at 8")
+    mine.hover()
+    mine.get_by_role("button", name="Delete message").click()
+
+    expect(bob.bubble("Meet at 8")).to_have_count(0)
+    expect(bob.page.locator(".msg--other .bubble__deleted").last).to_have_text("Message deleted")
+    expect(alice.page.locator(".msg--own .bubble__deleted").last).to_have_text("Message deleted")
+
+
 def test_narrow_window_shows_one_column(pair: tuple[Person, Person], screenshot_dir: Path) -> None:
     alice, _bob = pair
     alice.page.set_viewport_size({"width": 390, "height": 760})
@@ -313,3 +344,14 @@ def test_narrow_window_shows_one_column(pair: tuple[Person, Person], screenshot_
         alice.page.screenshot(path=str(screenshot_dir / "14-narrow-list.png"))
     finally:
         alice.page.set_viewport_size({"width": 1280, "height": 800})
+
+
+def test_logout_ends_the_session(pair: tuple[Person, Person], screenshot_dir: Path) -> None:
+    _alice, bob = pair
+
+    bob.page.get_by_role("button", name="Sign out").click()
+
+    expect(bob.page.locator(".auth__form")).to_be_visible()
+    bob.page.reload()
+    expect(bob.page.locator(".auth__form")).to_be_visible()
+    assert bob.page.evaluate("localStorage.getItem('messenger.refresh')") is None
