@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
     """Validate an uploaded image by its bytes, store it once per content, record the upload.
 
-    JPEG location data is removed first, so the sha256 names the cleaned bytes: the same
+    EXIF location data is removed first, so the sha256 names the cleaned bytes: the same
     photo uploaded twice (by anyone) is one Blob and one file, and two Attachments.
     Raises ValidationError({"file": [...]}) for a refused file and FileTooLarge past the limit.
     """
@@ -29,14 +29,10 @@ def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
     with _on_disk(file) as path:
         info = validation.inspect_image(path, size=size)
         with store.pending_file() as pending:
-            if info.kind is validation.JPEG:
-                try:
-                    validation.write_clean_jpeg(path, pending.write)
-                except validation.CorruptJpeg as error:
-                    raise validation.reject("The file is not a valid JPEG image: its structure is corrupt.") from error
-            else:
-                with open(path, "rb") as source:
-                    pending.copy_from(source)
+            try:
+                validation.write_clean(info.kind, path, pending.write)
+            except validation.CorruptImage as error:
+                raise validation.reject(f"The file is not a valid {info.kind.name} image: it is corrupt.") from error
             sha256 = pending.finish()
             if pending.size != size:
                 # What is stored must decode as well as what was sent.

@@ -64,10 +64,6 @@ class PendingFile:
         self._hash.update(data)
         self.size += len(data)
 
-    def copy_from(self, source: IO[bytes]) -> None:
-        while chunk := source.read(CHUNK_SIZE):
-            self.write(chunk)
-
     @property
     def sha256(self) -> str:
         return self._hash.hexdigest()

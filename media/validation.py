@@ -9,9 +9,11 @@ naming the reason; a file over settings.UPLOAD_MAX_BYTES raises FileTooLarge (41
 
 import mmap
 import warnings
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -124,8 +126,8 @@ APP1, APP2, APP13, SOS, EOI = 0xE1, 0xE2, 0xED, 0xDA, 0xD9
 COPY_SLICE = 1024 * 1024
 
 
-class CorruptJpeg(Exception):
-    pass
+class CorruptImage(Exception):
+    """The container structure is broken where the cleaner must rewrite it."""
 
 
 def write_clean_jpeg(path: Path, write: Callable[[bytes], None]) -> None:
@@ -140,16 +142,16 @@ def write_clean_jpeg(path: Path, write: Callable[[bytes], None]) -> None:
     with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
         end = len(data)
         if data[:2] != b"\xff\xd8":
-            raise CorruptJpeg("no SOI")
+            raise CorruptImage("no SOI")
         write(b"\xff\xd8")
         pos = 2
         while True:
             if pos >= end or data[pos] != 0xFF:
-                raise CorruptJpeg(f"expected a marker at {pos}")
+                raise CorruptImage(f"expected a marker at {pos}")
             while pos < end and data[pos] == 0xFF:  # fill bytes
                 pos += 1
             if pos >= end:
-                raise CorruptJpeg("truncated marker")
+                raise CorruptImage("truncated marker")
             marker = data[pos]
             pos += 1
             if marker == EOI:
@@ -159,10 +161,10 @@ def write_clean_jpeg(path: Path, write: Callable[[bytes], None]) -> None:
                 write(bytes((0xFF, marker)))
                 continue
             if pos + 2 > end:
-                raise CorruptJpeg("truncated segment length")
+                raise CorruptImage("truncated segment length")
             length = int.from_bytes(data[pos : pos + 2], "big")
             if length < 2 or pos + length > end:
-                raise CorruptJpeg("truncated segment")
+                raise CorruptImage("truncated segment")
             payload = data[pos + 2 : pos + length]
             pos += length
             kept = _clean_segment(marker, payload)
@@ -180,7 +182,7 @@ def _next_marker(data: mmap.mmap, pos: int) -> int:
     while True:
         found = data.find(b"\xff", pos)
         if found < 0 or found + 1 >= len(data):
-            raise CorruptJpeg("scan data runs past the end")
+            raise CorruptImage("scan data runs past the end")
         following = data[found + 1]
         if following == 0x00 or 0xD0 <= following <= 0xD7 or following == 0xFF:
             pos = found + 1 if following == 0xFF else found + 2  # stuffed byte, restart marker or fill
@@ -201,7 +203,12 @@ def _clean_segment(marker: int, payload: bytes) -> bytes | None:
     return payload
 
 
-def _exif_without_gps(payload: bytes) -> bytes | None:
+def _exif_without_gps(payload: bytes, *, prefix: bool = True) -> bytes | None:
+    """EXIF without its GPS IFD: with the `Exif\\0\\0` prefix (JPEG) or bare TIFF (PNG, WebP).
+
+    None when the EXIF cannot be parsed: what we cannot read could hide anything, so the whole
+    block goes (orientation with it).
+    """
     exif = Image.Exif()
     try:
         exif.load(payload)
@@ -210,8 +217,132 @@ def _exif_without_gps(payload: bytes) -> bytes | None:
         del exif[ExifTags.IFD.GPSInfo]
         cleaned = exif.tobytes()
     except Exception:
-        # EXIF we cannot parse could hide anything: drop the whole segment (orientation with it).
         return None
-    if len(cleaned) + 2 > 0xFFFF:
+    if prefix and len(cleaned) + 2 > 0xFFFF:
         return None
-    return cleaned
+    return cleaned if prefix else cleaned.removeprefix(EXIF_PREFIX)
+
+
+def write_clean(kind: ImageKind, path: Path, write: Callable[[bytes], None]) -> None:
+    """Write the image at `path` without location data. Raises CorruptImage."""
+    cleaners = {JPEG: write_clean_jpeg, PNG: write_clean_png, WEBP: write_clean_webp}
+    cleaner = cleaners.get(kind)
+    if cleaner is None:  # GIF carries no EXIF
+        with open(path, "rb") as source:
+            while chunk := source.read(COPY_SLICE):
+                write(chunk)
+        return
+    cleaner(path, write)
+
+
+# PNG: eXIf holds EXIF; XMP and ImageMagick's raw profiles travel in text chunks.
+PNG_LOCATION_TEXT_KEYWORDS = {
+    b"XML:com.adobe.xmp",
+    b"Raw profile type exif",
+    b"Raw profile type APP1",
+    b"Raw profile type xmp",
+    b"Raw profile type iptc",
+}
+
+
+def write_clean_png(path: Path, write: Callable[[bytes], None]) -> None:
+    """Copy a PNG chunk by chunk: eXIf loses its GPS IFD, XMP/EXIF text chunks go, nothing after IEND."""
+    with open(path, "rb") as file:
+        write(file.read(8))
+        while True:
+            header = file.read(8)
+            if len(header) < 8:
+                raise CorruptImage("PNG ends before IEND")
+            length = int.from_bytes(header[:4], "big")
+            kind = header[4:]
+            if kind == b"eXIf":
+                data = file.read(length)
+                file.read(4)  # CRC of the original data
+                cleaned = _exif_without_gps(data, prefix=False)
+                if cleaned is not None:
+                    write(_png_chunk(kind, cleaned))
+            elif kind in (b"tEXt", b"zTXt", b"iTXt") and _png_keyword(file, length) in PNG_LOCATION_TEXT_KEYWORDS:
+                file.seek(length + 4, 1)
+            else:
+                write(header)
+                _copy(file, length + 4, write)
+            if kind == b"IEND":
+                return
+
+
+def _png_keyword(file: IO[bytes], length: int) -> bytes:
+    start = file.tell()
+    keyword = file.read(min(length, 80)).split(b"\x00", 1)[0]
+    file.seek(start)
+    return keyword
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
+
+
+VP8X_EXIF_FLAG = 0x08
+VP8X_XMP_FLAG = 0x04
+
+
+def write_clean_webp(path: Path, write: Callable[[bytes], None]) -> None:
+    """Rewrite a WebP's RIFF chunks: EXIF loses its GPS IFD, XMP goes, VP8X flags and sizes follow."""
+    with open(path, "rb") as file:
+        file.seek(0, 2)
+        file_size = file.tell()
+        file.seek(12)
+        chunks: list[tuple[bytes, int, int]] = []  # (fourcc, data offset, data length)
+        while file.tell() + 8 <= file_size:
+            header = file.read(8)
+            fourcc, length = header[:4], int.from_bytes(header[4:], "little")
+            offset = file.tell()
+            if offset + length > file_size:
+                raise CorruptImage("WebP chunk runs past the end")
+            chunks.append((fourcc, offset, length))
+            file.seek(length + (length & 1), 1)
+        replaced: dict[int, bytes] = {}
+        order: list[int] = []  # indexes of the chunks kept, in file order
+        for index, (fourcc, offset, length) in enumerate(chunks):
+            if fourcc == b"XMP ":
+                continue
+            if fourcc == b"EXIF":
+                file.seek(offset)
+                cleaned = _exif_without_gps(file.read(length), prefix=False)
+                if cleaned is None:
+                    continue
+                replaced[index] = cleaned
+            order.append(index)
+        has_exif = any(chunks[index][0] == b"EXIF" for index in order)
+        for index in order:
+            fourcc, offset, length = chunks[index]
+            if fourcc == b"VP8X" and length >= 1:
+                file.seek(offset)
+                data = bytearray(file.read(length))
+                data[0] &= ~VP8X_XMP_FLAG & 0xFF
+                if not has_exif:
+                    data[0] &= ~VP8X_EXIF_FLAG & 0xFF
+                replaced[index] = bytes(data)
+        sizes = {index: len(replaced[index]) if index in replaced else chunks[index][2] for index in order}
+        riff_size = 4 + sum(8 + size + (size & 1) for size in sizes.values())
+        write(b"RIFF" + riff_size.to_bytes(4, "little") + b"WEBP")
+        for index in order:
+            fourcc, offset, length = chunks[index]
+            size = sizes[index]
+            write(fourcc + size.to_bytes(4, "little"))
+            if index in replaced:
+                write(replaced[index])
+            else:
+                file.seek(offset)
+                _copy(file, length, write)
+            if size & 1:
+                write(b"\x00")
+
+
+def _copy(file: IO[bytes], length: int, write: Callable[[bytes], None]) -> None:
+    remaining = length
+    while remaining > 0:
+        chunk = file.read(min(remaining, COPY_SLICE))
+        if not chunk:
+            raise CorruptImage("ends inside a chunk")
+        write(chunk)
+        remaining -= len(chunk)

@@ -5,7 +5,7 @@ import random
 import struct
 import zlib
 
-from PIL import ExifTags, Image
+from PIL import ExifTags, Image, PngImagePlugin
 
 GPS_ORIENTATION = 6  # "rotate 90° clockwise": must survive location removal
 
@@ -41,7 +41,7 @@ def webp(size: tuple[int, int] = (4, 3)) -> bytes:
     return image_bytes("WEBP", size)
 
 
-def jpeg_with_gps() -> bytes:
+def gps_exif() -> Image.Exif:
     exif = Image.Exif()
     exif[ExifTags.Base.Orientation] = GPS_ORIENTATION
     exif[ExifTags.Base.Make] = "TestCam"
@@ -51,12 +51,32 @@ def jpeg_with_gps() -> bytes:
         ExifTags.GPS.GPSLongitudeRef: "E",
         ExifTags.GPS.GPSLongitude: (13.0, 24.0, 0.0),
     }
-    xmp = (
-        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
-        b'<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="52,31.2N"/>'
-        b"</rdf:RDF></x:xmpmeta>"
-    )
-    return image_bytes("JPEG", (16, 8), exif=exif, xmp=xmp)
+    return exif
+
+
+XMP_WITH_GPS = (
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:exif="http://ns.adobe.com/exif/1.0/" exif:GPSLatitude="52,31.2N"/>'
+    b"</rdf:RDF></x:xmpmeta>"
+)
+
+
+def jpeg_with_gps() -> bytes:
+    return image_bytes("JPEG", (16, 8), exif=gps_exif(), xmp=XMP_WITH_GPS)
+
+
+def png_with_gps() -> bytes:
+    image = Image.new("RGB", (6, 4), (10, 200, 10))
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("XML:com.adobe.xmp", XMP_WITH_GPS.decode())
+    info.add_text("Comment", "kept")
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", exif=gps_exif(), pnginfo=info)
+    return buffer.getvalue()
+
+
+def webp_with_gps() -> bytes:
+    return image_bytes("WEBP", (6, 4), exif=gps_exif(), xmp=XMP_WITH_GPS)
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:

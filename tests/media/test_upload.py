@@ -1,9 +1,10 @@
 """POST /api/attachments: images judged by their bytes, refusals naming the reason."""
 
 import hashlib
+import io
 
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 from rest_framework.throttling import ScopedRateThrottle
 
 from media import store
@@ -197,30 +198,47 @@ def test_uploads_are_throttled_with_retry_after(api_client, monkeypatch):
     assert int(answers[2]["Retry-After"]) > 0
 
 
-def test_gps_is_removed_from_jpeg_before_hashing_and_orientation_is_kept(api_client):
+WITH_GPS = [
+    ("jpeg", images.jpeg_with_gps, "image/jpeg"),
+    ("png", images.png_with_gps, "image/png"),
+    ("webp", images.webp_with_gps, "image/webp"),
+]
+
+
+@pytest.mark.parametrize(("name", "build", "content_type"), WITH_GPS, ids=[w[0] for w in WITH_GPS])
+def test_gps_is_removed_before_hashing_and_orientation_is_kept(api_client, name, build, content_type):
     # given
-    original = images.jpeg_with_gps()
-    with Image.open(__import__("io").BytesIO(original)) as sent:
-        assert sent.getexif().get_ifd(0x8825)  # the test image really carries GPS
+    original = build()
+    with Image.open(io.BytesIO(original)) as sent:
+        assert sent.getexif().get_ifd(ExifTags.IFD.GPSInfo)  # the test image really carries GPS
     # when
-    r = upload(api_client, original, name="holiday.jpg", content_type="image/jpeg")
+    r = upload(api_client, original, name=f"holiday.{name}", content_type=content_type)
     # then
     assert r.status_code == 201, r.content
     body = r.json()
+    assert body["content_type"] == content_type
     path = store.blob_path(body["sha256"])
     stored = path.read_bytes()
     assert body["sha256"] == hashlib.sha256(stored).hexdigest() != hashlib.sha256(original).hexdigest()
     assert body["size"] == len(stored)
     with Image.open(path) as image:
         exif = image.getexif()
-        assert 0x8825 not in exif
-        assert exif.get_ifd(0x8825) == {}
-        assert exif[0x0112] == images.GPS_ORIENTATION
-        assert exif[0x010F] == "TestCam"
-        assert "xmp" not in image.info
+        assert ExifTags.IFD.GPSInfo not in exif
+        assert exif.get_ifd(ExifTags.IFD.GPSInfo) == {}
+        assert exif[ExifTags.Base.Orientation] == images.GPS_ORIENTATION
+        assert exif[ExifTags.Base.Make] == "TestCam"
+        assert "xmp" not in image.info and "XML:com.adobe.xmp" not in image.info
         image.load()
     assert b"GPSLatitude" not in stored
-    assert b"ns.adobe.com/xap" not in stored
+    assert b"adobe:ns:meta" not in stored
+
+
+def test_png_text_that_is_not_location_is_kept(api_client):
+    # when
+    r = upload(api_client, images.png_with_gps())
+    # then
+    with Image.open(store.blob_path(r.json()["sha256"])) as image:
+        assert image.info["Comment"] == "kept"
 
 
 def test_bytes_after_the_end_of_a_jpeg_are_not_stored(api_client):
@@ -232,3 +250,13 @@ def test_bytes_after_the_end_of_a_jpeg_are_not_stored(api_client):
     assert r.status_code == 201, r.content
     stored = store.blob_path(r.json()["sha256"]).read_bytes()
     assert stored == images.jpeg()
+
+
+def test_bytes_after_the_end_of_a_png_are_not_stored(api_client):
+    # given
+    original = images.png() + b"<html><script>alert(1)</script></html>"
+    # when
+    r = upload(api_client, original)
+    # then
+    assert r.status_code == 201, r.content
+    assert store.blob_path(r.json()["sha256"]).read_bytes() == images.png()
