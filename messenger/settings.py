@@ -321,6 +321,7 @@ SPECTACULAR_SETTINGS = {
     "SCHEMA_PATH_PREFIX": "/api",
     # Two choice sets share the field name "role": name both, or the schema gets "Role978Enum".
     # https://drf-spectacular.readthedocs.io/en/latest/settings.html
+    "PREPROCESSING_HOOKS": ["messenger.schema.contract_paths"],
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "chats.models.ChatUser.Role",
         "AssignableRoleEnum": "chats.serializers.ASSIGNABLE_ROLES",

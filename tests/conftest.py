@@ -41,12 +41,12 @@ def make_client() -> Callable[[User | None], APIClient]:
 
 @pytest.fixture
 def user(db) -> User:
-    return UserFactory(username="alice", display_name="Alice")
+    return UserFactory.create(username="alice", display_name="Alice")
 
 
 @pytest.fixture
 def other_user(db) -> User:
-    return UserFactory(username="bob", display_name="Bob")
+    return UserFactory.create(username="bob", display_name="Bob")
 
 
 @pytest.fixture

@@ -21,10 +21,11 @@ class UserFactory(factory.django.DjangoModelFactory[User]):
     display_name = factory.Faker("name")
 
     @factory.post_generation
-    def password(self, create: bool, extracted: str | None, **kwargs: Any) -> None:
-        self.set_password(extracted or DEFAULT_PASSWORD)
+    def password(user: User, create: bool, extracted: str | None, **kwargs: Any) -> None:
+        # factory_boy passes the built User, not the factory, as the first argument.
+        user.set_password(extracted or DEFAULT_PASSWORD)
         if create:
-            self.save(update_fields=["password"])
+            user.save(update_fields=["password"])
 
 
 class ChatFactory(factory.django.DjangoModelFactory[Chat]):
@@ -47,11 +48,11 @@ class ChatUserFactory(factory.django.DjangoModelFactory[ChatUser]):
 def group_with(*members: User, owner: User | None = None, title: str = "Team") -> Chat:
     """A group with the given owner (first member if not given); the rest are plain members."""
     owner = owner or members[0]
-    chat = ChatFactory(title=title)
-    ChatUserFactory(chat=chat, user=owner, role=ChatUser.Role.OWNER)
+    chat = ChatFactory.create(title=title)
+    ChatUserFactory.create(chat=chat, user=owner, role=ChatUser.Role.OWNER)
     for user in members:
         if user != owner:
-            ChatUserFactory(chat=chat, user=user)
+            ChatUserFactory.create(chat=chat, user=user)
     return chat
 
 
@@ -66,7 +67,7 @@ def message_in(chat: Chat, sender: User, content: str = "hello") -> Message:
 def direct_between(a: User, b: User) -> Chat:
     """The direct chat of a pair, built as services.chat_create would (same direct_key)."""
     low, high = sorted((a.pk, b.pk))
-    chat = ChatFactory(is_group=False, title=None, direct_key=f"{low}:{high}")
-    ChatUserFactory(chat=chat, user=a)
-    ChatUserFactory(chat=chat, user=b)
+    chat = ChatFactory.create(is_group=False, title=None, direct_key=f"{low}:{high}")
+    ChatUserFactory.create(chat=chat, user=a)
+    ChatUserFactory.create(chat=chat, user=b)
     return chat

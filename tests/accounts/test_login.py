@@ -10,7 +10,7 @@ URL = "/api/auth/login"
 
 @pytest.fixture
 def alice(db):
-    return UserFactory(username="alice", email="alice@example.com")
+    return UserFactory.create(username="alice", email="alice@example.com")
 
 
 def test_login_by_username_answers_me_and_a_token_pair(client, alice):

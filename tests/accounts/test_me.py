@@ -62,7 +62,7 @@ def test_patch_me_keeps_the_own_email_in_another_case(api_client, user):
 
 def test_patch_me_refuses_an_email_another_user_has_ignoring_case(api_client, user, unchanged):
     # given
-    UserFactory(username="carol", email="carol@example.com")
+    UserFactory.create(username="carol", email="carol@example.com")
     # when
     with unchanged():
         r = api_client.patch(URL, {"email": "CAROL@example.com"}, format="json")

@@ -76,7 +76,7 @@ def test_register_refuses_a_username_outside_the_rules(client, db, unchanged, us
 
 def test_register_refuses_a_username_that_differs_only_in_case(client, db, unchanged):
     # given
-    UserFactory(username="alice")
+    UserFactory.create(username="alice")
     # when
     with unchanged():
         r = client.post(URL, payload(username="Alice"), content_type="application/json")
@@ -87,7 +87,7 @@ def test_register_refuses_a_username_that_differs_only_in_case(client, db, uncha
 
 def test_register_refuses_an_email_already_in_use_ignoring_case(client, db, unchanged):
     # given
-    UserFactory(username="alice", email="alice@example.com")
+    UserFactory.create(username="alice", email="alice@example.com")
     # when
     with unchanged():
         r = client.post(URL, payload(email="ALICE@example.com"), content_type="application/json")

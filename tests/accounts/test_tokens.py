@@ -10,7 +10,7 @@ from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 @pytest.fixture
 def alice(db):
-    return UserFactory(username="alice")
+    return UserFactory.create(username="alice")
 
 
 @pytest.fixture

@@ -43,7 +43,7 @@ def test_register_alice_then_Alice_answers_400(client, db):
 
 def test_a_mixed_case_username_logs_in_in_any_case(client, db):
     # given
-    UserFactory(username="MixedCase")
+    UserFactory.create(username="MixedCase")
     # when
     r = client.post(
         "/api/auth/login", {"username": "mixedcase", "password": DEFAULT_PASSWORD}, content_type="application/json"
@@ -55,7 +55,7 @@ def test_a_mixed_case_username_logs_in_in_any_case(client, db):
 
 def test_usernames_with_like_wildcards_do_not_match_others(client, db):
     # given: "_" is a LIKE wildcard; an iexact lookup must escape it
-    UserFactory(username="a_b")
+    UserFactory.create(username="a_b")
     # when
     r = client.post(
         "/api/auth/register",
@@ -85,6 +85,6 @@ def test_mysql_username_and_email_columns_compare_case_insensitively(db):
 @needs_mysql
 def test_mysql_finds_a_user_by_username_in_another_case(db):
     # given
-    UserFactory(username="Alice")
+    UserFactory.create(username="Alice")
     # then
     assert User.objects.get_by_natural_key("aLiCe").username == "Alice"

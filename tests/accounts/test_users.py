@@ -13,9 +13,9 @@ def usernames(response):
 
 def test_search_matches_username_and_display_name(api_client):
     # given
-    UserFactory(username="carol", display_name="Carol")
-    UserFactory(username="dave", display_name="Dave Carolson")
-    UserFactory(username="erin", display_name="Erin")
+    UserFactory.create(username="carol", display_name="Carol")
+    UserFactory.create(username="dave", display_name="Dave Carolson")
+    UserFactory.create(username="erin", display_name="Erin")
     # when
     r = api_client.get("/api/users/search", {"q": "carol"})
     # then
@@ -25,9 +25,9 @@ def test_search_matches_username_and_display_name(api_client):
 
 def test_search_ranks_prefix_matches_first(api_client):
     # given
-    UserFactory(username="mcarol", display_name="M")
-    UserFactory(username="zed", display_name="Carol Z")
-    UserFactory(username="carolyn", display_name="C")
+    UserFactory.create(username="mcarol", display_name="M")
+    UserFactory.create(username="zed", display_name="Carol Z")
+    UserFactory.create(username="carolyn", display_name="C")
     # when
     r = api_client.get("/api/users/search", {"q": "carol"})
     # then
@@ -37,7 +37,7 @@ def test_search_ranks_prefix_matches_first(api_client):
 
 def test_search_ignores_case(api_client):
     # given
-    UserFactory(username="Carol", display_name="")
+    UserFactory.create(username="Carol", display_name="")
     # when
     r = api_client.get("/api/users/search", {"q": "CAROL"})
     # then
@@ -46,7 +46,7 @@ def test_search_ignores_case(api_client):
 
 def test_search_answers_public_users_without_email(api_client):
     # given
-    UserFactory(username="carol", email="carol@example.com")
+    UserFactory.create(username="carol", email="carol@example.com")
     # when
     r = api_client.get("/api/users/search", {"q": "carol"})
     # then
@@ -58,7 +58,7 @@ def test_search_answers_public_users_without_email(api_client):
 
 def test_search_does_not_match_on_email(api_client):
     # given
-    UserFactory(username="carol", email="secret-handle@example.com", display_name="")
+    UserFactory.create(username="carol", email="secret-handle@example.com", display_name="")
     # when
     r = api_client.get("/api/users/search", {"q": "secret-handle"})
     # then
@@ -68,7 +68,7 @@ def test_search_does_not_match_on_email(api_client):
 
 def test_search_leaves_out_the_caller_and_deactivated_users(api_client, user):
     # given
-    UserFactory(username="alicia", is_active=False)
+    UserFactory.create(username="alicia", is_active=False)
     # when
     r = api_client.get("/api/users/search", {"q": "ali"})
     # then
@@ -78,7 +78,7 @@ def test_search_leaves_out_the_caller_and_deactivated_users(api_client, user):
 def test_search_is_paginated_with_a_next_link(api_client):
     # given
     for n in range(25):
-        UserFactory(username=f"zoe{n:02d}")
+        UserFactory.create(username=f"zoe{n:02d}")
     # when
     first = api_client.get("/api/users/search", {"q": "zoe"})
     second = api_client.get(first.json()["next"])
@@ -94,7 +94,7 @@ def test_search_is_paginated_with_a_next_link(api_client):
 def test_search_honours_limit(api_client):
     # given
     for n in range(5):
-        UserFactory(username=f"zoe{n}")
+        UserFactory.create(username=f"zoe{n}")
     # when
     r = api_client.get("/api/users/search", {"q": "zoe", "limit": 2})
     # then
@@ -104,7 +104,7 @@ def test_search_honours_limit(api_client):
 
 def test_search_treats_like_wildcards_literally(api_client):
     # given
-    UserFactory(username="carol", display_name="")
+    UserFactory.create(username="carol", display_name="")
     # when
     r = api_client.get("/api/users/search", {"q": "%"})
     # then
@@ -130,8 +130,8 @@ def test_search_without_q_answers_400(api_client):
 
 def test_search_shows_who_is_online(api_client, set_online):
     # given
-    carol = UserFactory(username="carol")
-    UserFactory(username="carla")
+    carol = UserFactory.create(username="carol")
+    UserFactory.create(username="carla")
     set_online(carol)
     # when
     r = api_client.get("/api/users/search", {"q": "car"})
@@ -159,7 +159,7 @@ def test_user_detail_works_with_a_trailing_slash(api_client, other_user):
 
 def test_user_detail_of_an_unknown_or_deactivated_user_answers_404(api_client):
     # given
-    gone = UserFactory(is_active=False)
+    gone = UserFactory.create(is_active=False)
     # when
     unknown = api_client.get("/api/users/999999")
     deactivated = api_client.get(f"/api/users/{gone.id}")

@@ -27,8 +27,8 @@ class Team:
 
 @pytest.fixture
 def team(db) -> Team:
-    chat = ChatFactory(title="Team")
-    people = {name: UserFactory(username=name) for name in ("owner", "admin", "admin2", "member", "member2")}
+    chat = ChatFactory.create(title="Team")
+    people = {name: UserFactory.create(username=name) for name in ("owner", "admin", "admin2", "member", "member2")}
     roles = {
         "owner": ChatUser.Role.OWNER,
         "admin": ChatUser.Role.ADMIN,
@@ -37,8 +37,8 @@ def team(db) -> Team:
         "member2": ChatUser.Role.MEMBER,
     }
     for name, user in people.items():
-        ChatUserFactory(chat=chat, user=user, role=roles[name])
-    return Team(chat=chat, outsider=UserFactory(username="outsider"), **people)
+        ChatUserFactory.create(chat=chat, user=user, role=roles[name])
+    return Team(chat=chat, outsider=UserFactory.create(username="outsider"), **people)
 
 
 @pytest.fixture

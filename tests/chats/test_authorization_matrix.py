@@ -139,7 +139,7 @@ def prepare(team, actor) -> Target:
         member2_id=team.member2.id,
         own_message_id=message_in(team.chat, own_sender, "own").id,
         others_message_id=message_in(team.chat, team.member2, "member2's").id,
-        newcomer_id=UserFactory().id,
+        newcomer_id=UserFactory.create().id,
     )
 
 
@@ -184,7 +184,7 @@ def test_an_outsider_gets_the_same_404_as_for_a_chat_that_does_not_exist(client_
 @pytest.mark.parametrize("endpoint", ENDPOINTS, ids=ENDPOINT_IDS)
 def test_outsiders_of_a_direct_chat_get_404_and_write_nothing(client_for, db, unchanged, endpoint):
     # given
-    a, b, outsider = UserFactory(), UserFactory(), UserFactory()
+    a, b, outsider = UserFactory.create(), UserFactory.create(), UserFactory.create()
     direct = direct_between(a, b)
     target = Target(
         chat_id=direct.id,
@@ -194,7 +194,7 @@ def test_outsiders_of_a_direct_chat_get_404_and_write_nothing(client_for, db, un
         member2_id=b.id,
         own_message_id=message_in(direct, a, "a's").id,
         others_message_id=message_in(direct, b, "b's").id,
-        newcomer_id=UserFactory().id,
+        newcomer_id=UserFactory.create().id,
     )
     client = client_for(outsider)
     # when

@@ -64,7 +64,7 @@ def test_create_direct_ignores_a_title(api_client, other_user):
 )
 def test_create_direct_needs_exactly_one_other_user(api_client, user, other_user, unchanged, member_ids):
     # given
-    third = UserFactory()
+    third = UserFactory.create()
     ids = {
         "self": [user.id],
         "none": [],
@@ -91,7 +91,7 @@ def test_create_direct_with_an_unknown_user_answers_400(api_client, unchanged):
 
 def test_create_direct_with_a_deactivated_user_answers_400(api_client, unchanged):
     # given
-    gone = UserFactory(is_active=False)
+    gone = UserFactory.create(is_active=False)
     # when
     with unchanged():
         r = create(api_client, is_group=False, member_ids=[gone.id])
@@ -104,7 +104,7 @@ def test_create_direct_with_a_deactivated_user_answers_400(api_client, unchanged
 
 def test_create_group_answers_201_and_makes_the_creator_owner(api_client, user, other_user):
     # given
-    third = UserFactory()
+    third = UserFactory.create()
     # when
     r = create(api_client, is_group=True, title="Hiking", member_ids=[other_user.id, third.id])
     # then
@@ -198,7 +198,7 @@ def test_create_group_with_an_unknown_member_creates_nothing(api_client, other_u
 def test_create_group_over_the_member_limit_answers_400(api_client, settings, unchanged):
     # given
     settings.GROUP_MAX_MEMBERS = 3
-    others = [UserFactory().id for _ in range(3)]
+    others = [UserFactory.create().id for _ in range(3)]
     # when
     with unchanged():
         r = create(api_client, is_group=True, title="Crowd", member_ids=others)
@@ -210,7 +210,7 @@ def test_create_group_over_the_member_limit_answers_400(api_client, settings, un
 def test_create_group_at_the_member_limit_is_allowed(api_client, settings):
     # given
     settings.GROUP_MAX_MEMBERS = 3
-    others = [UserFactory().id for _ in range(2)]
+    others = [UserFactory.create().id for _ in range(2)]
     # when
     r = create(api_client, is_group=True, title="Crowd", member_ids=others)
     # then

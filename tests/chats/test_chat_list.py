@@ -21,7 +21,7 @@ def test_chat_list_answers_a_page_of_the_callers_chats(api_client, user, other_u
     # given
     group = group_with(user, other_user, owner=user)
     direct = direct_between(user, other_user)
-    group_with(other_user, UserFactory())  # not the caller's
+    group_with(other_user, UserFactory.create())  # not the caller's
     # when
     r = api_client.get("/api/chats")
     # then
@@ -152,7 +152,7 @@ def test_chat_list_shows_which_members_are_online(api_client, user, other_user, 
 
 def test_chat_list_is_empty_for_a_user_without_chats(client_for, db):
     # given
-    loner = UserFactory()
+    loner = UserFactory.create()
     # when
     r = client_for(loner).get("/api/chats")
     # then
@@ -163,7 +163,7 @@ def test_chat_list_is_empty_for_a_user_without_chats(client_for, db):
 def test_a_chat_the_caller_left_disappears_from_the_list(api_client, user, other_user):
     # given
     chat = group_with(other_user, user, owner=other_user)
-    ChatUserFactory(chat=chat, user=UserFactory())
+    ChatUserFactory.create(chat=chat, user=UserFactory.create())
     # when
     api_client.delete(f"/api/chats/{chat.id}/members/{user.id}")
     r = api_client.get("/api/chats")

@@ -66,7 +66,7 @@ def client_with_token(user) -> APIClient:
 
 def test_twenty_concurrent_sends_take_twenty_distinct_increasing_versions():
     # given
-    senders = [UserFactory() for _ in range(5)]
+    senders = [UserFactory.create() for _ in range(5)]
     chat = group_with(*senders)
     clients = [client_with_token(senders[i % 5]) for i in range(20)]
 
@@ -87,7 +87,7 @@ def test_twenty_concurrent_sends_take_twenty_distinct_increasing_versions():
 
 def test_concurrent_sends_keep_unread_counts_exact():
     # given
-    writer, reader = UserFactory(), UserFactory()
+    writer, reader = UserFactory.create(), UserFactory.create()
     chat = group_with(writer, reader)
     client = client_with_token(writer)
 
@@ -99,7 +99,7 @@ def test_concurrent_sends_keep_unread_counts_exact():
 
 def test_two_concurrent_creations_of_the_same_direct_chat_make_one_chat():
     # given
-    a, b = UserFactory(), UserFactory()
+    a, b = UserFactory.create(), UserFactory.create()
     clients = [client_with_token(a), client_with_token(b)]
     others = [b.id, a.id]
 
@@ -118,7 +118,7 @@ def test_two_concurrent_creations_of_the_same_direct_chat_make_one_chat():
 
 def test_many_concurrent_creations_of_the_same_direct_chat_make_one_chat():
     # given
-    a, b = UserFactory(), UserFactory()
+    a, b = UserFactory.create(), UserFactory.create()
     clients = [client_with_token(a if i % 2 else b) for i in range(8)]
 
     def create(index: int) -> tuple[int, int]:
@@ -135,7 +135,7 @@ def test_many_concurrent_creations_of_the_same_direct_chat_make_one_chat():
 
 def test_concurrent_retries_with_one_client_id_make_one_message():
     # given
-    sender, other = UserFactory(), UserFactory()
+    sender, other = UserFactory.create(), UserFactory.create()
     chat = group_with(sender, other)
     clients = [client_with_token(sender) for _ in range(6)]
 

@@ -16,7 +16,7 @@ def roles(chat):
 
 def test_owner_adds_a_member_and_gets_201_with_the_chat(client_for, team):
     # given
-    newcomer = UserFactory(username="newcomer")
+    newcomer = UserFactory.create(username="newcomer")
     # when
     r = client_for(team.owner).post(f"/api/chats/{team.chat.id}/members", {"user_id": newcomer.id}, format="json")
     # then
@@ -28,7 +28,7 @@ def test_owner_adds_a_member_and_gets_201_with_the_chat(client_for, team):
 def test_a_newcomer_starts_with_nothing_unread(client_for, team):
     # given
     message_in(team.chat, team.owner, "before you came")
-    newcomer = UserFactory()
+    newcomer = UserFactory.create()
     # when
     client_for(team.admin).post(f"/api/chats/{team.chat.id}/members", {"user_id": newcomer.id}, format="json")
     r = client_for(newcomer).get(f"/api/chats/{team.chat.id}")
@@ -83,7 +83,7 @@ def test_adding_past_the_member_limit_answers_400(client_for, team, settings, un
 def test_nobody_can_be_added_to_a_direct_chat(client_for, user, other_user, unchanged):
     # given
     direct = direct_between(user, other_user)
-    third = UserFactory()
+    third = UserFactory.create()
     # when
     with unchanged():
         r = client_for(user).post(f"/api/chats/{direct.id}/members", {"user_id": third.id}, format="json")
@@ -93,7 +93,7 @@ def test_nobody_can_be_added_to_a_direct_chat(client_for, user, other_user, unch
 
 def test_adding_announces_member_added(client_for, team, django_capture_on_commit_callbacks):
     # given
-    newcomer = UserFactory()
+    newcomer = UserFactory.create()
     # when
     with django_capture_on_commit_callbacks() as callbacks:
         r = client_for(team.owner).post(f"/api/chats/{team.chat.id}/members", {"user_id": newcomer.id}, format="json")
@@ -176,8 +176,8 @@ def test_when_the_owner_leaves_a_group_without_admins_the_first_member_becomes_o
     from tests.factories import group_with
 
     chat = group_with(user, other_user, owner=user)
-    third = UserFactory()
-    ChatUserFactory(chat=chat, user=third)
+    third = UserFactory.create()
+    ChatUserFactory.create(chat=chat, user=third)
     # when
     r = client_for(user).delete(f"/api/chats/{chat.id}/members/{user.id}")
     # then

@@ -20,7 +20,7 @@ SEND_BUDGET = 12
 def chats_with_traffic(user, count):
     """`count` groups of the user, each with three more members and four messages."""
     for n in range(count):
-        others = [UserFactory() for _ in range(3)]
+        others = [UserFactory.create() for _ in range(3)]
         chat = group_with(user, *others, owner=user, title=f"g{n}")
         for m in range(4):
             message_in(chat, (user, *others)[m % 4], f"m{m}")
@@ -54,7 +54,7 @@ def test_chat_list_costs_the_same_with_more_members_per_chat(api_client, user, c
     message_in(chat, user)
     few, _ = queries_for(api_client, "/api/chats")
     for _ in range(30):
-        ChatUserFactory(chat=chat, user=UserFactory())
+        ChatUserFactory.create(chat=chat, user=UserFactory.create())
     # when
     many, r = queries_for(api_client, "/api/chats")
     # then
@@ -65,7 +65,7 @@ def test_chat_list_costs_the_same_with_more_members_per_chat(api_client, user, c
 def test_chat_detail_costs_a_constant_number_of_queries(api_client, user, chat, django_assert_max_num_queries):
     # given
     for _ in range(20):
-        ChatUserFactory(chat=chat, user=UserFactory())
+        ChatUserFactory.create(chat=chat, user=UserFactory.create())
         message_in(chat, user)
     # when / then
     with django_assert_max_num_queries(CHAT_LIST_BUDGET):
@@ -81,9 +81,9 @@ def test_history_page_costs_the_same_whatever_the_message_count(
     for n in range(5):
         message_in(chat, (user, other_user)[n % 2])
     few, _ = queries_for(api_client, f"/api/chats/{chat.id}/messages", query)
-    senders = [UserFactory() for _ in range(10)]
+    senders = [UserFactory.create() for _ in range(10)]
     for sender in senders:
-        ChatUserFactory(chat=chat, user=sender)
+        ChatUserFactory.create(chat=chat, user=sender)
     for n in range(200):
         message_in(chat, senders[n % 10])
     # when
@@ -109,7 +109,7 @@ def test_an_older_history_page_costs_the_same(api_client, user, chat):
 def test_sending_a_message_stays_within_its_budget(api_client, chat, user, other_user, django_assert_max_num_queries):
     # given
     for _ in range(20):
-        ChatUserFactory(chat=chat, user=UserFactory())
+        ChatUserFactory.create(chat=chat, user=UserFactory.create())
     message_in(chat, other_user)
     # when
     with django_assert_max_num_queries(SEND_BUDGET):
