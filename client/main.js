@@ -109,14 +109,22 @@ function updateUnread(total) {
  * bearer token, not cookies, is the credential, so no other site gains anything from this).
  */
 function presentServerOrigin() {
-  const filter = { urls: [`${settings.serverUrl}/*`, `${settings.serverUrl.replace(/^http/, 'ws')}/*`] };
-  session.defaultSession.webRequest.onBeforeSendHeaders(filter, (details, callback) => {
+  const web = session.defaultSession.webRequest;
+  const http = `${settings.serverUrl}/*`;
+  const filter = { urls: [http, `${settings.serverUrl.replace(/^http/, 'ws')}/*`] };
+  const rewriteOrigin = (details, callback) => {
     const headers = { ...details.requestHeaders };
     for (const name of Object.keys(headers)) if (name.toLowerCase() === 'origin') delete headers[name];
     headers.Origin = settings.serverUrl;
     callback({ requestHeaders: headers });
-  });
-  session.defaultSession.webRequest.onHeadersReceived(filter, (details, callback) => {
+  };
+  try {
+    web.onBeforeSendHeaders(filter, rewriteOrigin);
+  } catch {
+    // Older Electron without ws:// filters: HTTP only; the server accepts file:// WebSockets anyway.
+    web.onBeforeSendHeaders({ urls: [http] }, rewriteOrigin);
+  }
+  web.onHeadersReceived({ urls: [http] }, (details, callback) => {
     const headers = {};
     for (const [name, value] of Object.entries(details.responseHeaders || {})) {
       if (!name.toLowerCase().startsWith('access-control-')) headers[name] = value;

@@ -27,7 +27,6 @@ export function mountChat(layout, app) {
     h('img', { src: './assets/icon.png', alt: '', width: 96, height: 96 }),
     h('p', { text: 'Select a chat or search for someone to start messaging.' }));
   const composer = mountComposer(app, {
-    onEdited: () => {},
     onSent: () => {
       stickToBottom = true;
     },

@@ -116,6 +116,7 @@ export function mountSidebar(layout, app) {
     const sender = last && chat.is_group && !mine && last.sender ? `${displayName(last.sender)}: ` : '';
     const active = store.state.activeChatId === chat.id;
     const unread = chat.unread_count || 0;
+    const typing = store.typingIn(chat.id);
     return h('button', {
       class: `chat-item${active ? ' chat-item--active' : ''}${unread ? ' chat-item--unread' : ''}`,
       type: 'button', 'aria-current': active ? 'true' : null, dataset: { focusKey: `chat-${chat.id}`, chatId: chat.id },
@@ -127,9 +128,11 @@ export function mountSidebar(layout, app) {
         h('span', { class: 'chat-item__title', text: title }),
         h('time', { class: 'chat-item__time', datetime: last?.created_at || '', text: shortStamp(last?.created_at) })),
       h('span', { class: 'chat-item__bottom' },
-        h('span', { class: 'chat-item__preview' },
-          mine ? h('span', { class: 'chat-item__you', text: 'You: ' }) : sender,
-          preview(last)),
+        typing.length
+          ? h('span', { class: 'chat-item__preview chat-item__typing', text: chat.is_group ? `${displayName(typing[0])} is typing…` : 'typing…' })
+          : h('span', { class: 'chat-item__preview' },
+            mine ? h('span', { class: 'chat-item__you', text: 'You: ' }) : sender,
+            preview(last)),
         unread ? h('span', { class: 'badge', 'aria-label': `${unread} unread`, text: unread > 99 ? '99+' : String(unread) }) : null)));
   }
 
@@ -176,7 +179,7 @@ export function mountSidebar(layout, app) {
   const unsubscribe = store.subscribe((topics) => {
     if (topics.has('user')) renderMe();
     if (topics.has('connection')) renderStatus();
-    if (topics.has('chats') || topics.has('active') || topics.has('presence')) renderList();
+    if (topics.has('chats') || topics.has('active') || topics.has('presence') || topics.has('typing')) renderList();
   });
   // Relative times ("14:05" → "Mon") age; refresh them now and then.
   const ticker = setInterval(renderList, 60_000);
