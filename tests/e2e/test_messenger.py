@@ -318,6 +318,7 @@ def test_edits_and_deletions_show_on_both_sides(pair: tuple[Person, Person]) -> 
     composer.fill("Meet at 8")
     composer.press("Enter")
 
+    expect(composer).to_have_value("")  # the composer is back to the (empty) draft
     edited = bob.page.locator(".msg--other", has_text="Meet at 8")
     expect(edited.locator(".bubble__edited")).to_have_text("edited")
     expect(bob.bubble("Meet at 7")).to_have_count(0)

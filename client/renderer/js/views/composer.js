@@ -51,7 +51,7 @@ export function mountComposer(app, { onSent }) {
 
   function onInput() {
     autosize();
-    if (chatId) drafts.set(chatId, textarea.value);
+    if (chatId && !editing) drafts.set(chatId, textarea.value);
     const now = Date.now();
     if (!editing && textarea.value && now - lastTypingAt > TYPING_EVERY_MS) {
       lastTypingAt = now;
@@ -163,6 +163,7 @@ export function mountComposer(app, { onSent }) {
   }
 
   function edit(message) {
+    if (!editing) drafts.set(chatId, textarea.value);
     discardUpload();
     editing = message;
     textarea.value = message.content;
