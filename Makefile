@@ -8,7 +8,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 export DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: run test lint typecheck check venv deps mysql-headers demo migrate bench client-test clean
+.PHONY: run test lint typecheck check venv deps mysql-headers demo migrate bench client-test e2e clean
 
 venv: $(BIN)/.installed
 
@@ -66,6 +66,14 @@ typecheck: venv
 
 check: lint typecheck
 	DEBUG=true $(BIN)/python manage.py makemigrations --check --dry-run
+
+# The desktop client's logic modules (node's test runner). Electron's binary is not needed.
+client-test:
+	cd client && ELECTRON_SKIP_BINARY_DOWNLOAD=1 npm ci --no-audit --no-fund && npm test
+
+# Browser end-to-end tests only (they also run as part of `make test`).
+e2e: venv
+	$(BIN)/pytest -m e2e tests/e2e
 
 bench: venv
 	$(BIN)/python -m bench.run --out bench/results
