@@ -14,6 +14,10 @@ from accounts.serializers import PublicUserSerializer
 from chats.models import Chat, ChatUser, Message
 from media.serializers import AttachmentSerializer
 
+# The largest id or version a row can have (a signed 64-bit column). A number past it names nothing,
+# and SQLite cannot even bind it: input is refused at the edge rather than overflowing in a query.
+MAX_ID = 2**63 - 1
+
 
 class MemberSerializer(serializers.ModelSerializer[ChatUser]):
     user = PublicUserSerializer(read_only=True)
@@ -125,7 +129,9 @@ class ChatCreateSerializer(serializers.Serializer[Any]):
     is_group = serializers.BooleanField()
     title = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=1000)
     member_ids = serializers.ListField(
-        child=serializers.IntegerField(min_value=1), allow_empty=True, max_length=settings.GROUP_MAX_MEMBERS
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
+        allow_empty=True,
+        max_length=settings.GROUP_MAX_MEMBERS,
     )
 
 
@@ -134,7 +140,7 @@ class ChatUpdateSerializer(serializers.Serializer[Any]):
 
 
 class MemberAddSerializer(serializers.Serializer[Any]):
-    user_id = serializers.IntegerField(min_value=1)
+    user_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
 
 # The roles an owner can give; ownership itself never changes hands through PATCH.
@@ -147,7 +153,7 @@ class MemberRoleSerializer(serializers.Serializer[Any]):
 
 class MessageCreateSerializer(serializers.Serializer[Any]):
     content = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=100_000)
-    attachment_id = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    attachment_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
     client_id = serializers.CharField(required=False, allow_null=True, max_length=64)
 
 
@@ -156,7 +162,7 @@ class MessageEditSerializer(serializers.Serializer[Any]):
 
 
 class ReadSerializer(serializers.Serializer[Any]):
-    message_id = serializers.IntegerField(min_value=1)
+    message_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
 
 class ReadResultSerializer(serializers.Serializer[Any]):
@@ -165,8 +171,8 @@ class ReadResultSerializer(serializers.Serializer[Any]):
 
 
 class MessagePageQuerySerializer(serializers.Serializer[Any]):
-    before = serializers.IntegerField(required=False, min_value=1)
-    since = serializers.IntegerField(required=False, min_value=0)
+    before = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    since = serializers.IntegerField(required=False, min_value=0, max_value=MAX_ID)
     limit = serializers.IntegerField(required=False, min_value=1, max_value=settings.MESSAGE_PAGE_MAX, default=50)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -13,6 +14,7 @@ from accounts.auth import request_user
 from chats import selectors, services
 from chats.models import Chat, Message
 from chats.serializers import (
+    MAX_ID,
     ChatCreateSerializer,
     ChatSerializer,
     ChatUpdateSerializer,
@@ -44,8 +46,20 @@ def render_message(request: Request, message: Message, *, status_code: int = sta
     return Response(MessageSerializer(message, context=context).data, status=status_code)
 
 
+class PathIdsInRange:
+    """Ids in the path past the largest a row can have name nothing: 404, before any query
+    (SQLite cannot bind such a number and would fail with an overflow)."""
+
+    kwargs: dict[str, Any]
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        if any(value.isdigit() and int(value) > MAX_ID for value in self.kwargs.values()):
+            raise NotFound()
+
+
 @extend_schema(tags=["chats"])
-class ChatViewSet(viewsets.GenericViewSet[Chat]):
+class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
     serializer_class = ChatSerializer
     pagination_class = ChatCursorPagination
     lookup_value_regex = "[0-9]+"
@@ -132,7 +146,7 @@ class ChatViewSet(viewsets.GenericViewSet[Chat]):
 
 
 @extend_schema(tags=["messages"])
-class MessageViewSet(mixins.ListModelMixin, viewsets.GenericViewSet[Message]):
+class MessageViewSet(PathIdsInRange, mixins.ListModelMixin, viewsets.GenericViewSet[Message]):
     serializer_class = MessageSerializer
     pagination_class = None
     lookup_value_regex = "[0-9]+"
