@@ -10,6 +10,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
+from chats.models import Message
 from media import store, validation
 from media.models import Attachment, Blob
 
@@ -114,4 +115,19 @@ def blob_delete_if_unreferenced(*, blob_id: int) -> bool:
         blob.delete()
         store.delete(sha256)
     logger.info("deleted unreferenced blob %s", sha256)
+    return True
+
+
+def attachment_delete_if_unattached(*, attachment_id: int) -> bool:
+    """Delete an Attachment that no message carries (never sent, or its message was deleted).
+
+    Its Blob may then be unreferenced: blob_delete_if_unreferenced takes care of it. A message
+    being sent with it holds a shared lock on the row (foreign key check), so this waits for it
+    and then sees the reference.
+    """
+    with transaction.atomic():
+        attachment = Attachment.objects.select_for_update().filter(pk=attachment_id).first()
+        if attachment is None or Message.objects.filter(attachment_id=attachment.pk).exists():
+            return False
+        attachment.delete()
     return True

@@ -3,10 +3,13 @@
 import io
 import os
 import time
+from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
+from django.utils import timezone
 
+from chats import services as chat_services
 from media import store
 from media.models import Attachment, Blob
 from tests.media import images
@@ -94,3 +97,51 @@ def test_an_unreferenced_blob_uploaded_again_after_cleanup_is_stored_again(api_c
     assert r.status_code == 201, r.content
     assert r.json()["sha256"] == orphan.sha256
     assert store.blob_path(orphan.sha256).is_file()
+
+
+@pytest.fixture
+def sent_unsent_and_deleted(chat, user, make_attachment):
+    """Three uploads a week old: one in a message, one never sent, one whose message was deleted."""
+    sent = make_attachment(user, images.png(color=(3, 3, 3)))
+    chat_services.message_create(chat_id=chat.pk, sender=user, attachment_id=sent.pk)
+    unsent = make_attachment(user, images.png(color=(4, 4, 4)))
+    deleted = make_attachment(user, images.png(color=(5, 5, 5)))
+    message, _ = chat_services.message_create(chat_id=chat.pk, sender=user, attachment_id=deleted.pk)
+    chat_services.message_delete(chat_id=chat.pk, message_id=message.pk, actor=user)
+    Attachment.objects.update(created_at=timezone.now() - timedelta(days=7))
+    return sent, unsent, deleted
+
+
+def test_unattached_days_dry_run_lists_unsent_uploads_and_their_blobs(sent_unsent_and_deleted):
+    # given
+    sent, unsent, deleted = sent_unsent_and_deleted
+    # when
+    output = run("--dry-run", "--unattached-days", "3")
+    # then
+    assert f"would delete attachment {unsent.pk} " in output
+    assert f"would delete blob {unsent.blob.sha256}" in output
+    assert f"would delete blob {deleted.blob.sha256}" in output
+    assert sent.blob.sha256 not in output
+    assert Attachment.objects.count() == 3
+    assert len(list(store.iter_blob_files())) == 3
+
+
+def test_unattached_days_deletes_uploads_no_message_carries_then_their_files(sent_unsent_and_deleted):
+    # given
+    sent, _, _ = sent_unsent_and_deleted
+    # when
+    run("--unattached-days", "3")
+    # then
+    assert list(Attachment.objects.values_list("pk", flat=True)) == [sent.pk]
+    assert [sha for sha, _ in store.iter_blob_files()] == [sent.blob.sha256]
+    assert Blob.objects.count() == 1
+
+
+def test_unattached_days_keeps_recent_unsent_uploads(user, make_attachment):
+    # given: just uploaded, about to be sent
+    fresh = make_attachment(user)
+    # when
+    run("--unattached-days", "3")
+    # then
+    assert Attachment.objects.filter(pk=fresh.pk).exists()
+    assert store.blob_path(fresh.blob.sha256).is_file()

@@ -1,21 +1,27 @@
 """Delete blobs no attachment refers to, with their files; and files the database does not know.
 
-    manage.py cleanup_blobs --dry-run     # list what would go
-    manage.py cleanup_blobs               # delete it
+    manage.py cleanup_blobs --dry-run                 # list what would go
+    manage.py cleanup_blobs                           # delete it
+    manage.py cleanup_blobs --unattached-days 7       # first drop uploads no message carries
 
-A Blob loses its last Attachment when, for example, its uploader's account is deleted.
+A Blob loses its last Attachment when, for example, its uploader's account is deleted; with
+--unattached-days, uploads that no message carries (never sent, or their message was deleted)
+go first once that old, so deleted images leave the disk too.
 Stray files (a crash between writing a file and committing its row) and temporary files of
 interrupted uploads are deleted only once older than --grace-minutes, so an upload in
 progress is never touched.
 """
 
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Exists, OuterRef
+from django.utils import timezone
 
+from chats.models import Message
 from media import services, store
 from media.models import Attachment, Blob
 
@@ -31,11 +37,34 @@ class Command(BaseCommand):
             default=60,
             help="Leave stray and temporary files younger than this alone (default 60).",
         )
+        parser.add_argument(
+            "--unattached-days",
+            type=int,
+            default=None,
+            help="Also delete attachments older than this that no message carries (default: keep them).",
+        )
 
-    def handle(self, *args: Any, dry_run: bool, grace_minutes: int, **options: Any) -> None:
+    def handle(
+        self, *args: Any, dry_run: bool, grace_minutes: int, unattached_days: int | None, **options: Any
+    ) -> None:
         verb = "would delete" if dry_run else "deleted"
-        blobs = freed = 0
-        unreferenced = Blob.objects.filter(~Exists(Attachment.objects.filter(blob=OuterRef("pk")))).order_by("id")
+        attachments = blobs = freed = 0
+        doomed: set[int] = set()  # attachments a dry run pretends to delete
+        if unattached_days is not None:
+            cutoff_time = timezone.now() - timedelta(days=unattached_days)
+            unattached = (
+                Attachment.objects.filter(created_at__lt=cutoff_time)
+                .filter(~Exists(Message.objects.filter(attachment=OuterRef("pk"))))
+                .select_related("blob")
+                .order_by("id")
+            )
+            for attachment in unattached.iterator():
+                if dry_run or services.attachment_delete_if_unattached(attachment_id=attachment.pk):
+                    self.stdout.write(f"{verb} attachment {attachment.pk} (blob {attachment.blob.sha256})")
+                    attachments += 1
+                    doomed.add(attachment.pk)
+        still_used = Attachment.objects.filter(blob=OuterRef("pk")).exclude(pk__in=doomed if dry_run else [])
+        unreferenced = Blob.objects.filter(~Exists(still_used)).order_by("id")
         for blob in unreferenced.iterator():
             if dry_run or services.blob_delete_if_unreferenced(blob_id=blob.pk):
                 self.stdout.write(f"{verb} blob {blob.sha256} ({blob.size} bytes)")
@@ -56,6 +85,8 @@ class Command(BaseCommand):
                 files += 1
 
         summary = f"{verb} {blobs} unreferenced blob(s) and {files} stray file(s), {freed} bytes"
+        if unattached_days is not None:
+            summary = f"{verb} {attachments} unattached attachment(s); " + summary
         self.stdout.write(self.style.SUCCESS(summary) if not dry_run else summary)
 
 
