@@ -214,3 +214,12 @@ def test_x_sendfile_gets_the_file_path(api_client, shared, settings):
     # then
     assert r.status_code == 200, r.content
     assert r["X-Sendfile"] == str(store.blob_path(shared.blob.sha256))
+
+
+def test_head_answers_the_headers_without_the_bytes(api_client, shared):
+    # when
+    r = api_client.head(shared.url)
+    # then
+    assert r.status_code == 200, r.content
+    assert r["Content-Type"] == "image/png"
+    assert r["ETag"] == f'"{shared.blob.sha256}"'
