@@ -299,15 +299,17 @@ def _attachment_for(*, chat_id: int, user: User, attachment_id: int) -> Attachme
 @transaction.atomic
 def message_edit(*, chat_id: int, message_id: int, actor: User, content: str) -> Message:
     membership_get(chat_id=chat_id, user=actor)
-    message = Message.objects.filter(pk=message_id, chat_id=chat_id).select_related("attachment").first()
+    # The message is read under the chat's lock: a delete that committed meanwhile is seen here
+    # (read committed), and its blanked text is never overwritten by this edit.
+    chat = _lock_chat(chat_id)
+    message = Message.objects.filter(pk=message_id, chat_id=chat_id).first()
     if message is None:
         raise Http404("No message matches the given query.")
     if message.sender_id != actor.pk:
         raise PermissionDenied("Only the sender can edit a message.")
     if message.deleted:
         raise ValidationError({"content": ["A deleted message cannot be edited."]})
-    text = _clean_content(content, required=message.attachment is None)
-    chat = _lock_chat(chat_id)
+    text = _clean_content(content, required=message.attachment_id is None)
     chat.version += 1
     chat.save(update_fields=["version"])
     message.content = text
@@ -333,9 +335,16 @@ def message_delete(*, chat_id: int, message_id: int, actor: User) -> None:
 
 
 def message_soft_delete(*, message: Message) -> Message:
-    """Blank a message in place and take a new version. Also used by the admin."""
+    """Blank a message in place and take a new version. Also used by the admin.
+
+    Deleting a deleted message changes nothing: the check runs under the chat's lock, so of two
+    concurrent deletes only the first takes a version and lowers the unread counts.
+    """
     with transaction.atomic():
         chat = _lock_chat(message.chat_id)
+        if Message.objects.filter(pk=message.pk, deleted=True).exists():
+            message.refresh_from_db()
+            return message
         chat.version += 1
         chat.save(update_fields=["version"])
         message.deleted = True

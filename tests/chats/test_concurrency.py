@@ -152,3 +152,49 @@ def test_concurrent_retries_with_one_client_id_make_one_message():
     assert len({message_id for _, message_id in results}) == 1
     assert Message.objects.filter(chat=chat).count() == 1
     assert Chat.objects.get(pk=chat.pk).version == 1
+
+
+def test_concurrent_deletes_of_one_message_take_one_version_and_lower_unread_counts_once():
+    # given
+    sender, reader, admin = UserFactory.create(), UserFactory.create(), UserFactory.create()
+    chat = group_with(sender, reader, admin)
+    ChatUser.objects.filter(chat=chat, user=admin).update(role=ChatUser.Role.ADMIN)
+    sender_client = client_with_token(sender)
+    for n in range(3):
+        sender_client.post(f"/api/chats/{chat.id}/messages", {"content": f"m{n}"}, format="json")
+    target = Message.objects.filter(chat=chat).order_by("id").first()
+    assert target is not None
+    clients = [client_with_token(sender if i % 2 else admin) for i in range(8)]
+
+    # when
+    results = run_together(8, lambda i: clients[i].delete(f"/api/chats/{chat.id}/messages/{target.id}").status_code)
+    # then
+    assert results == [204] * 8
+    assert Chat.objects.get(pk=chat.pk).version == 4
+    assert ChatUser.objects.get(chat=chat, user=reader).unread_count == 2
+
+
+def test_an_edit_racing_a_delete_never_leaves_text_in_a_deleted_message():
+    # given
+    sender, other = UserFactory.create(), UserFactory.create()
+    chat = group_with(sender, other)
+    clients = [client_with_token(sender) for _ in range(10)]
+    for round_ in range(5):
+        message = clients[0].post(f"/api/chats/{chat.id}/messages", {"content": "x"}, format="json").json()
+        path = f"/api/chats/{chat.id}/messages/{message['id']}"
+
+        def act(index: int, path: str = path, round_: int = round_) -> int:
+            if index == 0:
+                return clients[index].delete(path).status_code
+            return clients[index].patch(path, {"content": f"edit {round_}.{index}"}, format="json").status_code
+
+        # when
+        statuses = run_together(10, act)
+        # then
+        stored = Message.objects.get(pk=message["id"])
+        assert stored.deleted is True
+        assert stored.content == "", f"round {round_}: a deleted message holds {stored.content!r}"
+        assert statuses[0] == 204
+        assert set(statuses[1:]) <= {200, 400}
+    versions = list(Message.objects.filter(chat=chat).values_list("version", flat=True))
+    assert len(versions) == len(set(versions))
