@@ -2,6 +2,7 @@ from typing import Any
 
 from django.contrib.auth import authenticate
 from rest_framework import exceptions, serializers
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import presence
@@ -69,6 +70,19 @@ class TokenPairSerializer(serializers.Serializer[Any]):
 
 class AuthResultSerializer(TokenPairSerializer):
     user = MeSerializer()
+
+
+class RefreshSerializer(TokenRefreshSerializer):
+    """SimpleJWT's refresh, but a token whose user was deleted is a 401 (SimpleJWT lets the
+    lookup's DoesNotExist escape as a 500)."""
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
+        try:
+            return super().validate(attrs)
+        except User.DoesNotExist:
+            raise exceptions.AuthenticationFailed(
+                "No active account found for the given token.", "no_active_account"
+            ) from None
 
 
 class LogoutSerializer(serializers.Serializer[Any]):

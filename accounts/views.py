@@ -23,6 +23,7 @@ from accounts.serializers import (
     MeSerializer,
     MeUpdateSerializer,
     PublicUserSerializer,
+    RefreshSerializer,
     RegisterSerializer,
     TokenPairSerializer,
     tokens_for,
@@ -66,6 +67,7 @@ class LoginView(AuthThrottled):
 class RefreshView(TokenRefreshView):
     """Exchange a refresh token for a new pair; the old refresh token stops working."""
 
+    serializer_class = RefreshSerializer
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
 

@@ -240,3 +240,31 @@ def test_every_api_endpoint_but_auth_needs_a_token(client, db, method, path):
     r = getattr(client, method)(path, {}, content_type="application/json")
     # then
     assert r.status_code == 401, r.content
+
+
+def test_refresh_for_a_deactivated_user_answers_401(client, alice, pair):
+    # given
+    alice.is_active = False
+    alice.save(update_fields=["is_active"])
+    # when
+    r = refresh(client, pair["refresh"])
+    # then
+    assert r.status_code == 401, r.content
+
+
+def test_refresh_for_a_deleted_user_answers_401(client, alice, pair):
+    # given
+    alice.delete()
+    # when
+    r = refresh(client, pair["refresh"])
+    # then
+    assert r.status_code == 401, r.content
+
+
+def test_logout_for_a_deleted_user_still_answers_205(client, alice, pair):
+    # given
+    alice.delete()
+    # when
+    r = logout(client, pair["refresh"])
+    # then
+    assert r.status_code == 205, r.content
