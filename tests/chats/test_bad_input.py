@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from tests.factories import message_in
+from tests.factories import UserFactory, message_in
 
 # Beyond a 64-bit signed integer: no row can have such an id (SQLite would overflow in the query).
 HUGE = 2**70
@@ -119,3 +119,36 @@ def test_an_unsupported_media_type_answers_415(api_client, chat, unchanged):
         r = api_client.post(f"/api/chats/{chat.id}/messages", "content=hi", content_type="text/plain")
     # then
     assert r.status_code == 415, r.content
+
+
+# Unknown fields are ignored, on every write endpoint alike; the known ones still apply.
+@pytest.mark.parametrize(
+    "method, path, body, status",
+    [
+        ("post", "/api/chats", {"is_group": True, "title": "t", "member_ids": []}, 201),
+        ("patch", "/api/chats/{chat}", {"title": "t"}, 200),
+        ("post", "/api/chats/{chat}/members", {"user_id": "{newcomer}"}, 201),
+        ("patch", "/api/chats/{chat}/members/{other}", {"role": "admin"}, 200),
+        ("post", "/api/chats/{chat}/messages", {"content": "hi"}, 201),
+        ("patch", "/api/chats/{chat}/messages/{message}", {"content": "edited"}, 200),
+        ("post", "/api/chats/{chat}/read", {"message_id": "{message}"}, 200),
+        ("patch", "/api/auth/me", {"display_name": "A"}, 200),
+    ],
+)
+def test_unknown_fields_are_ignored_everywhere(api_client, chat, user, other_user, method, path, body, status):
+    # given
+    ids = {
+        "chat": chat.id,
+        "other": other_user.id,
+        "newcomer": UserFactory.create().id,
+        "message": message_in(chat, user).id,
+    }
+    resolved = {
+        key: int(value.format(**ids)) if isinstance(value, str) and value.startswith("{") else value
+        for key, value in body.items()
+    }
+    # when
+    r = getattr(api_client, method)(path.format(**ids), {**resolved, "no_such_field": 1, "id": 424242}, format="json")
+    # then
+    assert r.status_code == status, r.content
+    assert b"424242" not in r.content
