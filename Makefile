@@ -53,7 +53,7 @@ demo: migrate
 run: demo
 	DEBUG=$${DEBUG:-true} $(BIN)/python manage.py collectstatic --noinput -v0
 	@echo "Serving on http://$(HOST):$(PORT)/ (API docs: http://$(HOST):$(PORT)/api/docs/)"
-	DEBUG=$${DEBUG:-true} $(BIN)/daphne -b $(HOST) -p $(PORT) messenger.asgi:application
+	DEBUG=$${DEBUG:-true} $(BIN)/python -m messenger.serve -b $(HOST) -p $(PORT)
 
 test: venv
 	$(BIN)/pytest

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -120,10 +119,8 @@ def e2e_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         env["REDIS_URL"] = e2e_redis_url(os.environ["REDIS_URL"])
 
     python = ROOT / ".venv" / "bin" / "python"
-    daphne = ROOT / ".venv" / "bin" / "daphne"
     if not python.exists():
         python = Path(sys.executable)
-        daphne = Path(shutil.which("daphne") or python.parent / "daphne")
     log = data_dir / "daphne.log"
     process = None
     try:
@@ -132,7 +129,8 @@ def e2e_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         with log.open("wb") as log_file:
             process = subprocess.Popen(
-                [str(daphne), "-b", "127.0.0.1", "-p", str(port), "messenger.asgi:application"],
+                # The launcher production uses: daphne with a token-redacting access log.
+                [str(python), "-m", "messenger.serve", "-b", "127.0.0.1", "-p", str(port)],
                 cwd=ROOT,
                 env=env,
                 stdout=log_file,
