@@ -99,7 +99,7 @@ def test_start_with_database_and_redis_urls_uses_mysql_and_redis(tmp_path):
     assert cache == "django.core.cache.backends.redis.RedisCache"
 
 
-def test_production_start_refuses_to_run_in_debug_mode_by_default(tmp_path):
+def test_without_debug_no_host_is_allowed_unless_configured(tmp_path):
     # when
     result = start(tmp_path, "print(json.dumps([s.DEBUG, s.ALLOWED_HOSTS]))", SECRET_KEY="k" * 50)
     # then
