@@ -113,14 +113,25 @@ def unchanged(db) -> Callable[[], AbstractContextManager[None]]:
 @pytest.fixture
 def set_online() -> Iterator[Callable[[User], None]]:
     """Mark a user online as an open socket on this process would; the claim is dropped after the test."""
+    import inspect
+
+    from asgiref.sync import async_to_sync
+
     from accounts import presence
+
+    def call(transition: Callable[[int], Any], user_id: int) -> None:
+        # The hub's transitions are coroutines (they run on its event loop).
+        if inspect.iscoroutinefunction(transition):
+            async_to_sync(transition)(user_id)
+        else:
+            transition(user_id)
 
     marked: list[int] = []
 
     def mark(user: User) -> None:
-        presence.process_online(user.pk)
+        call(presence.process_online, user.pk)
         marked.append(user.pk)
 
     yield mark
     for user_id in marked:
-        presence.process_offline(user_id)
+        call(presence.process_offline, user_id)
