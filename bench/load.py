@@ -21,6 +21,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 from urllib.parse import urlsplit
 
+import psutil
 from websockets.client import ClientProtocol
 from websockets.frames import Frame, Opcode
 from websockets.http11 import Response
@@ -323,6 +324,43 @@ async def send_at_rate(senders: Sequence[Sender], *, rate: float, count: int, fi
 # One measured step ------------------------------------------------------------------------
 
 
+def _infrastructure_pids() -> set[int]:
+    """Redis and MariaDB/MySQL serve the messenger: their CPU belongs to the measurement."""
+    names = {"redis-server", "mariadbd", "mysqld"}
+    return {p.pid for p in psutil.process_iter(["name"]) if p.info["name"] in names}
+
+
+class CpuMeter:
+    """CPU taken on the machine by processes outside the measurement (other jobs), in cores.
+
+    The machine's busy time minus that of the server, the receivers, this process, Redis and
+    MariaDB: on a shared machine a step that others disturbed shows it here.
+    """
+
+    def __init__(self, pids: Sequence[int]) -> None:
+        self.processes = [psutil.Process(pid) for pid in {*pids, os.getpid(), *_infrastructure_pids()}]
+        self.started = time.monotonic()
+        self.busy = self._machine_busy()
+        self.ours = self._ours()
+
+    @staticmethod
+    def _machine_busy() -> float:
+        times = psutil.cpu_times()
+        return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
+
+    def _ours(self) -> float:
+        total = 0.0
+        for process in self.processes:
+            with contextlib.suppress(psutil.Error):
+                times = process.cpu_times()
+                total += times.user + times.system + times.children_user + times.children_system
+        return total
+
+    def foreign_cores(self) -> float:
+        wall = max(time.monotonic() - self.started, 1e-3)
+        return max(0.0, (self._machine_busy() - self.busy) - (self._ours() - self.ours)) / wall
+
+
 def percentile(sorted_values: Sequence[float], fraction: float) -> float:
     if not sorted_values:
         return float("nan")
@@ -346,6 +384,7 @@ class StepResult:
     send_lag_ms: float
     server_cpu: float
     client_cpu: float
+    foreign_cpu: float
     sender_answers: dict[str, int]
 
     @property
@@ -365,6 +404,7 @@ async def measure_step(
     senders: Sequence[Sender],
     workers: Sequence[Worker],
     server_cpu: Callable[[], float],
+    server_pid: int,
     rate: float,
     duration: float,
     receivers_per_message: int,
@@ -378,6 +418,7 @@ async def measure_step(
     statuses = await ask_all(workers, "status")
     cpu_clients_before = [s[2] for s in statuses]
     wall_start = time.monotonic()
+    meter = CpuMeter([server_pid, *(w.pid for w in workers)])
     sent = await send_at_rate(senders, rate=rate, count=count, first_seq=first_seq)
     expected = count * receivers_per_message
     deadline = time.monotonic() + drain_seconds
@@ -388,6 +429,7 @@ async def measure_step(
         await asyncio.sleep(0.05)
     wall = time.monotonic() - wall_start
     cpu_server = (server_cpu() - cpu_server_before) / wall
+    foreign = meter.foreign_cores()
     collected = await ask_all(workers, "collect")
     cpu_clients = [(c[2] - before) / wall for c, before in zip(collected, cpu_clients_before, strict=True)]
     merged: dict[int, list[int]] = {}
@@ -428,5 +470,6 @@ async def measure_step(
         send_lag_ms=lag,
         server_cpu=cpu_server,
         client_cpu=max(cpu_clients, default=0.0),
+        foreign_cpu=foreign,
         sender_answers=dict(answers),
     )

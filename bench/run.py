@@ -69,6 +69,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--client-processes", type=int, default=2, help="receiver processes (default 2)")
     parser.add_argument("--idle-sockets", type=int, default=None, help="idle sockets (default 5000; quick 1000)")
     parser.add_argument("--history", type=int, default=None, help="messages in the REST history chat (100000)")
+    parser.add_argument(
+        "--rates", default=None, help="fixed offered deliveries/s, comma-separated, instead of the sweep (profiling)"
+    )
     parser.add_argument("--soak", action="store_true", help="also run the soak (see README; off by default)")
     parser.add_argument("--soak-minutes", type=float, default=10.0)
     return parser.parse_args()
@@ -250,6 +253,7 @@ def main() -> None:
             client_processes=args.client_processes,
             endpoint=args.endpoint,
             quick=args.quick,
+            rates=[float(r) for r in args.rates.split(",")] if args.rates else None,
         )
         if "rest" in scenarios:
             log("rest: messenger")

@@ -96,7 +96,7 @@ def seed_rest(history: int) -> dict[str, Any]:
     """One user in 200 group chats (each with a last message), one of them 100,000 messages long."""
     owner, small, peer_a, peer_b = users("brest", 4)
     now = timezone.now()
-    chats = Chat.objects.bulk_create(
+    Chat.objects.bulk_create(
         [
             Chat(is_group=True, title=f"rest {i}", version=1, last_activity_at=now - timedelta(minutes=i))
             for i in range(REST_CHATS)
@@ -120,6 +120,10 @@ def seed_rest(history: int) -> dict[str, Any]:
     history_chat = chats[0]
     start = now - timedelta(seconds=history)
     batch: list[Message] = []
+    # Every fourth row between the history's belongs to another chat, as when many chats are
+    # active at once: a page that walks the primary key instead of (chat, id) shows up.
+    others = chats[1:]
+    other_versions = dict.fromkeys((c.pk for c in others), 1)
     for version in range(1, history + 1):
         sender = peer_a if version % 3 else peer_b
         batch.append(
@@ -131,12 +135,20 @@ def seed_rest(history: int) -> dict[str, Any]:
                 version=version,
             )
         )
-        if len(batch) == 5000:
+        if version % 3 == 0:
+            other = others[version % len(others)]
+            other_versions[other.pk] += 1
+            batch.append(
+                Message(chat=other, sender=peer_b, content=f"elsewhere {version}", version=other_versions[other.pk])
+            )
+        if len(batch) >= 5000:
             Message.objects.bulk_create(batch)
             batch = []
     if batch:
         Message.objects.bulk_create(batch)
     Chat.objects.filter(pk=history_chat.pk).update(version=history, last_activity_at=now)
+    for chat_id, version in other_versions.items():
+        Chat.objects.filter(pk=chat_id).update(version=version)
     page = 50
     ids = Message.objects.filter(chat=history_chat).order_by("id").values_list("id", flat=True)
     deep_before = ids[page]  # the oldest page: `page` messages left below it, history - page above

@@ -75,6 +75,7 @@ async def run_soak(context: Context, seed: dict[str, Any], *, minutes: float) ->
                 senders=senders,
                 workers=workers,
                 server_cpu=target.cpu_seconds,
+                server_pid=target.pid,
                 rate=len(layout.senders) * 1.0,
                 duration=WINDOW_SECONDS,
                 receivers_per_message=layout.receivers_per_message,
