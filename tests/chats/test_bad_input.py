@@ -152,3 +152,37 @@ def test_unknown_fields_are_ignored_everywhere(api_client, chat, user, other_use
     # then
     assert r.status_code == status, r.content
     assert b"424242" not in r.content
+
+
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("post", "/api/chats/{chat}/messages", {"content": "x" * 4001}),
+        ("post", "/api/chats/{chat}/messages", {"content": "   "}),
+        ("patch", "/api/chats/{chat}", {"title": ""}),
+        ("post", "/api/chats/{chat}/members", {"user_id": 999_999}),
+        ("post", "/api/chats/{chat}/read", {"message_id": 999_999}),
+        ("post", "/api/chats", {"is_group": True, "title": "x", "member_ids": [999_999]}),
+    ],
+)
+def test_a_failed_write_announces_nothing(api_client, chat, django_capture_on_commit_callbacks, method, path, body):
+    # when
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        r = getattr(api_client, method)(path.format(chat=chat.id), body, format="json")
+    # then
+    assert r.status_code == 400, r.content
+    assert callbacks == []
+
+
+@pytest.mark.parametrize("role", ["member", "outsider"])
+def test_a_refused_write_announces_nothing(client_for, team, django_capture_on_commit_callbacks, role):
+    # given
+    message = message_in(team.chat, team.owner, "owner's")
+    client = client_for(team.user(role))
+    # when
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        renamed = client.patch(f"/api/chats/{team.chat.id}", {"title": "x"}, format="json")
+        deleted = client.delete(f"/api/chats/{team.chat.id}/messages/{message.id}")
+    # then
+    assert (renamed.status_code, deleted.status_code) == ((403, 403) if role == "member" else (404, 404))
+    assert callbacks == []

@@ -59,7 +59,7 @@ def test_rename_announces_chat_updated_to_each_member(
     api_client, chat, user, other_user, django_capture_on_commit_callbacks
 ):
     # when
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         r = api_client.patch(f"/api/chats/{chat.id}", {"title": "Renamed"}, format="json")
     # then
     assert r.status_code == 200, r.content

@@ -95,7 +95,7 @@ def test_adding_announces_member_added(client_for, team, django_capture_on_commi
     # given
     newcomer = UserFactory.create()
     # when
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         r = client_for(team.owner).post(f"/api/chats/{team.chat.id}/members", {"user_id": newcomer.id}, format="json")
     # then
     assert r.status_code == 201, r.content
@@ -206,7 +206,7 @@ def test_nobody_leaves_a_direct_chat(client_for, user, other_user, unchanged):
 
 def test_removal_announces_member_removed(client_for, team, django_capture_on_commit_callbacks):
     # when
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         r = client_for(team.owner).delete(f"/api/chats/{team.chat.id}/members/{team.member.id}")
     # then
     assert r.status_code == 204, r.content

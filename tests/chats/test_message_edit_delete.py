@@ -59,7 +59,7 @@ def test_an_edit_announces_message_updated(api_client, chat, user, django_captur
     # given
     message = message_in(chat, user, "first")
     # when
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         r = edit(api_client, message, "changed")
     # then
     assert r.status_code == 200, r.content
@@ -188,7 +188,7 @@ def test_a_delete_announces_message_deleted(api_client, chat, user, django_captu
     # given
     message = message_in(chat, user, "oops")
     # when
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         r = delete(api_client, message)
     # then
     assert r.status_code == 204, r.content

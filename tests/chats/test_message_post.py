@@ -166,7 +166,7 @@ def test_post_ignores_unknown_fields(api_client, chat, user, other_user):
 
 def test_post_announces_message_created_after_commit(api_client, chat, django_capture_on_commit_callbacks):
     # when
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         r = post(api_client, chat, content="hi")
     # then
     assert r.status_code == 201, r.content

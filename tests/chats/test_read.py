@@ -101,7 +101,7 @@ def test_read_announces_chat_read(client_for, chat, user, other_user, django_cap
     # given
     sent = send(client_for(other_user), chat)
     # when
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         r = read(client_for(user), chat, sent["id"])
     # then
     assert r.status_code == 200, r.content
@@ -113,7 +113,7 @@ def test_reading_again_announces_nothing(client_for, chat, user, other_user, dja
     sent = send(client_for(other_user), chat)
     read(client_for(user), chat, sent["id"])
     # when
-    with django_capture_on_commit_callbacks() as callbacks:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
         read(client_for(user), chat, sent["id"])
     # then
     assert callbacks == []
