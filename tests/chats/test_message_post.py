@@ -1,6 +1,8 @@
 """POST /api/chats/{id}/messages {content?, attachment_id?, client_id?} → 201 Message;
 a repeated client_id from the same sender → 200 with the first message, nothing created."""
 
+from datetime import UTC, datetime
+
 import pytest
 
 from chats.models import Chat, ChatUser, Message
@@ -217,3 +219,14 @@ def test_post_with_a_form_body_works_too(api_client, chat):
     r = api_client.post(f"/api/chats/{chat.id}/messages", {"content": "from a form"})
     # then
     assert r.status_code == 201, r.content
+
+
+def test_times_are_iso_8601_utc(api_client, chat):
+    # when
+    message = post(api_client, chat, content="when?").json()
+    listed = api_client.get(f"/api/chats/{chat.id}").json()
+    # then
+    for stamp in (message["created_at"], listed["created_at"]):
+        parsed = datetime.fromisoformat(stamp)
+        assert parsed.utcoffset() is not None
+        assert parsed.utcoffset() == UTC.utcoffset(None)
