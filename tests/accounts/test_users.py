@@ -166,3 +166,14 @@ def test_user_detail_of_an_unknown_or_deactivated_user_answers_404(api_client):
     # then
     assert unknown.status_code == 404, unknown.content
     assert deactivated.status_code == 404, deactivated.content
+
+
+def test_search_costs_a_constant_number_of_queries(api_client, django_assert_max_num_queries):
+    # given
+    for n in range(40):
+        UserFactory.create(username=f"zoe{n:02d}")
+    # when: authentication, the count for the paginator, one page of users
+    with django_assert_max_num_queries(3):
+        r = api_client.get("/api/users/search", {"q": "zoe", "limit": 40})
+    # then
+    assert len(r.json()["results"]) == 40
