@@ -12,9 +12,12 @@ when that claim is good:
 - Without it (the embedded default, one process): the Django cache, one key per user with
   the same TTL, refreshed by the same heartbeat.
 
-All functions are synchronous (they run in the consumers' worker threads and in serializers).
+`online_ids` is synchronous (serializers call it in worker threads); the transitions and the
+heartbeat are coroutines for the hub, on the event loop: with Redis through an asyncio client
+of the loop, without it straight on the in-process cache (no I/O, no thread hop).
 """
 
+import asyncio
 import logging
 import os
 import threading
@@ -106,32 +109,69 @@ def online_ids(user_ids: Iterable[int]) -> set[int]:
     return {user_id for user_id, count in zip(ids, counts, strict=True) if count}
 
 
-def process_online(user_id: int) -> bool:
-    """This process opened its first socket for the user; True when the user just came online."""
-    client = _redis()
+_async_clients: dict[asyncio.AbstractEventLoop, tuple[str, Any]] = {}
+
+
+def _redis_async() -> Any:
+    """The running loop's asyncio redis-py client (one per loop: tests run many), or None."""
+    url = getattr(settings, "REDIS_URL", "")
+    if not url:
+        return None
+    loop = asyncio.get_running_loop()
+    current = _async_clients.get(loop)
+    if current is None or current[0] != url:
+        from redis import asyncio as aioredis
+
+        for old in [old for old in _async_clients if old.is_closed()]:
+            del _async_clients[old]
+        current = (url, aioredis.Redis.from_url(url, max_connections=settings.REDIS_MAX_CONNECTIONS))
+        _async_clients[loop] = current
+    return current[1]
+
+
+async def transitions(changes: list[tuple[int, bool]]) -> list[bool]:
+    """Apply this process's transitions in order: (user_id, True) for its first socket of the
+    user, (user_id, False) for its last. Each answer: did the user come online / go offline?
+    With Redis, one pipelined round trip for the whole list."""
+    if not changes:
+        return []
+    client = _redis_async()
     if client is None:
-        return bool(cache.add(_cache_key(user_id), 1, _ttl()))
+        answers = []
+        for user_id, online in changes:
+            if online:
+                answers.append(bool(cache.add(_cache_key(user_id), 1, _ttl())))
+            else:
+                cache.delete(_cache_key(user_id))
+                answers.append(True)
+        return answers
     now = time.time()
-    live = client.eval(_ONLINE, 1, _key(user_id), now, now + _ttl(), PROCESS_ID, _ttl())
-    return int(live) == 1
+    pipe = client.pipeline(transaction=False)
+    for user_id, online in changes:
+        if online:
+            pipe.eval(_ONLINE, 1, _key(user_id), now, now + _ttl(), PROCESS_ID, _ttl())
+        else:
+            pipe.eval(_OFFLINE, 1, _key(user_id), now, PROCESS_ID)
+    results = await pipe.execute()
+    return [int(live) == 1 if online else int(live) == 0 for (_, online), live in zip(changes, results, strict=True)]
 
 
-def process_offline(user_id: int) -> bool:
+async def process_online(user_id: int) -> bool:
+    """This process opened its first socket for the user; True when the user just came online."""
+    return (await transitions([(user_id, True)]))[0]
+
+
+async def process_offline(user_id: int) -> bool:
     """This process closed its last socket for the user; True when the user went offline."""
-    client = _redis()
-    if client is None:
-        cache.delete(_cache_key(user_id))
-        return True
-    left = client.eval(_OFFLINE, 1, _key(user_id), time.time(), PROCESS_ID)
-    return int(left) == 0
+    return (await transitions([(user_id, False)]))[0]
 
 
-def heartbeat(user_ids: Iterable[int]) -> None:
+async def heartbeat(user_ids: Iterable[int]) -> None:
     """Renew this process's claims for the users it holds sockets for."""
     ids = list(user_ids)
     if not ids:
         return
-    client = _redis()
+    client = _redis_async()
     if client is None:
         for user_id in ids:
             if not cache.touch(_cache_key(user_id), _ttl()):
@@ -142,4 +182,4 @@ def heartbeat(user_ids: Iterable[int]) -> None:
     for user_id in ids:
         pipe.zadd(_key(user_id), {PROCESS_ID: expiry})
         pipe.expire(_key(user_id), _ttl())
-    pipe.execute()
+    await pipe.execute()

@@ -52,12 +52,12 @@ class FrameError(Exception):
 # Blocking work, run in worker threads -------------------------------------------------------
 
 
-def connect_lookup(user: User, chat_id: int | None) -> tuple[list[int], dict[str, Any]] | None:
-    """The user's chat ids and PublicUser; None when asking for a chat they are not in."""
+def connect_lookup(user: User, chat_id: int | None) -> list[int] | None:
+    """The user's chat ids; None when asking for a chat they are not in. One query."""
     chat_ids = selectors.chat_ids_for(user.pk)
     if chat_id is not None and chat_id not in chat_ids:
         return None
-    return chat_ids, events.public_user_payload(user, is_online=True)
+    return chat_ids
 
 
 def message_send(
@@ -171,18 +171,17 @@ class RealtimeConsumer:
             await self._refuse(CLOSE_UNAUTHORIZED)
             return
         self.user, self.user_id = user, user.pk
-        found = await connect_lookup_async(user, self.chat_id)
-        if found is None:
+        chat_ids = await connect_lookup_async(user, self.chat_id)
+        if chat_ids is None:
             await self._refuse(CLOSE_FORBIDDEN)
             return
-        chat_ids, user_payload = found
         if self.chat_id is None:
             groups = [chat_group(chat_id) for chat_id in chat_ids] + [user_group(user.pk)]
         else:
             groups = [chat_group(self.chat_id)]
         hub = get_hub()
         try:
-            await hub.attach(self, groups, chat_ids, user_payload)
+            await hub.attach(self, groups, chat_ids, user.last_seen)
         except Exception:
             logger.warning("could not subscribe user %s's socket; closing it", user.pk, exc_info=True)
             await hub.detach(self)
@@ -311,9 +310,7 @@ class RealtimeConsumer:
         hub = get_hub()
         if not hub.typing_allowed(self.user_id, chat_id):
             return
-        payload = hub.user_payloads.get(self.user_id)
-        if payload is None:
-            return
+        payload = await hub.user_payload(self.user)
         await send_async(group, events.typing(chat_id=chat_id, user_payload=payload), skip_user=self.user_id)
 
     async def on_read(self, frame: dict[str, Any]) -> None:

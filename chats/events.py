@@ -22,10 +22,20 @@ logger = logging.getLogger(__name__)
 
 
 def message_payload(message: Message) -> dict[str, Any]:
+    """The Message as the contract shows it; rendered once per version of the instance.
+
+    The socket's `message.ack` reuses the payload that `message.created` was built with
+    (same instance, same version) instead of rendering the message a second time.
+    """
     from chats.serializers import MessageSerializer
 
+    cached: tuple[int, dict[str, Any]] | None = getattr(message, "_event_payload", None)
+    if cached is not None and cached[0] == message.version:
+        return cached[1]
     context = {"online_ids": presence_store.online_ids([message.sender_id])}
-    return dict(MessageSerializer(message, context=context).data)
+    payload = dict(MessageSerializer(message, context=context).data)
+    message._event_payload = (message.version, payload)  # type: ignore[attr-defined]
+    return payload
 
 
 def message_created(message: Message) -> Event:

@@ -58,9 +58,10 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
 from typing import Any, Protocol
 
-from asgiref.sync import sync_to_async
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
@@ -105,7 +106,8 @@ class Hub:
         self.user_chats: dict[int, list[int]] = {}
         # PublicUser of each user with a local socket (the `user` of their typing events).
         self.user_payloads: dict[int, Any] = {}
-        self._presence_tails: dict[int, asyncio.Task[None]] = {}
+        self._presence_pending: list[tuple[int, bool, Any]] = []
+        self._presence_worker: asyncio.Task[None] | None = None
         # Typing throttle: (user, chat) -> monotonic time of the last relayed typing event.
         self._typing_sent: dict[tuple[int, int], float] = {}
         # Presence events arrive once per shared chat group; deliver each once per socket.
@@ -137,7 +139,7 @@ class Hub:
         for task in self._tasks:
             with contextlib.suppress(BaseException):
                 await task
-        pending = [*self._tails.values(), *self._presence_tails.values()]
+        pending = [*self._tails.values(), *([self._presence_worker] if self._presence_worker else [])]
         for task in pending:
             with contextlib.suppress(BaseException):
                 await task
@@ -145,17 +147,16 @@ class Hub:
             for group in list(self.groups):
                 with contextlib.suppress(Exception):
                     await self.layer.group_discard(group, self.channel)
-        users = [user_id for user_id, count in self.user_sockets.items() if count > 0]
-        for user_id in users:
+        for user_id in list(self.user_sockets):
             with contextlib.suppress(Exception):
-                await sync_to_async(presence.process_offline, thread_sensitive=False)(user_id)
+                await presence.process_offline(user_id)
         self.groups.clear()
         self.listeners.clear()
         self.user_sockets.clear()
 
     # Sockets ------------------------------------------------------------------------------
 
-    async def attach(self, listener: Listener, groups: Iterable[str], chat_ids: list[int], user_payload: Any) -> None:
+    async def attach(self, listener: Listener, groups: Iterable[str], chat_ids: list[int], last_seen: Any) -> None:
         """Subscribe a newly authorised socket to its groups; live once this returns.
 
         Raises when the channel layer cannot subscribe (Redis down): the caller closes.
@@ -166,9 +167,8 @@ class Hub:
         count = self.user_sockets.get(user_id, 0)
         self.user_sockets[user_id] = count + 1
         self.user_chats[user_id] = chat_ids
-        self.user_payloads[user_id] = user_payload
         if count == 0:
-            self._presence_change(user_id, online=True, user_payload=user_payload)
+            self._presence_change(user_id, online=True, last_seen=last_seen)
         await asyncio.gather(*(self.join(listener, group) for group in groups))
 
     async def detach(self, listener: Listener) -> None:
@@ -185,7 +185,7 @@ class Hub:
         elif user_id in self.user_sockets:
             del self.user_sockets[user_id]
             self.user_payloads.pop(user_id, None)
-            self._presence_change(user_id, online=False, user_payload=None)
+            self._presence_change(user_id, online=False, last_seen=None)
 
     async def join(self, listener: Listener, group: str) -> None:
         listener.groups.add(group)
@@ -347,41 +347,51 @@ class Hub:
 
     # Presence -----------------------------------------------------------------------------
 
-    def _presence_change(self, user_id: int, *, online: bool, user_payload: Any) -> None:
-        """Queue the user's process-level transition behind the previous one (kept in order)."""
-        previous = self._presence_tails.get(user_id)
+    def _presence_change(self, user_id: int, *, online: bool, last_seen: Any) -> None:
+        """Queue a process-level transition; one worker applies them in order, in batches."""
+        self._presence_pending.append((user_id, online, last_seen))
+        if self._presence_worker is None or self._presence_worker.done():
+            self._presence_worker = self.loop.create_task(self._apply_presence_changes())
 
-        async def run() -> None:
-            if previous is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.shield(previous)
-            await self._announce_presence(user_id, online=online, user_payload=user_payload)
+    async def _apply_presence_changes(self) -> None:
+        """Drain the queue: one UPDATE of last_seen, one Redis pipeline, then the announcements.
 
-        task = self.loop.create_task(run())
-        self._presence_tails[user_id] = task
+        A connect or disconnect storm costs a few round trips per batch instead of several per
+        socket, and one Redis connection instead of one per concurrent transition.
+        """
+        while self._presence_pending:
+            batch, self._presence_pending = self._presence_pending, []
+            try:
+                await self._apply_presence_batch(batch)
+            except Exception:
+                logger.warning("hub: presence of %d users not updated", len(batch), exc_info=True)
 
-        def done(finished: asyncio.Task[None]) -> None:
-            if self._presence_tails.get(user_id) is finished:
-                del self._presence_tails[user_id]
-            if not finished.cancelled() and finished.exception() is not None:
-                logger.warning("hub: presence of user %s: %r", user_id, finished.exception())
+    async def _apply_presence_batch(self, batch: list[tuple[int, bool, Any]]) -> None:
+        leaving = sorted({user_id for user_id, online, _ in batch if not online})
+        stamp = timezone.now()
+        if leaving:
+            await _last_seen_update(leaving, stamp)
+        changed = await presence.transitions([(user_id, online) for user_id, online, _ in batch])
+        sends: list[Awaitable[bool]] = []
+        for (user_id, online, last_seen), announced in zip(batch, changed, strict=True):
+            chat_ids = self.user_chats.get(user_id, [])
+            if not online and user_id not in self.user_sockets:
+                self.user_chats.pop(user_id, None)
+            if not announced:
+                continue
+            event = events.presence(user_id=user_id, is_online=online, last_seen=last_seen if online else stamp)
+            nonce = f"{presence.PROCESS_ID}:{user_id}:{time.monotonic_ns()}"
+            sends.extend(send_async(chat_group(chat_id), event, nonce=nonce) for chat_id in chat_ids)
+        await asyncio.gather(*sends)
 
-        task.add_done_callback(done)
-
-    async def _announce_presence(self, user_id: int, *, online: bool, user_payload: Any) -> None:
-        if online:
-            changed = await sync_to_async(presence.process_online, thread_sensitive=False)(user_id)
-            last_seen = (user_payload or {}).get("last_seen")
-        else:
-            changed, last_seen = await sync_to_async(_went_offline, thread_sensitive=False)(user_id)
-        chat_ids = self.user_chats.get(user_id, [])
-        if not online and user_id not in self.user_sockets:
-            self.user_chats.pop(user_id, None)
-        if not changed:
-            return
-        event = events.presence(user_id=user_id, is_online=online, last_seen=last_seen)
-        nonce = f"{presence.PROCESS_ID}:{user_id}:{time.monotonic_ns()}"
-        await asyncio.gather(*(send_async(chat_group(chat_id), event, nonce=nonce) for chat_id in chat_ids))
+    async def user_payload(self, user: Any) -> dict[str, Any]:
+        """The PublicUser of a user with a local socket (their typing events), rendered once."""
+        payload = self.user_payloads.get(user.pk)
+        if payload is None:
+            payload = await _public_user_payload(user)
+            if user.pk in self.user_sockets:
+                self.user_payloads[user.pk] = payload
+        return payload
 
     # Heartbeat ----------------------------------------------------------------------------
 
@@ -397,7 +407,7 @@ class Hub:
 
     async def heartbeat(self) -> None:
         """Renew presence claims, forget stale typing stamps, refresh expiring group memberships."""
-        await sync_to_async(presence.heartbeat, thread_sensitive=False)(list(self.user_sockets))
+        await presence.heartbeat(list(self.user_sockets))
         now = time.monotonic()
         throttle = settings.TYPING_THROTTLE_SECONDS
         self._typing_sent = {key: at for key, at in self._typing_sent.items() if now - at < throttle}
@@ -408,13 +418,16 @@ class Hub:
                 await self.layer.group_add(group, self.channel)
 
 
-def _went_offline(user_id: int) -> tuple[bool, Any]:
-    """The process's last socket for the user closed: release the claim, stamp last_seen."""
+def _last_seen_update_sync(user_ids: list[int], stamp: datetime) -> None:
     from accounts.models import User
 
-    now = timezone.now()
-    User.objects.filter(pk=user_id).update(last_seen=now)
-    return presence.process_offline(user_id), now
+    User.objects.filter(pk__in=user_ids).update(last_seen=stamp)
+
+
+_last_seen_update = database_sync_to_async(_last_seen_update_sync, thread_sensitive=False)
+_public_user_payload = database_sync_to_async(
+    lambda user: events.public_user_payload(user, is_online=True), thread_sensitive=False
+)
 
 
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}

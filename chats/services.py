@@ -276,7 +276,9 @@ def _message_create(
     ChatUser.objects.filter(chat=chat).exclude(user=sender).update(unread_count=F("unread_count") + 1)
     # Writing in a chat means having read it: the sender's position moves to the new message,
     # the newest in the chat while we hold the lock, so nothing is left unread for them.
-    ChatUser.objects.filter(pk=membership.pk).update(last_read_id=message.pk, unread_count=0)
+    if not ChatUser.objects.filter(pk=membership.pk).update(last_read_id=message.pk, unread_count=0):
+        # Removed from the chat while waiting for its lock (removals take it too): roll it all back.
+        raise Http404("No chat matches the given query.")
     newly_read = _mark_others_read(chat=chat, reader=sender, after_id=membership.last_read_id, up_to_id=message.pk)
     events.message_created_on_commit(message=message)
     if newly_read:
@@ -370,7 +372,7 @@ def chat_mark_read(*, chat_id: int, user: User, message_id: int) -> ChatUser:
     moved, _ = _advance_read(chat=chat, user=user, message_id=message_id)
     if moved:
         events.chat_read_on_commit(chat_id=chat_id, user_id=user.pk, last_read_id=message_id)
-    return ChatUser.objects.get(chat_id=chat_id, user=user)
+    return ChatUser.objects.get(chat_id=chat_id, user=user)  # present: _advance_read checked under the lock
 
 
 def _advance_read(*, chat: Chat, user: User, message_id: int) -> tuple[bool, int]:
@@ -379,7 +381,10 @@ def _advance_read(*, chat: Chat, user: User, message_id: int) -> tuple[bool, int
     Recounts the user's unread messages and marks others' messages up to the position as
     read. Returns whether the position moved and how many messages became read.
     """
-    membership = ChatUser.objects.get(chat=chat, user=user)
+    membership = ChatUser.objects.filter(chat=chat, user=user).first()
+    if membership is None:
+        # Removed from the chat while waiting for its lock.
+        raise Http404("No chat matches the given query.")
     if message_id <= membership.last_read_id:
         return False, 0
     unread = Message.objects.filter(chat=chat, id__gt=message_id, deleted=False).exclude(sender=user).count()

@@ -70,7 +70,7 @@ async def test_the_heartbeat_renews_the_claims_of_users_with_open_sockets(connec
     watcher = await connect(other_user, "/ws/")
     await connect(user, "/ws/")
     await watcher.receive_type("presence")
-    await sync_to_async(presence.process_offline)(user.id)  # as if the claim had expired
+    await presence.process_offline(user.id)  # as if the claim had expired
     assert user.id not in await sync_to_async(presence.online_ids)([user.id])
     # when
     await get_hub().heartbeat()
@@ -80,13 +80,13 @@ async def test_the_heartbeat_renews_the_claims_of_users_with_open_sockets(connec
 
 @pytest.mark.redis
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="per-process claims are shared through Redis (REDIS_URL)")
-def test_a_crashed_processs_expired_claim_does_not_keep_a_user_online(user):
+async def test_a_crashed_processs_expired_claim_does_not_keep_a_user_online(user):
     # given: another process claimed the user, then stopped renewing (crashed)
-    client = presence._redis()
-    client.zadd(presence._key(user.id), {"crashed-process": time.time() - 1})
+    await sync_to_async(presence._redis().zadd)(presence._key(user.id), {"crashed-process": time.time() - 1})
+    online_ids = sync_to_async(presence.online_ids)
     # then
-    assert presence.online_ids([user.id]) == set()
-    # and a live process's claim still counts
-    assert presence.process_online(user.id) is True
-    assert presence.online_ids([user.id]) == {user.id}
-    assert presence.process_offline(user.id) is True
+    assert await online_ids([user.id]) == set()
+    # and a live process's claim still counts, and its release finds nobody else
+    assert await presence.process_online(user.id) is True
+    assert await online_ids([user.id]) == {user.id}
+    assert await presence.process_offline(user.id) is True
