@@ -8,9 +8,11 @@ The server's own SQLite file (WAL, BEGIN IMMEDIATE) waits instead, but the test 
 """
 
 import os
+import threading
 from typing import Any
 
 import pytest
+from django.db import transaction
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -170,3 +172,76 @@ def test_an_edit_racing_a_delete_never_leaves_text_in_a_deleted_message():
         assert set(statuses[1:]) <= {200, 400}
     versions = list(Message.objects.filter(chat=chat).values_list("version", flat=True))
     assert len(versions) == len(set(versions))
+
+
+def wait_until_a_transaction_waits_for_a_lock() -> None:
+    """Block until another connection is running the chat's SELECT ... FOR UPDATE (it waits for our lock)."""
+    from django.db import connections
+
+    with connections["default"].cursor() as cursor:
+        for _ in range(2000):
+            cursor.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST "
+                "WHERE ID <> CONNECTION_ID() AND INFO LIKE 'SELECT %%chats_chat%% FOR UPDATE'"
+            )
+            if cursor.fetchone()[0]:
+                return
+            threading.Event().wait(0.005)
+    raise AssertionError("the other request never waited for the chat's lock")
+
+
+def test_a_member_removed_while_sending_does_not_get_the_message_in():
+    # given: the owner holds the chat's lock while removing the member, whose send waits for it
+    owner, member = UserFactory.create(), UserFactory.create()
+    chat = group_with(owner, member)
+    member_client = client_with_token(member)
+    removal_started = threading.Event()
+
+    def act(index: int) -> int:
+        if index == 0:
+            from chats import services
+
+            with transaction.atomic():
+                services._lock_chat(chat.id)
+                removal_started.set()
+                wait_until_a_transaction_waits_for_a_lock()
+                ChatUser.objects.filter(chat=chat, user=member).delete()
+            return 204
+        removal_started.wait(timeout=30)
+        return member_client.post(f"/api/chats/{chat.id}/messages", {"content": "too late"}, format="json").status_code
+
+    # when
+    statuses = run_together(2, act)
+    # then
+    assert statuses == [204, 404]
+    assert not Message.objects.filter(chat=chat).exists()
+    assert Chat.objects.get(pk=chat.pk).version == 0
+
+
+def test_a_member_removed_while_marking_read_gets_404_not_500():
+    # given
+    owner, member = UserFactory.create(), UserFactory.create()
+    chat = group_with(owner, member)
+    message = client_with_token(owner).post(f"/api/chats/{chat.id}/messages", {"content": "hi"}, format="json").json()
+    member_client = client_with_token(member)
+    removal_started = threading.Event()
+
+    def act(index: int) -> int:
+        if index == 0:
+            from chats import services
+
+            with transaction.atomic():
+                services._lock_chat(chat.id)
+                removal_started.set()
+                wait_until_a_transaction_waits_for_a_lock()
+                ChatUser.objects.filter(chat=chat, user=member).delete()
+            return 204
+        removal_started.wait(timeout=30)
+        return member_client.post(
+            f"/api/chats/{chat.id}/read", {"message_id": message["id"]}, format="json"
+        ).status_code
+
+    # when
+    statuses = run_together(2, act)
+    # then
+    assert statuses == [204, 404]
