@@ -47,6 +47,12 @@ def _delivery_table(title: str, results: dict[str, Any]) -> list[str]:
     for key, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")):
         lines.append(_row(f"{label} at 2,000/s offered (ms)", _pick(results, lambda r, k=key: r["at_2000"][k]), 1))
     lines.append(_row("server CPU at 2,000/s (%)", _pick(results, lambda r: 100 * r["at_2000"]["server_cpu"])))
+    lines.append(
+        _row(
+            "CPU of other jobs on the machine, mean (%)",
+            _pick(results, lambda r: 100 * sum(s["foreign_cpu"] for s in r["steps"]) / len(r["steps"])),
+        )
+    )
     return [*lines, ""]
 
 
