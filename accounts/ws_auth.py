@@ -7,13 +7,14 @@ down in settings.LOGGING, and nothing here logs the token or the query string.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.utils.functional import SimpleLazyObject
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
@@ -79,22 +80,82 @@ def _user_for(validated: AccessToken) -> Any:
         return AnonymousUser()
 
 
-_user_for_async = database_sync_to_async(_user_for, thread_sensitive=False)
+class LazyTokenUser(SimpleLazyObject):
+    """scope["user"] for a token that passed validation: the user it names, looked up on first
+    use -- which must happen in a worker thread. `token` is the validated AccessToken, so that
+    the consumer can look up many connecting users in one query (`resolve_users`)."""
+
+    def __init__(self, token: AccessToken) -> None:
+        super().__init__(partial(_user_for, token))
+        self.__dict__["token"] = token
+
+    def resolve_to(self, user: Any) -> None:
+        """Become `user` (looked up in a batch) and let go of the token: a socket keeps its scope."""
+        self.__dict__["_wrapped"] = user if user is not None else AnonymousUser()
+        self.__dict__["_setupfunc"] = None
+        self.__dict__.pop("token", None)
 
 
-async def user_from_token(token: str | None) -> Any:
-    """The active user an access token names, else AnonymousUser (missing, bad, expired token)."""
+def user_from_token(token: str | None) -> Any:
+    """AnonymousUser for a missing, malformed, forged or expired token; a LazyTokenUser otherwise."""
     if not token:
         return AnonymousUser()
     try:
-        validated = AccessToken(token)  # type: ignore[arg-type]  # signature, expiry and token type, as the REST API checks them
+        validated = AccessToken(token)  # type: ignore[arg-type]  # signature, expiry, type: as REST checks them
     except TokenError:
         return AnonymousUser()
-    return await _user_for_async(validated)
+    return LazyTokenUser(validated)
+
+
+def resolve_users(scope_users: list[Any]) -> list[Any]:
+    """The active User behind each scope["user"], or None; one query for all (call in a thread).
+
+    The same rules as SimpleJWT's JWTAuthentication.get_user (which REST uses): the user must
+    exist and, with CHECK_USER_IS_ACTIVE, be active; with CHECK_REVOKE_TOKEN each token goes
+    through get_user itself.
+    """
+    from django.contrib.auth import get_user_model
+    from rest_framework_simplejwt.settings import api_settings
+
+    results: list[Any] = [None] * len(scope_users)
+    wanted: dict[Any, list[int]] = {}
+    for index, scope_user in enumerate(scope_users):
+        batchable = isinstance(scope_user, LazyTokenUser) and "token" in scope_user.__dict__
+        if not batchable or api_settings.CHECK_REVOKE_TOKEN:
+            results[index] = resolve_user(scope_user)
+            continue
+        claim = scope_user.token.get(api_settings.USER_ID_CLAIM)  # type: ignore[attr-defined]
+        if claim is not None:
+            # SimpleJWT 5.5 writes the id as a string: compare as strings.
+            wanted.setdefault(str(claim), []).append(index)
+    if wanted:
+        field = api_settings.USER_ID_FIELD
+        found = get_user_model().objects.filter(**{f"{field}__in": list(wanted)})
+        for user in found:
+            if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
+                continue
+            for index in wanted.get(str(getattr(user, field)), []):
+                results[index] = user
+        for indexes in wanted.values():
+            for index in indexes:
+                scope_users[index].resolve_to(results[index])
+    return results
+
+
+def resolve_user(user: Any) -> Any:
+    """The active User behind scope["user"], or None (synchronous: call it in a worker thread).
+
+    A deleted or deactivated user's still-valid token resolves to None, as it gets 401 over REST.
+    """
+    if isinstance(user, SimpleLazyObject):
+        if not user.is_authenticated:  # type: ignore[attr-defined]  # evaluates it
+            return None
+        user = user._wrapped  # type: ignore[attr-defined]
+    return user if user is not None and user.is_authenticated else None
 
 
 class JWTAuthMiddleware:
-    """Set scope["user"] from `?token=<access JWT>`; the consumer closes 4401 for AnonymousUser."""
+    """Set scope["user"] from `?token=<access JWT>`; the consumer closes 4401 unless it resolves."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -102,5 +163,5 @@ class JWTAuthMiddleware:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         query = parse_qs(scope.get("query_string", b"").decode("latin1"))
         tokens = query.get("token")
-        user = await user_from_token(tokens[-1] if tokens else None)
+        user = user_from_token(tokens[-1] if tokens else None)
         await self.app({**scope, "user": user}, receive, send)

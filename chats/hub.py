@@ -113,6 +113,7 @@ class Hub:
         # Presence events arrive once per shared chat group; deliver each once per socket.
         self._presence_seen: OrderedDict[str, set[int]] = OrderedDict()
         self._groups_refreshed = time.monotonic()
+        self._batched: dict[Callable[[list[Any]], list[Any]], BatchedCall] = {}
         self._controls: dict[str, Callable[[str, dict[str, Any], set[Listener]], Awaitable[None]]] = {
             "chat.created": self._on_chat_created,
             "member.removed": self._on_member_removed,
@@ -196,10 +197,14 @@ class Hub:
         else:
             members.add(listener)
         ready = self._ready.get(group)
-        if ready is not None and not ready.done():
+        if ready is None:
+            return
+        if not ready.done():
             await asyncio.shield(ready)
-        elif ready is not None and not ready.cancelled() and ready.exception() is not None:
+        if not ready.cancelled() and ready.exception() is not None:
             raise ConnectionError(f"could not subscribe to {group}")
+        if self._ready.get(group) is ready:
+            del self._ready[group]  # live: nothing more to wait for (and no task kept per group)
 
     def leave(self, listener: Listener, group: str) -> None:
         listener.groups.discard(group)
@@ -232,6 +237,13 @@ class Hub:
             del self._tails[group]
         if not task.cancelled() and task.exception() is not None:
             logger.warning("channel layer operation on %s failed: %r", group, task.exception())
+
+    def batched(self, function: Callable[[list[Any]], list[Any]]) -> BatchedCall:
+        """This loop's coalescing caller of a blocking batch function (see BatchedCall)."""
+        call = self._batched.get(function)
+        if call is None:
+            call = self._batched[function] = BatchedCall(self.loop, function)
+        return call
 
     # Typing -------------------------------------------------------------------------------
 
@@ -428,6 +440,44 @@ _last_seen_update = database_sync_to_async(_last_seen_update_sync, thread_sensit
 _public_user_payload = database_sync_to_async(
     lambda user: events.public_user_payload(user, is_online=True), thread_sensitive=False
 )
+
+
+class BatchedCall:
+    """Coalesce concurrent calls of a blocking batch function into one worker-thread hop.
+
+    `function` takes a list of requests and returns a list of answers in the same order. While
+    one hop is in flight the next requests gather, so a storm costs a few hops and queries
+    instead of one per request, and a lone request waits for nothing but its own hop.
+    """
+
+    MAX_BATCH = 200
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, function: Callable[[list[Any]], list[Any]]) -> None:
+        self.loop = loop
+        self.function = database_sync_to_async(function, thread_sensitive=False)
+        self.pending: list[tuple[Any, asyncio.Future[Any]]] = []
+        self.worker: asyncio.Task[None] | None = None
+
+    async def __call__(self, request: Any) -> Any:
+        future: asyncio.Future[Any] = self.loop.create_future()
+        self.pending.append((request, future))
+        if self.worker is None or self.worker.done():
+            self.worker = self.loop.create_task(self._run())
+        return await future
+
+    async def _run(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending[: self.MAX_BATCH], self.pending[self.MAX_BATCH :]
+            try:
+                answers = await self.function([request for request, _ in batch])
+            except Exception as error:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
 
 
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
