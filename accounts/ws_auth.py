@@ -124,7 +124,7 @@ def resolve_users(scope_users: list[Any]) -> list[Any]:
         if not batchable or api_settings.CHECK_REVOKE_TOKEN:
             results[index] = resolve_user(scope_user)
             continue
-        claim = scope_user.token.get(api_settings.USER_ID_CLAIM)  # type: ignore[attr-defined]
+        claim = scope_user.token.get(api_settings.USER_ID_CLAIM)
         if claim is not None:
             # SimpleJWT 5.5 writes the id as a string: compare as strings.
             wanted.setdefault(str(claim), []).append(index)

@@ -27,7 +27,7 @@ from django.utils.functional import SimpleLazyObject
 
 from accounts.models import User
 from accounts.ws_auth import resolve_users
-from chats import events, services
+from chats import events, realtime, services
 from chats.hub import get_hub
 from chats.models import ChatUser
 from chats.realtime import Event, chat_group, encode, send_async, user_group
@@ -77,17 +77,24 @@ def connect_lookups(requests: list[tuple[Any, int | None]]) -> list[tuple[User |
     return answers
 
 
+Envelopes = list[tuple[str, dict[str, Any]]]
+
+
 def message_send(
     *, user: User, chat_id: int, content: str | None, client_id: str, attachment_id: int | None
-) -> dict[str, Any]:
-    message, _ = services.message_create(
-        chat_id=chat_id, sender=user, content=content, attachment_id=attachment_id, client_id=client_id
-    )
-    return events.message_payload(message)
+) -> tuple[dict[str, Any], Envelopes]:
+    """Store (or find, for a repeated client_id) the message; its payload and the events to publish."""
+    with realtime.deferred_sends() as envelopes:
+        message, _ = services.message_create(
+            chat_id=chat_id, sender=user, content=content, attachment_id=attachment_id, client_id=client_id
+        )
+    return events.message_payload(message), envelopes
 
 
-def read_mark(*, user: User, chat_id: int, message_id: int) -> None:
-    services.chat_mark_read(chat_id=chat_id, user=user, message_id=message_id)
+def read_mark(*, user: User, chat_id: int, message_id: int) -> Envelopes:
+    with realtime.deferred_sends() as envelopes:
+        services.chat_mark_read(chat_id=chat_id, user=user, message_id=message_id)
+    return envelopes
 
 
 def _in_thread(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
@@ -318,9 +325,10 @@ class RealtimeConsumer:
         attachment_id = frame.get("attachment_id")
         if attachment_id is not None:
             attachment_id = _int_field(frame, "attachment_id")
-        message = await message_send_async(
+        message, envelopes = await message_send_async(
             user=self.user, chat_id=chat_id, content=content, client_id=client_id, attachment_id=attachment_id
         )
+        await realtime.publish(envelopes)
         await self.reply({"type": "message.ack", "client_id": client_id, "message": message})
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
@@ -337,7 +345,7 @@ class RealtimeConsumer:
     async def on_read(self, frame: dict[str, Any]) -> None:
         chat_id = self._chat_of(frame)
         message_id = _int_field(frame, "message_id")
-        await read_mark_async(user=self.user, chat_id=chat_id, message_id=message_id)
+        await realtime.publish(await read_mark_async(user=self.user, chat_id=chat_id, message_id=message_id))
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self._raw_send({"type": "websocket.send", "text": PONG})

@@ -10,7 +10,9 @@ down the write still stands; the failure is logged and clients catch up with ?si
 
 import json
 import logging
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -54,8 +56,44 @@ def layer_message(event: Mapping[str, Any], group: str, **routing: Any) -> dict[
     return envelope
 
 
+_deferred = threading.local()
+
+
+@contextmanager
+def deferred_sends() -> Iterator[list[tuple[str, dict[str, Any]]]]:
+    """Collect the envelopes that `send_now` would send, instead of sending them from this thread.
+
+    A consumer runs a service in a worker thread inside this block and publishes what was
+    collected once back on the event loop (`publish`): the thread is not held up waiting for
+    the loop to send each event, and the order of the events is kept.
+    """
+    collected: list[tuple[str, dict[str, Any]]] = []
+    previous = getattr(_deferred, "collector", None)
+    _deferred.collector = collected
+    try:
+        yield collected
+    finally:
+        _deferred.collector = previous
+
+
+async def publish(envelopes: Iterable[tuple[str, dict[str, Any]]]) -> None:
+    """Send collected envelopes in order, from the event loop. Never raises."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group, envelope in envelopes:
+        try:
+            await layer.group_send(group, envelope)
+        except Exception:
+            logger.exception("could not announce %s to %s", envelope.get("event"), group)
+
+
 def send_now(group: str, event: Event) -> None:
     """Send from synchronous code (a service's on_commit callback). Never raises."""
+    collector = getattr(_deferred, "collector", None)
+    if collector is not None:
+        collector.append((group, layer_message(event, group)))
+        return
     layer = get_channel_layer()
     if layer is None:
         return
