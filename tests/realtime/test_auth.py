@@ -1,5 +1,8 @@
 """Who may open a socket: token (4401), membership (4403), origin (refused handshake)."""
 
+import asyncio
+import logging
+
 import pytest
 from asgiref.sync import sync_to_async
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -122,3 +125,38 @@ def test_listed_origin_url_is_admitted_and_others_are_not(settings):
 def test_a_client_without_origin_header_is_admitted():
     # then: browsers always send Origin; its absence is a non-browser client
     assert origin_allowed(None)
+
+
+async def test_concurrent_connects_each_get_their_own_answer(connect, user, other_user, chat):
+    # given: connects that arrive together are looked up together (one batch)
+    outsider = await sync_to_async(UserFactory.create)()
+    inactive = await sync_to_async(UserFactory.create)(is_active=False)
+    # when
+    sockets = await asyncio.gather(
+        connect(user, f"/ws/chat/{chat.id}/"),
+        connect(outsider, f"/ws/chat/{chat.id}/"),
+        connect(inactive, "/ws/"),
+        connect(other_user, "/ws/"),
+        connect(None, "/ws/", token="not.a.jwt"),
+    )
+    member, stranger, deactivated, other_member, anonymous = sockets
+    # then
+    assert await member.is_open() and await other_member.is_open()
+    assert await stranger.closed_with() == 4403
+    assert await deactivated.closed_with() == 4401
+    assert await anonymous.closed_with() == 4401
+
+
+async def test_tokens_never_reach_the_logs(connect, user, caplog):
+    # given
+    good = access_token(user)
+    bad = good[:-4] + "AAAA"
+    # when
+    with caplog.at_level(logging.DEBUG):
+        for token in (good, bad, access_token(user, expired=True)):
+            socket = await connect(None, "/ws/", token=token)
+            await socket.communicator.disconnect()
+    # then
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert good not in logged and bad not in logged
+    assert good.split(".")[1] not in logged  # not even the payload part
