@@ -1,8 +1,10 @@
 """GET /healthz: is the database answering, and does the channel layer carry a message?"""
 
 import asyncio
+import contextlib
 import logging
 import uuid
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -30,7 +32,18 @@ async def _layer_round_trip() -> bool:
     token = uuid.uuid4().hex
     await layer.send(channel, {"type": "health.check", "token": token})
     received = await asyncio.wait_for(layer.receive(channel), timeout=2)
+    await _forget_channel(layer, channel)
     return bool(received.get("token") == token)
+
+
+async def _forget_channel(layer: Any, channel: str) -> None:
+    """Release the probe's channel: the PubSub layer drops a channel's Redis subscription only
+    when a receive on it is cancelled (otherwise every health check would leave one behind)."""
+    waiter = asyncio.ensure_future(layer.receive(channel))
+    await asyncio.sleep(0)
+    waiter.cancel()
+    with contextlib.suppress(BaseException):
+        await waiter
 
 
 def channel_layer_ok() -> bool:
