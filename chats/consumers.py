@@ -13,6 +13,9 @@ Client frames are mapped to handlers by a table (FRAME_HANDLERS). A bad frame ge
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextlib
 import json
 import logging
 import time
@@ -41,6 +44,8 @@ CLOSE_SERVER_ERROR = 1011
 CLIENT_ID_MAX_LENGTH = 64
 
 PONG = encode({"type": "pong"})
+# At most this many queued frames are taken together (see RealtimeConsumer._queued_frames).
+FRAME_BATCH = 32
 
 
 class FrameError(Exception):
@@ -91,6 +96,41 @@ def message_send(
     return events.message_payload(message), envelopes
 
 
+def message_send_many(
+    *, user: User, requests: list[dict[str, Any]], done: Callable[[Envelopes, Event], None]
+) -> None:
+    """Store a socket's queued messages one after the other, in frame order, in one thread hop.
+
+    Each message is its own transaction, as over REST. As each one commits, `done` hands its
+    events and the sender's reply (`message.ack` or `error`) to the event loop without waiting
+    for them to be sent, so the next message's transaction starts at once.
+    """
+    for request in requests:
+        client_id = request["client_id"]
+        try:
+            payload, envelopes = message_send(user=user, **request)
+        except (ValidationError, PermissionDenied, Http404, ObjectDoesNotExist) as refused:
+            done([], error_event(refused, client_id))
+        else:
+            done(envelopes, {"type": "message.ack", "client_id": client_id, "message": payload})
+
+
+def error_event(error: Exception, client_id: Any = None) -> Event:
+    """The `error` frame for what a service raised (or a FrameError)."""
+    if isinstance(error, FrameError):
+        code, detail = error.code, error.detail
+    elif isinstance(error, ValidationError):
+        code, detail = "invalid", _validation_detail(error)
+    elif isinstance(error, PermissionDenied):
+        code, detail = "forbidden", str(error) or "Not allowed."
+    else:
+        code, detail = "not_found", "No chat or message matches the given query."
+    event: Event = {"type": "error", "code": code, "detail": detail}
+    if isinstance(client_id, str):
+        event["client_id"] = client_id
+    return event
+
+
 def read_mark(*, user: User, chat_id: int, message_id: int) -> Envelopes:
     with realtime.deferred_sends() as envelopes:
         services.chat_mark_read(chat_id=chat_id, user=user, message_id=message_id)
@@ -101,7 +141,7 @@ def _in_thread(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     return database_sync_to_async(function, thread_sensitive=False)
 
 
-message_send_async = _in_thread(message_send)
+message_send_many_async = _in_thread(message_send_many)
 read_mark_async = _in_thread(read_mark)
 
 
@@ -173,8 +213,12 @@ class RealtimeConsumer:
                 message = await self._receive()
                 kind = message["type"]
                 if kind == "websocket.receive":
-                    if not self.closed:
-                        await self.on_frame(message)
+                    if self.closed:
+                        continue
+                    frames, after = self._queued_frames(message)
+                    await self.on_frames(frames)
+                    if after is not None and after["type"] == "websocket.disconnect":
+                        return
                 elif kind == "websocket.connect":
                     await self.on_connect()
                 elif kind == "websocket.disconnect":
@@ -182,6 +226,26 @@ class RealtimeConsumer:
         finally:
             self.closed = True
             await get_hub().detach(self)
+
+    def _queued_frames(self, first: dict[str, Any]) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """The frame just received and those already queued behind it (up to FRAME_BATCH).
+
+        A sender that outpaces its sends' transactions has frames waiting; taking them together
+        lets their messages be stored in one thread hop, back to back. Daphne (and Channels'
+        test communicator) hand the application `asyncio.Queue.get` as `receive`; with another
+        server, frames are simply taken one at a time. Returns the frames and the non-frame
+        message (a disconnect) met behind them, if any.
+        """
+        queue = getattr(self._receive, "__self__", None)
+        frames = [first]
+        if not isinstance(queue, asyncio.Queue):
+            return frames, None
+        while len(frames) < FRAME_BATCH and not queue.empty():
+            message = queue.get_nowait()
+            if message["type"] != "websocket.receive":
+                return frames, message
+            frames.append(message)
+        return frames, None
 
     async def _hold(self, frame: dict[str, Any]) -> None:
         if self._held is not None:
@@ -260,46 +324,66 @@ class RealtimeConsumer:
             return None
         return False
 
-    async def on_frame(self, message: dict[str, Any]) -> None:
+    async def on_frames(self, messages: list[dict[str, Any]]) -> None:
+        """Handle frames in order; consecutive valid `message.send` frames are stored together."""
+        sends: list[dict[str, Any]] = []
+        for message in messages:
+            if self.closed:
+                return
+            frame = await self._parse(message)
+            if frame is None:
+                continue
+            if frame["type"] == "message.send":
+                try:
+                    sends.append(self._send_request(frame))
+                    continue
+                except FrameError as refused:
+                    await self._send_messages(sends)
+                    sends = []
+                    await self.reply(error_event(refused, frame.get("client_id")))
+                    continue
+            await self._send_messages(sends)
+            sends = []
+            await self.on_frame(frame)
+        await self._send_messages(sends)
+
+    async def _parse(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """The frame as a JSON object with a known type, or None once the client has been told why not."""
         allowed = self._allowed()
         if allowed is None:
             await self.close(CLOSE_FLOODING)
-            return
+            return None
         if not allowed:
             await self.error("rate_limited", "Too many frames; slow down.")
-            return
+            return None
         text = message.get("text")
         if text is None:
             await self.error("invalid", "Frames are JSON text.")
-            return
+            return None
         limit = settings.WEBSOCKET_MAX_FRAME_BYTES
         if len(text) > limit // 4 and len(text.encode()) > limit:
             await self.error("too_large", f"A frame is at most {limit} bytes.")
-            return
+            return None
         try:
             frame = json.loads(text)
         except ValueError:
             await self.error("invalid", "A frame is one JSON object.")
-            return
+            return None
         if not isinstance(frame, dict):
             await self.error("invalid", "A frame is one JSON object.")
-            return
+            return None
         kind = frame.get("type")
-        handler = FRAME_HANDLERS.get(kind) if isinstance(kind, str) else None
-        client_id = frame.get("client_id")
-        if handler is None:
-            await self.error("invalid", f"Unknown frame type {kind!r}.", client_id)
-            return
+        if not isinstance(kind, str) or kind not in FRAME_HANDLERS:
+            await self.error("invalid", f"Unknown frame type {kind!r}.", frame.get("client_id"))
+            return None
+        return frame
+
+    async def on_frame(self, frame: dict[str, Any]) -> None:
+        kind = frame["type"]
         try:
-            await handler(self, frame)
-        except FrameError as refused:
-            await self.error(refused.code, refused.detail, client_id)
-        except ValidationError as invalid:
-            await self.error("invalid", _validation_detail(invalid), client_id)
-        except PermissionDenied as forbidden:
-            await self.error("forbidden", str(forbidden) or "Not allowed.", client_id)
-        except (Http404, ObjectDoesNotExist):
-            await self.error("not_found", "No chat or message matches the given query.", client_id)
+            await FRAME_HANDLERS[kind](self, frame)
+        except (FrameError, ValidationError, PermissionDenied, Http404, ObjectDoesNotExist) as refused:
+            await self.reply(error_event(refused, frame.get("client_id")))
         except Exception:
             logger.exception("socket frame %s failed", kind)
             await self.close(CLOSE_SERVER_ERROR)
@@ -312,7 +396,8 @@ class RealtimeConsumer:
             raise FrameError("invalid", "This socket is for one chat; 'chat_id' must match it or be left out.")
         return self.chat_id
 
-    async def on_message_send(self, frame: dict[str, Any]) -> None:
+    def _send_request(self, frame: dict[str, Any]) -> dict[str, Any]:
+        """The arguments of message_send for a `message.send` frame, or FrameError."""
         client_id = frame.get("client_id")
         if not isinstance(client_id, str) or not client_id.strip():
             raise FrameError("invalid", "'client_id' is required.")
@@ -325,11 +410,36 @@ class RealtimeConsumer:
         attachment_id = frame.get("attachment_id")
         if attachment_id is not None:
             attachment_id = _int_field(frame, "attachment_id")
-        message, envelopes = await message_send_async(
-            user=self.user, chat_id=chat_id, content=content, client_id=client_id, attachment_id=attachment_id
-        )
+        return {"chat_id": chat_id, "content": content, "client_id": client_id, "attachment_id": attachment_id}
+
+    async def _send_messages(self, requests: list[dict[str, Any]]) -> None:
+        """Store messages in one hop; each one's events and reply go out as soon as it commits."""
+        if not requests:
+            return
+        loop = asyncio.get_running_loop()
+        handed: list[concurrent.futures.Future[None]] = []
+
+        def done(envelopes: Envelopes, reply: Event) -> None:  # in the worker thread
+            handed.append(asyncio.run_coroutine_threadsafe(self._publish_and_reply(envelopes, reply), loop))
+
+        try:
+            await message_send_many_async(user=self.user, requests=requests, done=done)
+        except Exception:
+            logger.exception("socket message.send failed")
+            await self.close(CLOSE_SERVER_ERROR)
+        finally:
+            # Replies go out before the frames behind these are handled.
+            for future in handed:
+                with contextlib.suppress(Exception):
+                    await asyncio.wrap_future(future)
+
+    async def _publish_and_reply(self, envelopes: Envelopes, reply: Event) -> None:
         await realtime.publish(envelopes)
-        await self.reply({"type": "message.ack", "client_id": client_id, "message": message})
+        if not self.closed:
+            await self.reply(reply)
+
+    async def on_message_send(self, frame: dict[str, Any]) -> None:
+        await self._send_messages([self._send_request(frame)])
 
     async def on_typing(self, frame: dict[str, Any]) -> None:
         chat_id = self._chat_of(frame)

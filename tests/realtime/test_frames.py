@@ -268,3 +268,30 @@ async def test_flooding_is_rate_limited_then_closed_4429(connect, user, settings
     assert replies == [{"type": "pong"}] * 3
     assert (await socket.receive_type("error"))["code"] == "rate_limited"
     assert await socket.closed_with() == 4429
+
+
+async def test_sends_queued_back_to_back_are_stored_in_frame_order_with_replies_in_order(connect, user, chat):
+    # given
+    socket = await connect(user, f"/ws/chat/{chat.id}/")
+    frames = [{"type": "message.send", "content": f"m{i}", "client_id": f"c{i}"} for i in range(6)]
+    frames[3] = {"type": "message.send", "content": "   ", "client_id": "c3"}  # refused in the middle
+    # when: all frames are queued before the server handles the first
+    for frame in frames:
+        await socket.send(frame)
+    # then
+    replies = []
+    while len(replies) < 6:
+        frame = await socket.receive()
+        if frame["type"] in {"message.ack", "error"}:
+            replies.append(frame)
+    assert [(r["type"], r["client_id"]) for r in replies] == [
+        ("message.ack", "c0"),
+        ("message.ack", "c1"),
+        ("message.ack", "c2"),
+        ("error", "c3"),
+        ("message.ack", "c4"),
+        ("message.ack", "c5"),
+    ]
+    versions = [r["message"]["version"] for r in replies if r["type"] == "message.ack"]
+    assert versions == sorted(versions)
+    assert await messages_of(chat) == [(f"m{i}", f"c{i}") for i in (0, 1, 2, 4, 5)]
