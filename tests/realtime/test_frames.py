@@ -279,7 +279,7 @@ async def test_sends_queued_back_to_back_are_stored_in_frame_order_with_replies_
     for frame in frames:
         await socket.send(frame)
     # then
-    replies = []
+    replies: list[dict] = []
     while len(replies) < 6:
         frame = await socket.receive()
         if frame["type"] in {"message.ack", "error"}:
