@@ -18,14 +18,28 @@ its own group memberships, so one event to a chat of 100 members costs 100 layer
   it before `member.added`); `member.removed` delivers the frame, then closes the removed
   user's `/ws/chat/<id>/` sockets with 4403 and unsubscribes their `/ws/` sockets from the
   chat, so nothing more from it reaches them.
-- Presence: the hub counts sockets per user; the first and last per process go to
-  accounts.presence (in a worker thread, one chain per user so transitions stay in order),
-  and a real online/offline transition is broadcast as `presence` to the user's chats (the
-  hub delivers each presence event at most once per socket, though it arrives through
-  several chat groups). A heartbeat renews this process's presence claims, so a crashed
+- Presence: the hub counts sockets per user; the first and last per process are queued to
+  one worker that applies them in order and in batches (one UPDATE of last_seen, one Redis
+  pipeline of accounts.presence transitions, on the loop), and a real online/offline
+  transition is broadcast as `presence` to the user's chats (the hub delivers each presence
+  event at most once per socket, though it arrives through several chat groups, and not to
+  the user's own sockets). A heartbeat renews this process's presence claims, so a crashed
   process's users fade after PRESENCE_TTL_SECONDS.
 - Typing is throttled per user and chat (TYPING_THROTTLE_SECONDS) and never reaches the
   typist's own sockets.
+- Blocking work is coalesced (`BatchedCall`): sockets connecting together are authorised in
+  one thread hop with two queries (their users, their memberships) whatever their number.
+  A socket's queued `message.send` frames are stored back to back in one hop, each in its own
+  transaction (chats.consumers); the events they emit are collected in the thread
+  (realtime.deferred_sends) and published from the loop as each commits.
+
+Where the time goes (2 cores, loopback, MariaDB + Redis, noisy shared machine): the delivery
+path alone -- events published straight to the layer -- carried 39,600 deliveries/s to 99
+sockets at p99 8 ms and was not saturated (the client was). A message sent over a socket
+first costs `services.message_create` (about 6 ms on MariaDB: ten queries under the chat's
+row lock) in a worker thread sharing the GIL with the loop, so one sender's rate, not the
+fan-out, bounds `deliveries/s`. An idle authenticated socket costs about 30 KiB of resident
+memory, most of it daphne's and autobahn's per-connection objects.
 
 Which layer: `channels_redis.pubsub.RedisPubSubChannelLayer` (settings.CHANNEL_LAYERS). With
 one channel per process the per-socket costs are gone either way; what is left is the cost
