@@ -96,9 +96,7 @@ def message_send(
     return events.message_payload(message), envelopes
 
 
-def message_send_many(
-    *, user: User, requests: list[dict[str, Any]], done: Callable[[Envelopes, Event], None]
-) -> None:
+def message_send_many(*, user: User, requests: list[dict[str, Any]], done: Callable[[Envelopes, Event], None]) -> None:
     """Store a socket's queued messages one after the other, in frame order, in one thread hop.
 
     Each message is its own transaction, as over REST. As each one commits, `done` hands its

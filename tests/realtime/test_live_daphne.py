@@ -185,9 +185,7 @@ def crowd(user) -> tuple[Any, list[Any]]:
     return group_with(user, *members, owner=user, title="Crowd"), members
 
 
-async def test_a_burst_of_300_concurrent_connects_all_succeed_and_all_receive_the_next_message(
-    daphnes, user, crowd
-):
+async def test_a_burst_of_300_concurrent_connects_all_succeed_and_all_receive_the_next_message(daphnes, user, crowd):
     # given
     chat, members = crowd
     server = daphnes[0]
