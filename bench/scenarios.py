@@ -194,60 +194,115 @@ def _step_line(target: Target, step: StepResult) -> str:
     )
 
 
-async def sweep(context: Context, target: Target, layout: Layout) -> dict[str, Any]:
-    """Climb the ladder of offered rates; find where p99 crosses 100 ms (bisected twice)."""
-    per_message = layout.receivers_per_message
-    workers: list[Worker] = []
-    senders: list[Sender] = []
-    target.start()
-    try:
+class Rig:
+    """A server under test with every socket of a layout open: started, torn down, started afresh."""
+
+    def __init__(self, context: Context, target: Target, layout: Layout) -> None:
+        self.context = context
+        self.target = target
+        self.layout = layout
+        self.workers: list[Worker] = []
+        self.senders: list[Sender] = []
+        self.sender_errors: list[str] = []
+
+    async def up(self) -> None:
+        target, layout = self.target, self.layout
+        target.start()
         urls = [target.url(chat_id, token) for chat_id, tokens in layout.rooms for token in tokens]
-        workers = [Worker(part, target.origin).start() for part in split(urls, context.client_processes)]
-        connected = await ask_all(workers, "connect", timeout=300)
+        self.workers = [Worker(part, target.origin).start() for part in split(urls, self.context.client_processes)]
+        connected = await ask_all(self.workers, "connect", timeout=300)
         errors = {k: v for c in connected for k, v in c[2].items()}
         if errors:
             raise RuntimeError(f"{target.name}: receivers could not connect: {errors}")
-        senders = await open_senders([(target.url(c, t), target.frame(c)) for c, t in layout.senders], target.origin)
+        self.senders = await open_senders(
+            [(target.url(c, t), target.frame(c)) for c, t in layout.senders], target.origin
+        )
         await asyncio.sleep(1.0)  # presence and join events settle before anything is measured
-        seq = 1
 
-        async def step(deliveries: float, duration: float) -> StepResult:
-            nonlocal seq
-            result = await measure_step(
-                senders=senders,
-                workers=workers,
-                server_cpu=target.cpu_seconds,
-                server_pid=target.pid,
-                rate=deliveries / per_message,
-                duration=duration,
-                receivers_per_message=per_message,
-                first_seq=seq,
-            )
-            seq += result.sent + 1000
-            await asyncio.sleep(0.5)
-            return result
+    def down(self) -> None:
+        for sender in self.senders:
+            self.sender_errors += sender.errors
+            sender.socket.close()
+        for worker in self.workers:
+            worker.stop()
+        self.senders, self.workers = [], []
+        self.target.stop()
 
-        # Warm-up, not recorded: every sender posts twice, so no room is met for the first time below.
-        await step(LIGHT_LOAD_DELIVERIES, max(1.0, 2 * len(senders) * per_message / LIGHT_LOAD_DELIVERIES))
-        steps: list[StepResult] = []
+    async def fresh(self) -> None:
+        """After an overload a server may still be draining a backlog, or have lost sockets: start over."""
+        self.down()
+        await self.up()
 
-        async def passes(deliveries: float) -> bool:
-            """One step at this rate; a failure is measured once more before it counts (one-off stalls)."""
-            for attempt in range(4):
-                result = await step(deliveries, context.duration)
-                steps.append(result)
-                log(_step_line(target, result) + (" (again)" if attempt else ""))
-                if not (result.saturated or result.p99_ms >= P99_LIMIT_MS):
-                    return True
-                disturbed = result.foreign_cpu > NOISE_CORES
-                if attempt >= (2 if disturbed else 1):
-                    return False
-                if result.deliveries_per_s < 0.8 * result.offered_deliveries and not disturbed:
-                    return False  # plainly beyond capacity: no second try
-                if disturbed:
-                    await asyncio.sleep(5.0)  # other jobs on the machine: give them a moment
-            return False
 
+async def sweep(context: Context, target: Target, layout: Layout) -> dict[str, Any]:
+    """Climb the ladder of offered rates; find where p99 crosses 100 ms (bisected twice).
+
+    Every step after a failed one runs on a freshly started server with fresh sockets, so an
+    overload's backlog or damage is never charged to the next rate.
+    """
+    per_message = layout.receivers_per_message
+    rig = Rig(context, target, layout)
+    seq = 1
+    dirty = False
+
+    async def step(deliveries: float, duration: float) -> StepResult:
+        nonlocal seq, dirty
+        if dirty:
+            await rig.fresh()
+            await warm_up()
+        result = await measure_step(
+            senders=rig.senders,
+            workers=rig.workers,
+            server_cpu=target.cpu_seconds,
+            server_pid=target.pid,
+            rate=deliveries / per_message,
+            duration=duration,
+            receivers_per_message=per_message,
+            first_seq=seq,
+        )
+        seq += result.sent + 1000
+        dirty = result.saturated or result.p99_ms >= P99_LIMIT_MS
+        await asyncio.sleep(0.5)
+        return result
+
+    async def warm_up() -> None:
+        """Not recorded: every sender posts twice, so no room is met for the first time in a step."""
+        nonlocal seq
+        result = await measure_step(
+            senders=rig.senders,
+            workers=rig.workers,
+            server_cpu=target.cpu_seconds,
+            server_pid=target.pid,
+            rate=LIGHT_LOAD_DELIVERIES / per_message,
+            duration=max(1.0, 2 * len(rig.senders) * per_message / LIGHT_LOAD_DELIVERIES),
+            receivers_per_message=per_message,
+            first_seq=seq,
+        )
+        seq += result.sent + 1000
+        await asyncio.sleep(0.5)
+
+    steps: list[StepResult] = []
+
+    async def passes(deliveries: float) -> bool:
+        """One step at this rate; a failure is measured again before it counts (one-off stalls, other jobs)."""
+        for attempt in range(4):
+            result = await step(deliveries, context.duration)
+            steps.append(result)
+            log(_step_line(target, result) + (" (again)" if attempt else ""))
+            if not (result.saturated or result.p99_ms >= P99_LIMIT_MS):
+                return True
+            disturbed = result.foreign_cpu > NOISE_CORES
+            if attempt >= (2 if disturbed else 1):
+                return False
+            if result.deliveries_per_s < 0.8 * result.offered_deliveries and not disturbed:
+                return False  # plainly beyond capacity: no second try
+            if disturbed:
+                await asyncio.sleep(5.0)  # other jobs on the machine: give them a moment
+        return False
+
+    try:
+        await rig.up()
+        await warm_up()
         last_ok: float | None = None
         first_bad: float | None = None
         for deliveries in context.rates or []:
@@ -275,21 +330,17 @@ async def sweep(context: Context, target: Target, layout: Layout) -> dict[str, A
             for key, value in s.sender_answers.items():
                 answers[key] = answers.get(key, 0) + value
         return {
-            "capacity_deliveries_per_s": ok_steps[0].deliveries_per_s if ok_steps else 0.0,
+            "capacity_deliveries_per_s": ok_steps[-1].deliveries_per_s if ok_steps else 0.0,
             "capacity_offered_per_s": last_ok or 0.0,
             "first_failing_offered_per_s": first_bad,
             "max_delivered_per_s": max(s.deliveries_per_s for s in steps),
             "at_2000": light[0].as_dict() if light else None,
             "steps": [s.as_dict() for s in steps],
             "sender_answers": answers,
-            "sender_errors": [e for s in senders for e in s.errors],
+            "sender_errors": rig.sender_errors + [e for s in rig.senders for e in s.errors],
         }
     finally:
-        for sender in senders:
-            sender.socket.close()
-        for worker in workers:
-            worker.stop()
-        target.stop()
+        rig.down()
 
 
 # Idle sockets ------------------------------------------------------------------------------
