@@ -4,6 +4,7 @@ Output serializers read only what the selectors prefetched: context["user"] is t
 context["online_ids"] the set of online user ids for the page (see selectors.presence_context).
 """
 
+from functools import cached_property
 from typing import Any
 
 from django.conf import settings
@@ -95,9 +96,20 @@ class ChatSerializer(serializers.ModelSerializer[Chat]):
                 return membership
         return None
 
+    # The nested serializers are built once per ChatSerializer (once per page: a list shares one
+    # child), not once per chat: building a ModelSerializer's fields costs more than rendering a
+    # row with them (bench: the 30-chat list went from 30 to 13.5 ms in-process).
+    @cached_property
+    def _members_serializer(self) -> serializers.ListSerializer[ChatUser]:
+        return MemberSerializer(many=True, context=self.context)  # type: ignore[return-value]
+
+    @cached_property
+    def _message_serializer(self) -> MessageSerializer:
+        return MessageSerializer(context=self.context)
+
     @extend_schema_field(MemberSerializer(many=True))
     def get_members(self, chat: Chat) -> list[dict[str, Any]]:
-        return list(MemberSerializer(chat.memberships.all(), many=True, context=self.context).data)
+        return list(self._members_serializer.to_representation(chat.memberships.all()))
 
     @extend_schema_field(serializers.ChoiceField(choices=ChatUser.Role.choices, allow_null=True))
     def get_my_role(self, chat: Chat) -> str | None:
@@ -109,7 +121,7 @@ class ChatSerializer(serializers.ModelSerializer[Chat]):
         message = getattr(chat, "last_message", None)
         if message is None:
             return None
-        return dict(MessageSerializer(message, context=self.context).data)
+        return dict(self._message_serializer.to_representation(message))
 
     @extend_schema_field(serializers.IntegerField())
     def get_unread_count(self, chat: Chat) -> int:
