@@ -22,9 +22,11 @@ def _ratio(a: Any, b: Any) -> str:
     return f"{a / b:.2f}x"
 
 
-def _row(label: str, values: dict[str, Any], digits: int = 0) -> str:
+def _row(label: str, values: dict[str, Any], digits: int = 0, *, ratios: bool = True) -> str:
     cells = [_number(values.get(n), digits) for n in NAMES]
     m = values.get("messenger")
+    if not ratios:
+        return f"| {label} | {' | '.join(cells)} | | |"
     return f"| {label} | {' | '.join(cells)} | {_ratio(m, values.get('stock'))} | {_ratio(m, values.get('raw'))} |"
 
 
@@ -42,6 +44,10 @@ def _pick(results: dict[str, Any], getter: Any) -> dict[str, Any]:
 def _delivery_table(title: str, results: dict[str, Any]) -> list[str]:
     lines = [f"### {title}", "", HEADER]
     lines.append(_row("deliveries/s at p99 < 100 ms", _pick(results, lambda r: r["capacity_deliveries_per_s"])))
+    unsaturated = [n for n in NAMES if n in results and results[n].get("first_failing_offered_per_s") is None]
+    if unsaturated and not any(results[n].get("fixed_rates") for n in unsaturated):
+        note = ", ".join(unsaturated)
+        lines.insert(2, f"Not saturated at the top of the ladder ({note}): capacity is at least the figure shown.\n")
     lines.append(_row("offered/s at that point", _pick(results, lambda r: r["capacity_offered_per_s"])))
     lines.append(_row("most delivered/s seen", _pick(results, lambda r: r["max_delivered_per_s"])))
     for key, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")):
@@ -51,6 +57,7 @@ def _delivery_table(title: str, results: dict[str, Any]) -> list[str]:
         _row(
             "CPU of other jobs on the machine, mean (%)",
             _pick(results, lambda r: 100 * sum(s["foreign_cpu"] for s in r["steps"]) / len(r["steps"])),
+            ratios=False,
         )
     )
     return [*lines, ""]
@@ -59,10 +66,10 @@ def _delivery_table(title: str, results: dict[str, Any]) -> list[str]:
 def _idle_table(results: dict[str, Any]) -> list[str]:
     lines = ["### Idle sockets", "", HEADER]
     lines.append(_row("KiB resident per socket", _pick(results, lambda r: r["kib_per_socket"]), 1))
-    lines.append(_row("sockets open", _pick(results, lambda r: r["still_open"])))
+    lines.append(_row("sockets open", _pick(results, lambda r: r["still_open"]), ratios=False))
     lines.append(_row("seconds to connect all", _pick(results, lambda r: r["connect_seconds"]), 2))
     lines.append(_row("connects/s", _pick(results, lambda r: r["connects_per_s"])))
-    lines.append(_row("errors", _pick(results, lambda r: r["errors"])))
+    lines.append(_row("errors", _pick(results, lambda r: r["errors"]), ratios=False))
     return [*lines, ""]
 
 

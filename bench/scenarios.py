@@ -25,7 +25,7 @@ from bench.procs import LOOPBACK, PYTHON, Server, daphne_command, free_port
 
 # Offered deliveries per second, climbed until p99 crosses 100 ms or the server saturates.
 LADDER = [500, 1000, 2000, 3000, 4000, 5000, 6000, 8000, 10_000, 12_500, 15_000, 17_500, 20_000, 25_000, 30_000]
-LADDER += [35_000, 40_000, 50_000, 60_000]
+LADDER += [35_000, 40_000, 50_000, 60_000, 80_000, 100_000]
 P99_LIMIT_MS = 100.0
 LIGHT_LOAD_DELIVERIES = 2000  # 20 messages/s to 100 members
 # CPU taken by processes outside the measurement above which a failed step is measured again.
@@ -333,6 +333,7 @@ async def sweep(context: Context, target: Target, layout: Layout) -> dict[str, A
             "capacity_deliveries_per_s": ok_steps[-1].deliveries_per_s if ok_steps else 0.0,
             "capacity_offered_per_s": last_ok or 0.0,
             "first_failing_offered_per_s": first_bad,
+            "fixed_rates": bool(context.rates),
             "max_delivered_per_s": max(s.deliveries_per_s for s in steps),
             "at_2000": light[0].as_dict() if light else None,
             "steps": [s.as_dict() for s in steps],
