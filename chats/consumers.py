@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -159,6 +160,19 @@ def _validation_detail(error: ValidationError) -> str:
     return " ".join(error.messages)
 
 
+def daphne_connection(send: Any) -> Any:
+    """The autobahn protocol behind daphne's ASGI `send`, or None under any other server.
+
+    Daphne hands each connection `functools.partial(Server.handle_reply, protocol)`; the hub
+    writes broadcast frames to that protocol directly (chats.hub.deliver).
+    """
+    if isinstance(send, functools.partial) and getattr(send.func, "__name__", "") == "handle_reply" and send.args:
+        protocol = send.args[0]
+        if hasattr(protocol, "sendPreparedMessage") and hasattr(protocol, "factory"):
+            return protocol
+    return None
+
+
 # The consumer -------------------------------------------------------------------------------
 
 
@@ -179,6 +193,7 @@ class RealtimeConsumer:
         "send",
         "user",
         "user_id",
+        "wire",
     )
 
     def __init__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -193,6 +208,7 @@ class RealtimeConsumer:
         kwargs = scope.get("url_route", {}).get("kwargs", {})
         self.chat_id: int | None = kwargs.get("chat_id")
         self.groups: set[str] = set()
+        self.wire: Any = None
         self.closed = False
         self._tokens = float(settings.WEBSOCKET_RATE_BURST)
         self._strikes = 0.0
@@ -282,6 +298,7 @@ class RealtimeConsumer:
         for frame in held or ():
             await self._raw_send(frame)
         self.send = self._raw_send
+        self.wire = daphne_connection(self._raw_send)
 
     async def _refuse(self, code: int) -> None:
         """Accept then close, so that the client sees the code (a refused handshake has none)."""

@@ -97,8 +97,43 @@ class Listener(Protocol):
     chat_id: int | None
     groups: set[str]
     send: Send
+    # Under daphne, once accepted: the connection's autobahn protocol, written to directly
+    # (see `deliver`); None elsewhere (and before accept), where `send` is used.
+    wire: Any
 
     async def close(self, code: int) -> None: ...
+
+
+async def deliver(listeners: Iterable[Listener], text: str, skip_user: int | None = None) -> None:
+    """Write one pre-encoded frame to every listener (but `skip_user`'s). The hot loop.
+
+    Under daphne the frame is framed once (autobahn's prepareMessage, its API for broadcast)
+    and its bytes written to each open connection (sendPreparedMessage), instead of going
+    through the ASGI `send` of each socket, which re-encodes and re-frames the same text per
+    socket. Elsewhere (tests, other servers) each socket's ASGI `send` is used.
+    """
+    prepared = None
+    frame = None
+    for listener in tuple(listeners):
+        if listener.user_id == skip_user:
+            continue
+        wire = listener.wire
+        try:
+            if wire is not None:
+                if wire.state == OPEN:
+                    if prepared is None:
+                        prepared = wire.factory.prepareMessage(text.encode())
+                    wire.sendPreparedMessage(prepared)
+            else:
+                if frame is None:
+                    frame = {"type": "websocket.send", "text": text}
+                await listener.send(frame)
+        except Exception:
+            pass  # the socket is going away; its disconnect will detach it
+
+
+# autobahn's WebSocketProtocol.STATE_OPEN
+OPEN = 3
 
 
 class Hub:
@@ -299,21 +334,10 @@ class Hub:
         if control is not None:
             await control(group, message, listeners)  # type: ignore[arg-type]
             return
-        frame = {"type": "websocket.send", "text": message["text"]}
-        skip_user = message.get("skip_user")
-        for listener in tuple(listeners):
-            if listener.user_id == skip_user:
-                continue
-            try:  # noqa: SIM105 -- the hot loop: try costs nothing, suppress() a context manager per socket
-                await listener.send(frame)
-            except Exception:
-                pass  # the socket is going away; its disconnect will detach it
+        await deliver(listeners, message["text"], message.get("skip_user"))
 
     async def _deliver(self, listeners: Iterable[Listener], message: dict[str, Any]) -> None:
-        frame = {"type": "websocket.send", "text": message["text"]}
-        for listener in tuple(listeners):
-            with contextlib.suppress(Exception):
-                await listener.send(frame)
+        await deliver(listeners, message["text"])
 
     async def _on_chat_created(self, group: str, message: dict[str, Any], listeners: set[Listener]) -> None:
         """Through a user's group: deliver, then subscribe that user's /ws/ sockets to the chat."""
