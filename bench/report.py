@@ -78,14 +78,14 @@ def _rest_table(results: dict[str, Any]) -> list[str]:
         f"### REST (history chat of {results.get('history_size', 0):,} messages; "
         f"user in {results.get('chat_count')} chats)",
         "",
-        "| request | p50 ms | p99 ms | queries | bytes |",
-        "|---|---:|---:|---:|---:|",
+        "| request | p50 ms | p99 ms | queries | bytes | other jobs' CPU |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for name, figures in results.items():
         if isinstance(figures, dict):
             lines.append(
                 f"| `{figures['path']}` ({name}) | {figures['p50_ms']:.2f} | {figures['p99_ms']:.2f} | "
-                f"{figures['queries']} | {figures['bytes']:,} |"
+                f"{figures['queries']} | {figures['bytes']:,} | {100 * figures.get('foreign_cpu', 0):.0f} % |"
             )
     return [*lines, ""]
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.load import percentile
+from bench.load import CpuMeter, percentile
 from bench.procs import LOOPBACK, PYTHON, REPO, run_checked
 
 
@@ -66,17 +66,21 @@ def query_counts(seed_path: Path, env: dict[str, str], log_dir: Path) -> dict[st
     return dict(json.loads(out.read_text()))
 
 
-def run_rest(port: int, seed: dict[str, Any], seed_path: Path, env: dict[str, str], log_dir: Path, *, count: int):
+def run_rest(
+    port: int, server_pid: int, seed: dict[str, Any], seed_path: Path, env: dict[str, str], log_dir: Path, *, count: int
+) -> dict[str, Any]:
     queries = query_counts(seed_path, env, log_dir)
     results: dict[str, Any] = {"history_size": seed["rest"]["history_size"], "chat_count": seed["rest"]["chat_count"]}
     for name, (path, token) in requests_for(seed).items():
+        meter = CpuMeter([server_pid])
         timing = time_requests(port, path, token, count=count)
+        timing["foreign_cpu"] = meter.foreign_cores()
         timing["queries"] = queries.get(name)
         timing["path"] = path
         results[name] = timing
         print(
             f"  {name:24} p50 {timing['p50_ms']:6.2f} ms  p99 {timing['p99_ms']:6.2f} ms  "
-            f"{timing['queries']} queries  {timing['bytes']} bytes",
+            f"{timing['queries']} queries  {timing['bytes']} bytes  others {timing['foreign_cpu']:4.0%}",
             flush=True,
         )
     return results

@@ -263,7 +263,7 @@ def main() -> None:
             messenger.start()
             try:
                 results["rest"] = run_rest(
-                    messenger.port, seed, seed_path, env, log_dir, count=50 if args.quick else 300
+                    messenger.port, messenger.pid, seed, seed_path, env, log_dir, count=50 if args.quick else 300
                 )
             finally:
                 messenger.stop()
