@@ -90,6 +90,27 @@ def _rest_table(results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+def _soak_table(soak: dict[str, Any]) -> list[str]:
+    windows = soak.get("windows") or []
+    if not windows:
+        return []
+    minutes = soak["minutes"]
+    rest_ok = soak.get("rest", {}).get("ok", 0)
+    return [
+        f"### Soak ({minutes:g} min, messenger only)",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        f"| messages lost | {soak['lost']} |",
+        f"| worst window p99 (ms) | {max(w['p99_ms'] for w in windows):,.1f} |",
+        f"| idle sockets open at the end | {windows[-1]['idle_open']:,} |",
+        f"| RSS first / last window (MiB) | {windows[0]['rss_mib']:.1f} / {windows[-1]['rss_mib']:.1f} |",
+        f"| RSS growth after warm-up (MiB) | {soak['rss_growth_mib_after_warmup']:.1f} |",
+        f"| REST answered (of 100/s offered) | {rest_ok / (minutes * 60):.0f}/s; {soak.get('rest')} |",
+        "",
+    ]
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets, each with the measured value and whether it is met."""
     found: list[dict[str, Any]] = []
@@ -140,6 +161,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"{deep['p50_ms']:.2f} vs {first['p50_ms']:.2f} ms = {deep['p50_ms'] / first['p50_ms']:.2f}x",
             deep["p50_ms"] <= 1.5 * first["p50_ms"],
         )
+    soak = results.get("soak")
+    if soak and soak.get("windows"):
+        settled = soak["windows"][len(soak["windows"]) // 4 :]
+        growth = soak["rss_growth_mib_after_warmup"]
+        flat = growth <= 0.02 * settled[0]["rss_mib"]
+        add(
+            "soak",
+            "every message delivered, RSS flat after warm-up",
+            f"{soak['lost']} lost, {growth:+.1f} MiB",
+            soak["lost"] == 0 and flat,
+        )
     return found
 
 
@@ -161,6 +193,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += _idle_table(results["idle"])
     if "rest" in results:
         lines += _rest_table(results["rest"])
+    if "soak" in results:
+        lines += _soak_table(results["soak"])
     found = results.get("targets") or []
     if found:
         lines += ["### Targets", "", "| target | goal | measured | met |", "|---|---|---|---|"]
