@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, F, PositiveBigIntegerField, PositiveIntegerField, Q, Value, When
 from django.http import Http404
 from django.utils import timezone
 
@@ -246,7 +246,13 @@ def message_create(
 def _message_create(
     *, chat_id: int, sender: User, content: str | None, attachment_id: int | None, client_id: str | None
 ) -> tuple[Message, bool]:
-    membership = membership_get(chat_id=chat_id, user=sender)
+    # The hot path of the messenger: six statements. The chat's row lock comes first; under it
+    # the membership read is current (removals take the same lock), so a member removed while
+    # this send waited gets 404 and nothing lands.
+    chat = Chat.objects.select_for_update().filter(pk=chat_id).first()
+    membership = ChatUser.objects.filter(chat_id=chat_id, user=sender).first() if chat is not None else None
+    if chat is None or membership is None:
+        raise Http404("No chat matches the given query.")
     if client_id is not None:
         first = Message.objects.filter(sender=sender, client_id=client_id).first()
         if first is not None:
@@ -256,7 +262,6 @@ def _message_create(
         attachment = _attachment_for(chat_id=chat_id, user=sender, attachment_id=attachment_id)
     text = _clean_content(content, required=attachment is None)
 
-    chat = _lock_chat(chat_id)
     now = timezone.now()
     chat.version += 1
     chat.last_activity_at = now
@@ -273,13 +278,22 @@ def _message_create(
     # The foreign keys were checked above; validating them again would cost a query each.
     message.full_clean(exclude=["chat", "sender", "attachment"], validate_unique=False, validate_constraints=False)
     message.save(force_insert=True)
-    ChatUser.objects.filter(chat=chat).exclude(user=sender).update(unread_count=F("unread_count") + 1)
-    # Writing in a chat means having read it: the sender's position moves to the new message,
-    # the newest in the chat while we hold the lock, so nothing is left unread for them.
-    if not ChatUser.objects.filter(pk=membership.pk).update(last_read_id=message.pk, unread_count=0):
-        # Removed from the chat while waiting for its lock (removals take it too): roll it all back.
-        raise Http404("No chat matches the given query.")
-    newly_read = _mark_others_read(chat=chat, reader=sender, after_id=membership.last_read_id, up_to_id=message.pk)
+    # One statement for every member: one more unread for the others; for the sender, writing
+    # in a chat means having read it, up to the new message (the newest, under the lock).
+    is_sender = Q(user_id=sender.pk)
+    ChatUser.objects.filter(chat=chat).update(
+        unread_count=Case(
+            When(is_sender, then=Value(0)), default=F("unread_count") + 1, output_field=PositiveIntegerField()
+        ),
+        last_read_id=Case(
+            When(is_sender, then=Value(message.pk)), default=F("last_read_id"), output_field=PositiveBigIntegerField()
+        ),
+    )
+    # Others' messages after the sender's old position become read; with nothing unread for
+    # the sender there are none (every message after the position is someone else's).
+    newly_read = 0
+    if membership.unread_count:
+        newly_read = _mark_others_read(chat=chat, reader=sender, after_id=membership.last_read_id, up_to_id=message.pk)
     events.message_created_on_commit(message=message)
     if newly_read:
         # Others' messages just became read (is_read): their senders' ticks change.
