@@ -151,8 +151,11 @@ def e2e_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             mysql_admin(os.environ["DATABASE_URL"], f"DROP DATABASE IF EXISTS `{database_name}`")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    # Module scope, not session: while Playwright's sync API is open it keeps an event loop
+    # running on the main thread, and the asyncio tests that run after this module would fail
+    # with "Runner.run() cannot be called from a running event loop".
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
