@@ -435,7 +435,10 @@ class RealtimeConsumer:
         handed: list[concurrent.futures.Future[None]] = []
 
         def done(envelopes: Envelopes, reply: Event) -> None:  # in the worker thread
-            handed.append(asyncio.run_coroutine_threadsafe(self._publish_and_reply(envelopes, reply), loop))
+            # Each one waits for the one before it: events and replies leave in frame order,
+            # whether a message had events to publish first or was refused.
+            after = handed[-1] if handed else None
+            handed.append(asyncio.run_coroutine_threadsafe(self._publish_and_reply(envelopes, reply, after), loop))
 
         try:
             await message_send_many_async(user=self.user, requests=requests, done=done)
@@ -448,7 +451,12 @@ class RealtimeConsumer:
                 with contextlib.suppress(Exception):
                     await asyncio.wrap_future(future)
 
-    async def _publish_and_reply(self, envelopes: Envelopes, reply: Event) -> None:
+    async def _publish_and_reply(
+        self, envelopes: Envelopes, reply: Event, after: concurrent.futures.Future[None] | None = None
+    ) -> None:
+        if after is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(after)
         await realtime.publish(envelopes)
         if not self.closed:
             await self.reply(reply)
