@@ -1,4 +1,5 @@
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from django.contrib.auth import authenticate
 from rest_framework import exceptions, serializers
@@ -7,6 +8,31 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import presence
 from accounts.models import User
+from messenger.rendering import datetime_text
+
+
+class PublicUser(Protocol):
+    """A User, or a row with the same public fields (chats.selectors.MemberUser)."""
+
+    @property
+    def pk(self) -> int: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def display_name(self) -> str: ...
+    @property
+    def last_seen(self) -> datetime | None: ...
+
+
+def public_user_data(user: PublicUser, *, is_online: bool) -> dict[str, Any]:
+    """PublicUserSerializer's output, built directly (see messenger.rendering)."""
+    return {
+        "id": user.pk,
+        "username": user.username,
+        "display_name": user.display_name,
+        "is_online": is_online,
+        "last_seen": datetime_text(user.last_seen),
+    }
 
 
 class PublicUserSerializer(serializers.ModelSerializer[User]):
@@ -26,12 +52,18 @@ class PublicUserSerializer(serializers.ModelSerializer[User]):
             return user.pk in presence.online_ids([user.pk])
         return user.pk in online
 
+    def to_representation(self, user: User) -> dict[str, Any]:
+        return public_user_data(user, is_online=self.get_is_online(user))
+
 
 class MeSerializer(PublicUserSerializer):
     class Meta:
         model = User
         fields = [*PublicUserSerializer.Meta.fields, "email", "date_joined"]
         read_only_fields = fields
+
+    def to_representation(self, user: User) -> dict[str, Any]:
+        return {**super().to_representation(user), "email": user.email, "date_joined": datetime_text(user.date_joined)}
 
 
 class MeUpdateSerializer(serializers.Serializer[User]):

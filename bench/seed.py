@@ -26,6 +26,7 @@ from rest_framework_simplejwt.tokens import AccessToken  # noqa: E402
 
 from accounts.models import User  # noqa: E402
 from chats.models import Chat, ChatUser, Message  # noqa: E402
+from chats.services import chats_refresh_last_message  # noqa: E402
 
 FANOUT_MEMBERS = 100
 MULTI_CHATS = 100
@@ -149,6 +150,7 @@ def seed_rest(history: int) -> dict[str, Any]:
     Chat.objects.filter(pk=history_chat.pk).update(version=history, last_activity_at=now)
     for chat_id, version in other_versions.items():
         Chat.objects.filter(pk=chat_id).update(version=version)
+    chats_refresh_last_message([c.pk for c in chats])
     page = 50
     ids = Message.objects.filter(chat=history_chat).order_by("id").values_list("id", flat=True)
     deep_before = ids[page]  # the oldest page: `page` messages left below it, history - page above

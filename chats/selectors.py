@@ -2,51 +2,100 @@
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
-from django.db.models import F, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import F, QuerySet
 
 from accounts import presence
 from accounts.models import User
 from chats.models import Chat, ChatUser, Message
 
 
-def _memberships() -> Prefetch:
-    return Prefetch("memberships", queryset=ChatUser.objects.select_related("user").order_by("id"))
+@dataclass(frozen=True, slots=True)
+class MemberUser:
+    """What a chat's rendering shows of a member: PublicUserSerializer's fields."""
+
+    id: int
+    username: str
+    display_name: str
+    last_seen: datetime | None
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A membership as the chat's rendering needs it. Read as plain rows, not model instances:
+    a page of 30 chats has about 100 members, and building a ChatUser and a User for each cost
+    more than the query (bench: 4.1 against 1.9 ms)."""
+
+    user: MemberUser
+    role: str
+    unread_count: int
+    last_read_id: int
+
+    @property
+    def user_id(self) -> int:
+        return self.user.id
 
 
 def chats_for(user: User) -> QuerySet[Chat]:
-    """The user's chats, most recent activity first, with members and last message id."""
-    last_id = Message.objects.filter(chat=OuterRef("pk")).order_by("-id").values("id")[:1]
+    """The user's chats, most recent activity first, each with its last message joined in.
+
+    Members come with attach_members, once the page is cut.
+    """
     return (
         Chat.objects.filter(memberships__user=user)
-        .annotate(last_message_id=Subquery(last_id))
-        .prefetch_related(_memberships())
+        .select_related("last_message__sender", "last_message__attachment__blob")
         .order_by(F("last_activity_at").desc(), F("id").desc())
     )
 
 
-def attach_last_messages(chats: Iterable[Chat]) -> list[Chat]:
-    """Set chat.last_message for a page of chats from chats_for, in one query."""
+def attach_members(chats: Iterable[Chat]) -> list[Chat]:
+    """Set chat.members_list (in joining order) for a page of chats, in one query."""
     page = list(chats)
-    ids = [c.last_message_id for c in page if getattr(c, "last_message_id", None)]  # type: ignore[attr-defined]
-    by_id = {m.pk: m for m in message_queryset().filter(pk__in=ids)}
+    by_chat: dict[int, list[Member]] = {chat.pk: [] for chat in page}
+    rows = (
+        ChatUser.objects.filter(chat_id__in=list(by_chat))
+        .order_by("id")
+        .values_list(
+            "chat_id",
+            "role",
+            "unread_count",
+            "last_read_id",
+            "user_id",
+            "user__username",
+            "user__display_name",
+            "user__last_seen",
+        )
+    )
+    for chat_id, role, unread_count, last_read_id, user_id, username, display_name, last_seen in rows:
+        user = MemberUser(user_id, username, display_name, last_seen)
+        by_chat[chat_id].append(Member(user, role, unread_count, last_read_id))
     for chat in page:
-        chat.last_message = by_id.get(getattr(chat, "last_message_id", None) or 0)  # type: ignore[attr-defined]
+        chat.members_list = by_chat[chat.pk]  # type: ignore[attr-defined]
     return page
+
+
+def members_of(chat: Chat) -> list[Member]:
+    """The members attach_members set on the chat."""
+    members: list[Member] = chat.members_list  # type: ignore[attr-defined]
+    return members
 
 
 def chat_detail(*, chat_id: int, user: User) -> Chat | None:
     chat = chats_for(user).filter(pk=chat_id).first()
     if chat is None:
         return None
-    return attach_last_messages([chat])[0]
+    return attach_members([chat])[0]
 
 
 def chat_with_members(chat_id: int) -> Chat:
-    """A chat with all memberships prefetched, for rendering it to each member in turn."""
-    chat = Chat.objects.prefetch_related(_memberships()).get(pk=chat_id)
-    chat.last_message = message_queryset().filter(chat=chat).order_by("-id").first()  # type: ignore[attr-defined]
-    return chat
+    """A chat with its members and last message, for rendering it to each member in turn."""
+    chat = Chat.objects.select_related("last_message__sender", "last_message__attachment__blob").get(pk=chat_id)
+    return attach_members([chat])[0]
 
 
 def member_ids(chat_id: int) -> list[int]:
@@ -97,18 +146,17 @@ def media_page_queryset(chat_id: int) -> QuerySet[Message]:
     )
 
 
-def presence_context(users: Iterable[User]) -> dict[str, set[int]]:
+def presence_context(users: Iterable[User | MemberUser]) -> dict[str, set[int]]:
     """One presence lookup for a whole page of users, for the serializers' context."""
     return {"online_ids": presence.online_ids(u.pk for u in users)}
 
 
-def users_in_chats(chats: Iterable[Chat]) -> list[User]:
-    users: list[User] = []
+def users_in_chats(chats: Iterable[Chat]) -> list[User | MemberUser]:
+    users: list[User | MemberUser] = []
     for chat in chats:
-        users.extend(m.user for m in chat.memberships.all())
-        last = getattr(chat, "last_message", None)
-        if last is not None:
-            users.append(last.sender)
+        users.extend(m.user for m in members_of(chat))
+        if chat.last_message is not None:
+            users.append(chat.last_message.sender)
     return users
 
 

@@ -10,7 +10,17 @@ from collections.abc import Sequence
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, PositiveBigIntegerField, PositiveIntegerField, Q, Value, When
+from django.db.models import (
+    Case,
+    F,
+    OuterRef,
+    PositiveBigIntegerField,
+    PositiveIntegerField,
+    Q,
+    Subquery,
+    Value,
+    When,
+)
 from django.http import Http404
 from django.utils import timezone
 
@@ -151,6 +161,13 @@ def chat_member_add(*, chat_id: int, actor: User, user_id: int) -> Chat:
     return chat
 
 
+def chats_refresh_last_message(chat_ids: Sequence[int]) -> None:
+    """Point each chat's last_message at its newest message again, after rows were removed
+    outside message_create (a user's deletion takes their messages with it)."""
+    newest = Message.objects.filter(chat=OuterRef("pk")).order_by("-id").values("id")[:1]
+    Chat.objects.filter(pk__in=chat_ids).update(last_message=Subquery(newest))
+
+
 def _latest_message_id(chat: Chat) -> int:
     latest = Message.objects.filter(chat=chat).order_by("-id").values_list("id", flat=True).first()
     return latest or 0
@@ -263,9 +280,6 @@ def _message_create(
     text = _clean_content(content, required=attachment is None)
 
     now = timezone.now()
-    chat.version += 1
-    chat.last_activity_at = now
-    chat.save(update_fields=["version", "last_activity_at"])
     message = Message(
         chat=chat,
         sender=sender,
@@ -273,11 +287,15 @@ def _message_create(
         attachment=attachment,
         client_id=client_id,
         created_at=now,
-        version=chat.version,
+        version=chat.version + 1,
     )
     # The foreign keys were checked above; validating them again would cost a query each.
     message.full_clean(exclude=["chat", "sender", "attachment"], validate_unique=False, validate_constraints=False)
     message.save(force_insert=True)
+    chat.version = message.version
+    chat.last_activity_at = now
+    chat.last_message = message
+    chat.save(update_fields=["version", "last_activity_at", "last_message"])
     # One statement for every member: one more unread for the others; for the sender, writing
     # in a chat means having read it, up to the new message (the newest, under the lock).
     is_sender = Q(user_id=sender.pk)

@@ -68,7 +68,7 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
         return selectors.chats_for(request_user(self.request))
 
     def list(self, request: Request) -> Response:
-        page = selectors.attach_last_messages(self.paginate_queryset(self.get_queryset()) or [])
+        page = selectors.attach_members(self.paginate_queryset(self.get_queryset()) or [])
         context = {"user": request_user(request), **selectors.presence_context(selectors.users_in_chats(page))}
         return self.get_paginated_response(ChatSerializer(page, many=True, context=context).data)
 

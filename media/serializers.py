@@ -1,6 +1,9 @@
+from typing import Any
+
 from rest_framework import serializers
 
 from media.models import Attachment
+from messenger.rendering import datetime_text
 
 
 class AttachmentSerializer(serializers.ModelSerializer[Attachment]):
@@ -15,6 +18,24 @@ class AttachmentSerializer(serializers.ModelSerializer[Attachment]):
         model = Attachment
         fields = ["id", "url", "content_type", "size", "width", "height", "sha256", "created_at"]
         read_only_fields = fields
+
+    def to_representation(self, attachment: Attachment) -> dict[str, Any]:
+        return attachment_data(attachment)
+
+
+def attachment_data(attachment: Attachment) -> dict[str, Any]:
+    """AttachmentSerializer's output, built directly (see messenger.rendering)."""
+    blob = attachment.blob
+    return {
+        "id": attachment.pk,
+        "url": attachment.url,
+        "content_type": blob.content_type,
+        "size": blob.size,
+        "width": blob.width,
+        "height": blob.height,
+        "sha256": blob.sha256,
+        "created_at": datetime_text(attachment.created_at),
+    }
 
 
 class AttachmentUploadSerializer(serializers.Serializer[Attachment]):

@@ -14,11 +14,13 @@ import gc
 import os
 from typing import Any
 
-from django.core.asgi import get_asgi_application
+from django.conf import settings
+
+from messenger.http_threads import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "messenger.settings")
 # Django sets up its apps here, before anything below imports a model.
-django_asgi_app = get_asgi_application()
+django_asgi_app = get_asgi_application(threads=settings.HTTP_THREADS)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

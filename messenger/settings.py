@@ -108,6 +108,9 @@ MIDDLEWARE = [
 ROOT_URLCONF = "messenger.urls"
 WSGI_APPLICATION = "messenger.wsgi.application"
 ASGI_APPLICATION = "messenger.asgi.application"
+# Long-lived threads for REST requests under ASGI, each keeping its database connection
+# (messenger/http_threads.py); requests beyond them get a thread of their own.
+HTTP_THREADS = env_int("HTTP_THREADS", 8)
 
 TEMPLATES = [
     {

@@ -60,8 +60,10 @@ def message_in(chat: Chat, sender: User, content: str = "hello") -> Message:
     """Insert a message directly (taking the chat's next version), without events."""
     chat.version += 1
     chat.last_activity_at = timezone.now()
-    chat.save(update_fields=["version", "last_activity_at"])
-    return Message.objects.create(chat=chat, sender=sender, content=content, version=chat.version)
+    message = Message.objects.create(chat=chat, sender=sender, content=content, version=chat.version)
+    chat.last_message = message
+    chat.save(update_fields=["version", "last_activity_at", "last_message"])
+    return message
 
 
 def direct_between(a: User, b: User) -> Chat:

@@ -3,7 +3,7 @@ from messenger.serve import daphne_arguments, redact
 
 def test_access_log_lines_never_carry_a_token():
     # given
-    line = 'GET /api/attachments/7/file?token=eyJhbGciOi.abc.def&download=1'
+    line = "GET /api/attachments/7/file?token=eyJhbGciOi.abc.def&download=1"
     # when
     shown = redact(line)
     # then

@@ -1,6 +1,7 @@
 """GET /api/chats: the caller's chats, most recent activity first, cursor-paginated {results, next}."""
 
 from chats.models import ChatUser
+from chats.services import message_create
 from tests.factories import ChatUserFactory, UserFactory, direct_between, group_with, message_in
 
 CHAT_FIELDS = {
@@ -169,3 +170,36 @@ def test_a_chat_the_caller_left_disappears_from_the_list(api_client, user, other
     r = api_client.get("/api/chats")
     # then
     assert r.json()["results"] == []
+
+
+def test_a_message_sent_through_the_service_becomes_the_chats_last_message(api_client, user, chat):
+    # given
+    message_in(chat, user, "older")
+    sent, _ = message_create(chat_id=chat.id, sender=user, content="newest")
+    # when
+    r = api_client.get("/api/chats")
+    # then
+    assert r.json()["results"][0]["last_message"]["id"] == sent.id
+
+
+def test_deleting_a_user_points_their_chats_at_the_newest_remaining_message(api_client, user, other_user):
+    # given
+    leaving = UserFactory.create()
+    chat = group_with(user, other_user, leaving, owner=user)
+    kept = message_in(chat, other_user, "stays")
+    message_in(chat, leaving, "goes with its sender")
+    # when
+    leaving.delete()
+    # then
+    r = api_client.get("/api/chats")
+    assert r.json()["results"][0]["last_message"]["id"] == kept.id
+
+
+def test_deleting_the_only_author_leaves_the_chat_without_last_message(api_client, user, other_user):
+    # given
+    chat = group_with(user, other_user, owner=user)
+    message_in(chat, other_user, "only one")
+    # when
+    other_user.delete()
+    # then
+    assert api_client.get("/api/chats").json()["results"][0]["last_message"] is None
