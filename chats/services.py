@@ -11,21 +11,15 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import (
-    Case,
     F,
     OuterRef,
-    PositiveBigIntegerField,
-    PositiveIntegerField,
-    Q,
     Subquery,
-    Value,
-    When,
 )
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
-from chats import events
+from chats import events, statements
 from chats.models import Chat, ChatUser, Message
 from media.models import Attachment
 
@@ -263,17 +257,16 @@ def message_create(
 def _message_create(
     *, chat_id: int, sender: User, content: str | None, attachment_id: int | None, client_id: str | None
 ) -> tuple[Message, bool]:
-    # The hot path of the messenger: six statements. The chat's row lock comes first; under it
-    # the membership read is current (removals take the same lock), so a member removed while
-    # this send waited gets 404 and nothing lands.
-    chat = Chat.objects.select_for_update().filter(pk=chat_id).first()
-    membership = ChatUser.objects.filter(chat_id=chat_id, user=sender).first() if chat is not None else None
-    if chat is None or membership is None:
+    # The hot path of the messenger: five statements, four of them in SQL (chats.statements).
+    # The chat's row lock comes first, with the membership read under it, so a member removed
+    # while this send waited gets 404 and nothing lands.
+    locked = statements.lock_chat_for_member(chat_id, sender.pk)
+    if locked is None:
         raise Http404("No chat matches the given query.")
     if client_id is not None:
-        first = Message.objects.filter(sender=sender, client_id=client_id).first()
-        if first is not None:
-            return first, False
+        first_id = statements.message_id_for_client_id(sender.pk, client_id)
+        if first_id is not None:
+            return Message.objects.select_related("sender", "attachment__blob").get(pk=first_id), False
     attachment = None
     if attachment_id is not None:
         attachment = _attachment_for(chat_id=chat_id, user=sender, attachment_id=attachment_id)
@@ -281,41 +274,31 @@ def _message_create(
 
     now = timezone.now()
     message = Message(
-        chat=chat,
+        chat_id=chat_id,
         sender=sender,
         content=text,
         attachment=attachment,
         client_id=client_id,
         created_at=now,
-        version=chat.version + 1,
+        version=locked.chat_version + 1,
     )
     # The foreign keys were checked above; validating them again would cost a query each.
     message.full_clean(exclude=["chat", "sender", "attachment"], validate_unique=False, validate_constraints=False)
     message.save(force_insert=True)
-    chat.version = message.version
-    chat.last_activity_at = now
-    chat.last_message = message
-    chat.save(update_fields=["version", "last_activity_at", "last_message"])
-    # One statement for every member: one more unread for the others; for the sender, writing
-    # in a chat means having read it, up to the new message (the newest, under the lock).
-    is_sender = Q(user_id=sender.pk)
-    ChatUser.objects.filter(chat=chat).update(
-        unread_count=Case(
-            When(is_sender, then=Value(0)), default=F("unread_count") + 1, output_field=PositiveIntegerField()
-        ),
-        last_read_id=Case(
-            When(is_sender, then=Value(message.pk)), default=F("last_read_id"), output_field=PositiveBigIntegerField()
-        ),
-    )
+    statements.chat_advance(chat_id, version=message.version, at=now, last_message_id=message.pk)
+    # Writing in a chat means having read it, up to the new message (the newest, under the lock).
+    statements.members_count_new_message(chat_id, sender_id=sender.pk, message_id=message.pk)
     # Others' messages after the sender's old position become read; with nothing unread for
     # the sender there are none (every message after the position is someone else's).
     newly_read = 0
-    if membership.unread_count:
-        newly_read = _mark_others_read(chat=chat, reader=sender, after_id=membership.last_read_id, up_to_id=message.pk)
+    if locked.unread_count:
+        newly_read = _mark_others_read(
+            chat_id=chat_id, reader=sender, after_id=locked.last_read_id, up_to_id=message.pk
+        )
     events.message_created_on_commit(message=message)
     if newly_read:
         # Others' messages just became read (is_read): their senders' ticks change.
-        events.chat_read_on_commit(chat_id=chat.pk, user_id=sender.pk, last_read_id=message.pk)
+        events.chat_read_on_commit(chat_id=chat_id, user_id=sender.pk, last_read_id=message.pk)
     return message, True
 
 
@@ -421,14 +404,14 @@ def _advance_read(*, chat: Chat, user: User, message_id: int) -> tuple[bool, int
         return False, 0
     unread = Message.objects.filter(chat=chat, id__gt=message_id, deleted=False).exclude(sender=user).count()
     ChatUser.objects.filter(pk=membership.pk).update(last_read_id=message_id, unread_count=unread)
-    newly_read = _mark_others_read(chat=chat, reader=user, after_id=membership.last_read_id, up_to_id=message_id)
+    newly_read = _mark_others_read(chat_id=chat.pk, reader=user, after_id=membership.last_read_id, up_to_id=message_id)
     return True, newly_read
 
 
-def _mark_others_read(*, chat: Chat, reader: User, after_id: int, up_to_id: int) -> int:
+def _mark_others_read(*, chat_id: int, reader: User, after_id: int, up_to_id: int) -> int:
     """Set is_read on others' messages in (after_id, up_to_id]; returns how many changed."""
     return (
-        Message.objects.filter(chat=chat, id__gt=after_id, id__lte=up_to_id, is_read=False)
+        Message.objects.filter(chat_id=chat_id, id__gt=after_id, id__lte=up_to_id, is_read=False)
         .exclude(sender=reader)
         .update(is_read=True)
     )

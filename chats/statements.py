@@ -1,0 +1,73 @@
+"""The send path's statements, written in SQL.
+
+`services.message_create` is what every message costs, and on the bench machine Django's
+query building took more time than MariaDB took to run the statements: py-spy put the ORM's
+compile at over 1 ms a statement against ~0.3 ms for the round trip. These four are fixed
+statements with parameters, portable between SQLite and MySQL/MariaDB; everything else in the
+services stays with the ORM. Table and column names come from the models' metadata.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.db import connection
+
+from chats.models import Chat, ChatUser, Message
+
+
+def _table(model: type[Chat | ChatUser | Message]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+@dataclass(frozen=True, slots=True)
+class LockedMembership:
+    chat_version: int
+    membership_id: int
+    unread_count: int
+    last_read_id: int
+
+
+def lock_chat_for_member(chat_id: int, user_id: int) -> LockedMembership | None:
+    """Take the chat's row lock and read the sender's membership under it, in one statement.
+
+    None when the chat is missing or the user is not a member. The read is a locking one, so
+    it sees a removal that committed while this send waited (removals take the same lock).
+    """
+    for_update = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    sql = (
+        f"SELECT c.version, m.id, m.unread_count, m.last_read_id FROM {_table(Chat)} c "
+        f"INNER JOIN {_table(ChatUser)} m ON m.chat_id = c.id WHERE c.id = %s AND m.user_id = %s{for_update}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [chat_id, user_id])
+        row = cursor.fetchone()
+    return LockedMembership(*row) if row is not None else None
+
+
+def message_id_for_client_id(sender_id: int, client_id: str) -> int | None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id FROM {_table(Message)} WHERE sender_id = %s AND client_id = %s", [sender_id, client_id]
+        )
+        row = cursor.fetchone()
+    return row[0] if row is not None else None
+
+
+def chat_advance(chat_id: int, *, version: int, at: datetime, last_message_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_table(Chat)} SET version = %s, last_activity_at = %s, last_message_id = %s WHERE id = %s",
+            [version, connection.ops.adapt_datetimefield_value(at), last_message_id, chat_id],
+        )
+
+
+def members_count_new_message(chat_id: int, *, sender_id: int, message_id: int) -> None:
+    """One more unread for every member but the sender; the sender has read up to the message."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {_table(ChatUser)} SET "
+            "unread_count = CASE WHEN user_id = %s THEN 0 ELSE unread_count + 1 END, "
+            "last_read_id = CASE WHEN user_id = %s THEN %s ELSE last_read_id END "
+            "WHERE chat_id = %s",
+            [sender_id, sender_id, message_id, chat_id],
+        )
