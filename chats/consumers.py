@@ -26,6 +26,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.db import DatabaseError, transaction
 from django.http import Http404
 from django.utils.functional import SimpleLazyObject
 
@@ -86,32 +87,47 @@ def connect_lookups(requests: list[tuple[Any, int | None]]) -> list[tuple[User |
 Envelopes = list[tuple[str, dict[str, Any]]]
 
 
-def message_send(
-    *, user: User, chat_id: int, content: str | None, client_id: str, attachment_id: int | None
-) -> tuple[dict[str, Any], Envelopes]:
-    """Store (or find, for a repeated client_id) the message; its payload and the events to publish."""
-    with realtime.deferred_sends() as envelopes:
-        message, _ = services.message_create(
-            chat_id=chat_id, sender=user, content=content, attachment_id=attachment_id, client_id=client_id
-        )
-    return events.message_payload(message), envelopes
-
-
 def message_send_many(*, user: User, requests: list[dict[str, Any]], done: Callable[[Envelopes, Event], None]) -> None:
-    """Store a socket's queued messages one after the other, in frame order, in one thread hop.
+    """Store a socket's queued messages in frame order, in one thread hop and one commit.
 
-    Each message is its own transaction, as over REST. As each one commits, `done` hands its
-    events and the sender's reply (`message.ack` or `error`) to the event loop without waiting
-    for them to be sent, so the next message's transaction starts at once.
+    The messages share one transaction, each under its own savepoint: a refused one (not a
+    member, bad content) rolls back alone and gets its `error`, the others stand. One commit
+    instead of one per message is what lets a fast sender's messages keep up (each commit
+    waits for the log to reach the disk). Nothing is acknowledged before the commit: `done`
+    hands each message's events and the sender's reply to the event loop, in order, after it.
+    Should the shared transaction fail (a deadlock with another socket's batch locking the
+    same chats in another order), the messages are stored one transaction each instead.
     """
-    for request in requests:
-        client_id = request["client_id"]
+    with events.sender_connected(user.pk):
+        _store_in_order(user, requests, done)
+
+
+def _store_in_order(user: User, requests: list[dict[str, Any]], done: Callable[[Envelopes, Event], None]) -> None:
+    if len(requests) > 1:
         try:
-            payload, envelopes = message_send(user=user, **request)
-        except (ValidationError, PermissionDenied, Http404, ObjectDoesNotExist) as refused:
-            done([], error_event(refused, client_id))
+            with realtime.deferred_sends() as envelopes, transaction.atomic():
+                replies = [_send_or_refuse(user, request) for request in requests]
+        except DatabaseError:
+            logger.warning("a batch of %s socket sends failed together; storing them one by one", len(requests))
         else:
-            done(envelopes, {"type": "message.ack", "client_id": client_id, "message": payload})
+            done(envelopes, replies[0])
+            for reply in replies[1:]:
+                done([], reply)
+            return
+    for request in requests:
+        with realtime.deferred_sends() as envelopes:
+            reply = _send_or_refuse(user, request)
+        done(envelopes, reply)
+
+
+def _send_or_refuse(user: User, request: dict[str, Any]) -> Event:
+    """Store (or find, for a repeated client_id) one message: its `message.ack`, or the `error`."""
+    client_id = request["client_id"]
+    try:
+        message, _ = services.message_create(sender=user, **request)
+    except (ValidationError, PermissionDenied, Http404, ObjectDoesNotExist) as refused:
+        return error_event(refused, client_id)
+    return {"type": "message.ack", "client_id": client_id, "message": events.message_payload(message)}
 
 
 def error_event(error: Exception, client_id: Any = None) -> Event:
@@ -412,7 +428,7 @@ class RealtimeConsumer:
         return self.chat_id
 
     def _send_request(self, frame: dict[str, Any]) -> dict[str, Any]:
-        """The arguments of message_send for a `message.send` frame, or FrameError."""
+        """The arguments of services.message_create for a `message.send` frame, or FrameError."""
         client_id = frame.get("client_id")
         if not isinstance(client_id, str) or not client_id.strip():
             raise FrameError("invalid", "'client_id' is required.")

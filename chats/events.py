@@ -7,6 +7,9 @@ each member's user group; the others go once to the chat's group.
 """
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Literal, TypedDict
 
@@ -21,6 +24,21 @@ from chats.realtime import Event, chat_group, user_group
 logger = logging.getLogger(__name__)
 
 
+_connected = threading.local()
+
+
+@contextmanager
+def sender_connected(user_id: int) -> Iterator[None]:
+    """Within this block (in this thread), `user_id` is online: they are sending over an open socket,
+    so rendering their messages needs no presence lookup (a Redis round trip per message)."""
+    previous = getattr(_connected, "user_ids", ())
+    _connected.user_ids = {*previous, user_id}
+    try:
+        yield
+    finally:
+        _connected.user_ids = previous
+
+
 def message_payload(message: Message) -> dict[str, Any]:
     """The Message as the contract shows it; rendered once per version of the instance.
 
@@ -32,7 +50,11 @@ def message_payload(message: Message) -> dict[str, Any]:
     cached: tuple[int, dict[str, Any]] | None = getattr(message, "_event_payload", None)
     if cached is not None and cached[0] == message.version:
         return cached[1]
-    payload = message_data(message, online_ids=presence_store.online_ids([message.sender_id]))
+    if message.sender_id in getattr(_connected, "user_ids", ()):
+        online_ids = {message.sender_id}
+    else:
+        online_ids = presence_store.online_ids([message.sender_id])
+    payload = message_data(message, online_ids=online_ids)
     message._event_payload = (message.version, payload)  # type: ignore[attr-defined]
     return payload
 
