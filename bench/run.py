@@ -74,6 +74,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--soak", action="store_true", help="also run the soak (see README; off by default)")
     parser.add_argument("--soak-minutes", type=float, default=10.0)
+    parser.add_argument(
+        "--soak-rate", type=float, default=0.2, help="messages/s from each of the soak's 200 senders (default 0.2)"
+    )
     return parser.parse_args()
 
 
@@ -280,7 +283,8 @@ def main() -> None:
         if "soak" in scenarios:
             from bench.soak import run_soak
 
-            results["soak"] = asyncio.run(run_soak(context, seed, minutes=args.soak_minutes))
+            soak = run_soak(context, seed, minutes=args.soak_minutes, rate_per_sender=args.soak_rate)
+            results["soak"] = asyncio.run(soak)
             write_results(out, results)
         print()
         print(write_results(out, results))

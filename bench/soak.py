@@ -1,9 +1,11 @@
 """The soak (off by default, `--soak`): idle sockets, active senders and REST traffic for minutes.
 
-The messenger alone: 5,000 idle authenticated sockets, the multi-chat layout's 100 senders
-posting 1 message/s each to their chats of 10, and 100 REST requests/s (the chat list of a user
-in 200 chats) from 4 threads, for `--soak-minutes`. Every message must reach every member;
-resident memory is sampled after each 10-second window and must stay flat after warm-up.
+The messenger alone: 5,000 idle authenticated sockets; 200 senders posting `--soak-rate`
+messages/s each (default 0.2: a message every 5 s from each of 200 people), two in each chat
+of the multi-chat layout's 100 chats of 10 (the layout's sender, and one of the receiving
+members on a second socket of theirs); and 100 REST requests/s (the chat list of a user in 200
+chats) from 4 threads, for `--soak-minutes`. Every message must reach every member; resident
+memory is sampled after each 10-second window and must stay flat after warm-up.
 """
 
 import http.client
@@ -41,8 +43,10 @@ def rest_load(port: int, token: str, per_second: float, stop: threading.Event, c
     connection.close()
 
 
-async def run_soak(context: Context, seed: dict[str, Any], *, minutes: float) -> dict[str, Any]:
-    log(f"soak: messenger, {minutes:g} minutes")
+async def run_soak(
+    context: Context, seed: dict[str, Any], *, minutes: float, rate_per_sender: float
+) -> dict[str, Any]:
+    log(f"soak: messenger, {minutes:g} minutes, {rate_per_sender:g} messages/s from each sender")
     target = Messenger(context)
     layout = multichat_layout(seed)
     idle_tokens: list[str] = seed["idle"]["tokens"]
@@ -60,7 +64,9 @@ async def run_soak(context: Context, seed: dict[str, Any], *, minutes: float) ->
         urls = [target.url(chat_id, token) for chat_id, tokens in layout.rooms for token in tokens]
         workers = [Worker(part, target.origin).start() for part in split(urls, context.client_processes)]
         await ask_all(workers, "connect", timeout=300)
-        senders = await open_senders([(target.url(c, t), target.frame(c)) for c, t in layout.senders], target.origin)
+        # A second sender in each chat: a receiving member, on a socket of their own for sending.
+        pairs = layout.senders + [(chat_id, tokens[0]) for chat_id, tokens in layout.rooms]
+        senders = await open_senders([(target.url(c, t), target.frame(c)) for c, t in pairs], target.origin)
         for _ in range(4):
             thread = threading.Thread(
                 target=rest_load, args=(target.port, seed["rest"]["user"], 25.0, stop, rest_counts), daemon=True
@@ -76,7 +82,7 @@ async def run_soak(context: Context, seed: dict[str, Any], *, minutes: float) ->
                 workers=workers,
                 server_cpu=target.cpu_seconds,
                 server_pid=target.pid,
-                rate=len(layout.senders) * 1.0,
+                rate=len(senders) * rate_per_sender,
                 duration=WINDOW_SECONDS,
                 receivers_per_message=layout.receivers_per_message,
                 first_seq=seq,
@@ -97,6 +103,8 @@ async def run_soak(context: Context, seed: dict[str, Any], *, minutes: float) ->
         settled = windows[len(windows) // 4 :] or windows
         return {
             "minutes": minutes,
+            "senders": len(senders),
+            "messages_per_second": len(senders) * rate_per_sender,
             "windows": windows,
             "lost": sum(w["lost"] for w in windows),
             "rss_growth_mib_after_warmup": settled[-1]["rss_mib"] - settled[0]["rss_mib"],
