@@ -27,38 +27,14 @@ its own group memberships, so one event to a chat of 100 members costs 100 layer
   process's users fade after PRESENCE_TTL_SECONDS.
 - Typing is throttled per user and chat (TYPING_THROTTLE_SECONDS) and never reaches the
   typist's own sockets.
-- Blocking work is coalesced (`BatchedCall`): sockets connecting together are authorised in
-  one thread hop with two queries (their users, their memberships) whatever their number.
-  A socket's queued `message.send` frames are stored back to back in one hop, each in its own
-  transaction (chats.consumers); the events they emit are collected in the thread
-  (realtime.deferred_sends) and published from the loop as each commits.
+- Blocking work is coalesced (`chats.batching.BatchedCall`): sockets connecting together are
+  authorised in one thread hop with two queries (their users, their memberships) whatever their
+  number. A socket's queued `message.send` frames are stored in one hop and one transaction, a
+  savepoint each (chats.socket_work); their events are collected in the thread
+  (realtime.deferred_sends) and published from the loop after the commit.
 
-Where the time goes (2 cores, loopback, MariaDB + Redis, noisy shared machine): the delivery
-path alone -- events published straight to the layer -- carried 39,600 deliveries/s to 99
-sockets at p99 8 ms and was not saturated (the client was). A message sent over a socket
-first costs `services.message_create` (a few ms on MariaDB: six statements and a commit
-under the chat's row lock) in a worker thread sharing the GIL with the loop, so one sender's rate, not the
-fan-out, bounds `deliveries/s`. An idle authenticated socket costs about 30 KiB of resident
-memory, most of it daphne's and autobahn's per-connection objects.
-
-Which layer: `channels_redis.pubsub.RedisPubSubChannelLayer` (settings.CHANNEL_LAYERS). With
-one channel per process the per-socket costs are gone either way; what is left is the cost
-per event and process. The core RedisChannelLayer costs four round trips to send (prune,
-ZRANGE, prune, Lua push) and four to receive (cleanup Lua, BZPOPMIN, backup ZADD, ZPOPMIN)
-under a process-wide receive lock, and its group memberships expire after `group_expiry`
-(the hub would have to re-add them). The PubSub layer costs one PUBLISH to send, Redis pushes
-to every subscribed process on one connection with no round trip per message, and a
-subscription lives as long as that connection (redis-py resubscribes after a reconnect).
-What PubSub gives up -- messages kept for a consumer that is not listening -- the hub does
-not need: a process that is not subscribed has no socket to deliver to, and clients catch up
-with `?since=<version>`. Should the core layer be configured anyway, the heartbeat re-adds
-the hub's groups well within `group_expiry`.
-
-Pool size: redis-py 8's asyncio pool defaults to 100 connections and channels-redis passes
-the host dict to `ConnectionPool.from_url(address, **host)`, so `max_connections` in
-CHANNEL_LAYERS' hosts is honoured (settings.REDIS_MAX_CONNECTIONS). With the hub, a connect
-storm costs layer operations only for groups new to the process, and the PubSub layer runs
-them one at a time on its shard connection.
+Which layer, and why not the core RedisChannelLayer, is told in docs/realtime.md, with the
+Redis pool size and where the time goes.
 
 Lifecycle: `get_hub()` returns the running loop's hub, starting it lazily on first use;
 `stop_hub()` stops it (tests stop one per test, see tests/realtime/conftest.py).
@@ -73,7 +49,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -82,58 +58,11 @@ from django.utils import timezone
 
 from accounts import presence
 from chats import events
+from chats.batching import BatchedCall
+from chats.delivery import Listener, deliver
 from chats.realtime import chat_group, send_async
 
 logger = logging.getLogger(__name__)
-
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-
-
-class Listener(Protocol):
-    """What the hub knows of a local socket (chats.consumers.RealtimeConsumer)."""
-
-    user_id: int
-    # None on /ws/ (all of the user's chats); the chat's id on /ws/chat/<id>/.
-    chat_id: int | None
-    groups: set[str]
-    send: Send
-    # Under daphne, once accepted: the connection's autobahn protocol, written to directly
-    # (see `deliver`); None elsewhere (and before accept), where `send` is used.
-    wire: Any
-
-    async def close(self, code: int) -> None: ...
-
-
-async def deliver(listeners: Iterable[Listener], text: str, skip_user: int | None = None) -> None:
-    """Write one pre-encoded frame to every listener (but `skip_user`'s). The hot loop.
-
-    Under daphne the frame is framed once (autobahn's prepareMessage, its API for broadcast)
-    and its bytes written to each open connection (sendPreparedMessage), instead of going
-    through the ASGI `send` of each socket, which re-encodes and re-frames the same text per
-    socket. Elsewhere (tests, other servers) each socket's ASGI `send` is used.
-    """
-    prepared = None
-    frame = None
-    for listener in tuple(listeners):
-        if listener.user_id == skip_user:
-            continue
-        wire = listener.wire
-        try:
-            if wire is not None:
-                if wire.state == OPEN:
-                    if prepared is None:
-                        prepared = wire.factory.prepareMessage(text.encode())
-                    wire.sendPreparedMessage(prepared)
-            else:
-                if frame is None:
-                    frame = {"type": "websocket.send", "text": text}
-                await listener.send(frame)
-        except Exception:
-            pass  # the socket is going away; its disconnect will detach it
-
-
-# autobahn's WebSocketProtocol.STATE_OPEN
-OPEN = 3
 
 
 class Hub:
@@ -478,44 +407,6 @@ _last_seen_update = database_sync_to_async(_last_seen_update_sync, thread_sensit
 _public_user_payload = database_sync_to_async(
     lambda user: events.public_user_payload(user, is_online=True), thread_sensitive=False
 )
-
-
-class BatchedCall:
-    """Coalesce concurrent calls of a blocking batch function into one worker-thread hop.
-
-    `function` takes a list of requests and returns a list of answers in the same order. While
-    one hop is in flight the next requests gather, so a storm costs a few hops and queries
-    instead of one per request, and a lone request waits for nothing but its own hop.
-    """
-
-    MAX_BATCH = 200
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, function: Callable[[list[Any]], list[Any]]) -> None:
-        self.loop = loop
-        self.function = database_sync_to_async(function, thread_sensitive=False)
-        self.pending: list[tuple[Any, asyncio.Future[Any]]] = []
-        self.worker: asyncio.Task[None] | None = None
-
-    async def __call__(self, request: Any) -> Any:
-        future: asyncio.Future[Any] = self.loop.create_future()
-        self.pending.append((request, future))
-        if self.worker is None or self.worker.done():
-            self.worker = self.loop.create_task(self._run())
-        return await future
-
-    async def _run(self) -> None:
-        while self.pending:
-            batch, self.pending = self.pending[: self.MAX_BATCH], self.pending[self.MAX_BATCH :]
-            try:
-                answers = await self.function([request for request, _ in batch])
-            except Exception as error:
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (_, future), answer in zip(batch, answers, strict=True):
-                if not future.done():
-                    future.set_result(answer)
 
 
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}

@@ -178,7 +178,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)
 if REDIS_URL:
     # The PubSub layer: one PUBLISH per event and Redis pushes it to every process's hub (one
-    # subscription per group per process); why not the core RedisChannelLayer: chats/hub.py.
+    # subscription per group per process); why not the core RedisChannelLayer: docs/realtime.md.
     # channels-redis hands this host dict to redis-py's ConnectionPool.from_url, which honours
     # max_connections.
     CHANNEL_LAYERS = {

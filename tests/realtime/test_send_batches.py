@@ -1,4 +1,4 @@
-"""A socket's queued sends are stored in one transaction (consumers.message_send_many).
+"""A socket's queued sends are stored in one transaction (socket_work.message_send_many).
 
 Called directly, in a worker-thread-like sync context: `done` is what the consumer hands each
 reply to, in frame order, after the commit.
@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.db import OperationalError
 
-from chats import consumers, events, services
+from chats import events, services, socket_work
 from chats.models import Message
 from tests.factories import UserFactory, group_with
 
@@ -32,7 +32,7 @@ def test_a_batch_commits_once_before_any_reply(user, chat):
         replies.append(reply)
 
     # when
-    consumers.message_send_many(user=user, requests=requests, done=done)
+    socket_work.message_send_many(user=user, requests=requests, done=done)
     # then: the first reply already sees every message committed
     assert stored_at_each_reply == [5] * 5
     assert [r["client_id"] for r in replies] == [f"c{i}" for i in range(5)]
@@ -45,7 +45,7 @@ def test_a_refused_send_in_a_batch_rolls_back_alone(user, other_user, chat):
     requests = [send(chat.id, "c0"), send(elsewhere.id, "c1"), send(chat.id, "c2")]
     replies: list[dict[str, Any]] = []
     # when
-    consumers.message_send_many(user=user, requests=requests, done=lambda envelopes, reply: replies.append(reply))
+    socket_work.message_send_many(user=user, requests=requests, done=lambda envelopes, reply: replies.append(reply))
     # then
     assert [(r["type"], r["client_id"]) for r in replies] == [
         ("message.ack", "c0"),
@@ -62,7 +62,9 @@ def test_events_of_a_batch_are_published_in_frame_order(user, chat):
     requests = [send(chat.id, f"c{i}", f"m{i}") for i in range(3)]
     published: list[tuple[str, dict[str, Any]]] = []
     # when
-    consumers.message_send_many(user=user, requests=requests, done=lambda envelopes, reply: published.extend(envelopes))
+    socket_work.message_send_many(
+        user=user, requests=requests, done=lambda envelopes, reply: published.extend(envelopes)
+    )
     # then
     created = [json.loads(envelope["text"]) for _, envelope in published if envelope["event"] == "message.created"]
     assert [event["message"]["content"] for event in created] == ["m0", "m1", "m2"]
@@ -83,7 +85,7 @@ def test_when_the_shared_transaction_fails_the_sends_are_stored_one_by_one(user,
     requests = [send(chat.id, f"c{i}", f"m{i}") for i in range(4)]
     replies: list[dict[str, Any]] = []
     # when
-    consumers.message_send_many(user=user, requests=requests, done=lambda envelopes, reply: replies.append(reply))
+    socket_work.message_send_many(user=user, requests=requests, done=lambda envelopes, reply: replies.append(reply))
     # then: nothing of the failed attempt stands, everything is stored once and acknowledged in order
     assert [(r["type"], r["client_id"]) for r in replies] == [("message.ack", f"c{i}") for i in range(4)]
     assert list(Message.objects.order_by("id").values_list("client_id", flat=True)) == [f"c{i}" for i in range(4)]
@@ -98,6 +100,8 @@ def test_a_socket_sender_is_shown_online_without_a_presence_lookup(user, chat, m
     monkeypatch.setattr(events.presence_store, "online_ids", no_lookup)
     replies: list[dict[str, Any]] = []
     # when
-    consumers.message_send_many(user=user, requests=[send(chat.id, "c0")], done=lambda e, reply: replies.append(reply))
+    socket_work.message_send_many(
+        user=user, requests=[send(chat.id, "c0")], done=lambda e, reply: replies.append(reply)
+    )
     # then
     assert replies[0]["message"]["sender"]["is_online"] is True
