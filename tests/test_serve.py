@@ -1,4 +1,8 @@
-from messenger.serve import daphne_arguments, redact
+import os
+import subprocess
+import sys
+
+from messenger.serve import daphne_arguments, redact, worker_count
 
 
 def test_access_log_lines_never_carry_a_token():
@@ -28,3 +32,32 @@ def test_the_launcher_serves_the_messenger_with_a_protocol_level_message_cap(mon
 def test_explicit_daphne_options_win():
     args = daphne_arguments(["--websocket-max-message-size", "5", "other.asgi:app"])
     assert args == ["--websocket-max-message-size", "5", "other.asgi:app"]
+
+
+def test_an_endpoint_option_is_not_taken_for_the_application():
+    args = daphne_arguments(["-e", "tcp:port=9000:interface=127.0.0.1:backlog=4096"])
+    assert args[-1] == "messenger.asgi:application"
+
+
+def test_workers_are_counted_from_the_option_or_the_environment(monkeypatch):
+    monkeypatch.setenv("WEB_WORKERS", "3")
+    assert worker_count(["-b", "0.0.0.0"]) == (3, ["-b", "0.0.0.0"])
+    assert worker_count(["--workers", "2", "-p", "80"]) == (2, ["-p", "80"])
+
+
+def test_several_workers_without_redis_are_refused(tmp_path):
+    # given: the in-memory channel layer is per process, so workers could not share events
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(DEBUG="true", DATA_DIR=str(tmp_path))
+    # when
+    done = subprocess.run(
+        [sys.executable, "-m", "messenger.serve", "--workers", "2", "-p", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # then
+    assert done.returncode != 0
+    assert "REDIS_URL" in done.stderr

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -82,7 +83,7 @@ def _http(method: str, url: str, token: str | None = None, body: dict[str, Any] 
 
 
 class Daphne:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, workers: int = 1) -> None:
         self.port = _free_port()
         env = {
             **os.environ,
@@ -95,8 +96,12 @@ class Daphne:
             "DATA_DIR": str(tmp_path),
             "LOG_LEVEL": "WARNING",
         }
+        command = [DAPHNE, "-v", "0", "-b", "127.0.0.1", "-p", str(self.port), "messenger.asgi:application"]
+        if workers > 1:
+            command = [sys.executable, "-m", "messenger.serve", "--workers", str(workers), "-v", "0"]
+            command += ["-b", "127.0.0.1", "-p", str(self.port)]
         self.process = subprocess.Popen(
-            [DAPHNE, "-v", "0", "-b", "127.0.0.1", "-p", str(self.port), "messenger.asgi:application"],
+            command,
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -202,3 +207,30 @@ async def test_a_burst_of_300_concurrent_connects_all_succeed_and_all_receive_th
         assert {event["message"]["id"] for event in events} == {body["id"]}
     finally:
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+
+
+async def test_the_launchers_workers_share_one_port_and_every_socket_gets_the_message(tmp_path, user, crowd):
+    # given: messenger.serve --workers 2, one listening socket for both
+    server = Daphne(tmp_path / "workers", workers=2)
+    try:
+        await asyncio.to_thread(server.wait_ready)
+        workers = psutil.Process(server.process.pid).children()
+        assert len(workers) == 2
+        chat, members = crowd
+        urls = [f"{server.ws}/ws/?token={access_token(member)}" for member in members[:60]]
+        sockets = await asyncio.gather(*(ws_connect(url, open_timeout=30) for url in urls))
+        try:
+            # when
+            status, body = await asyncio.to_thread(
+                _http, "POST", f"{server.http}/api/chats/{chat.id}/messages", access_token(user), {"content": "both"}
+            )
+            # then: sockets on either worker got it (the other worker's hub heard it through Redis)
+            assert status == 201, body
+            events = await asyncio.gather(*(_next_of_type(ws, "message.created", timeout=20) for ws in sockets))
+            assert {event["message"]["id"] for event in events} == {body["id"]}
+        finally:
+            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+    finally:
+        await asyncio.to_thread(server.stop)
+    # and stopping the launcher stops its workers
+    assert not [worker for worker in workers if worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE]
