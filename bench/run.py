@@ -74,6 +74,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--soak", action="store_true", help="also run the soak (see README; off by default)")
     parser.add_argument("--soak-minutes", type=float, default=10.0)
+    parser.add_argument("--soak-workers", type=int, default=2, help="daphne worker processes for the soak (default 2)")
     parser.add_argument(
         "--soak-rate", type=float, default=0.2, help="messages/s from each of the soak's 200 senders (default 0.2)"
     )
@@ -283,7 +284,13 @@ def main() -> None:
         if "soak" in scenarios:
             from bench.soak import run_soak
 
-            soak = run_soak(context, seed, minutes=args.soak_minutes, rate_per_sender=args.soak_rate)
+            soak = run_soak(
+                context,
+                seed,
+                minutes=args.soak_minutes,
+                rate_per_sender=args.soak_rate,
+                server_workers=args.soak_workers,
+            )
             results["soak"] = asyncio.run(soak)
             write_results(out, results)
         print()

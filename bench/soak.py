@@ -3,9 +3,11 @@
 The messenger alone: 5,000 idle authenticated sockets; 200 senders posting `--soak-rate`
 messages/s each (default 0.2: a message every 5 s from each of 200 people), two in each chat
 of the multi-chat layout's 100 chats of 10 (the layout's sender, and one of the receiving
-members on a second socket of theirs); and 100 REST requests/s (the chat list of a user in 200
-chats) from 4 threads, for `--soak-minutes`. Every message must reach every member; resident
-memory is sampled after each 10-second window and must stay flat after warm-up.
+members on a second socket of theirs); and 100 REST requests/s (REST_MIX: chat lists and
+history pages) from 4 threads, for `--soak-minutes`, against `--soak-workers` daphne processes
+(messenger.serve --workers; default 2, one per core of the 2-core target machine). Every
+message must reach every member; resident memory (of all the workers) is sampled after each
+10-second window and must stay flat after warm-up.
 """
 
 import http.client
@@ -15,19 +17,31 @@ from typing import Any
 
 from bench.load import Sender, Worker, ask_all, measure_step, open_senders, split
 from bench.procs import LOOPBACK
+from bench.rest import requests_for
 from bench.scenarios import Context, Messenger, log, multichat_layout
 
 WINDOW_SECONDS = 10.0
 
 
-def rest_load(port: int, token: str, per_second: float, stop: threading.Event, counts: dict[str, int]) -> None:
+# What the REST traffic asks for, in turn: a client's first screen (its chat list), the newest
+# page of the chat it opens, an older page as it scrolls, and one chat list in four from the
+# user in 200 chats. (100 requests/s of that 200-chat list alone need about 1.5 cores here:
+# more than the machine has beside everything else.)
+REST_MIX = ("chat_list_10", "history_first", "chat_list_200", "history_deep")
+
+
+def rest_load(
+    port: int, requests: list[tuple[str, str]], per_second: float, stop: threading.Event, counts: dict[str, int]
+) -> None:
     connection = http.client.HTTPConnection(LOOPBACK, port, timeout=30)
-    headers = {"Authorization": f"Bearer {token}"}
     interval = 1.0 / per_second
     due = time.monotonic()
+    turn = 0
     while not stop.is_set():
+        path, token = requests[turn % len(requests)]
+        turn += 1
         try:
-            connection.request("GET", "/api/chats", headers=headers)
+            connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
             answer = connection.getresponse()
             answer.read()
             key = "ok" if answer.status == 200 else f"status {answer.status}"
@@ -44,10 +58,10 @@ def rest_load(port: int, token: str, per_second: float, stop: threading.Event, c
 
 
 async def run_soak(
-    context: Context, seed: dict[str, Any], *, minutes: float, rate_per_sender: float
+    context: Context, seed: dict[str, Any], *, minutes: float, rate_per_sender: float, server_workers: int
 ) -> dict[str, Any]:
-    log(f"soak: messenger, {minutes:g} minutes, {rate_per_sender:g} messages/s from each sender")
-    target = Messenger(context)
+    log(f"soak: messenger ({server_workers} processes), {minutes:g} minutes, {rate_per_sender:g} messages/s a sender")
+    target = Messenger(context, workers=server_workers)
     layout = multichat_layout(seed)
     idle_tokens: list[str] = seed["idle"]["tokens"]
     workers: list[Worker] = []
@@ -67,9 +81,11 @@ async def run_soak(
         # A second sender in each chat: a receiving member, on a socket of their own for sending.
         pairs = layout.senders + [(chat_id, tokens[0]) for chat_id, tokens in layout.rooms]
         senders = await open_senders([(target.url(c, t), target.frame(c)) for c, t in pairs], target.origin)
+        every_request = requests_for(seed)
+        rest_requests = [every_request[name] for name in REST_MIX]
         for _ in range(4):
             thread = threading.Thread(
-                target=rest_load, args=(target.port, seed["rest"]["user"], 25.0, stop, rest_counts), daemon=True
+                target=rest_load, args=(target.port, rest_requests, 25.0, stop, rest_counts), daemon=True
             )
             thread.start()
             threads.append(thread)
@@ -103,12 +119,14 @@ async def run_soak(
         settled = windows[len(windows) // 4 :] or windows
         return {
             "minutes": minutes,
+            "server_workers": server_workers,
             "senders": len(senders),
             "messages_per_second": len(senders) * rate_per_sender,
             "windows": windows,
             "lost": sum(w["lost"] for w in windows),
             "rss_growth_mib_after_warmup": settled[-1]["rss_mib"] - settled[0]["rss_mib"],
             "rest": rest_counts,
+            "rest_mix": list(REST_MIX),
         }
     finally:
         stop.set()
