@@ -4,7 +4,7 @@ The messenger alone: 5,000 idle authenticated sockets; 200 senders posting `--so
 messages/s each (default 0.2: a message every 5 s from each of 200 people), two in each chat
 of the multi-chat layout's 100 chats of 10 (the layout's sender, and one of the receiving
 members on a second socket of theirs); and 100 REST requests/s (REST_MIX: chat lists and
-history pages) from 4 threads, for `--soak-minutes`, against `--soak-workers` daphne processes
+history pages) from 8 threads, for `--soak-minutes`, against `--soak-workers` daphne processes
 (messenger.serve --workers; default 2, one per core of the 2-core target machine). Every
 message must reach every member; resident memory (of all the workers) is sampled after each
 10-second window and must stay flat after warm-up.
@@ -21,6 +21,10 @@ from bench.rest import requests_for
 from bench.scenarios import Context, Messenger, log, multichat_layout
 
 WINDOW_SECONDS = 10.0
+REST_PER_SECOND = 100.0
+# Each thread waits for its answer before the next request: enough of them that 100/s can be
+# offered while answers take up to ~80 ms.
+REST_THREADS = 8
 
 
 # What the REST traffic asks for, in turn: a client's first screen (its chat list), the newest
@@ -83,9 +87,11 @@ async def run_soak(
         senders = await open_senders([(target.url(c, t), target.frame(c)) for c, t in pairs], target.origin)
         every_request = requests_for(seed)
         rest_requests = [every_request[name] for name in REST_MIX]
-        for _ in range(4):
+        for _ in range(REST_THREADS):
             thread = threading.Thread(
-                target=rest_load, args=(target.port, rest_requests, 25.0, stop, rest_counts), daemon=True
+                target=rest_load,
+                args=(target.port, rest_requests, REST_PER_SECOND / REST_THREADS, stop, rest_counts),
+                daemon=True,
             )
             thread.start()
             threads.append(thread)
