@@ -1,6 +1,6 @@
 """GET /api/chats: the caller's chats, most recent activity first, cursor-paginated {results, next}."""
 
-from chats.models import ChatUser
+from chats.models import ChatUser, Message
 from chats.services import message_create
 from tests.factories import ChatUserFactory, UserFactory, direct_between, group_with, message_in
 
@@ -203,3 +203,15 @@ def test_deleting_the_only_author_leaves_the_chat_without_last_message(api_clien
     other_user.delete()
     # then
     assert api_client.get("/api/chats").json()["results"][0]["last_message"] is None
+
+
+def test_deleting_a_chat_takes_its_messages_and_its_last_message_link_with_it(api_client, user, other_user):
+    # given: the chat points at its newest message, and the messages at the chat
+    chat = group_with(user, other_user, owner=user)
+    message_in(chat, other_user, "one")
+    message_in(chat, user, "two")
+    # when (as Django admin deletes it)
+    chat.delete()
+    # then
+    assert not Message.objects.filter(chat_id=chat.id).exists()
+    assert api_client.get("/api/chats").json()["results"] == []
