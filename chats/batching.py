@@ -1,7 +1,7 @@
 """Blocking work coalesced into few worker-thread hops (see chats.hub)."""
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -34,12 +34,34 @@ class BatchedCall:
         while self.pending:
             batch, self.pending = self.pending[: self.MAX_BATCH], self.pending[self.MAX_BATCH :]
             try:
-                answers = await self.function([request for request, _ in batch])
+                result = await self.function([request for request, _ in batch])
             except Exception as error:
                 for _, future in batch:
                     if not future.done():
                         future.set_exception(error)
                 continue
-            for (_, future), answer in zip(batch, answers, strict=True):
-                if not future.done():
-                    future.set_result(answer)
+            await self._answer(batch, result)
+
+    async def _answer(self, batch: list[tuple[Any, asyncio.Future[Any]]], answers: list[Any]) -> None:
+        for (_, future), answer in zip(batch, answers, strict=True):
+            if not future.done():
+                future.set_result(answer)
+
+
+class PublishingBatchedCall(BatchedCall):
+    """A BatchedCall whose function returns (envelopes, answers): the envelopes (the events of
+    what the batch committed) are published, in order, before any caller gets its answer."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        function: Callable[[list[Any]], tuple[list[Any], list[Any]]],
+        publish: Callable[[list[Any]], Awaitable[None]],
+    ) -> None:
+        super().__init__(loop, function)  # type: ignore[arg-type]
+        self.publish = publish
+
+    async def _answer(self, batch: list[tuple[Any, asyncio.Future[Any]]], result: Any) -> None:
+        envelopes, answers = result
+        await self.publish(envelopes)
+        await super()._answer(batch, answers)

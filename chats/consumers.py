@@ -14,8 +14,6 @@ Client frames are mapped to handlers by a table (FRAME_HANDLERS). A bad frame ge
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
 import functools
 import json
 import logging
@@ -33,12 +31,11 @@ from chats import events, realtime
 from chats.hub import get_hub
 from chats.realtime import Event, chat_group, encode, send_async, user_group
 from chats.socket_work import (
-    Envelopes,
     FrameError,
     connect_lookups,
     error_event,
-    message_send_many_async,
     read_mark_async,
+    store_sends,
 )
 
 logger = logging.getLogger(__name__)
@@ -332,37 +329,21 @@ class RealtimeConsumer:
         return {"chat_id": chat_id, "content": content, "client_id": client_id, "attachment_id": attachment_id}
 
     async def _send_messages(self, requests: list[dict[str, Any]]) -> None:
-        """Store messages in one hop; each one's events and reply go out as soon as it commits."""
+        """Store messages (with other sockets' sends, in one commit); their events are published,
+        then the replies go out in frame order, before the frames behind these are handled."""
         if not requests:
             return
-        loop = asyncio.get_running_loop()
-        handed: list[concurrent.futures.Future[None]] = []
-
-        def done(envelopes: Envelopes, reply: Event) -> None:  # in the worker thread
-            # Each one waits for the one before it: events and replies leave in frame order,
-            # whether a message had events to publish first or was refused.
-            after = handed[-1] if handed else None
-            handed.append(asyncio.run_coroutine_threadsafe(self._publish_and_reply(envelopes, reply, after), loop))
-
         try:
-            await message_send_many_async(user=self.user, requests=requests, done=done)
+            replies = await get_hub().sends(store_sends)((self.user, requests))
         except Exception:
             logger.exception("socket message.send failed")
+            replies = None
+        if replies is None:
             await self.close(CLOSE_SERVER_ERROR)
-        finally:
-            # Replies go out before the frames behind these are handled.
-            for future in handed:
-                with contextlib.suppress(Exception):
-                    await asyncio.wrap_future(future)
-
-    async def _publish_and_reply(
-        self, envelopes: Envelopes, reply: Event, after: concurrent.futures.Future[None] | None = None
-    ) -> None:
-        if after is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wrap_future(after)
-        await realtime.publish(envelopes)
-        if not self.closed:
+            return
+        for reply in replies:
+            if self.closed:
+                return
             await self.reply(reply)
 
     async def on_message_send(self, frame: dict[str, Any]) -> None:

@@ -57,8 +57,8 @@ from django.conf import settings
 from django.utils import timezone
 
 from accounts import presence
-from chats import events
-from chats.batching import BatchedCall
+from chats import events, realtime
+from chats.batching import BatchedCall, PublishingBatchedCall
 from chats.delivery import Listener, deliver
 from chats.realtime import chat_group, send_async
 
@@ -91,7 +91,7 @@ class Hub:
         # Presence events arrive once per shared chat group; deliver each once per socket.
         self._presence_seen: OrderedDict[str, set[int]] = OrderedDict()
         self._groups_refreshed = time.monotonic()
-        self._batched: dict[Callable[[list[Any]], list[Any]], BatchedCall] = {}
+        self._batched: dict[Callable[..., Any], BatchedCall] = {}
         self._controls: dict[str, Callable[[str, dict[str, Any], set[Listener]], Awaitable[None]]] = {
             "chat.created": self._on_chat_created,
             "member.removed": self._on_member_removed,
@@ -221,6 +221,14 @@ class Hub:
         call = self._batched.get(function)
         if call is None:
             call = self._batched[function] = BatchedCall(self.loop, function)
+        return call
+
+    def sends(self, function: Callable[[list[Any]], tuple[list[Any], list[Any]]]) -> PublishingBatchedCall:
+        """This loop's coalescing caller of the socket sends' store (see chats.socket_work.store_sends)."""
+        call = self._batched.get(function)
+        if call is None:
+            call = self._batched[function] = PublishingBatchedCall(self.loop, function, realtime.publish)
+        assert isinstance(call, PublishingBatchedCall)
         return call
 
     # Typing -------------------------------------------------------------------------------

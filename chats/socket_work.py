@@ -1,7 +1,7 @@
 """The blocking side of the socket endpoints: what consumers run in worker threads.
 
-Connect lookups (batched across sockets by the hub), a socket's queued sends (one transaction),
-read marks; and the `error` frame for what the services refuse.
+Connect lookups and the sockets' sends (both batched across sockets by the hub), read marks;
+and the `error` frame for what the services refuse.
 """
 
 from __future__ import annotations
@@ -61,37 +61,50 @@ def connect_lookups(requests: list[tuple[Any, int | None]]) -> list[tuple[User |
 Envelopes = list[tuple[str, dict[str, Any]]]
 
 
-def message_send_many(*, user: User, requests: list[dict[str, Any]], done: Callable[[Envelopes, Event], None]) -> None:
-    """Store a socket's queued messages in frame order, in one thread hop and one commit.
+SocketSends = tuple[User, list[dict[str, Any]]]
 
-    The messages share one transaction, each under its own savepoint: a refused one (not a
-    member, bad content) rolls back alone and gets its `error`, the others stand. One commit
-    instead of one per message is what lets a fast sender's messages keep up (each commit
-    waits for the log to reach the disk). Nothing is acknowledged before the commit: `done`
-    hands each message's events and the sender's reply to the event loop, in order, after it.
-    Should the shared transaction fail (a deadlock with another socket's batch locking the
-    same chats in another order), the messages are stored one transaction each instead.
+
+def store_sends(batch: list[SocketSends]) -> tuple[Envelopes, list[list[Event] | None]]:
+    """Store the queued messages of the process's sockets, in frame order, in one commit.
+
+    `batch` holds, for each socket with sends waiting, its user and its `message.send` requests
+    (chats.hub coalesces the sockets' calls while one is in the worker thread). The messages share
+    one transaction, each under its own savepoint: a refused one (not a member, bad content)
+    rolls back alone and gets its `error`, the others stand. One commit instead of one per
+    message is what lets the senders keep up (each commit waits for the log to reach the disk).
+    Returns the events of what was stored, to publish before any reply, and each socket's
+    replies (`message.ack` or `error`), in the order of its frames.
+
+    Should the shared transaction fail (a deadlock with another process's batch locking the same
+    chats in another order), every message is stored in a transaction of its own instead; a socket
+    whose message then fails on the database gets None: it is closed, and its client resends what
+    was not acknowledged (client_id makes that safe).
     """
-    with events.sender_connected(user.pk):
-        _store_in_order(user, requests, done)
-
-
-def _store_in_order(user: User, requests: list[dict[str, Any]], done: Callable[[Envelopes, Event], None]) -> None:
-    if len(requests) > 1:
+    if sum(len(requests) for _, requests in batch) > 1:
         try:
             with realtime.deferred_sends() as envelopes, transaction.atomic():
-                replies = [_send_or_refuse(user, request) for request in requests]
+                replies: list[list[Event] | None] = [_replies(user, requests) for user, requests in batch]
         except DatabaseError:
-            logger.warning("a batch of %s socket sends failed together; storing them one by one", len(requests))
+            logger.warning("%s sockets' sends failed together; storing them one by one", len(batch))
         else:
-            done(envelopes, replies[0])
-            for reply in replies[1:]:
-                done([], reply)
-            return
-    for request in requests:
+            return envelopes, replies
+    every_envelope: Envelopes = []
+    replies = []
+    for user, requests in batch:
+        socket_replies: list[Event] | None = None
         with realtime.deferred_sends() as envelopes:
-            reply = _send_or_refuse(user, request)
-        done(envelopes, reply)
+            try:
+                socket_replies = _replies(user, requests)  # outside a transaction: one each
+            except DatabaseError:
+                logger.exception("socket message.send failed")
+        every_envelope += envelopes
+        replies.append(socket_replies)
+    return every_envelope, replies
+
+
+def _replies(user: User, requests: list[dict[str, Any]]) -> list[Event]:
+    with events.sender_connected(user.pk):
+        return [_send_or_refuse(user, request) for request in requests]
 
 
 def _send_or_refuse(user: User, request: dict[str, Any]) -> Event:
@@ -130,7 +143,6 @@ def _in_thread(function: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
     return database_sync_to_async(function, thread_sensitive=False)
 
 
-message_send_many_async = _in_thread(message_send_many)
 read_mark_async = _in_thread(read_mark)
 
 

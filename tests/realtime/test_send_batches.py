@@ -1,14 +1,15 @@
-"""A socket's queued sends are stored in one transaction (socket_work.message_send_many).
+"""The sockets' queued sends are stored in one transaction (socket_work.store_sends).
 
-Called directly, in a worker-thread-like sync context: `done` is what the consumer hands each
-reply to, in frame order, after the commit.
+Called directly, as the hub's worker-thread hop calls it: a batch holds, for each socket with
+sends waiting, its user and its requests; the answer is the events to publish and each socket's
+replies in frame order.
 """
 
 import json
 from typing import Any
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
 from chats import events, services, socket_work
 from chats.models import Message
@@ -21,57 +22,52 @@ def send(chat_id: int, client_id: str, content: str = "hello") -> dict[str, Any]
     return {"chat_id": chat_id, "content": content, "client_id": client_id, "attachment_id": None}
 
 
-def test_a_batch_commits_once_before_any_reply(user, chat):
-    # given
-    requests = [send(chat.id, f"c{i}", f"m{i}") for i in range(5)]
-    stored_at_each_reply: list[int] = []
-    replies: list[dict[str, Any]] = []
+def kinds(replies: list[dict[str, Any]] | None) -> list[tuple[str, str]]:
+    assert replies is not None
+    return [(reply["type"], reply["client_id"]) for reply in replies]
 
-    def done(envelopes, reply):
-        stored_at_each_reply.append(Message.objects.filter(chat=chat).count())
-        replies.append(reply)
 
+def test_sends_of_several_sockets_commit_once_and_answer_each_socket_in_frame_order(
+    user, other_user, chat, monkeypatch
+):
+    # given: two sockets (two senders) with sends waiting
+    batch = [
+        (user, [send(chat.id, "u0", "a"), send(chat.id, "u1", "b")]),
+        (other_user, [send(chat.id, "o0", "c")]),
+    ]
+    commits: list[int] = []
+    real_commit = connection.commit
+
+    def counted_commit() -> None:
+        commits.append(1)
+        real_commit()
+
+    monkeypatch.setattr(connection, "commit", counted_commit)
     # when
-    socket_work.message_send_many(user=user, requests=requests, done=done)
-    # then: the first reply already sees every message committed
-    assert stored_at_each_reply == [5] * 5
-    assert [r["client_id"] for r in replies] == [f"c{i}" for i in range(5)]
-    assert all(r["type"] == "message.ack" for r in replies)
+    envelopes, replies = socket_work.store_sends(batch)
+    # then
+    assert [kinds(r) for r in replies] == [[("message.ack", "u0"), ("message.ack", "u1")], [("message.ack", "o0")]]
+    assert list(Message.objects.order_by("id").values_list("client_id", flat=True)) == ["u0", "u1", "o0"]
+    assert len(commits) == 1  # one transaction for the three
+    created = [json.loads(e["text"]) for _, e in envelopes if e["event"] == "message.created"]
+    assert [event["message"]["content"] for event in created] == ["a", "b", "c"]
 
 
 def test_a_refused_send_in_a_batch_rolls_back_alone(user, other_user, chat):
     # given: the middle one names a chat the sender is not in
     elsewhere = group_with(other_user, UserFactory.create())
-    requests = [send(chat.id, "c0"), send(elsewhere.id, "c1"), send(chat.id, "c2")]
-    replies: list[dict[str, Any]] = []
+    batch = [(user, [send(chat.id, "c0"), send(elsewhere.id, "c1"), send(chat.id, "c2")])]
     # when
-    socket_work.message_send_many(user=user, requests=requests, done=lambda envelopes, reply: replies.append(reply))
+    _, replies = socket_work.store_sends(batch)
     # then
-    assert [(r["type"], r["client_id"]) for r in replies] == [
-        ("message.ack", "c0"),
-        ("error", "c1"),
-        ("message.ack", "c2"),
-    ]
-    assert replies[1]["code"] == "not_found"
+    assert kinds(replies[0]) == [("message.ack", "c0"), ("error", "c1"), ("message.ack", "c2")]
+    assert replies[0][1]["code"] == "not_found"  # type: ignore[index]
     assert list(Message.objects.order_by("id").values_list("client_id", flat=True)) == ["c0", "c2"]
     assert not Message.objects.filter(chat=elsewhere).exists()
 
 
-def test_events_of_a_batch_are_published_in_frame_order(user, chat):
-    # given
-    requests = [send(chat.id, f"c{i}", f"m{i}") for i in range(3)]
-    published: list[tuple[str, dict[str, Any]]] = []
-    # when
-    socket_work.message_send_many(
-        user=user, requests=requests, done=lambda envelopes, reply: published.extend(envelopes)
-    )
-    # then
-    created = [json.loads(envelope["text"]) for _, envelope in published if envelope["event"] == "message.created"]
-    assert [event["message"]["content"] for event in created] == ["m0", "m1", "m2"]
-
-
-def test_when_the_shared_transaction_fails_the_sends_are_stored_one_by_one(user, chat, monkeypatch):
-    # given: the database fails the batch's third statement of a send once (as a deadlock would)
+def test_when_the_shared_transaction_fails_the_sends_are_stored_one_by_one(user, other_user, chat, monkeypatch):
+    # given: the database fails the third send once (as a deadlock between two batches would)
     real = services.message_create
     calls = {"n": 0}
 
@@ -82,14 +78,34 @@ def test_when_the_shared_transaction_fails_the_sends_are_stored_one_by_one(user,
         return real(**kwargs)
 
     monkeypatch.setattr(services, "message_create", flaky)
-    requests = [send(chat.id, f"c{i}", f"m{i}") for i in range(4)]
-    replies: list[dict[str, Any]] = []
+    batch = [(user, [send(chat.id, "u0"), send(chat.id, "u1")]), (other_user, [send(chat.id, "o0")])]
     # when
-    socket_work.message_send_many(user=user, requests=requests, done=lambda envelopes, reply: replies.append(reply))
-    # then: nothing of the failed attempt stands, everything is stored once and acknowledged in order
-    assert [(r["type"], r["client_id"]) for r in replies] == [("message.ack", f"c{i}") for i in range(4)]
-    assert list(Message.objects.order_by("id").values_list("client_id", flat=True)) == [f"c{i}" for i in range(4)]
-    assert [r["message"]["version"] for r in replies] == [1, 2, 3, 4]
+    envelopes, replies = socket_work.store_sends(batch)
+    # then: nothing of the failed attempt stands; everything is stored once and acknowledged in order
+    assert [kinds(r) for r in replies] == [[("message.ack", "u0"), ("message.ack", "u1")], [("message.ack", "o0")]]
+    assert list(Message.objects.order_by("id").values_list("client_id", flat=True)) == ["u0", "u1", "o0"]
+    assert [r["message"]["version"] for socket in replies for r in socket or []] == [1, 2, 3]
+    assert len([e for _, e in envelopes if e["event"] == "message.created"]) == 3
+
+
+def test_a_socket_whose_send_fails_on_the_database_gets_none_and_the_others_their_replies(
+    user, other_user, chat, monkeypatch
+):
+    # given: one sender's message fails on the database, alone and again
+    real = services.message_create
+
+    def failing_for_user(**kwargs):
+        if kwargs["sender"] == user:
+            raise OperationalError(2006, "MySQL server has gone away")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "message_create", failing_for_user)
+    batch = [(user, [send(chat.id, "u0")]), (other_user, [send(chat.id, "o0")])]
+    # when
+    _, replies = socket_work.store_sends(batch)
+    # then: that socket is closed by the consumer (None); the other is answered
+    assert replies[0] is None
+    assert kinds(replies[1]) == [("message.ack", "o0")]
 
 
 def test_a_socket_sender_is_shown_online_without_a_presence_lookup(user, chat, monkeypatch):
@@ -98,10 +114,7 @@ def test_a_socket_sender_is_shown_online_without_a_presence_lookup(user, chat, m
         raise AssertionError("presence was looked up")
 
     monkeypatch.setattr(events.presence_store, "online_ids", no_lookup)
-    replies: list[dict[str, Any]] = []
     # when
-    socket_work.message_send_many(
-        user=user, requests=[send(chat.id, "c0")], done=lambda e, reply: replies.append(reply)
-    )
+    _, replies = socket_work.store_sends([(user, [send(chat.id, "c0")])])
     # then
-    assert replies[0]["message"]["sender"]["is_online"] is True
+    assert replies[0][0]["message"]["sender"]["is_online"] is True  # type: ignore[index]
