@@ -52,6 +52,10 @@ class PublishingBatchedCall(BatchedCall):
     """A BatchedCall whose function returns (envelopes, answers): the envelopes (the events of
     what the batch committed) are published, in order, before any caller gets its answer."""
 
+    # Sockets per batch (each with up to consumers.FRAME_BATCH frames): a batch's transaction holds
+    # its chats' row locks until it commits, and REST sends to those chats wait for it.
+    MAX_BATCH = 50
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,

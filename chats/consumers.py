@@ -4,8 +4,9 @@ A lean ASGI consumer rather than AsyncJsonWebsocketConsumer: it has no layer cha
 own (the process's hub, chats.hub, subscribes and delivers for it) and no per-message
 `aclose_old_connections` hop to the sync thread (channels >= 4.2 does one before every
 handler). Database work goes through `database_sync_to_async` -- which closes stale
-connections in the worker thread itself -- on the shared pool (thread_sensitive=False), so
-one slow send does not queue every other socket of the process behind it.
+connections in the worker thread itself -- on the shared pool (thread_sensitive=False), never
+on the loop; sends and connects are coalesced across the process's sockets by the hub, so a
+burst costs a few hops and commits rather than one per frame.
 
 Client frames are mapped to handlers by a table (FRAME_HANDLERS). A bad frame gets an
 `error` frame and the socket stays open; flooding gets `rate_limited`, then close 4429.

@@ -29,9 +29,10 @@ its own group memberships, so one event to a chat of 100 members costs 100 layer
   typist's own sockets.
 - Blocking work is coalesced (`chats.batching.BatchedCall`): sockets connecting together are
   authorised in one thread hop with two queries (their users, their memberships) whatever their
-  number. A socket's queued `message.send` frames are stored in one hop and one transaction, a
-  savepoint each (chats.socket_work); their events are collected in the thread
-  (realtime.deferred_sends) and published from the loop after the commit.
+  number. The sockets' `message.send` frames are stored the same way (`sends`): the frames each
+  socket has queued, and those of every socket that sends while a batch is in the worker thread,
+  in one hop and one transaction, a savepoint each (chats.socket_work.store_sends); the events
+  are published from the loop after the commit, then each socket gets its replies.
 
 Which layer, and why not the core RedisChannelLayer, is told in docs/realtime.md, with the
 Redis pool size and where the time goes.
