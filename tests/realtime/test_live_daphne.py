@@ -190,23 +190,27 @@ def crowd(user) -> tuple[Any, list[Any]]:
     return group_with(user, *members, owner=user, title="Crowd"), members
 
 
-async def test_a_burst_of_300_concurrent_connects_all_succeed_and_all_receive_the_next_message(daphnes, user, crowd):
-    # given
-    chat, members = crowd
-    server = daphnes[0]
+async def _everyone_gets_the_next_message(server: Daphne, chat: Any, sender: Any, members: list[Any]) -> None:
+    """Open a socket for each member at once, post a message over REST, and check every socket gets it."""
     urls = [f"{server.ws}/ws/?token={access_token(member)}" for member in members]
-    # when: every socket connects at once (each subscribes its own user group: 301 groups)
     sockets = await asyncio.gather(*(ws_connect(url, open_timeout=30) for url in urls))
     try:
         status, body = await asyncio.to_thread(
-            _http, "POST", f"{server.http}/api/chats/{chat.id}/messages", access_token(user), {"content": "all"}
+            _http, "POST", f"{server.http}/api/chats/{chat.id}/messages", access_token(sender), {"content": "all"}
         )
-        # then
         assert status == 201, body
         events = await asyncio.gather(*(_next_of_type(ws, "message.created", timeout=20) for ws in sockets))
         assert {event["message"]["id"] for event in events} == {body["id"]}
     finally:
         await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+
+
+async def test_a_burst_of_300_concurrent_connects_all_succeed_and_all_receive_the_next_message(daphnes, user, crowd):
+    # given
+    chat, members = crowd
+    # when: every socket connects at once (each subscribes its own user group: 301 groups)
+    # then: each of them gets the next message
+    await _everyone_gets_the_next_message(daphnes[0], chat, user, members)
 
 
 async def test_the_launchers_workers_share_one_port_and_every_socket_gets_the_message(tmp_path, user, crowd):
@@ -217,19 +221,8 @@ async def test_the_launchers_workers_share_one_port_and_every_socket_gets_the_me
         workers = psutil.Process(server.process.pid).children()
         assert len(workers) == 2
         chat, members = crowd
-        urls = [f"{server.ws}/ws/?token={access_token(member)}" for member in members[:60]]
-        sockets = await asyncio.gather(*(ws_connect(url, open_timeout=30) for url in urls))
-        try:
-            # when
-            status, body = await asyncio.to_thread(
-                _http, "POST", f"{server.http}/api/chats/{chat.id}/messages", access_token(user), {"content": "both"}
-            )
-            # then: sockets on either worker got it (the other worker's hub heard it through Redis)
-            assert status == 201, body
-            events = await asyncio.gather(*(_next_of_type(ws, "message.created", timeout=20) for ws in sockets))
-            assert {event["message"]["id"] for event in events} == {body["id"]}
-        finally:
-            await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
+        # when / then: sockets on either worker get it (the other worker's hub hears it through Redis)
+        await _everyone_gets_the_next_message(server, chat, user, members[:60])
     finally:
         await asyncio.to_thread(server.stop)
     # and stopping the launcher stops its workers
