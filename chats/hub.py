@@ -19,8 +19,8 @@ its own group memberships, so one event to a chat of 100 members costs 100 layer
   user's `/ws/chat/<id>/` sockets with 4403 and unsubscribes their `/ws/` sockets from the
   chat, so nothing more from it reaches them.
 - Presence: the hub counts sockets per user; the first and last per process are queued to
-  one worker that applies them in order and in batches (one UPDATE of last_seen, one Redis
-  pipeline of accounts.presence transitions, on the loop), and a real online/offline
+  one worker that applies them in order and in batches (chats.presence_transitions: one
+  UPDATE of last_seen, one Redis pipeline of accounts.presence transitions), and a real online/offline
   transition is broadcast as `presence` to the user's chats (the hub delivers each presence
   event at most once per socket, though it arrives through several chat groups, and not to
   the user's own sockets). A heartbeat renews this process's presence claims, so a crashed
@@ -49,19 +49,18 @@ import logging
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.utils import timezone
 
 from accounts import presence
 from chats import events, realtime
 from chats.batching import BatchedCall, PublishingBatchedCall
 from chats.delivery import Listener, deliver
-from chats.realtime import chat_group, send_async
+from chats.presence_transitions import PresenceTransitions
+from chats.realtime import chat_group
 
 logger = logging.getLogger(__name__)
 
@@ -85,8 +84,7 @@ class Hub:
         self.user_chats: dict[int, list[int]] = {}
         # PublicUser of each user with a local socket (the `user` of their typing events).
         self.user_payloads: dict[int, Any] = {}
-        self._presence_pending: list[tuple[int, bool, Any]] = []
-        self._presence_worker: asyncio.Task[None] | None = None
+        self.transitions = PresenceTransitions(loop, self.user_sockets, self.user_chats)
         # Typing throttle: (user, chat) -> monotonic time of the last relayed typing event.
         self._typing_sent: dict[tuple[int, int], float] = {}
         # Presence events arrive once per shared chat group; deliver each once per socket.
@@ -119,7 +117,7 @@ class Hub:
         for task in self._tasks:
             with contextlib.suppress(BaseException):
                 await task
-        pending = [*self._tails.values(), *([self._presence_worker] if self._presence_worker else [])]
+        pending = [*self._tails.values(), *self.transitions.pending_work()]
         for task in pending:
             with contextlib.suppress(BaseException):
                 await task
@@ -148,7 +146,7 @@ class Hub:
         self.user_sockets[user_id] = count + 1
         self.user_chats[user_id] = chat_ids
         if count == 0:
-            self._presence_change(user_id, online=True, last_seen=last_seen)
+            self.transitions.change(user_id, online=True, last_seen=last_seen)
         await asyncio.gather(*(self.join(listener, group) for group in groups))
 
     async def detach(self, listener: Listener) -> None:
@@ -165,7 +163,7 @@ class Hub:
         elif user_id in self.user_sockets:
             del self.user_sockets[user_id]
             self.user_payloads.pop(user_id, None)
-            self._presence_change(user_id, online=False, last_seen=None)
+            self.transitions.change(user_id, online=False, last_seen=None)
 
     async def join(self, listener: Listener, group: str) -> None:
         listener.groups.add(group)
@@ -335,43 +333,6 @@ class Hub:
 
     # Presence -----------------------------------------------------------------------------
 
-    def _presence_change(self, user_id: int, *, online: bool, last_seen: Any) -> None:
-        """Queue a process-level transition; one worker applies them in order, in batches."""
-        self._presence_pending.append((user_id, online, last_seen))
-        if self._presence_worker is None or self._presence_worker.done():
-            self._presence_worker = self.loop.create_task(self._apply_presence_changes())
-
-    async def _apply_presence_changes(self) -> None:
-        """Drain the queue: one UPDATE of last_seen, one Redis pipeline, then the announcements.
-
-        A connect or disconnect storm costs a few round trips per batch instead of several per
-        socket, and one Redis connection instead of one per concurrent transition.
-        """
-        while self._presence_pending:
-            batch, self._presence_pending = self._presence_pending, []
-            try:
-                await self._apply_presence_batch(batch)
-            except Exception:
-                logger.warning("hub: presence of %d users not updated", len(batch), exc_info=True)
-
-    async def _apply_presence_batch(self, batch: list[tuple[int, bool, Any]]) -> None:
-        leaving = sorted({user_id for user_id, online, _ in batch if not online})
-        stamp = timezone.now()
-        if leaving:
-            await _last_seen_update(leaving, stamp)
-        changed = await presence.transitions([(user_id, online) for user_id, online, _ in batch])
-        sends: list[Awaitable[bool]] = []
-        for (user_id, online, last_seen), announced in zip(batch, changed, strict=True):
-            chat_ids = self.user_chats.get(user_id, [])
-            if not online and user_id not in self.user_sockets:
-                self.user_chats.pop(user_id, None)
-            if not announced:
-                continue
-            event = events.presence(user_id=user_id, is_online=online, last_seen=last_seen if online else stamp)
-            nonce = f"{presence.PROCESS_ID}:{user_id}:{time.monotonic_ns()}"
-            sends.extend(send_async(chat_group(chat_id), event, nonce=nonce) for chat_id in chat_ids)
-        await asyncio.gather(*sends)
-
     async def user_payload(self, user: Any) -> dict[str, Any]:
         """The PublicUser of a user with a local socket (their typing events), rendered once."""
         payload = self.user_payloads.get(user.pk)
@@ -406,13 +367,6 @@ class Hub:
                 await self.layer.group_add(group, self.channel)
 
 
-def _last_seen_update_sync(user_ids: list[int], stamp: datetime) -> None:
-    from accounts.models import User
-
-    User.objects.filter(pk__in=user_ids).update(last_seen=stamp)
-
-
-_last_seen_update = database_sync_to_async(_last_seen_update_sync, thread_sensitive=False)
 _public_user_payload = database_sync_to_async(
     lambda user: events.public_user_payload(user, is_online=True), thread_sensitive=False
 )
