@@ -150,7 +150,8 @@ def chat_member_add(*, chat_id: int, actor: User, user_id: int) -> Chat:
     user = User.objects.filter(pk=user_id, is_active=True).first()
     if user is None:
         raise ValidationError({"user_id": [f"No such user: {user_id}."]})
-    ChatUser.objects.create(chat=chat, user=user, role=Role.MEMBER, last_read_id=_latest_message_id(chat))
+    # A newcomer starts with everything before them read: the newest message, kept under this lock.
+    ChatUser.objects.create(chat=chat, user=user, role=Role.MEMBER, last_read_id=chat.last_message_id or 0)
     events.member_added_on_commit(chat_id=chat.pk, user_id=user.pk)
     return chat
 
@@ -160,11 +161,6 @@ def chats_refresh_last_message(chat_ids: Sequence[int]) -> None:
     outside message_create (a user's deletion takes their messages with it)."""
     newest = Message.objects.filter(chat=OuterRef("pk")).order_by("-id").values("id")[:1]
     Chat.objects.filter(pk__in=chat_ids).update(last_message=Subquery(newest))
-
-
-def _latest_message_id(chat: Chat) -> int:
-    latest = Message.objects.filter(chat=chat).order_by("-id").values_list("id", flat=True).first()
-    return latest or 0
 
 
 @transaction.atomic

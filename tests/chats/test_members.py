@@ -27,7 +27,7 @@ def test_owner_adds_a_member_and_gets_201_with_the_chat(client_for, team):
 
 def test_a_newcomer_starts_with_nothing_unread(client_for, team):
     # given
-    message_in(team.chat, team.owner, "before you came")
+    before = message_in(team.chat, team.owner, "before you came")
     newcomer = UserFactory.create()
     # when
     client_for(team.admin).post(f"/api/chats/{team.chat.id}/members", {"user_id": newcomer.id}, format="json")
@@ -35,6 +35,7 @@ def test_a_newcomer_starts_with_nothing_unread(client_for, team):
     # then
     assert r.status_code == 200, r.content
     assert r.json()["unread_count"] == 0
+    assert r.json()["last_read_id"] == before.id
     assert r.json()["my_role"] == "member"
 
 
