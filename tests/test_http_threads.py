@@ -5,7 +5,7 @@ import threading
 
 import pytest
 from django.core.signals import request_started
-from django.db import connection
+from django.db import connection, connections
 
 from messenger.http_threads import ExecutorPool, PooledThreadsASGIHandler
 
@@ -71,3 +71,30 @@ def test_the_pool_lends_each_thread_to_one_request_at_a_time():
     assert pool.borrow() is None  # the third request gets a thread of its own
     pool.give_back(first)
     assert pool.borrow() is first
+
+
+async def test_a_request_beyond_the_pool_gets_its_own_thread_and_closes_its_connection(monkeypatch):
+    # given: no pooled thread free (a pool of none)
+    view_threads: list[str] = []
+    closed_in: list[str] = []
+    real_close_all = connections.close_all
+
+    def note(**kwargs):
+        view_threads.append(threading.current_thread().name)
+
+    def close_all() -> None:
+        closed_in.append(threading.current_thread().name)
+        real_close_all()
+
+    monkeypatch.setattr(connections, "close_all", close_all)
+    request_started.connect(note, dispatch_uid="test-note-overflow")
+    handler = PooledThreadsASGIHandler(threads=0)
+    try:
+        # when
+        status = await get(handler, "/api/auth/me")
+    finally:
+        request_started.disconnect(dispatch_uid="test-note-overflow")
+    # then: served on a thread of its own, whose connection is closed there rather than left behind
+    assert status == 401
+    assert len(view_threads) == 1 and not view_threads[0].startswith("http-")
+    assert closed_in == view_threads
