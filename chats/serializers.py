@@ -76,6 +76,16 @@ def chat_data(chat: Chat, *, viewer: User | MemberUser, online_ids: set[int] | N
     }
 
 
+def media_item_data(message: Message, *, online_ids: set[int] | None) -> dict[str, Any]:
+    """MediaItemSerializer's output, built directly (see messenger.rendering)."""
+    attachment = message.attachment
+    return {
+        "message_id": message.pk,
+        "sender": public_user_data(message.sender, is_online=_online(message.sender_id, online_ids)),
+        "attachment": attachment_data(attachment) if attachment is not None else None,
+    }
+
+
 class MemberSerializer(serializers.ModelSerializer[ChatUser]):
     user = PublicUserSerializer(read_only=True)
 
@@ -263,3 +273,6 @@ class MediaItemSerializer(serializers.ModelSerializer[Message]):
         model = Message
         fields = ["message_id", "sender", "attachment"]
         read_only_fields = fields
+
+    def to_representation(self, message: Message) -> dict[str, Any]:
+        return media_item_data(message, online_ids=self.context.get("online_ids"))

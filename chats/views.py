@@ -28,6 +28,9 @@ from chats.serializers import (
     MessageSerializer,
     ReadResultSerializer,
     ReadSerializer,
+    chat_data,
+    media_item_data,
+    message_data,
 )
 from messenger.pagination import ChatCursorPagination, NewestFirstCursorPagination
 
@@ -68,9 +71,12 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
         return selectors.chats_for(request_user(self.request))
 
     def list(self, request: Request) -> Response:
+        viewer = request_user(request)
         page = selectors.attach_members(self.paginate_queryset(self.get_queryset()) or [])
-        context = {"user": request_user(request), **selectors.presence_context(selectors.users_in_chats(page))}
-        return self.get_paginated_response(ChatSerializer(page, many=True, context=context).data)
+        online_ids = selectors.presence_context(selectors.users_in_chats(page))["online_ids"]
+        # chat_data is ChatSerializer's output; a plain list, not ChatSerializer(many=True).data, whose
+        # ListSerializer and its child refer to each other and keep the page for the cyclic collector.
+        return self.get_paginated_response([chat_data(chat, viewer=viewer, online_ids=online_ids) for chat in page])
 
     @extend_schema(
         request=ChatCreateSerializer,
@@ -141,8 +147,8 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
         services.membership_get(chat_id=int(pk), user=request_user(request))
         paginator = NewestFirstCursorPagination()
         page = paginator.paginate_queryset(selectors.media_page_queryset(int(pk)), request, view=self) or []
-        context = selectors.presence_context(m.sender for m in page)
-        return paginator.get_paginated_response(MediaItemSerializer(page, many=True, context=context).data)
+        online_ids = selectors.presence_context(m.sender for m in page)["online_ids"]
+        return paginator.get_paginated_response([media_item_data(message, online_ids=online_ids) for message in page])
 
 
 @extend_schema(tags=["messages"])
@@ -167,10 +173,9 @@ class MessageViewSet(PathIdsInRange, mixins.ListModelMixin, viewsets.GenericView
         query = MessagePageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         page = selectors.message_page(chat_id=self.chat_id(), **query.validated_data)
-        context = selectors.presence_context(m.sender for m in page.results)
-        return Response(
-            {"results": MessageSerializer(page.results, many=True, context=context).data, "has_more": page.has_more}
-        )
+        online_ids = selectors.presence_context(m.sender for m in page.results)["online_ids"]
+        results = [message_data(message, online_ids=online_ids) for message in page.results]
+        return Response({"results": results, "has_more": page.has_more})
 
     @extend_schema(
         request=MessageCreateSerializer,

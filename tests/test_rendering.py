@@ -1,7 +1,7 @@
 """The hand-written outputs of the hot serializers equal DRF's generic rendering of their fields.
 
-PublicUserSerializer, MeSerializer, AttachmentSerializer, MessageSerializer and ChatSerializer
-build their dicts directly (messenger.rendering); the declared fields stay the shape's definition.
+PublicUserSerializer, MeSerializer, AttachmentSerializer, MessageSerializer, MediaItemSerializer
+and ChatSerializer build their dicts directly (messenger.rendering); the declared fields stay the shape's definition.
 Each case renders both ways and compares, so the two cannot drift apart.
 """
 
@@ -16,7 +16,7 @@ from rest_framework import serializers
 
 from accounts.serializers import MeSerializer, PublicUserSerializer
 from chats import selectors, services
-from chats.serializers import ChatSerializer, MessageSerializer
+from chats.serializers import ChatSerializer, MediaItemSerializer, MessageSerializer
 from media import services as media_services
 from media.serializers import AttachmentSerializer
 from messenger.rendering import datetime_text
@@ -61,6 +61,19 @@ def test_messages_plain_edited_with_image_and_deleted(user, other_user):
     for message in page:
         for online_ids in ({user.pk}, set()):
             fast, generic = both(MessageSerializer(context={"online_ids": online_ids}), message)
+            assert fast == generic, message
+
+
+def test_media_items(user, other_user):
+    chat = group_with(user, other_user, owner=user)
+    for sender in (user, other_user):
+        attachment = media_services.attachment_create(uploader=sender, file=SimpleUploadedFile("a.png", images.png()))
+        services.message_create(chat_id=chat.pk, sender=sender, content="", attachment_id=attachment.pk)
+    page = list(selectors.media_page_queryset(chat.pk))
+    assert len(page) == 2
+    for message in page:
+        for online_ids in ({user.pk}, set()):
+            fast, generic = both(MediaItemSerializer(context={"online_ids": online_ids}), message)
             assert fast == generic, message
 
 
