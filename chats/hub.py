@@ -18,21 +18,13 @@ its own group memberships, so one event to a chat of 100 members costs 100 layer
   it before `member.added`); `member.removed` delivers the frame, then closes the removed
   user's `/ws/chat/<id>/` sockets with 4403 and unsubscribes their `/ws/` sockets from the
   chat, so nothing more from it reaches them.
-- Presence: the hub counts sockets per user; the first and last per process are queued to
-  one worker that applies them in order and in batches (chats.presence_transitions: one
-  UPDATE of last_seen, one Redis pipeline of accounts.presence transitions), and a real online/offline
-  transition is broadcast as `presence` to the user's chats (the hub delivers each presence
-  event at most once per socket, though it arrives through several chat groups, and not to
-  the user's own sockets). A heartbeat renews this process's presence claims, so a crashed
-  process's users fade after PRESENCE_TTL_SECONDS.
-- Typing is throttled per user and chat (TYPING_THROTTLE_SECONDS) and never reaches the
-  typist's own sockets.
-- Blocking work is coalesced (`chats.batching.BatchedCall`): sockets connecting together are
-  authorised in one thread hop with two queries (their users, their memberships) whatever their
-  number. The sockets' `message.send` frames are stored the same way (`sends`): the frames each
-  socket has queued, and those of every socket that sends while a batch is in the worker thread,
-  in one hop and one transaction, a savepoint each (chats.socket_work.store_sends); the events
-  are published from the loop after the commit, then each socket gets its replies.
+- Presence: the hub counts sockets per user; the first and last per process are applied in
+  order and in batches (chats.presence_transitions) and broadcast as `presence` to the user's
+  chats, delivered at most once per socket and not to the user's own; a heartbeat renews this
+  process's presence claims. Typing is throttled per user and chat (TYPING_THROTTLE_SECONDS).
+- Blocking work is coalesced (`chats.batching`): sockets connecting together are authorised in
+  one thread hop with two queries; the sockets' `message.send` frames are stored together, a
+  savepoint each (chats.socket_work.store_sends), published after the commit, then answered.
 
 Which layer, and why not the core RedisChannelLayer, is told in docs/realtime.md, with the
 Redis pool size and where the time goes.
@@ -147,7 +139,13 @@ class Hub:
         self.user_chats[user_id] = chat_ids
         if count == 0:
             self.transitions.change(user_id, online=True, last_seen=last_seen)
-        await asyncio.gather(*(self.join(listener, group) for group in groups))
+        pending: dict[str, asyncio.Task[None]] = {}
+        for group in groups:
+            ready = self._add(listener, group)
+            if ready is not None:
+                pending[group] = ready
+        if pending:
+            await self._subscribed(pending)
 
     async def detach(self, listener: Listener) -> None:
         """Forget a socket (idempotent); the user's last local socket takes them offline here."""
@@ -166,6 +164,12 @@ class Hub:
             self.transitions.change(user_id, online=False, last_seen=None)
 
     async def join(self, listener: Listener, group: str) -> None:
+        ready = self._add(listener, group)
+        if ready is not None:
+            await self._subscribed({group: ready})
+
+    def _add(self, listener: Listener, group: str) -> asyncio.Task[None] | None:
+        """Add a socket to a group (its first one subscribes the process); the subscription still under way."""
         listener.groups.add(group)
         members = self.groups.get(group)
         if members is None:
@@ -173,15 +177,19 @@ class Hub:
             self._ready[group] = self._enqueue(group, self.layer.group_add)
         else:
             members.add(listener)
-        ready = self._ready.get(group)
-        if ready is None:
-            return
-        if not ready.done():
-            await asyncio.shield(ready)
-        if not ready.cancelled() and ready.exception() is not None:
-            raise ConnectionError(f"could not subscribe to {group}")
-        if self._ready.get(group) is ready:
-            del self._ready[group]  # live: nothing more to wait for (and no task kept per group)
+        return self._ready.get(group)
+
+    async def _subscribed(self, pending: dict[str, asyncio.Task[None]]) -> None:
+        """Wait for these groups' subscriptions; raise if one failed. (asyncio.wait, unlike gather,
+        never cancels them: other sockets may be waiting on the same subscription.)"""
+        unfinished = [ready for ready in pending.values() if not ready.done()]
+        if unfinished:
+            await asyncio.wait(unfinished)
+        for group, ready in pending.items():
+            if not ready.cancelled() and ready.exception() is not None:
+                raise ConnectionError(f"could not subscribe to {group}")
+            if self._ready.get(group) is ready:
+                del self._ready[group]  # live: nothing more to wait for (and no task kept per group)
 
     def leave(self, listener: Listener, group: str) -> None:
         listener.groups.discard(group)
