@@ -7,6 +7,7 @@ down in settings.LOGGING, and nothing here logs the token or the query string.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from functools import partial
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -54,20 +55,30 @@ def origin_allowed(origin: str | None) -> bool:
 
 
 class OriginCheckMiddleware:
-    """Refuse the handshake (HTTP 403) of a WebSocket from a foreign Origin."""
+    """Refuse the handshake (HTTP 403) of a WebSocket from a foreign Origin.
+
+    Like JWTAuthMiddleware, it hands an admitted connection on instead of awaiting it: the inner
+    application's coroutine is what the server awaits, so no frame of this middleware (with its
+    locals) stays alive for as long as the socket is open.
+    """
+
+    _asgi_single_callable = True  # asgiref: an ASGI 3 application, though __call__ is not async
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
         origin = None
         for name, value in scope.get("headers", ()):
             if name == b"origin":
                 origin = value.decode("latin1")
                 break
         if origin_allowed(origin):
-            await self.app(scope, receive, send)
-            return
+            result: Awaitable[None] = self.app(scope, receive, send)
+            return result
+        return self._refuse(receive, send)
+
+    async def _refuse(self, receive: Any, send: Any) -> None:
         message = await receive()
         if message["type"] == "websocket.connect":
             await send({"type": "websocket.close", "code": 4403})
@@ -155,13 +166,19 @@ def resolve_user(user: Any) -> Any:
 
 
 class JWTAuthMiddleware:
-    """Set scope["user"] from `?token=<access JWT>`; the consumer closes 4401 unless it resolves."""
+    """Set scope["user"] from `?token=<access JWT>`; the consumer closes 4401 unless it resolves.
+
+    Hands the connection on without staying on the call stack (see OriginCheckMiddleware).
+    """
+
+    _asgi_single_callable = True
 
     def __init__(self, app: Any) -> None:
         self.app = app
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Awaitable[None]:
         query = parse_qs(scope.get("query_string", b"").decode("latin1"))
         tokens = query.get("token")
         user = user_from_token(tokens[-1] if tokens else None)
-        await self.app({**scope, "user": user}, receive, send)
+        result: Awaitable[None] = self.app({**scope, "user": user}, receive, send)
+        return result
