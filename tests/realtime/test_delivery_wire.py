@@ -4,6 +4,7 @@ recorder, so that nothing is written unless the code under test writes it)."""
 
 import socket
 from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
@@ -36,8 +37,9 @@ def connection():
     reactor = RecordingReactor()
     factory = WebSocketServerFactory()
     factory.protocol = WebSocketServerProtocol
-    wire = factory.buildProtocol(None)
-    transport = tcp.Server(ours, wire, ("127.0.0.1", 50000), SimpleNamespace(_realPortNumber=8000), 0, reactor)
+    wire: Any = factory.buildProtocol(None)
+    port: Any = SimpleNamespace(_realPortNumber=8000)
+    transport = tcp.Server(ours, wire, ("127.0.0.1", 50000), port, 0, cast(Any, reactor))
     wire.makeConnection(transport)
     yield wire, transport, peer, reactor
     ours.close()
@@ -46,7 +48,7 @@ def connection():
 
 def received(peer: socket.socket) -> bytes:
     peer.setblocking(False)
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         try:
             chunk = peer.recv(1 << 20)
