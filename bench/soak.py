@@ -116,11 +116,17 @@ async def run_soak(
                 "idle_open": sum(s[0] for s in statuses),
                 "lost": step.lost,
                 "p99_ms": step.p99_ms,
+                # What the senders heard (acks, errors) and how many receipts arrived of those due:
+                # a lost message never stored shows as a missing ack, one stored but not pushed does not.
+                "sender_answers": step.sender_answers,
+                "receipts": step.deliveries,
+                "receipts_due": step.sent * layout.receivers_per_message,
             }
             windows.append(window)
             log(
                 f"  soak {len(windows):3}: rss {window['rss_mib']:.1f} MiB, idle open {window['idle_open']}, "
                 f"lost {step.lost}/{step.sent}, p99 {step.p99_ms:.1f} ms, REST {dict(rest_counts)}"
+                + (f", senders heard {step.sender_answers}, receipts {step.deliveries}" if step.lost else "")
             )
         settled = windows[len(windows) // 4 :] or windows
         return {
