@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -125,6 +126,9 @@ class Messenger(Target):
     def __init__(self, context: Context, *, workers: int = 1) -> None:
         super().__init__(context)
         self.workers = workers
+        # client_ids unique to this server's run: the scenarios share one database, and a repeated
+        # client_id from the same sender is answered with the first message (and not broadcast).
+        self.client_prefix = secrets.token_hex(4)
 
     def start(self) -> Server:
         self.port = free_port()
@@ -144,7 +148,7 @@ class Messenger(Target):
     def frame(self, chat_id: int) -> Callable[[int, int], str]:
         def build(seq: int, sent_ns: int) -> str:
             frame = {"type": "message.send", "chat_id": chat_id, "content": content_for(seq, sent_ns)}
-            frame["client_id"] = f"bench-{seq}"
+            frame["client_id"] = f"bench-{self.client_prefix}-{seq}"
             return json.dumps(frame)
 
         return build
