@@ -199,8 +199,11 @@ if REDIS_URL:
     }
 else:
     # One process: the hub's one channel receives every event, so its queue must hold a burst
-    # (the default capacity of 100 would drop events silently).
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 100_000}}}
+    # (the default capacity of 100 would drop events silently). Channels' in-memory layer, with
+    # its expiry sweep run once a second instead of on every event (chats/layers.py).
+    CHANNEL_LAYERS = {
+        "default": {"BACKEND": "chats.layers.SweepingInMemoryChannelLayer", "CONFIG": {"capacity": 100_000}}
+    }
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_USER_MODEL = "accounts.User"

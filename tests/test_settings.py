@@ -77,7 +77,7 @@ def test_start_with_nothing_set_is_the_embedded_default(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == [
         "django.db.backends.sqlite3",
-        "channels.layers.InMemoryChannelLayer",
+        "chats.layers.SweepingInMemoryChannelLayer",
     ]
 
 
