@@ -183,7 +183,7 @@ if REDIS_URL:
     # max_connections.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "BACKEND": "chats.layers.BatchedRedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS}],
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "messenger"),

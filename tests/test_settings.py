@@ -95,7 +95,7 @@ def test_start_with_database_and_redis_urls_uses_mysql_and_redis(tmp_path):
     assert result.returncode == 0, result.stderr
     engine, layer, cache = json.loads(result.stdout.splitlines()[-1])
     assert engine == "django.db.backends.mysql"
-    assert layer.startswith("channels_redis.")
+    assert layer == "chats.layers.BatchedRedisPubSubChannelLayer"
     assert cache == "django.core.cache.backends.redis.RedisCache"
 
 

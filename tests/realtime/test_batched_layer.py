@@ -1,0 +1,117 @@
+"""The Redis layer sends the commands of one moment together (chats.layers.BatchedShard), in order."""
+
+import asyncio
+import os
+import uuid
+from unittest import mock
+
+import pytest
+from django.conf import settings
+
+from chats.layers import BatchedRedisPubSubChannelLayer
+from tests.test_health import unused_port
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs Redis (REDIS_URL)"),
+]
+
+
+def make_layer(url: str | None = None) -> BatchedRedisPubSubChannelLayer:
+    host = {"address": url or settings.REDIS_URL, "max_connections": 50}
+    return BatchedRedisPubSubChannelLayer(hosts=[host], prefix=f"batched{uuid.uuid4().hex[:8]}")
+
+
+async def receive_all(layer, channel: str, count: int) -> list[dict]:
+    return [await asyncio.wait_for(layer.receive(channel), 2) for _ in range(count)]
+
+
+async def test_groups_joined_together_are_subscribed_with_one_command_and_all_receive():
+    # given
+    layer = make_layer()
+    channel = await layer.new_channel()
+    shard = layer._get_layer()._shards[0]
+    subscribe = mock.AsyncMock(wraps=shard._pubsub.subscribe)
+    # when: 50 groups joined at once
+    with mock.patch.object(shard._pubsub, "subscribe", subscribe):
+        await asyncio.gather(*(layer.group_add(f"chat.{number}", channel) for number in range(50)))
+    for number in range(50):
+        await layer.group_send(f"chat.{number}", {"type": "relay", "number": number})
+    received = await receive_all(layer, channel, 50)
+    await layer.flush()
+    # then
+    assert subscribe.await_count == 1
+    assert subscribe.await_args is not None and len(subscribe.await_args.args) == 50
+    assert [message["number"] for message in received] == list(range(50))
+
+
+async def test_concurrent_publishes_leave_in_one_pipeline_in_the_order_asked():
+    # given
+    layer = make_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("chat.1", channel)
+    # when
+    await asyncio.gather(*(layer.group_send("chat.1", {"type": "relay", "number": number}) for number in range(200)))
+    received = await receive_all(layer, channel, 200)
+    await layer.flush()
+    # then
+    assert [message["number"] for message in received] == list(range(200))
+
+
+async def test_subscribe_unsubscribe_subscribe_of_a_group_in_one_moment_ends_subscribed():
+    # given
+    layer = make_layer()
+    channel = await layer.new_channel()
+    # when: join, leave, join again without waiting in between
+    await asyncio.gather(
+        layer.group_add("chat.7", channel), layer.group_discard("chat.7", channel), layer.group_add("chat.7", channel)
+    )
+    await layer.group_send("chat.7", {"type": "relay", "number": 7})
+    received = await receive_all(layer, channel, 1)
+    # and: leave, then nothing more arrives
+    await layer.group_discard("chat.7", channel)
+    await layer.group_send("chat.7", {"type": "relay", "number": 8})
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(layer.receive(channel), 0.3)
+    await layer.flush()
+    # then
+    assert [message["number"] for message in received] == [7]
+
+
+async def test_every_caller_hears_of_an_unreachable_redis():
+    # given
+    layer = make_layer(f"redis://127.0.0.1:{unused_port()}/0")
+    # when
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(layer.group_send(f"chat.{number}", {"type": "relay"}) for number in range(5)),
+            layer.new_channel(),
+            return_exceptions=True,
+        ),
+        timeout=10,
+    )
+    await layer.flush()
+    # then
+    assert len(results) == 6
+    assert all(isinstance(result, Exception) for result in results), results
+
+
+async def test_callers_waiting_when_the_layer_is_flushed_get_an_error_not_a_hang():
+    # given: a publish waiting behind one in flight
+    layer = make_layer()
+    shard = layer._get_layer()._shards[0]
+    stalled = asyncio.Event()
+
+    async def stall(self):
+        await stalled.wait()
+
+    with mock.patch("redis.asyncio.client.Pipeline.execute", stall):
+        first = asyncio.ensure_future(layer.group_send("chat.1", {"type": "relay"}))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(layer.group_send("chat.1", {"type": "relay"}))
+        await asyncio.sleep(0.05)
+        # when
+        await shard.flush()
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    # then
+    assert all(isinstance(result, ConnectionError) for result in results), results
