@@ -53,12 +53,16 @@ class BatchedShard(RedisSingleShardConnection):
     sent among a hundred. A connect costs one or two subscriptions and a presence PUBLISH, so a
     connect storm spent more on this than on anything else of ours. Here:
 
-    - subscriptions and unsubscriptions are queued and sent by one task, consecutive ones of a
-      kind as one command, in the order asked (a subscribe, unsubscribe, subscribe of one group
-      stays in that order); each caller returns once its command is written, as before;
-    - publishes are queued and sent by another task as one pipeline (in the order asked; one
-      pipeline at a time, so a process's events leave in order); each caller returns once Redis
-      has answered its pipeline, or gets its error.
+    - subscriptions and unsubscriptions asked while one is being sent are sent together next,
+      consecutive ones of a kind as one command, in the order asked (a subscribe, unsubscribe,
+      subscribe of one group stays in that order); each caller returns once its command is
+      written, as before;
+    - publishes asked while one is being sent go next as one pipeline (in the order asked; one
+      send at a time, so a process's events leave in order); each caller returns once Redis has
+      answered, or gets its error.
+
+    It overrides channels-redis 4.3's shard (its lock, pubsub client and subscription set), so
+    an upgrade of channels-redis is checked by tests/realtime/test_batched_layer.py on Redis.
     """
 
     def __init__(self, host: dict[str, Any], channel_layer: Any) -> None:
@@ -106,38 +110,55 @@ class BatchedShard(RedisSingleShardConnection):
 
 
 class Batches(Generic[T]):
-    """Items queued by many callers, handed to `send` a batch at a time by one task, in order.
+    """Items handed to `send` in order: at once when nothing is being sent, else in a batch.
 
-    Each caller returns when its batch was sent, or raises what sending it raised (a
+    A caller that finds nothing in flight sends its item itself, with no task or future in
+    between (a lone publish costs what channels-redis's does). Callers arriving while a send is
+    in flight queue; one task sends all that queued as one batch when it is done, and so on.
+    Each caller returns when its item was sent, or raises what sending it raised (a
     ConnectionError when the queue was closed first).
     """
 
     def __init__(self, send: Callable[[list[T]], Awaitable[None]]) -> None:
         self.send = send
         self._queued: list[tuple[T, asyncio.Future[None]]] = []
+        self._sending = False
         self._worker: asyncio.Task[None] | None = None
 
     async def put(self, item: T) -> None:
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
+        if not self._sending:
+            self._sending = True
+            try:
+                await self.send([item])
+            finally:
+                self._sending = False
+                self._start_worker()
+            return
+        done = asyncio.get_running_loop().create_future()
         self._queued.append((item, done))
-        if self._worker is None or self._worker.done():
-            self._worker = loop.create_task(self._work())
         await done
 
+    def _start_worker(self) -> None:
+        if self._queued and not self._sending:
+            self._sending = True
+            self._worker = asyncio.get_running_loop().create_task(self._work())
+
     async def _work(self) -> None:
-        while self._queued:
-            batch, self._queued = self._queued, []
-            waiting = [done for _, done in batch]
-            try:
-                await self.send([item for item, _ in batch])
-            except Exception as error:
-                _settle(waiting, error)
-            except BaseException:
-                _settle(waiting, ConnectionError("the channel layer was closed"))
-                raise
-            else:
-                _settle(waiting)
+        try:
+            while self._queued:
+                batch, self._queued = self._queued, []
+                waiting = [done for _, done in batch]
+                try:
+                    await self.send([item for item, _ in batch])
+                except Exception as error:
+                    _settle(waiting, error)
+                except BaseException:
+                    _settle(waiting, ConnectionError("the channel layer was closed"))
+                    raise
+                else:
+                    _settle(waiting)
+        finally:
+            self._sending = False
 
     async def close(self) -> None:
         if self._worker is not None and not self._worker.done():

@@ -6,7 +6,7 @@ from unittest import mock
 from channels.layers import InMemoryChannelLayer
 
 from chats import layers
-from chats.layers import SweepingInMemoryChannelLayer
+from chats.layers import Batches, SweepingInMemoryChannelLayer
 
 
 class Clock:
@@ -65,3 +65,59 @@ def test_expired_memberships_and_messages_still_go():
     # then
     assert groups.get("chat.1", {}) == {}
     assert not message_kept
+
+
+def test_a_lone_item_is_sent_by_its_caller_and_those_asked_meanwhile_go_together_in_order():
+    # given: a send that takes a while
+    sent: list[tuple[list[int], object]] = []
+    gate = asyncio.Event()
+
+    async def send(items: list[int]) -> None:
+        sent.append((items, asyncio.current_task()))
+        await gate.wait()
+
+    async def scenario() -> asyncio.Task:
+        batches = Batches(send)
+        first = asyncio.ensure_future(batches.put(1))
+        await asyncio.sleep(0)
+        # when: three more are asked while the first is being sent
+        others = [asyncio.ensure_future(batches.put(number)) for number in (2, 3, 4)]
+        await asyncio.sleep(0)
+        gate.set()
+        await asyncio.gather(first, *others)
+        return first
+
+    first = asyncio.run(scenario())
+    # then
+    assert [items for items, _ in sent] == [[1], [2, 3, 4]]
+    assert sent[0][1] is first  # no task in between for the lone one
+
+
+def test_a_failed_batch_raises_in_each_of_its_callers_and_the_next_goes_on():
+    # given
+    calls: list[list[str]] = []
+    gate = asyncio.Event()
+
+    async def send(items: list[str]) -> None:
+        calls.append(items)
+        await gate.wait()
+        if "bad" in items:
+            raise ConnectionError("redis went away")
+
+    async def scenario() -> list[object]:
+        batches = Batches(send)
+        first = asyncio.ensure_future(batches.put("first"))
+        await asyncio.sleep(0)
+        failing = [asyncio.ensure_future(batches.put(item)) for item in ("bad", "also")]
+        await asyncio.sleep(0)
+        gate.set()
+        results: list[object] = await asyncio.gather(first, *failing, return_exceptions=True)
+        # when: a later item
+        await batches.put("later")
+        return results
+
+    results = asyncio.run(scenario())
+    # then
+    assert results[0] is None
+    assert all(isinstance(result, ConnectionError) for result in results[1:])
+    assert calls == [["first"], ["bad", "also"], ["later"]]
