@@ -22,6 +22,7 @@ from accounts.models import User
 from chats import events, statements
 from chats.models import Chat, ChatUser, Message
 from media.models import Attachment
+from messenger.deadlocks import retry_deadlocks
 
 Role = ChatUser.Role
 
@@ -102,6 +103,7 @@ def _direct_key(a: int, b: int) -> str:
     return f"{low}:{high}"
 
 
+@retry_deadlocks
 def _direct_get_or_create(*, creator: User, other_id: int) -> tuple[Chat, bool]:
     key = _direct_key(creator.pk, other_id)
     existing = Chat.objects.filter(direct_key=key).first()
@@ -221,6 +223,7 @@ def chat_member_set_role(*, chat_id: int, actor: User, user_id: int, role: str) 
 # Messages -----------------------------------------------------------------------------
 
 
+@retry_deadlocks
 def message_create(
     *,
     chat_id: int,

@@ -13,6 +13,7 @@ from accounts.models import User
 from chats.models import Message
 from media import store, validation
 from media.models import Attachment, Blob
+from messenger.deadlocks import retry_deadlocks
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +58,7 @@ def _on_disk(file: UploadedFile) -> Iterator[Path]:
         yield copy.path
 
 
+@retry_deadlocks
 def _attachment_save(
     *, uploader: User, pending: store.PendingFile, sha256: str, info: validation.ImageInfo, original_name: str
 ) -> Attachment:
@@ -67,6 +69,8 @@ def _attachment_save(
     Instead the Attachment's foreign key check holds a shared lock on the Blob row until commit,
     which is what keeps cleanup_blobs (which takes FOR UPDATE) from deleting it meanwhile; if it
     deleted the Blob just before, the insert fails on the foreign key and we start again.
+    Those retries then insert the same sha256 together while the deleted row's index entry
+    awaits purge, which InnoDB can answer with a deadlock: the victim runs again (retry_deadlocks).
     """
     attempts = 3
     for attempt in range(attempts):
