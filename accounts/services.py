@@ -3,6 +3,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
+from messenger.deadlocks import retry_deadlocks
 
 
 def _check_unique(*, username: str | None = None, email: str | None = None, exclude_id: int | None = None) -> None:
@@ -20,6 +21,7 @@ def _check_unique(*, username: str | None = None, email: str | None = None, excl
         raise ValidationError(errors)
 
 
+@retry_deadlocks
 @transaction.atomic
 def user_create(*, username: str, email: str, password: str, display_name: str = "") -> User:
     username = username.strip()
@@ -43,6 +45,7 @@ def user_create(*, username: str, email: str, password: str, display_name: str =
     return user
 
 
+@retry_deadlocks
 @transaction.atomic
 def user_update(*, user: User, display_name: str | None = None, email: str | None = None) -> User:
     fields: list[str] = []

@@ -83,6 +83,7 @@ def chat_create(
     return _direct_get_or_create(creator=creator, other_id=other_ids[0])
 
 
+@retry_deadlocks
 @transaction.atomic
 def _group_create(*, creator: User, title: str | None, member_ids: list[int]) -> Chat:
     clean_title = _clean_title(title)
@@ -123,6 +124,7 @@ def _direct_get_or_create(*, creator: User, other_id: int) -> tuple[Chat, bool]:
     return chat, True
 
 
+@retry_deadlocks
 @transaction.atomic
 def chat_update(*, chat_id: int, actor: User, title: str) -> Chat:
     membership = membership_get(chat_id=chat_id, user=actor)
@@ -137,6 +139,7 @@ def chat_update(*, chat_id: int, actor: User, title: str) -> Chat:
     return chat
 
 
+@retry_deadlocks
 @transaction.atomic
 def chat_member_add(*, chat_id: int, actor: User, user_id: int) -> Chat:
     membership = membership_get(chat_id=chat_id, user=actor)
@@ -165,6 +168,7 @@ def chats_refresh_last_message(chat_ids: Sequence[int]) -> None:
     Chat.objects.filter(pk__in=chat_ids).update(last_message=Subquery(newest))
 
 
+@retry_deadlocks
 @transaction.atomic
 def chat_member_remove(*, chat_id: int, actor: User, user_id: int) -> None:
     """Owner/admin removes a member; anyone removes themself (leaves).
@@ -199,6 +203,7 @@ def chat_member_remove(*, chat_id: int, actor: User, user_id: int) -> None:
     events.member_removed_on_commit(chat_id=chat.pk, user_id=user_id)
 
 
+@retry_deadlocks
 @transaction.atomic
 def chat_member_set_role(*, chat_id: int, actor: User, user_id: int, role: str) -> Chat:
     membership = membership_get(chat_id=chat_id, user=actor)
@@ -312,6 +317,7 @@ def _attachment_for(*, chat_id: int, user: User, attachment_id: int) -> Attachme
     return attachment
 
 
+@retry_deadlocks
 @transaction.atomic
 def message_edit(*, chat_id: int, message_id: int, actor: User, content: str) -> Message:
     membership_get(chat_id=chat_id, user=actor)
@@ -336,6 +342,7 @@ def message_edit(*, chat_id: int, message_id: int, actor: User, content: str) ->
     return message
 
 
+@retry_deadlocks
 @transaction.atomic
 def message_delete(*, chat_id: int, message_id: int, actor: User) -> None:
     membership = membership_get(chat_id=chat_id, user=actor)
@@ -350,6 +357,7 @@ def message_delete(*, chat_id: int, message_id: int, actor: User) -> None:
     message_soft_delete(message=message)
 
 
+@retry_deadlocks
 def message_soft_delete(*, message: Message) -> Message:
     """Blank a message in place and take a new version. Also used by the admin.
 
@@ -376,6 +384,7 @@ def message_soft_delete(*, message: Message) -> Message:
     return message
 
 
+@retry_deadlocks
 @transaction.atomic
 def chat_mark_read(*, chat_id: int, user: User, message_id: int) -> ChatUser:
     """Mark everything up to message_id read for the user. Never moves the position back."""

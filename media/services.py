@@ -104,6 +104,7 @@ def _blob_create(sha256: str, size: int, info: validation.ImageInfo) -> Blob:
     return blob
 
 
+@retry_deadlocks
 def blob_delete_if_unreferenced(*, blob_id: int) -> bool:
     """Delete a Blob and its file if no Attachment refers to it; True when deleted.
 
@@ -122,6 +123,7 @@ def blob_delete_if_unreferenced(*, blob_id: int) -> bool:
     return True
 
 
+@retry_deadlocks
 def attachment_delete_if_unattached(*, attachment_id: int) -> bool:
     """Delete an Attachment that no message carries (never sent, or its message was deleted).
 

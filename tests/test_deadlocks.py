@@ -15,8 +15,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import OperationalError, transaction
 
+from accounts import services as account_services
 from chats import events, realtime, statements
+from chats import services as chat_services
 from chats.models import Chat, ChatUser, Message
+from media import services as media_services
 from media import store
 from media.models import Attachment, Blob
 from messenger import deadlocks
@@ -110,6 +113,29 @@ def test_a_write_that_keeps_losing_gives_up_after_the_last_attempt():
         write()
     assert deadlocks.is_deadlock(raised.value)
     assert len(calls) == deadlocks.ATTEMPTS
+
+
+# Every write path ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "service",
+    [
+        *(getattr(chat_services, name) for name in ("chat_update", "chat_member_add", "chat_member_remove")),
+        *(getattr(chat_services, name) for name in ("chat_member_set_role", "message_create", "message_edit")),
+        *(getattr(chat_services, name) for name in ("message_delete", "message_soft_delete", "chat_mark_read")),
+        chat_services._group_create,
+        chat_services._direct_get_or_create,
+        account_services.user_create,
+        account_services.user_update,
+        media_services._attachment_save,
+        media_services.blob_delete_if_unreferenced,
+        media_services.attachment_delete_if_unattached,
+    ],
+    ids=lambda service: service.__qualname__,
+)
+def test_every_write_that_opens_its_own_transaction_runs_again_after_a_deadlock(service):
+    assert service.__code__ is deadlocks.retry_deadlocks(len).__code__, f"{service.__qualname__} is not retried"
 
 
 # The write paths that race on a unique key -------------------------------------------------
