@@ -76,9 +76,10 @@ def store_sends(batch: list[SocketSends]) -> tuple[Envelopes, list[list[Event] |
     replies (`message.ack` or `error`), in the order of its frames.
 
     Should the shared transaction fail (a deadlock with another process's batch locking the same
-    chats in another order), every message is stored in a transaction of its own instead; a socket
-    whose message then fails on the database gets None: it is closed, and its client resends what
-    was not acknowledged (client_id makes that safe).
+    chats in another order), every message is stored in a transaction of its own instead (each
+    run again should it lose a deadlock in turn: messenger.deadlocks); a socket whose message
+    still fails on the database gets None: it is closed, and its client resends what was not
+    acknowledged (client_id makes that safe).
     """
     if sum(len(requests) for _, requests in batch) > 1:
         try:
