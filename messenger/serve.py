@@ -8,6 +8,9 @@ deployment rather than to each command line:
   frame a little over the application's limit gets an `error` frame (the socket stays open)
   while a huge one is cut off before it is buffered.
 
+Its server paces daphne's per-connection checks and keepalive pings (messenger.paced_server):
+sockets that connected together are not all pinged at the same moment every 20 seconds.
+
 And one thing daphne lacks: `--workers N` (or WEB_WORKERS) runs N daphne processes on one
 listening socket, so a server with N cores uses them (one Python process uses about one). The
 socket is bound here and inherited by each worker (daphne's --fd); the kernel spreads the
@@ -27,6 +30,8 @@ import time
 
 from daphne import cli
 from daphne.access import AccessLogGenerator
+
+from messenger.paced_server import PacedServer
 
 # A positional `module:attribute` (not an endpoint such as tcp:port=8000:interface=...).
 APPLICATION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
@@ -118,7 +123,9 @@ def main(argv: list[str] | None = None) -> None:
     if workers > 1:
         sys.exit(serve_workers(args, workers))
     cli.AccessLogGenerator = RedactingAccessLog
-    cli.CommandLineInterface().run(daphne_arguments(args))
+    interface = cli.CommandLineInterface()
+    interface.server_class = PacedServer
+    interface.run(daphne_arguments(args))
 
 
 if __name__ == "__main__":

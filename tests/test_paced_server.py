@@ -1,0 +1,154 @@
+"""messenger.paced_server: daphne's connection checks and keepalive pings, spread over time.
+
+Driven on a simulated clock: daphne's own WebSocketProtocol.check_timeouts decides when a socket
+is pinged, the server decides when each socket is checked.
+"""
+
+import collections
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from daphne import cli
+from daphne.server import Server
+from daphne.ws_protocol import WebSocketProtocol
+
+from messenger import paced_server, serve
+from messenger.paced_server import PacedServer
+
+
+class Clock:
+    """time.time() and reactor.callLater on one simulated timeline."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+        self.calls: list[tuple[float, Callable[[], None]]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def callLater(self, delay: float, function: Callable[[], None]) -> None:
+        self.calls.append((self.now + delay, function))
+
+    def run_until(self, end: float) -> None:
+        while self.calls:
+            self.calls.sort(key=lambda call: call[0])
+            due, function = self.calls[0]
+            if due > end:
+                break
+            self.calls.pop(0)
+            self.now = due
+            function()
+
+
+@pytest.fixture
+def clock(monkeypatch) -> Clock:
+    clock = Clock()
+    monkeypatch.setattr(time, "time", clock.time)
+    monkeypatch.setattr(paced_server, "reactor", clock)
+    return clock
+
+
+def open_sockets(server: Server, clock: Clock, count: int, pings: list[tuple[float, int]]) -> None:
+    """`count` WebSockets that all opened at this moment (a restart, a reconnect storm), idle since.
+
+    Each ping sent is recorded in `pings` as (time, socket number).
+    """
+    for number in range(count):
+        protocol = WebSocketProtocol.__new__(WebSocketProtocol)
+        protocol.server = server
+        protocol.state = WebSocketProtocol.STATE_OPEN
+        protocol.socket_opened = clock.now
+        protocol.last_ping = clock.now
+        protocol._sendAutoPing = lambda number=number: pings.append((clock.now, number))
+        server.connections[protocol] = {"connected": clock.now}
+
+
+def start(server_class: type[Server], clock: Clock, monkeypatch) -> Server:
+    monkeypatch.setattr("daphne.server.reactor", clock)
+    server = server_class(application=None, endpoints=["tcp:port=0"])
+    server.connections = {}
+    clock.callLater(2, server.timeout_checker)  # as daphne's Server.run does
+    return server
+
+
+def busiest_second(pings: list[tuple[float, int]]) -> int:
+    return max(collections.Counter(int(at) for at, _ in pings).values())
+
+
+def test_daphne_alone_pings_sockets_that_opened_together_all_in_one_pass(clock, monkeypatch):
+    # given: what the paced server is for (daphne's own checker on the same timeline)
+    server = start(Server, clock, monkeypatch)
+    pings: list[tuple[float, int]] = []
+    open_sockets(server, clock, 2000, pings)
+    # when
+    clock.run_until(clock.now + 60)
+    # then
+    assert busiest_second(pings) == 2000
+
+
+def test_sockets_that_opened_together_are_pinged_spread_over_the_interval_and_each_kept_alive(clock, monkeypatch):
+    # given
+    server = start(PacedServer, clock, monkeypatch)
+    pings: list[tuple[float, int]] = []
+    open_sockets(server, clock, 2000, pings)
+    opened = clock.now
+    # when
+    clock.run_until(opened + 60)
+    # then: about 100 a second (2,000 over 20 s), never a burst
+    assert busiest_second(pings) <= 250, busiest_second(pings)
+    # and each socket is still kept alive: its first ping within an interval of the check that first
+    # sees it open (at most two check periods after it opened), each later one within an interval
+    # of the one before (plus the period between two checks of it)
+    period = paced_server.CHECK_PERIOD_SECONDS
+    times: dict[int, list[float]] = collections.defaultdict(list)
+    for at, number in pings:
+        times[number].append(at)
+    assert len(times) == 2000
+    for first, *later in times.values():
+        assert first - opened <= server.ping_interval + 2 * period + 0.01
+        gaps = [after - before for before, after in zip([first, *later], [*later, opened + 60], strict=True)]
+        assert max(gaps) <= server.ping_interval + period + 0.01, gaps
+
+
+def test_each_connection_is_checked_once_a_period_a_slice_at_a_time(clock, monkeypatch):
+    # given
+    server = start(PacedServer, clock, monkeypatch)
+    checks: list[tuple[float, Any]] = []
+    for _ in range(1000):
+        protocol = type("Http", (), {"check_timeouts": lambda self: checks.append((clock.now, self))})()
+        server.connections[protocol] = {}
+    # when: one full period after the first check
+    clock.run_until(clock.now + 2 + paced_server.CHECK_PERIOD_SECONDS - 0.01)
+    # then
+    assert len(checks) == 1000
+    assert len({id(protocol) for _, protocol in checks}) == 1000
+    per_slice = collections.Counter(at for at, _ in checks)
+    assert len(per_slice) == paced_server.CHECK_SLICES
+    assert max(per_slice.values()) == 1000 // paced_server.CHECK_SLICES
+
+
+def test_a_connection_gone_before_its_slice_is_not_checked(clock, monkeypatch):
+    # given: a round has begun with two connections
+    server = start(PacedServer, clock, monkeypatch)
+    checked: list[str] = []
+    first = type("Http", (), {"check_timeouts": lambda self: checked.append("first")})()
+    second = type("Http", (), {"check_timeouts": lambda self: checked.append("second")})()
+    server.connections = {first: {}, second: {}}
+    clock.run_until(clock.now + 2)
+    # when: the second is reaped before its slice comes
+    del server.connections[second]
+    clock.run_until(clock.now + paced_server.CHECK_PERIOD_SECONDS / paced_server.CHECK_SLICES)
+    # then
+    assert checked == ["first"]
+
+
+def test_the_launcher_runs_daphne_with_the_paced_server(monkeypatch):
+    # given
+    used: list[type] = []
+    monkeypatch.setattr(cli.CommandLineInterface, "run", lambda self, args: used.append(self.server_class))
+    # when
+    serve.main(["-b", "127.0.0.1", "-p", "0"])
+    # then
+    assert used == [PacedServer]
