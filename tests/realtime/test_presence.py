@@ -1,5 +1,6 @@
 """Presence: online while any socket is open (any process), announced on the first and the last."""
 
+import asyncio
 import os
 import time
 
@@ -76,6 +77,39 @@ async def test_the_heartbeat_renews_the_claims_of_users_with_open_sockets(connec
     await get_hub().heartbeat()
     # then
     assert user.id in await sync_to_async(presence.online_ids)([user.id])
+
+
+async def test_a_heartbeat_for_many_users_renews_every_claim_a_chunk_at_a_time_letting_the_loop_run(monkeypatch):
+    # given: more users than a chunk, and a socket's work waiting on the loop
+    monkeypatch.setattr(presence, "HEARTBEAT_CHUNK", 50)
+    user_ids = list(range(900_001, 900_121))  # three chunks
+    served_meanwhile: list[bool] = []
+    heartbeat_done = False
+
+    async def other_work() -> None:
+        served_meanwhile.append(not heartbeat_done)
+
+    chunks: list[int] = []
+    client = presence._redis_async()
+    if client is not None:  # with Redis: one script call a chunk, instead of two commands a user
+        real_eval = client.eval
+
+        async def counted_eval(script, key_count, *keys_and_args):
+            chunks.append(key_count)
+            return await real_eval(script, key_count, *keys_and_args)
+
+        monkeypatch.setattr(client, "eval", counted_eval)
+    # when
+    task = asyncio.get_running_loop().create_task(other_work())
+    await presence.heartbeat(user_ids)
+    heartbeat_done = True
+    await task
+    # then: every claim is renewed, and the loop served the other work before the heartbeat ended
+    assert await sync_to_async(presence.online_ids)(user_ids) == set(user_ids)
+    assert served_meanwhile == [True]
+    assert chunks == ([50, 50, 20] if client is not None else [])
+    for user_id in user_ids:
+        await presence.process_offline(user_id)
 
 
 @pytest.mark.redis
