@@ -9,6 +9,7 @@ tests/media/test_concurrent_uploads.py.
 import json
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -73,15 +74,21 @@ def test_a_transaction_that_lost_a_deadlock_runs_again_and_keeps_only_the_second
     assert announced == [chat_id]  # the rolled-back attempt announced nothing
 
 
-def test_a_deadlock_inside_a_callers_transaction_goes_up_to_the_caller():
-    # given: InnoDB rolled back the caller's whole transaction: running only the inner part again would be wrong
+def always_raising(error: Exception) -> tuple[Callable[[], None], list[int]]:
+    """A retried write that raises `error` every time, and the list of its calls."""
     calls: list[int] = []
 
     @deadlocks.retry_deadlocks
     def write() -> None:
         calls.append(1)
-        raise deadlock()
+        raise error
 
+    return write, calls
+
+
+def test_a_deadlock_inside_a_callers_transaction_goes_up_to_the_caller():
+    # given: InnoDB rolled back the caller's whole transaction: running only the inner part again would be wrong
+    write, calls = always_raising(deadlock())
     # when / then
     with pytest.raises(OperationalError), transaction.atomic():
         write()
@@ -89,26 +96,14 @@ def test_a_deadlock_inside_a_callers_transaction_goes_up_to_the_caller():
 
 
 def test_other_database_errors_are_not_retried():
-    calls: list[int] = []
-
-    @deadlocks.retry_deadlocks
-    def write() -> None:
-        calls.append(1)
-        raise OperationalError(2006, "MySQL server has gone away")
-
+    write, calls = always_raising(OperationalError(2006, "MySQL server has gone away"))
     with pytest.raises(OperationalError):
         write()
     assert len(calls) == 1
 
 
 def test_a_write_that_keeps_losing_gives_up_after_the_last_attempt():
-    calls: list[int] = []
-
-    @deadlocks.retry_deadlocks
-    def write() -> None:
-        calls.append(1)
-        raise deadlock()
-
+    write, calls = always_raising(deadlock())
     with pytest.raises(OperationalError) as raised:
         write()
     assert deadlocks.is_deadlock(raised.value)
