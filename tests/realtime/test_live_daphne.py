@@ -6,6 +6,7 @@ this process's memory) as well as Redis (REDIS_URL) for the channel layer betwee
 """
 
 import asyncio
+import base64
 import json
 import os
 import socket
@@ -83,7 +84,7 @@ def _http(method: str, url: str, token: str | None = None, body: dict[str, Any] 
 
 
 class Daphne:
-    def __init__(self, tmp_path: Path, workers: int = 1) -> None:
+    def __init__(self, tmp_path: Path, workers: int = 1, options: tuple[str, ...] = ()) -> None:
         self.port = _free_port()
         env = {
             **os.environ,
@@ -97,9 +98,9 @@ class Daphne:
             "LOG_LEVEL": "WARNING",
         }
         command = [DAPHNE, "-v", "0", "-b", "127.0.0.1", "-p", str(self.port), "messenger.asgi:application"]
-        if workers > 1:
+        if workers > 1 or options:
             command = [sys.executable, "-m", "messenger.serve", "--workers", str(workers), "-v", "0"]
-            command += ["-b", "127.0.0.1", "-p", str(self.port)]
+            command += ["-b", "127.0.0.1", "-p", str(self.port), *options]
         self.process = subprocess.Popen(
             command,
             cwd=ROOT,
@@ -227,3 +228,63 @@ async def test_the_launchers_workers_share_one_port_and_every_socket_gets_the_me
         await asyncio.to_thread(server.stop)
     # and stopping the launcher stops its workers
     assert not [worker for worker in workers if worker.is_running() and worker.status() != psutil.STATUS_ZOMBIE]
+
+
+def _read_frame(stream: socket.socket) -> tuple[int, bytes]:
+    """One WebSocket frame from the server (unmasked): (opcode, payload); (-1, b"") when it hung up."""
+
+    def exactly(count: int) -> bytes:
+        data = b""
+        while len(data) < count:
+            chunk = stream.recv(count - len(data))
+            if not chunk:
+                raise EOFError
+            data += chunk
+        return data
+
+    try:
+        first, second = exactly(2)
+        length = second & 0x7F
+        if length == 126:
+            length = int.from_bytes(exactly(2), "big")
+        elif length == 127:
+            length = int.from_bytes(exactly(8), "big")
+        return first & 0x0F, exactly(length)
+    except (EOFError, ConnectionResetError):
+        return -1, b""
+
+
+def test_a_peer_that_stops_answering_is_pinged_then_closed_by_the_launchers_server(tmp_path, user):
+    # given: the launcher's server (pings paced by messenger.paced_server) pinging after 1 s of quiet,
+    # and a client that completes the handshake and then never answers a ping (a vanished laptop)
+    server = Daphne(tmp_path / "pings", options=("--ping-interval", "1", "--ping-timeout", "2"))
+    try:
+        server.wait_ready()
+        stream = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        key = base64.b64encode(os.urandom(16)).decode()
+        stream.sendall(
+            (
+                f"GET /ws/?token={access_token(user)} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+                f"Origin: http://127.0.0.1:{server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            ).encode()
+        )
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += stream.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 101"), answer
+        # when: we read what the server sends, answering nothing
+        opcodes = []
+        started = time.monotonic()
+        while time.monotonic() - started < 15:
+            opcode, _ = _read_frame(stream)
+            opcodes.append(opcode)
+            if opcode in (0x8, -1):  # a close frame, or the connection dropped
+                break
+        stream.close()
+    finally:
+        server.stop()
+    # then: pinged (opcode 9) within the interval, and closed once the ping went unanswered
+    assert 0x9 in opcodes, opcodes
+    assert opcodes[-1] in (0x8, -1), opcodes
+    assert time.monotonic() - started < 15
