@@ -7,6 +7,7 @@ in-memory channel layer. Production sets DATABASE_URL (MySQL/MariaDB) and REDIS_
 import os
 import secrets
 import sys
+import tempfile
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
@@ -169,8 +170,16 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
             },
+            "CONN_MAX_AGE": env_int("CONN_MAX_AGE", 60),
         }
     }
+    if TESTING:
+        # pytest-django's default SQLite test database lives in memory with a shared cache, whose
+        # locks refuse a second writer at once; a file of its own (WAL, BEGIN IMMEDIATE, as the
+        # server runs SQLite) lets the concurrency tests run on the embedded default too.
+        # tests/conftest.py removes it and its -wal and -shm files after the run.
+        _test_db = Path(tempfile.gettempdir()) / f"messenger-test-{os.getpid()}.sqlite3"
+        DATABASES["default"]["TEST"] = {"NAME": str(_test_db)}
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # redis-py 8 caps an async pool at 100 connections and channels-redis does not raise it;

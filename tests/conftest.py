@@ -1,8 +1,10 @@
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -10,6 +12,18 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import User
 from chats.models import Chat, ChatUser, Message
 from tests.factories import UserFactory, group_with
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sqlite_test_files_removed() -> Iterator[None]:
+    """The embedded run's SQLite test database is a file (see messenger/settings.py): pytest-django
+    deletes the file at the end, this its -wal and -shm companions (set up first, torn down last)."""
+    yield
+    database: dict[str, Any] = django_settings.DATABASES["default"]
+    name = database.get("TEST", {}).get("NAME")
+    if str(database["ENGINE"]).endswith("sqlite3") and name:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{name}{suffix}").unlink(missing_ok=True)
 
 
 @pytest.fixture(autouse=True)

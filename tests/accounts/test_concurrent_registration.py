@@ -1,8 +1,5 @@
 """Two people registering the same name at the same moment: the unique index decides, the loser gets
-a 400 naming the field (never a 500). MariaDB only: SQLite's in-memory test database refuses
-concurrent writers outright (see tests/chats/test_concurrency.py)."""
-
-import os
+a 400 naming the field (never a 500). On MariaDB and on SQLite (see tests/chats/test_concurrency.py)."""
 
 import pytest
 from django.test import Client
@@ -11,14 +8,7 @@ from accounts.models import User
 from tests.concurrency import run_together
 from tests.factories import DEFAULT_PASSWORD
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.mysql,
-    pytest.mark.skipif(
-        not os.environ.get("DATABASE_URL"),
-        reason="needs MariaDB (DATABASE_URL): SQLite's in-memory test database refuses concurrent writers",
-    ),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def register(username: str, email: str) -> tuple[int, dict]:

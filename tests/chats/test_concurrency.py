@@ -1,10 +1,9 @@
 """Concurrent writers with real threads and real transactions: versions never collide, a pair never
 gets two direct chats, a client_id never makes two messages.
 
-On MariaDB these race for the chat's row lock and the unique indexes. They are skipped on SQLite:
-pytest-django's SQLite test database lives in memory with a shared cache, where a second writer fails
-at once with "database table is locked" (the busy timeout does not apply to shared-cache locks).
-The server's own SQLite file (WAL, BEGIN IMMEDIATE) waits instead, but the test database is not that.
+On MariaDB these race for the chat's row lock and the unique indexes; on SQLite (the embedded
+default: WAL, BEGIN IMMEDIATE, and a test database in a file of its own, see messenger/settings.py)
+the writers queue for the database's one write lock. Either way the outcome must be the same.
 """
 
 import os
@@ -20,13 +19,13 @@ from chats.models import Chat, ChatUser, Message
 from tests.concurrency import run_together
 from tests.factories import UserFactory, group_with
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# These two watch MariaDB's process list for a request waiting on the chat's row lock.
+needs_mariadb = [
     pytest.mark.mysql,
     pytest.mark.skipif(
-        not os.environ.get("DATABASE_URL"),
-        reason="needs MariaDB (DATABASE_URL): SQLite's in-memory test database refuses concurrent writers "
-        "with 'database table is locked' instead of waiting",
+        not os.environ.get("DATABASE_URL"), reason="watches MariaDB's PROCESSLIST for the waiting request"
     ),
 ]
 
@@ -190,6 +189,8 @@ def wait_until_a_transaction_waits_for_a_lock() -> None:
     raise AssertionError("the other request never waited for the chat's lock")
 
 
+@needs_mariadb[0]
+@needs_mariadb[1]
 def test_a_member_removed_while_sending_does_not_get_the_message_in():
     # given: the owner holds the chat's lock while removing the member, whose send waits for it
     owner, member = UserFactory.create(), UserFactory.create()
@@ -218,6 +219,8 @@ def test_a_member_removed_while_sending_does_not_get_the_message_in():
     assert Chat.objects.get(pk=chat.pk).version == 0
 
 
+@needs_mariadb[0]
+@needs_mariadb[1]
 def test_a_member_removed_while_marking_read_gets_404_not_500():
     # given
     owner, member = UserFactory.create(), UserFactory.create()

@@ -1,10 +1,8 @@
 """Identical uploads at the same moment, with real threads and transactions: one Blob, one file.
 
-MariaDB only, for the reason given in tests/chats/test_concurrency.py (SQLite's in-memory test
-database refuses a second writer instead of waiting).
+On MariaDB and on SQLite (see tests/chats/test_concurrency.py).
 """
 
-import os
 import threading
 
 import pytest
@@ -16,11 +14,7 @@ from media.models import Attachment, Blob
 from tests.factories import UserFactory
 from tests.media import images
 
-pytestmark = [
-    pytest.mark.django_db(transaction=True),
-    pytest.mark.mysql,
-    pytest.mark.skipif(not os.environ.get("DATABASE_URL"), reason="needs MariaDB (DATABASE_URL)"),
-]
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_identical_uploads_racing_store_one_blob_and_one_file():
