@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from chats.consumers import RealtimeConsumer
+from chats.realtime.consumer import RealtimeConsumer
 
 # django-stubs types path() for views; Channels' URLRouter takes ASGI applications.
 websocket_urlpatterns = [

@@ -92,10 +92,12 @@ def chat_detail(*, chat_id: int, user: User) -> Chat | None:
     return attach_members([chat])[0]
 
 
-def chat_with_members(chat_id: int) -> Chat:
-    """A chat with its members and last message, for rendering it to each member in turn."""
-    chat = Chat.objects.select_related("last_message__sender", "last_message__attachment__blob").get(pk=chat_id)
-    return attach_members([chat])[0]
+def chat_with_members_or_none(chat_id: int) -> Chat | None:
+    """A chat with its members and last message (two queries), for rendering its events."""
+    chat = (
+        Chat.objects.select_related("last_message__sender", "last_message__attachment__blob").filter(pk=chat_id).first()
+    )
+    return attach_members([chat])[0] if chat is not None else None
 
 
 def member_ids(chat_id: int) -> list[int]:

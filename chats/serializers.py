@@ -48,31 +48,36 @@ def message_data(message: Message, *, online_ids: set[int] | None) -> dict[str, 
     }
 
 
-def chat_data(chat: Chat, *, viewer: User | MemberUser, online_ids: set[int] | None) -> dict[str, Any]:
-    """ChatSerializer's output for one viewer, built directly (see messenger.rendering).
+def chat_shared_data(chat: Chat, *, online_ids: set[int] | None) -> dict[str, Any]:
+    """The part of a Chat that every member sees alike (chat_data adds the viewer's own fields).
 
     Reads only what the selectors loaded: the members (selectors.attach_members) and
     chat.last_message with its sender and attachment (select_related).
     """
-    members = []
-    mine: Member | None = None
-    for membership in members_of(chat):
-        if membership.user_id == viewer.pk:
-            mine = membership
-        user_data = public_user_data(membership.user, is_online=_online(membership.user_id, online_ids))
-        members.append({"user": user_data, "role": membership.role})
+    members = [
+        {"user": public_user_data(m.user, is_online=_online(m.user_id, online_ids)), "role": m.role}
+        for m in members_of(chat)
+    ]
     last = chat.last_message
     return {
         "id": chat.pk,
         "is_group": chat.is_group,
         "title": chat.title,
         "members": members,
-        "my_role": mine.role if mine else None,
         "last_message": message_data(last, online_ids=online_ids) if last is not None else None,
-        "unread_count": mine.unread_count if mine else 0,
-        "last_read_id": mine.last_read_id if mine else 0,
         "version": chat.version,
         "created_at": datetime_text(chat.created_at),
+    }
+
+
+def chat_data(chat: Chat, *, viewer: User | MemberUser, online_ids: set[int] | None) -> dict[str, Any]:
+    """ChatSerializer's output for one viewer, built directly (see messenger.rendering)."""
+    mine: Member | None = next((m for m in members_of(chat) if m.user_id == viewer.pk), None)
+    return {
+        **chat_shared_data(chat, online_ids=online_ids),
+        "my_role": mine.role if mine else None,
+        "unread_count": mine.unread_count if mine else 0,
+        "last_read_id": mine.last_read_id if mine else 0,
     }
 
 
@@ -235,12 +240,32 @@ class MessageCreateSerializer(serializers.Serializer[Any]):
     client_id = serializers.CharField(required=False, allow_null=True, max_length=64)
 
 
+class MessageSendSerializer(MessageCreateSerializer):
+    """`message.send` over a socket: the REST body's fields and rules, plus its chat (implied on
+    /ws/chat/<id>/) and a required client_id (the `message.ack` names it)."""
+
+    chat_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    client_id = serializers.CharField(max_length=64)
+
+
+class ChatFrameSerializer(serializers.Serializer[Any]):
+    """A `typing` frame: its chat (implied on /ws/chat/<id>/)."""
+
+    chat_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+
+
 class MessageEditSerializer(serializers.Serializer[Any]):
     content = serializers.CharField(allow_blank=True, trim_whitespace=False, max_length=100_000)
 
 
 class ReadSerializer(serializers.Serializer[Any]):
     message_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+
+
+class ReadFrameSerializer(ReadSerializer):
+    """A `read` frame: POST /api/chats/{id}/read's body, plus its chat."""
+
+    chat_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
 
 
 class ReadResultSerializer(serializers.Serializer[Any]):

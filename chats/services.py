@@ -1,15 +1,18 @@
 """Every write to chats and messages. REST views and WebSocket consumers both call these.
 
 Services raise Django's ValidationError (bad input), PermissionDenied (a member without the
-role) and Http404 (not a member: the chat's existence is never revealed). Events are
-announced with realtime.broadcast_on_commit, so listeners hear only of committed rows.
+role) and Http404 (not a member: the chat's existence is never revealed). Each opens its
+transaction with `outbox.atomic()` and records typed events (chats.realtime.events) in it; they
+are rendered once and published after the commit, so listeners hear only of committed rows.
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError
 from django.db.models import (
     F,
     OuterRef,
@@ -19,8 +22,20 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
-from chats import events, statements
+from chats import statements
 from chats.models import Chat, ChatUser, Message
+from chats.realtime import outbox, render
+from chats.realtime.events import (
+    ChatCreated,
+    ChatRead,
+    ChatRenamed,
+    MemberAdded,
+    MemberRemoved,
+    MemberRoleChanged,
+    MessageCreated,
+    MessageDeleted,
+    MessageUpdated,
+)
 from media.models import Attachment
 from messenger.deadlocks import retry_deadlocks
 
@@ -84,7 +99,7 @@ def chat_create(
 
 
 @retry_deadlocks
-@transaction.atomic
+@outbox.atomic()
 def _group_create(*, creator: User, title: str | None, member_ids: list[int]) -> Chat:
     clean_title = _clean_title(title)
     if len(member_ids) + 1 > settings.GROUP_MAX_MEMBERS:
@@ -95,7 +110,7 @@ def _group_create(*, creator: User, title: str | None, member_ids: list[int]) ->
         [ChatUser(chat=chat, user=creator, role=Role.OWNER)]
         + [ChatUser(chat=chat, user=user, role=Role.MEMBER) for user in users]
     )
-    events.chat_created_on_commit(chat_id=chat.pk)
+    outbox.record(ChatCreated(chat_id=chat.pk))
     return chat
 
 
@@ -112,12 +127,12 @@ def _direct_get_or_create(*, creator: User, other_id: int) -> tuple[Chat, bool]:
         return existing, False
     other = _existing_users([other_id])[0]
     try:
-        with transaction.atomic():
+        with outbox.atomic():
             chat = Chat.objects.create(is_group=False, title=None, direct_key=key)
             ChatUser.objects.bulk_create(
                 [ChatUser(chat=chat, user=creator, role=Role.MEMBER), ChatUser(chat=chat, user=other, role=Role.MEMBER)]
             )
-            events.chat_created_on_commit(chat_id=chat.pk)
+            outbox.record(ChatCreated(chat_id=chat.pk))
     except IntegrityError:
         # A concurrent request created the pair's chat first; the unique direct_key decided.
         return Chat.objects.get(direct_key=key), False
@@ -125,7 +140,7 @@ def _direct_get_or_create(*, creator: User, other_id: int) -> tuple[Chat, bool]:
 
 
 @retry_deadlocks
-@transaction.atomic
+@outbox.atomic()
 def chat_update(*, chat_id: int, actor: User, title: str) -> Chat:
     membership = membership_get(chat_id=chat_id, user=actor)
     chat = membership.chat
@@ -135,12 +150,12 @@ def chat_update(*, chat_id: int, actor: User, title: str) -> Chat:
         raise PermissionDenied("Only the group's owner or an admin can rename it.")
     chat.title = _clean_title(title)
     chat.save(update_fields=["title"])
-    events.chat_updated_on_commit(chat_id=chat.pk)
+    outbox.record(ChatRenamed(chat_id=chat.pk))
     return chat
 
 
 @retry_deadlocks
-@transaction.atomic
+@outbox.atomic()
 def chat_member_add(*, chat_id: int, actor: User, user_id: int) -> Chat:
     membership = membership_get(chat_id=chat_id, user=actor)
     if not membership.chat.is_group:
@@ -157,7 +172,7 @@ def chat_member_add(*, chat_id: int, actor: User, user_id: int) -> Chat:
         raise ValidationError({"user_id": [f"No such user: {user_id}."]})
     # A newcomer starts with everything before them read: the newest message, kept under this lock.
     ChatUser.objects.create(chat=chat, user=user, role=Role.MEMBER, last_read_id=chat.last_message_id or 0)
-    events.member_added_on_commit(chat_id=chat.pk, user_id=user.pk)
+    outbox.record(MemberAdded(chat_id=chat.pk, user_id=user.pk))
     return chat
 
 
@@ -169,7 +184,7 @@ def chats_refresh_last_message(chat_ids: Sequence[int]) -> None:
 
 
 @retry_deadlocks
-@transaction.atomic
+@outbox.atomic()
 def chat_member_remove(*, chat_id: int, actor: User, user_id: int) -> None:
     """Owner/admin removes a member; anyone removes themself (leaves).
 
@@ -199,12 +214,12 @@ def chat_member_remove(*, chat_id: int, actor: User, user_id: int) -> None:
         if heir is not None:
             heir.role = Role.OWNER
             heir.save(update_fields=["role"])
-            events.chat_updated_on_commit(chat_id=chat.pk)
-    events.member_removed_on_commit(chat_id=chat.pk, user_id=user_id)
+            outbox.record(MemberRoleChanged(chat_id=chat.pk, user_id=heir.user_id, role=Role.OWNER))
+    outbox.record(MemberRemoved(chat_id=chat.pk, user_id=user_id))
 
 
 @retry_deadlocks
-@transaction.atomic
+@outbox.atomic()
 def chat_member_set_role(*, chat_id: int, actor: User, user_id: int, role: str) -> Chat:
     membership = membership_get(chat_id=chat_id, user=actor)
     if not membership.chat.is_group:
@@ -221,11 +236,33 @@ def chat_member_set_role(*, chat_id: int, actor: User, user_id: int, role: str) 
     if target.role != role:
         target.role = role
         target.save(update_fields=["role"])
-        events.chat_updated_on_commit(chat_id=chat_id)
+        outbox.record(MemberRoleChanged(chat_id=chat_id, user_id=user_id, role=role))
     return membership.chat
 
 
 # Messages -----------------------------------------------------------------------------
+
+
+@dataclass
+class MessageResult:
+    """A stored (or found) message, and the event its change recorded.
+
+    Once the transaction has committed, `payload()` is the Message as its event showed it to
+    every member, rendered once (chats.realtime.render): the REST answer and the socket's
+    `message.ack` reuse it.
+    """
+
+    message: Message
+    created: bool
+    entry: outbox.Entry | None = None
+
+    def payload(self) -> tuple[dict[str, Any], str]:
+        """(the Message as the contract shows it, its JSON text)."""
+        entry = self.entry
+        if entry is not None and entry.message is not None and entry.message_text is not None:
+            return entry.message, entry.message_text
+        # No event (a repeated client_id) or its rendering failed: render it here.
+        return render.message_payloads([self.message.pk])[self.message.pk]
 
 
 @retry_deadlocks
@@ -236,8 +273,8 @@ def message_create(
     content: str | None = None,
     attachment_id: int | None = None,
     client_id: str | None = None,
-) -> tuple[Message, bool]:
-    """Store a message and announce it; returns (message, created).
+) -> MessageResult:
+    """Store a message and announce it (`created`), or find the sender's first with this client_id.
 
     A client_id the sender used before returns the first message and creates nothing, so a
     client may retry a send whose answer it never saw.
@@ -254,13 +291,13 @@ def message_create(
         first = Message.objects.filter(sender=sender, client_id=client_id).first()
         if first is None:
             raise
-        return first, False
+        return MessageResult(first, created=False)
 
 
-@transaction.atomic
+@outbox.atomic()
 def _message_create(
     *, chat_id: int, sender: User, content: str | None, attachment_id: int | None, client_id: str | None
-) -> tuple[Message, bool]:
+) -> MessageResult:
     # The hot path of the messenger: five statements, four of them in SQL (chats.statements).
     # The chat's row lock comes first, with the membership read under it, so a member removed
     # while this send waited gets 404 and nothing lands.
@@ -270,7 +307,7 @@ def _message_create(
     if client_id is not None:
         first_id = statements.message_id_for_client_id(sender.pk, client_id)
         if first_id is not None:
-            return Message.objects.select_related("sender", "attachment__blob").get(pk=first_id), False
+            return MessageResult(Message.objects.get(pk=first_id), created=False)
     attachment = None
     if attachment_id is not None:
         attachment = _attachment_for(chat_id=chat_id, user=sender, attachment_id=attachment_id)
@@ -299,11 +336,11 @@ def _message_create(
         newly_read = _mark_others_read(
             chat_id=chat_id, reader=sender, after_id=locked.last_read_id, up_to_id=message.pk
         )
-    events.message_created_on_commit(message=message)
+    entry = outbox.record(MessageCreated(chat_id=chat_id, message_id=message.pk, version=message.version))
     if newly_read:
         # Others' messages just became read (is_read): their senders' ticks change.
-        events.chat_read_on_commit(chat_id=chat_id, user_id=sender.pk, last_read_id=message.pk)
-    return message, True
+        outbox.record(ChatRead(chat_id=chat_id, user_id=sender.pk, last_read_id=message.pk))
+    return MessageResult(message, created=True, entry=entry)
 
 
 def _attachment_for(*, chat_id: int, user: User, attachment_id: int) -> Attachment:
@@ -318,8 +355,8 @@ def _attachment_for(*, chat_id: int, user: User, attachment_id: int) -> Attachme
 
 
 @retry_deadlocks
-@transaction.atomic
-def message_edit(*, chat_id: int, message_id: int, actor: User, content: str) -> Message:
+@outbox.atomic()
+def message_edit(*, chat_id: int, message_id: int, actor: User, content: str) -> MessageResult:
     membership_get(chat_id=chat_id, user=actor)
     # The message is read under the chat's lock: a delete that committed meanwhile is seen here
     # (read committed), and its blanked text is never overwritten by this edit.
@@ -338,12 +375,12 @@ def message_edit(*, chat_id: int, message_id: int, actor: User, content: str) ->
     message.edited_at = timezone.now()
     message.version = chat.version
     message.save(update_fields=["content", "edited_at", "version"])
-    events.message_updated_on_commit(message=message)
-    return message
+    entry = outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
+    return MessageResult(message, created=False, entry=entry)
 
 
 @retry_deadlocks
-@transaction.atomic
+@outbox.atomic()
 def message_delete(*, chat_id: int, message_id: int, actor: User) -> None:
     membership = membership_get(chat_id=chat_id, user=actor)
     message = Message.objects.filter(pk=message_id, chat_id=chat_id).first()
@@ -364,7 +401,7 @@ def message_soft_delete(*, message: Message) -> Message:
     Deleting a deleted message changes nothing: the check runs under the chat's lock, so of two
     concurrent deletes only the first takes a version and lowers the unread counts.
     """
-    with transaction.atomic():
+    with outbox.atomic():
         chat = _lock_chat(message.chat_id)
         if Message.objects.filter(pk=message.pk, deleted=True).exists():
             message.refresh_from_db()
@@ -380,12 +417,12 @@ def message_soft_delete(*, message: Message) -> Message:
         ChatUser.objects.filter(chat=chat, last_read_id__lt=message.pk, unread_count__gt=0).exclude(
             user_id=message.sender_id
         ).update(unread_count=F("unread_count") - 1)
-        events.message_deleted_on_commit(chat_id=chat.pk, message_id=message.pk, version=message.version)
+        outbox.record(MessageDeleted(chat_id=chat.pk, message_id=message.pk, version=message.version))
     return message
 
 
 @retry_deadlocks
-@transaction.atomic
+@outbox.atomic()
 def chat_mark_read(*, chat_id: int, user: User, message_id: int) -> ChatUser:
     """Mark everything up to message_id read for the user. Never moves the position back."""
     membership_get(chat_id=chat_id, user=user)
@@ -394,7 +431,7 @@ def chat_mark_read(*, chat_id: int, user: User, message_id: int) -> ChatUser:
     chat = _lock_chat(chat_id)
     moved, _ = _advance_read(chat=chat, user=user, message_id=message_id)
     if moved:
-        events.chat_read_on_commit(chat_id=chat_id, user_id=user.pk, last_read_id=message_id)
+        outbox.record(ChatRead(chat_id=chat_id, user_id=user.pk, last_read_id=message_id))
     return ChatUser.objects.get(chat_id=chat_id, user=user)  # present: _advance_read checked under the lock
 
 

@@ -43,10 +43,10 @@ def render_chat(request: Request, chat_id: int, *, status_code: int = status.HTT
     return Response(ChatSerializer(chat, context=context).data, status=status_code)
 
 
-def render_message(request: Request, message: Message, *, status_code: int = status.HTTP_200_OK) -> Response:
-    message = selectors.message_queryset().get(pk=message.pk)
-    context = selectors.presence_context([message.sender])
-    return Response(MessageSerializer(message, context=context).data, status=status_code)
+def message_response(result: services.MessageResult, *, status_code: int = status.HTTP_200_OK) -> Response:
+    """The Message as its event showed it to every member (rendered once, after the commit)."""
+    data, _ = result.payload()
+    return Response(data, status=status_code)
 
 
 class PathIdsInRange:
@@ -185,22 +185,20 @@ class MessageViewSet(PathIdsInRange, mixins.ListModelMixin, viewsets.GenericView
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = MessageCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        message, created = services.message_create(
-            chat_id=self.chat_id(), sender=request_user(request), **data.validated_data
-        )
-        return render_message(request, message, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        result = services.message_create(chat_id=self.chat_id(), sender=request_user(request), **data.validated_data)
+        return message_response(result, status_code=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
 
     @extend_schema(request=MessageEditSerializer, responses=MessageSerializer)
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = MessageEditSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        message = services.message_edit(
+        result = services.message_edit(
             chat_id=self.chat_id(),
             message_id=int(kwargs["pk"]),
             actor=request_user(request),
             content=data.validated_data["content"],
         )
-        return render_message(request, message)
+        return message_response(result)
 
     @extend_schema(request=None, responses={204: None})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:

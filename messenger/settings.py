@@ -10,6 +10,7 @@ import sys
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import django_stubs_ext
@@ -185,6 +186,10 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 # redis-py 8 caps an async pool at 100 connections and channels-redis does not raise it;
 # connection storms then fail. Size the pool explicitly.
 REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)
+# The real-time path's uses of daphne's, Twisted's, autobahn's, channels' and channels-redis's
+# internals, all in chats/realtime/adapter.py; false runs plain ASGI and the stock layers (what
+# to try first when an upgrade of one of them misbehaves; CI runs the real-time suite both ways).
+SERVER_INTERNALS = env_bool("SERVER_INTERNALS", default=True)
 if REDIS_URL:
     # The PubSub layer: one PUBLISH per event and Redis pushes it to every process's hub (one
     # subscription per group per process); why not the core RedisChannelLayer: docs/realtime.md.
@@ -192,7 +197,9 @@ if REDIS_URL:
     # max_connections.
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "chats.layers.BatchedRedisPubSubChannelLayer",
+            "BACKEND": "chats.realtime.adapter.BatchedRedisPubSubChannelLayer"
+            if SERVER_INTERNALS
+            else "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
                 "hosts": [{"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS}],
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "messenger"),
@@ -209,10 +216,14 @@ if REDIS_URL:
 else:
     # One process: the hub's one channel receives every event, so its queue must hold a burst
     # (the default capacity of 100 would drop events silently). Channels' in-memory layer, with
-    # its expiry sweep run once a second instead of on every event (chats/layers.py).
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "chats.layers.SweepingInMemoryChannelLayer", "CONFIG": {"capacity": 100_000}}
+    # its expiry sweep run once a second instead of on every event (chats/realtime/adapter.py).
+    _in_memory_layer: dict[str, Any] = {
+        "BACKEND": "chats.realtime.adapter.SweepingInMemoryChannelLayer"
+        if SERVER_INTERNALS
+        else "channels.layers.InMemoryChannelLayer",
+        "CONFIG": {"capacity": 100_000},
     }
+    CHANNEL_LAYERS = {"default": _in_memory_layer}
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 AUTH_USER_MODEL = "accounts.User"
@@ -308,7 +319,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
     + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "messenger.json_input.StrictJSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",

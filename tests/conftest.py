@@ -149,3 +149,23 @@ def set_online() -> Iterator[Callable[[User], None]]:
     yield mark
     for user_id in marked:
         call(presence.process_offline, user_id)
+
+
+@pytest.fixture
+def announced(monkeypatch) -> list[tuple[str, dict[str, Any]]]:
+    """What services published after their commits: (group, envelope), in order (none is sent).
+
+    Each envelope's text is the frame as sockets receive it; `frames(announced)` decodes them.
+    """
+    from chats.realtime import outbox
+
+    published: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(outbox, "publish_from_thread", published.extend)
+    return published
+
+
+def frames(envelopes: list[tuple[str, dict[str, Any]]]) -> list[tuple[str, dict[str, Any]]]:
+    """(group, decoded frame) of published envelopes."""
+    import json
+
+    return [(group, json.loads(envelope["text"])) for group, envelope in envelopes]

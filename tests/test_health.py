@@ -29,7 +29,7 @@ def test_healthz_needs_no_token(client):
 
 
 @pytest.mark.parametrize(
-    "backend", ["channels_redis.core.RedisChannelLayer", "chats.layers.BatchedRedisPubSubChannelLayer"]
+    "backend", ["channels_redis.core.RedisChannelLayer", "chats.realtime.adapter.BatchedRedisPubSubChannelLayer"]
 )
 @pytest.mark.django_db
 def test_healthz_answers_503_naming_the_channel_layer_when_it_is_down(client, settings, backend):

@@ -51,10 +51,12 @@ def test_attachment(user):
 def test_messages_plain_edited_with_image_and_deleted(user, other_user):
     chat = group_with(user, other_user, owner=user)
     plain = message_in(chat, user, "plain 🙂")
-    edited = services.message_edit(chat_id=chat.pk, message_id=message_in(chat, user).pk, actor=user, content="new")
+    edited = services.message_edit(
+        chat_id=chat.pk, message_id=message_in(chat, user).pk, actor=user, content="new"
+    ).message
     attachment = media_services.attachment_create(uploader=user, file=SimpleUploadedFile("a.png", images.png()))
-    with_image, _ = services.message_create(chat_id=chat.pk, sender=user, content="", attachment_id=attachment.pk)
-    gone, _ = services.message_create(chat_id=chat.pk, sender=user, content="x", attachment_id=attachment.pk)
+    with_image = services.message_create(chat_id=chat.pk, sender=user, content="", attachment_id=attachment.pk).message
+    gone = services.message_create(chat_id=chat.pk, sender=user, content="x", attachment_id=attachment.pk).message
     services.message_delete(chat_id=chat.pk, message_id=gone.pk, actor=user)
     page = selectors.message_page(chat_id=chat.pk, limit=10).results
     assert {m.pk for m in page} == {plain.pk, edited.pk, with_image.pk, gone.pk}

@@ -77,7 +77,7 @@ def test_start_with_nothing_set_is_the_embedded_default(tmp_path):
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.splitlines()[-1]) == [
         "django.db.backends.sqlite3",
-        "chats.layers.SweepingInMemoryChannelLayer",
+        "chats.realtime.adapter.SweepingInMemoryChannelLayer",
     ]
 
 
@@ -95,7 +95,7 @@ def test_start_with_database_and_redis_urls_uses_mysql_and_redis(tmp_path):
     assert result.returncode == 0, result.stderr
     engine, layer, cache = json.loads(result.stdout.splitlines()[-1])
     assert engine == "django.db.backends.mysql"
-    assert layer == "chats.layers.BatchedRedisPubSubChannelLayer"
+    assert layer == "chats.realtime.adapter.BatchedRedisPubSubChannelLayer"
     assert cache == "django.core.cache.backends.redis.RedisCache"
 
 

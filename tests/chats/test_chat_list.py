@@ -175,7 +175,7 @@ def test_a_chat_the_caller_left_disappears_from_the_list(api_client, user, other
 def test_a_message_sent_through_the_service_becomes_the_chats_last_message(api_client, user, chat):
     # given
     message_in(chat, user, "older")
-    sent, _ = message_create(chat_id=chat.id, sender=user, content="newest")
+    sent = message_create(chat_id=chat.id, sender=user, content="newest").message
     # when
     r = api_client.get("/api/chats")
     # then

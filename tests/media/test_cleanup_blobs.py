@@ -106,7 +106,7 @@ def sent_unsent_and_deleted(chat, user, make_attachment):
     chat_services.message_create(chat_id=chat.pk, sender=user, attachment_id=sent.pk)
     unsent = make_attachment(user, images.png(color=(4, 4, 4)))
     deleted = make_attachment(user, images.png(color=(5, 5, 5)))
-    message, _ = chat_services.message_create(chat_id=chat.pk, sender=user, attachment_id=deleted.pk)
+    message = chat_services.message_create(chat_id=chat.pk, sender=user, attachment_id=deleted.pk).message
     chat_services.message_delete(chat_id=chat.pk, message_id=message.pk, actor=user)
     Attachment.objects.update(created_at=timezone.now() - timedelta(days=7))
     return sent, unsent, deleted

@@ -11,7 +11,7 @@ from tests.media import images
 def post_image(make_attachment):
     def post(chat, sender, n: int):
         attachment = make_attachment(sender, images.png(color=(n % 256, n // 256, 7)), name=f"{n}.png")
-        message, _ = chat_services.message_create(chat_id=chat.pk, sender=sender, attachment_id=attachment.pk)
+        message = chat_services.message_create(chat_id=chat.pk, sender=sender, attachment_id=attachment.pk).message
         return message
 
     return post

@@ -16,7 +16,7 @@ from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from chats.hub import stop_hub
+from chats.realtime.hub import stop_hub
 from messenger.asgi import application
 
 TIMEOUT = 3

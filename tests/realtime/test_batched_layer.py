@@ -1,4 +1,4 @@
-"""The Redis layer sends the commands of one moment together (chats.layers.BatchedShard), in order."""
+"""The Redis layer sends the commands of one moment together (chats.realtime.adapter.BatchedShard), in order."""
 
 import asyncio
 import os
@@ -8,7 +8,7 @@ from unittest import mock
 import pytest
 from django.conf import settings
 
-from chats.layers import BatchedRedisPubSubChannelLayer
+from chats.realtime.adapter import BatchedRedisPubSubChannelLayer
 from tests.test_health import unused_port
 
 pytestmark = [

@@ -1,4 +1,4 @@
-"""chats.delivery.write_now: a broadcast frame reaches the socket at once, in order, under daphne's
+"""chats.realtime.adapter.write_now: a broadcast frame reaches the socket at once, in order, under daphne's
 Twisted transport (a real tcp.Server and autobahn protocol over a socket pair; the reactor is a
 recorder, so that nothing is written unless the code under test writes it)."""
 
@@ -10,7 +10,7 @@ import pytest
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.internet import tcp
 
-from chats.delivery import write_now
+from chats.realtime.adapter import write_now
 
 
 class RecordingReactor:

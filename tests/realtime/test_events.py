@@ -68,15 +68,32 @@ async def test_edit_and_delete_reach_the_socket_with_their_versions(connect, res
     assert gone == {"type": "message.deleted", "chat_id": chat.id, "message_id": message.id, "version": 3}
 
 
-async def test_renaming_a_group_reaches_members_as_chat_updated(connect, rest, user, other_user, chat):
+async def test_renaming_a_group_reaches_members_as_a_chat_updated_delta(connect, rest, user, other_user, chat):
+    # given
+    socket = await connect(other_user, "/ws/")
+    chat_socket = await connect(other_user, f"/ws/chat/{chat.id}/")
+    # when
+    r = await rest(user, "patch", f"/api/chats/{chat.id}", {"title": "Renamed"})
+    # then: the changed fields only, the same frame for every member (not the whole chat once per member)
+    assert r.status_code == 200, r.content
+    delta = {"type": "chat.updated", "chat": {"id": chat.id, "is_group": True, "title": "Renamed"}}
+    assert await socket.receive_type("chat.updated") == delta
+    assert await chat_socket.receive_type("chat.updated") == delta
+
+
+async def test_a_role_change_reaches_members_as_member_updated(connect, rest, user, other_user, chat):
     # given
     socket = await connect(other_user, "/ws/")
     # when
-    r = await rest(user, "patch", f"/api/chats/{chat.id}", {"title": "Renamed"})
+    r = await rest(user, "patch", f"/api/chats/{chat.id}/members/{other_user.id}", {"role": "admin"})
     # then
     assert r.status_code == 200, r.content
-    event = await socket.receive_type("chat.updated")
-    assert (event["chat"]["id"], event["chat"]["title"], event["chat"]["my_role"]) == (chat.id, "Renamed", "member")
+    assert await socket.receive_type("member.updated") == {
+        "type": "member.updated",
+        "chat_id": chat.id,
+        "user_id": other_user.id,
+        "role": "admin",
+    }
 
 
 async def test_a_new_group_reaches_its_members_and_their_sockets_follow_it(connect, rest, user, other_user):
@@ -105,11 +122,17 @@ async def test_an_added_member_hears_of_the_chat_then_of_its_messages(connect, r
     assert added.status_code == 201, added.content
     assert (await newcomer_socket.receive_type("chat.created"))["chat"]["id"] == chat.id
     assert (await newcomer_socket.receive_type("message.created"))["message"]["content"] == "welcome"
-    assert await member_socket.receive_type("member.added") == {
+    added_event = await member_socket.receive_type("member.added")
+    assert added_event == {
         "type": "member.added",
         "chat_id": chat.id,
         "user_id": newcomer.id,
+        "member": {"user": added_event["member"]["user"], "role": "member"},
     }
+    assert (added_event["member"]["user"]["id"], added_event["member"]["user"]["username"]) == (
+        newcomer.id,
+        newcomer.username,
+    )
 
 
 async def test_a_removed_member_chat_socket_is_closed_4403(connect, rest, user, other_user, chat):

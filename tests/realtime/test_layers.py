@@ -5,8 +5,8 @@ from unittest import mock
 
 from channels.layers import InMemoryChannelLayer
 
-from chats import layers
-from chats.layers import Batches, SweepingInMemoryChannelLayer
+from chats.realtime import adapter as layers
+from chats.realtime.adapter import Batches, SweepingInMemoryChannelLayer
 
 
 class Clock:

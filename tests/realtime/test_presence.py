@@ -9,7 +9,7 @@ from asgiref.sync import sync_to_async
 
 from accounts import presence
 from accounts.models import User
-from chats.hub import get_hub
+from chats.realtime.hub import get_hub
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

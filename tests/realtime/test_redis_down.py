@@ -15,7 +15,7 @@ def redis_unreachable(settings):
     settings.REDIS_URL = UNREACHABLE
     settings.CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "chats.layers.BatchedRedisPubSubChannelLayer",
+            "BACKEND": "chats.realtime.adapter.BatchedRedisPubSubChannelLayer",
             "CONFIG": {"hosts": [{"address": UNREACHABLE, "max_connections": 10}], "prefix": "down"},
         }
     }

@@ -1,4 +1,4 @@
-"""A socket whose groups cannot be subscribed (the channel layer refuses) is closed 1011 and forgotten;
+"""A socket whose groups cannot be subscribed (the channel layer refuses) is closed 4503 and forgotten;
 sockets waiting on the same subscription are refused too, and the next connect tries afresh."""
 
 import asyncio
@@ -6,8 +6,8 @@ import asyncio
 import pytest
 from channels.layers import get_channel_layer
 
-from chats.consumers import CLOSE_SERVER_ERROR
-from chats.hub import get_hub
+from chats.realtime.consumer import CLOSE_UNAVAILABLE
+from chats.realtime.hub import get_hub
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,8 +26,8 @@ async def test_sockets_waiting_on_a_failed_subscription_are_closed_and_the_next_
     monkeypatch.setattr(layer, "group_add", failing_group_add)
     # when
     first, second = await asyncio.gather(connect(user), connect(other_user))
-    # then: both refused with 1011, and the hub holds nothing of them
-    assert [await first.closed_with(), await second.closed_with()] == [CLOSE_SERVER_ERROR, CLOSE_SERVER_ERROR]
+    # then: both refused with 4503, and the hub holds nothing of them
+    assert [await first.closed_with(), await second.closed_with()] == [CLOSE_UNAVAILABLE, CLOSE_UNAVAILABLE]
     hub = get_hub()
     assert not hub.listeners
     assert not hub.groups

@@ -1,10 +1,40 @@
-"""Blocking work coalesced into few worker-thread hops (see chats.hub)."""
+"""Authorising connecting sockets: many connects, one worker-thread hop and two queries.
+
+Sockets that connect together (a restart, a network blip that reconnects everyone) are looked
+up together: `BatchedCall` coalesces the calls made while one hop is in flight.
+"""
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from channels.db import database_sync_to_async
+
+from accounts.models import User
+from accounts.ws_auth import resolve_users
+from chats.models import ChatUser
+
+
+def connect_lookups(requests: list[tuple[Any, int | None]]) -> list[tuple[User | None, list[int] | None]]:
+    """For each connecting socket (scope user, chat id or None): who it is (None: 4401) and
+    their chat ids (None when asking for a chat they are not in: 4403).
+
+    Two queries for a whole batch of connects: the tokens' users, then their memberships.
+    """
+    users = resolve_users([scope_user for scope_user, _ in requests])
+    chat_ids: dict[int, list[int]] = {user.pk: [] for user in users if user is not None}
+    if chat_ids:
+        for user_id, chat_id in ChatUser.objects.filter(user_id__in=list(chat_ids)).values_list("user_id", "chat_id"):
+            chat_ids[user_id].append(chat_id)
+    answers: list[tuple[User | None, list[int] | None]] = []
+    for user, (_, wanted_chat) in zip(users, requests, strict=True):
+        if user is None:
+            answers.append((None, None))
+        elif wanted_chat is not None and wanted_chat not in chat_ids[user.pk]:
+            answers.append((user, None))
+        else:
+            answers.append((user, chat_ids[user.pk]))
+    return answers
 
 
 class BatchedCall:
@@ -46,26 +76,3 @@ class BatchedCall:
         for (_, future), answer in zip(batch, answers, strict=True):
             if not future.done():
                 future.set_result(answer)
-
-
-class PublishingBatchedCall(BatchedCall):
-    """A BatchedCall whose function returns (envelopes, answers): the envelopes (the events of
-    what the batch committed) are published, in order, before any caller gets its answer."""
-
-    # Sockets per batch (each with up to consumers.FRAME_BATCH frames): a batch's transaction holds
-    # its chats' row locks until it commits, and REST sends to those chats wait for it.
-    MAX_BATCH = 50
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        function: Callable[[list[Any]], tuple[list[Any], list[Any]]],
-        publish: Callable[[list[Any]], Awaitable[None]],
-    ) -> None:
-        super().__init__(loop, function)  # type: ignore[arg-type]
-        self.publish = publish
-
-    async def _answer(self, batch: list[tuple[Any, asyncio.Future[Any]]], result: Any) -> None:
-        envelopes, answers = result
-        await self.publish(envelopes)
-        await super()._answer(batch, answers)

@@ -1,31 +1,174 @@
-"""The channel layers the hub runs on: Channels' and channels-redis's, minus a per-call cost.
+"""Every use of a server library's internals, in one module, each with a plain fallback.
 
-Without Redis (the embedded default): `InMemoryChannelLayer` sweeps every channel and every
-group membership for expiry on each `receive` and `group_send`: O(groups) per event. The hub
-keeps one membership per group it serves (two or more per open socket), so with 5,000 sockets
-the sweep was 82 % of the server's CPU while they connected (2.1 ms a connect instead of
-0.5 ms). Here it runs at most once a second: messages still expire after `expiry` seconds (up
-to a second later) and memberships after `group_expiry` (a day; the hub renews its own).
+The real-time path leans on what daphne, Twisted, autobahn, channels and channels-redis do not
+offer as API, where bench/ measured it worth it (figures in docs/realtime.md and bench/README.md):
 
-With Redis: channels-redis's PubSub layer, its commands batched (BatchedShard).
+- daphne's ASGI `send` hides the connection's autobahn protocol: `wire_of` finds it, and
+  `deliver` frames a broadcast once and writes its bytes to each socket at once (Twisted's
+  `writeSomeData`), instead of the ASGI `send` of every socket re-framing the same text;
+- daphne hands the application an `asyncio.Queue.get` as `receive`: `queued_frames` takes the
+  frames already waiting, so a fast sender's sends are stored together;
+- channels-redis's PubSub shard sends each command alone: `BatchedShard` sends those of one
+  moment together; Channels' in-memory layer sweeps every group on every event:
+  `SweepingInMemoryChannelLayer` sweeps once a second.
+
+The one other place that reaches into daphne is messenger/paced_server.py (its connection checks
+and pings, spread out), kept apart because importing daphne's Server installs Twisted's reactor,
+which only the server process may do.
+
+With SERVER_INTERNALS=false (settings) none of it is used: sockets are written through their
+ASGI `send`, frames are received one at a time, and the stock layers run (settings.CHANNEL_LAYERS).
+CI runs the real-time suite that way too (tests/realtime/test_plain_asgi.py), so an upgrade that
+breaks an internal breaks this file's tests, and the fallback is known to work.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import itertools
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Generic, Protocol, TypeVar
 
 from channels.layers import InMemoryChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close, decode_hosts
-
-SWEEP_INTERVAL_SECONDS = 1.0
+from django.conf import settings
+from twisted.internet import tcp
 
 T = TypeVar("T")
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+def enabled() -> bool:
+    return bool(getattr(settings, "SERVER_INTERNALS", True))
+
+
+# daphne: the connection behind `send`, the frames behind `receive` -------------------------------
+
+
+def wire_of(send: Any) -> Any:
+    """The autobahn protocol behind daphne's ASGI `send`, or None (another server, or internals off).
+
+    Daphne hands each connection `functools.partial(Server.handle_reply, protocol)`.
+    """
+    if not enabled():
+        return None
+    if isinstance(send, functools.partial) and getattr(send.func, "__name__", "") == "handle_reply" and send.args:
+        protocol = send.args[0]
+        if hasattr(protocol, "sendPreparedMessage") and hasattr(protocol, "factory"):
+            return protocol
+    return None
+
+
+def queued_frames(
+    receive: Any, first: dict[str, Any], limit: int
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The frame just received and those already queued behind it (up to `limit`).
+
+    Daphne (and Channels' test communicator) hand the application `asyncio.Queue.get` as
+    `receive`; elsewhere frames are taken one at a time. Returns the frames and the non-frame
+    message (a disconnect) met behind them, if any.
+    """
+    queue = getattr(receive, "__self__", None)
+    frames = [first]
+    if not enabled() or not isinstance(queue, asyncio.Queue):
+        return frames, None
+    while len(frames) < limit and not queue.empty():
+        message = queue.get_nowait()
+        if message["type"] != "websocket.receive":
+            return frames, message
+        frames.append(message)
+    return frames, None
+
+
+# Twisted and autobahn: one broadcast frame to many sockets ---------------------------------------
+
+
+
+class Socket(Protocol):
+    """What `deliver` needs of a local socket (chats.realtime.consumer.RealtimeConsumer)."""
+
+    user_id: int
+    send: Send
+    # Under daphne, once accepted: the connection's autobahn protocol (`wire_of`), written to
+    # directly; None elsewhere (and before accept), where `send` is used.
+    wire: Any
+
+
+async def deliver(listeners: Iterable[Socket], text: str, skip_user: int | None = None) -> None:
+    """Write one pre-encoded frame to every listener (but `skip_user`'s). The hot loop.
+
+    Under daphne the frame is framed once (autobahn's prepareMessage, its API for broadcast)
+    and its bytes written to each open connection (sendPreparedMessage), instead of going
+    through the ASGI `send` of each socket, which re-encodes and re-frames the same text per
+    socket. Elsewhere (tests, other servers) each socket's ASGI `send` is used.
+    """
+    prepared = None
+    frame = None
+    for listener in tuple(listeners):
+        if listener.user_id == skip_user:
+            continue
+        wire = listener.wire
+        try:
+            if wire is not None:
+                if wire.state == OPEN:
+                    if prepared is None:
+                        prepared = wire.factory.prepareMessage(text.encode())
+                    if not write_now(wire, prepared.payloadHybi):
+                        wire.sendPreparedMessage(prepared)
+            else:
+                if frame is None:
+                    frame = {"type": "websocket.send", "text": text}
+                await listener.send(frame)
+        except Exception:
+            pass  # the socket is going away; its disconnect will detach it
+
+
+def write_now(wire: Any, data: bytes) -> bool:
+    """Hand a framed message to the connection's socket now, when nothing waits before it.
+
+    Twisted's `transport.write` only buffers: the bytes leave on a later pass of the reactor,
+    which first registers the socket for writability and unregisters it once written -- per
+    frame and per socket, the largest cost of a broadcast to many sockets. When neither
+    autobahn's send queue nor the transport's buffers hold anything (the usual case), the frame
+    goes to the socket at once through Twisted's own `writeSomeData` (what the reactor would
+    call); what the kernel does not take is buffered by `transport.write`, behind it, so order
+    is kept. False (nothing written) where that does not hold: the caller sends as autobahn does.
+    """
+    transport = wire.transport
+    if (
+        wire.send_queue
+        or getattr(wire, "_perMessageCompress", True) is not None
+        or type(transport) is not _TCP_SERVER
+        or not transport.connected
+        or transport.disconnecting
+        or getattr(transport, "_writeDisconnected", True)
+        or getattr(transport, "_tempDataLen", None) != 0
+        or len(transport.dataBuffer) != transport.offset
+    ):
+        return False
+    sent = transport.writeSomeData(data)
+    if not isinstance(sent, int):
+        return False  # the connection is lost: let autobahn and the reactor find out
+    if sent < len(data):
+        transport.write(data[sent:])
+    wire.trafficStats.outgoingOctetsWireLevel += len(data)
+    return True
+
+
+# autobahn's WebSocketProtocol.STATE_OPEN
+OPEN = 3
+# The transport of a connection accepted by daphne over plain TCP (TLS and others are left alone).
+_TCP_SERVER = tcp.Server
+
+
+# Channel layers -------------------------------------------------------------------------------------
+
+SWEEP_INTERVAL_SECONDS = 1.0
 
 
 # Without Redis -------------------------------------------------------------------------------

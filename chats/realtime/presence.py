@@ -1,19 +1,24 @@
-"""A process's presence transitions (first socket of a user opened, last one closed), applied
-in order and in batches for the hub (chats.hub)."""
+"""Presence as a process sees it: its open sockets per user, and the transitions they make.
+
+The hub counts each user's local sockets. The first to open and the last to close are queued to
+one worker that applies them in order and in batches: one UPDATE of `last_seen`, one Redis
+pipeline of claims (accounts.presence: a sorted set per user, one member per process), then a
+`presence` event to the user's chats for a real online/offline change -- another process may still
+hold the user's sockets. A heartbeat renews the process's claims, so a crashed process's users
+fade after PRESENCE_TTL_SECONDS.
+"""
 
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
 from datetime import datetime
 from typing import Any
 
 from channels.db import database_sync_to_async
 from django.utils import timezone
 
-from accounts import presence
-from chats import events
-from chats.realtime import chat_group, send_async
+from accounts import presence as presence_store
+from chats.realtime.envelopes import Envelope, chat_group, frame_envelope, publish
 
 logger = logging.getLogger(__name__)
 
@@ -72,15 +77,20 @@ class PresenceTransitions:
         stamp = timezone.now()
         if leaving:
             await _last_seen_update(leaving, stamp)
-        changed = await presence.transitions([(user_id, online) for user_id, online, _ in batch])
-        sends: list[Awaitable[bool]] = []
+        changed = await presence_store.transitions([(user_id, online) for user_id, online, _ in batch])
+        envelopes: list[Envelope] = []
         for (user_id, online, last_seen), announced in zip(batch, changed, strict=True):
             chat_ids = self.user_chats.get(user_id, [])
             if not online and user_id not in self.user_sockets:
                 self.user_chats.pop(user_id, None)
             if not announced:
                 continue
-            event = events.presence(user_id=user_id, is_online=online, last_seen=last_seen if online else stamp)
-            nonce = f"{presence.PROCESS_ID}:{user_id}:{time.monotonic_ns()}"
-            sends.extend(send_async(chat_group(chat_id), event, nonce=nonce) for chat_id in chat_ids)
-        await asyncio.gather(*sends)
+            frame = {
+                "type": "presence",
+                "user_id": user_id,
+                "is_online": online,
+                "last_seen": last_seen if online else stamp,
+            }
+            nonce = f"{presence_store.PROCESS_ID}:{user_id}:{time.monotonic_ns()}"
+            envelopes += [frame_envelope(chat_group(chat_id), frame, nonce=nonce) for chat_id in chat_ids]
+        await publish(envelopes)

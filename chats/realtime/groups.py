@@ -1,0 +1,129 @@
+"""The process's group subscriptions: which local sockets listen to which group.
+
+Channels as usually written gives every socket its own layer channel and group memberships, so
+one event to a chat of 100 members costs 100 layer messages. Here a process has ONE layer channel
+(the hub's): it joins the group `chat.<id>` / `user.<id>` when the first local socket needs it
+and leaves when the last one goes. Layer operations of one group run in the order asked (a
+join, leave, join stays so); a socket joining a group whose subscription is under way waits for
+it, so that it is live -- hears every later event -- once `attach`/`join` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
+
+from chats.realtime.adapter import Send
+
+logger = logging.getLogger(__name__)
+
+
+class Listener(Protocol):
+    """What the hub knows of a local socket (chats.realtime.consumer.RealtimeConsumer)."""
+
+    user_id: int
+    # None on /ws/ (all of the user's chats); the chat's id on /ws/chat/<id>/.
+    chat_id: int | None
+    groups: set[str]
+    send: Send
+    wire: Any  # see chats.realtime.adapter.wire_of
+
+    async def close(self, code: int) -> None: ...
+
+
+class Subscriptions:
+    def __init__(self, layer: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.layer = layer
+        self.loop = loop
+        self.channel: str | None = None  # set once the hub has its layer channel
+        self.members: dict[str, set[Listener]] = {}
+        # The pending group_add of each group; joiners wait for it before they are live.
+        self._ready: dict[str, asyncio.Task[None]] = {}
+        # The last layer operation queued per group: adds and discards run in call order.
+        self._tails: dict[str, asyncio.Task[None]] = {}
+
+    async def join_all(self, listener: Listener, groups: Iterable[str]) -> None:
+        """Add a socket to groups; returns once each is subscribed. Raises if one could not be."""
+        pending = {}
+        for group in groups:
+            ready = self._add(listener, group)
+            if ready is not None:
+                pending[group] = ready
+        if pending:
+            await self._subscribed(pending)
+
+    def _add(self, listener: Listener, group: str) -> asyncio.Task[None] | None:
+        listener.groups.add(group)
+        members = self.members.get(group)
+        if members is None:
+            self.members[group] = {listener}
+            self._ready[group] = self._enqueue(group, self.layer.group_add)
+        else:
+            members.add(listener)
+        return self._ready.get(group)
+
+    async def _subscribed(self, pending: dict[str, asyncio.Task[None]]) -> None:
+        # asyncio.wait, unlike gather, never cancels them: other sockets may wait on the same one.
+        unfinished = [ready for ready in pending.values() if not ready.done()]
+        if unfinished:
+            await asyncio.wait(unfinished)
+        for group, ready in pending.items():
+            if not ready.cancelled() and ready.exception() is not None:
+                raise ConnectionError(f"could not subscribe to {group}")
+            if self._ready.get(group) is ready:
+                del self._ready[group]  # live: nothing more to wait for
+
+    def leave(self, listener: Listener, group: str) -> None:
+        listener.groups.discard(group)
+        members = self.members.get(group)
+        if members is None:
+            return
+        members.discard(listener)
+        if not members:
+            del self.members[group]
+            self._ready.pop(group, None)
+            self._enqueue(group, self.layer.group_discard)
+
+    def leave_all(self, listener: Listener) -> None:
+        for group in list(listener.groups):
+            self.leave(listener, group)
+
+    def _enqueue(self, group: str, operation: Callable[[str, str], Awaitable[None]]) -> asyncio.Task[None]:
+        previous = self._tails.get(group)
+
+        async def run() -> None:
+            if previous is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(previous)
+            assert self.channel is not None
+            await operation(group, self.channel)
+
+        task = self.loop.create_task(run())
+        self._tails[group] = task
+        task.add_done_callback(lambda done: self._operation_done(group, done))
+        return task
+
+    def _operation_done(self, group: str, task: asyncio.Task[None]) -> None:
+        if self._tails.get(group) is task:
+            del self._tails[group]
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("channel layer operation on %s failed: %r", group, task.exception())
+
+    async def refresh(self) -> None:
+        """Join every group again (a layer whose memberships expire: the core Redis layer)."""
+        if self.channel is not None:
+            for group in list(self.members):
+                await self.layer.group_add(group, self.channel)
+
+    async def close(self) -> None:
+        for task in list(self._tails.values()):
+            with contextlib.suppress(BaseException):
+                await task
+        if self.channel is not None:
+            for group in list(self.members):
+                with contextlib.suppress(Exception):
+                    await self.layer.group_discard(group, self.channel)
+        self.members.clear()

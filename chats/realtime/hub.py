@@ -1,0 +1,176 @@
+"""The process's hub: one per event loop, the parts of the real-time core put together.
+
+    groups.Subscriptions   which local sockets listen to which group; the layer joins and leaves
+    router.Router          the hub's layer channel read, each frame written to the local sockets
+    presence.*             the user's first and last socket here, the heartbeat of claims
+    typing_throttle.Typing typing notices, throttled
+    sends.SendLanes        the sockets' sends, stored by chat
+    connects.BatchedCall   sockets connecting together, authorised together
+
+Lifecycle: `get_hub()` returns the running loop's hub, starting it on first use; `stop_hub()`
+stops it (tests stop one per test, see tests/realtime/conftest.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from accounts import presence as presence_store
+from chats.realtime.connects import BatchedCall
+from chats.realtime.groups import Listener, Subscriptions
+from chats.realtime.presence import PresenceTransitions
+from chats.realtime.router import Router
+from chats.realtime.sends import SendLanes
+from chats.realtime.typing_throttle import Typing
+
+logger = logging.getLogger(__name__)
+
+
+class Hub:
+    def __init__(self, layer: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.layer = layer
+        self.loop = loop
+        self.stopped = False
+        self.listeners: set[Listener] = set()
+        self.subscriptions = Subscriptions(layer, loop)
+        self.router = Router(self.subscriptions, loop, on_member_removed=self._forget_membership)
+        # Presence: open local sockets per user, and the user's chats (whom to tell).
+        self.user_sockets: dict[int, int] = {}
+        self.user_chats: dict[int, list[int]] = {}
+        self.transitions = PresenceTransitions(loop, self.user_sockets, self.user_chats)
+        self.typing = Typing()
+        self.sends = SendLanes(loop)
+        self._batched: dict[Callable[..., Any], BatchedCall] = {}
+        self._started: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._groups_refreshed = time.monotonic()
+
+    @property
+    def groups(self) -> dict[str, set[Listener]]:
+        return self.subscriptions.members
+
+    # Lifecycle ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self._started is None:
+            self._started = self.loop.create_task(self._start())
+        await asyncio.shield(self._started)
+
+    async def _start(self) -> None:
+        channel = await self.layer.new_channel()
+        self.subscriptions.channel = channel
+        self._tasks.append(self.loop.create_task(self.router.run(self.layer.receive, channel)))
+        self._tasks.append(self.loop.create_task(self._heartbeat_loop()))
+
+    async def stop(self) -> None:
+        """Stop receiving and leave every group (tests; a server process just exits)."""
+        self.stopped = True
+        await self.sends.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        for task in self.transitions.pending_work():
+            with contextlib.suppress(BaseException):
+                await task
+        await self.subscriptions.close()
+        for user_id in list(self.user_sockets):
+            with contextlib.suppress(Exception):
+                await presence_store.process_offline(user_id)
+        self.listeners.clear()
+        self.user_sockets.clear()
+
+    # Sockets ------------------------------------------------------------------------------
+
+    async def attach(self, listener: Listener, groups: Iterable[str], chat_ids: list[int], last_seen: Any) -> None:
+        """Subscribe a newly authorised socket to its groups; live once this returns.
+
+        Raises when the channel layer cannot subscribe (Redis down): the caller closes.
+        """
+        await self.start()
+        self.listeners.add(listener)
+        user_id = listener.user_id
+        count = self.user_sockets.get(user_id, 0)
+        self.user_sockets[user_id] = count + 1
+        self.user_chats[user_id] = chat_ids
+        if count == 0:
+            self.transitions.change(user_id, online=True, last_seen=last_seen)
+        await self.subscriptions.join_all(listener, groups)
+
+    async def detach(self, listener: Listener) -> None:
+        """Forget a socket (idempotent); the user's last local socket takes them offline here."""
+        if listener not in self.listeners:
+            return
+        self.listeners.discard(listener)
+        self.subscriptions.leave_all(listener)
+        user_id = listener.user_id
+        count = self.user_sockets.get(user_id, 0) - 1
+        if count > 0:
+            self.user_sockets[user_id] = count
+        elif user_id in self.user_sockets:
+            del self.user_sockets[user_id]
+            self.typing.forget_user(user_id)
+            self.transitions.change(user_id, online=False, last_seen=None)
+
+    def _forget_membership(self, user_id: int, chat_id: int) -> None:
+        chats = self.user_chats.get(user_id)
+        if chats is not None and chat_id in chats:
+            self.user_chats[user_id] = [c for c in chats if c != chat_id]
+
+    def batched(self, function: Callable[[list[Any]], list[Any]]) -> BatchedCall:
+        """This loop's coalescing caller of a blocking batch function (see BatchedCall)."""
+        call = self._batched.get(function)
+        if call is None:
+            call = self._batched[function] = BatchedCall(self.loop, function)
+        return call
+
+    # Heartbeat ----------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(settings.PRESENCE_HEARTBEAT_SECONDS)
+            try:
+                await self.heartbeat()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("hub: heartbeat failed", exc_info=True)
+
+    async def heartbeat(self) -> None:
+        """Renew presence claims, forget stale typing stamps, refresh expiring group memberships."""
+        await presence_store.heartbeat(list(self.user_sockets))
+        self.typing.sweep()
+        group_expiry = getattr(self.layer, "group_expiry", None)
+        now = time.monotonic()
+        if group_expiry and now - self._groups_refreshed > group_expiry / 4:
+            self._groups_refreshed = now
+            await self.subscriptions.refresh()
+
+
+_hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
+
+
+def get_hub() -> Hub:
+    """The running event loop's hub (one per server process; one per test in tests)."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None or hub.stopped:
+        for old in [old for old in _hubs if old.is_closed()]:
+            del _hubs[old]
+        hub = _hubs[loop] = Hub(get_channel_layer(), loop)
+    return hub
+
+
+async def stop_hub() -> None:
+    hub = _hubs.pop(asyncio.get_running_loop(), None)
+    if hub is not None:
+        await hub.stop()
