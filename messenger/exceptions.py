@@ -24,10 +24,11 @@ RETRY_AFTER_SECONDS = 5
 class Refused(Exception):
     """Input the contract refuses, with the `error` frame's code (a frame that is not JSON, too large...)."""
 
-    def __init__(self, code: str, detail: str) -> None:
+    def __init__(self, code: str, detail: str, *, client_id: Any = None) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
+        self.client_id = client_id  # of a frame refused whole, when it could still be read
 
 
 class PayloadTooLarge(exceptions.APIException):
@@ -98,6 +99,8 @@ def error_frame(error: BaseException, client_id: Any = None) -> dict[str, Any]:
     else:
         detail = Unavailable.default_detail
     frame: dict[str, Any] = {"type": "error", "code": code, "detail": detail}
+    if client_id is None and isinstance(error, Refused):
+        client_id = error.client_id
     if isinstance(client_id, str):
         frame["client_id"] = client_id
     return frame

@@ -40,7 +40,12 @@ def loads(text: str | bytes) -> Any:
         value = json.loads(text)
     except (ValueError, RecursionError):
         raise Refused("invalid", "Not valid JSON.") from None
-    _check_depth(value)
+    try:
+        _check_depth(value)
+    except Refused as refused:
+        if isinstance(value, dict):
+            refused.client_id = value.get("client_id")
+        raise
     return value
 
 

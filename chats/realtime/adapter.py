@@ -88,7 +88,6 @@ def queued_frames(
 # Twisted and autobahn: one broadcast frame to many sockets ---------------------------------------
 
 
-
 class Socket(Protocol):
     """What `deliver` needs of a local socket (chats.realtime.consumer.RealtimeConsumer)."""
 

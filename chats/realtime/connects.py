@@ -15,25 +15,26 @@ from accounts.ws_auth import resolve_users
 from chats.models import ChatUser
 
 
-def connect_lookups(requests: list[tuple[Any, int | None]]) -> list[tuple[User | None, list[int] | None]]:
+def connect_lookups(requests: list[tuple[Any, int | None]]) -> list[tuple[User | None, dict[int, int] | None]]:
     """For each connecting socket (scope user, chat id or None): who it is (None: 4401) and
-    their chat ids (None when asking for a chat they are not in: 4403).
+    their chats with each one's version now (None when asking for a chat they are not in: 4403).
 
     Two queries for a whole batch of connects: the tokens' users, then their memberships.
     """
     users = resolve_users([scope_user for scope_user, _ in requests])
-    chat_ids: dict[int, list[int]] = {user.pk: [] for user in users if user is not None}
-    if chat_ids:
-        for user_id, chat_id in ChatUser.objects.filter(user_id__in=list(chat_ids)).values_list("user_id", "chat_id"):
-            chat_ids[user_id].append(chat_id)
-    answers: list[tuple[User | None, list[int] | None]] = []
+    chats: dict[int, dict[int, int]] = {user.pk: {} for user in users if user is not None}
+    if chats:
+        rows = ChatUser.objects.filter(user_id__in=list(chats)).values_list("user_id", "chat_id", "chat__version")
+        for user_id, chat_id, version in rows:
+            chats[user_id][chat_id] = version
+    answers: list[tuple[User | None, dict[int, int] | None]] = []
     for user, (_, wanted_chat) in zip(users, requests, strict=True):
         if user is None:
             answers.append((None, None))
-        elif wanted_chat is not None and wanted_chat not in chat_ids[user.pk]:
+        elif wanted_chat is not None and wanted_chat not in chats[user.pk]:
             answers.append((user, None))
         else:
-            answers.append((user, chat_ids[user.pk]))
+            answers.append((user, chats[user.pk]))
     return answers
 
 

@@ -136,20 +136,20 @@ class RealtimeConsumer:
             await self._refuse(CLOSE_UNAUTHORIZED)
             return
         hub = get_hub()
-        user, chat_ids = await hub.batched(connect_lookups)((scope_user, self.chat_id))
+        user, chats = await hub.batched(connect_lookups)((scope_user, self.chat_id))
         if user is None:
             await self._refuse(CLOSE_UNAUTHORIZED)
             return
         self.user, self.user_id = user, user.pk
-        if chat_ids is None:
+        if chats is None:
             await self._refuse(CLOSE_FORBIDDEN)
             return
         if self.chat_id is None:
-            groups = [chat_group(chat_id) for chat_id in chat_ids] + [user_group(user.pk)]
+            groups = [chat_group(chat_id) for chat_id in chats] + [user_group(user.pk)]
         else:
             groups = [chat_group(self.chat_id)]
         try:
-            await hub.attach(self, groups, chat_ids, user.last_seen)
+            await hub.attach(self, groups, chats, user.last_seen)
         except Exception:
             logger.warning("could not subscribe user %s's socket; closing it", user.pk, exc_info=True)
             await hub.detach(self)

@@ -35,9 +35,12 @@ class Listener(Protocol):
 
 
 class Subscriptions:
-    def __init__(self, layer: Any, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, layer: Any, loop: asyncio.AbstractEventLoop, on_group_left: Callable[[str], None] | None = None
+    ) -> None:
         self.layer = layer
         self.loop = loop
+        self.on_group_left = on_group_left
         self.channel: str | None = None  # set once the hub has its layer channel
         self.members: dict[str, set[Listener]] = {}
         # The pending group_add of each group; joiners wait for it before they are live.
@@ -86,6 +89,8 @@ class Subscriptions:
             del self.members[group]
             self._ready.pop(group, None)
             self._enqueue(group, self.layer.group_discard)
+            if self.on_group_left is not None:
+                self.on_group_left(group)
 
     def leave_all(self, listener: Listener) -> None:
         for group in list(listener.groups):

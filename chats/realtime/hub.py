@@ -40,7 +40,7 @@ class Hub:
         self.loop = loop
         self.stopped = False
         self.listeners: set[Listener] = set()
-        self.subscriptions = Subscriptions(layer, loop)
+        self.subscriptions = Subscriptions(layer, loop, on_group_left=self._group_left)
         self.router = Router(self.subscriptions, loop, on_member_removed=self._forget_membership)
         # Presence: open local sockets per user, and the user's chats (whom to tell).
         self.user_sockets: dict[int, int] = {}
@@ -91,12 +91,17 @@ class Hub:
 
     # Sockets ------------------------------------------------------------------------------
 
-    async def attach(self, listener: Listener, groups: Iterable[str], chat_ids: list[int], last_seen: Any) -> None:
+    async def attach(self, listener: Listener, groups: Iterable[str], chats: dict[int, int], last_seen: Any) -> None:
         """Subscribe a newly authorised socket to its groups; live once this returns.
 
-        Raises when the channel layer cannot subscribe (Redis down): the caller closes.
+        `chats` are the user's chats and each one's version when the socket was authorised: the
+        router delivers the changes after it in order. Raises when the channel layer cannot
+        subscribe (Redis down): the caller closes.
         """
         await self.start()
+        for chat_id, version in chats.items():
+            self.router.expect(chat_id, version + 1)
+        chat_ids = list(chats)
         self.listeners.add(listener)
         user_id = listener.user_id
         count = self.user_sockets.get(user_id, 0)
@@ -120,6 +125,11 @@ class Hub:
             del self.user_sockets[user_id]
             self.typing.forget_user(user_id)
             self.transitions.change(user_id, online=False, last_seen=None)
+
+    def _group_left(self, group: str) -> None:
+        """The process's last socket left the group: what the router knows of it is stale from now on."""
+        if group.startswith("chat."):
+            self.router.forget_chat(int(group.removeprefix("chat.")))
 
     def _forget_membership(self, user_id: int, chat_id: int) -> None:
         chats = self.user_chats.get(user_id)

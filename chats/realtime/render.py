@@ -143,7 +143,8 @@ def chat_created_for(chat: Chat, members: list[Member], online_ids: set[int]) ->
             f',"my_role":{json.dumps(member.role)},"unread_count":{member.unread_count},'
             f'"last_read_id":{member.last_read_id}}}}}'
         )
-        envelopes.append(envelope(user_group(member.user_id), "chat.created", head + own, chat_id=chat.pk))
+        group = user_group(member.user_id)
+        envelopes.append(envelope(group, "chat.created", head + own, chat_id=chat.pk, chat_version=chat.version))
     return envelopes
 
 

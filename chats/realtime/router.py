@@ -6,9 +6,11 @@ dispatch, database query or JSON encoding per recipient. Besides delivering:
 
 - **Version order.** Changes to one chat's messages are committed in version order (under the
   chat's row lock) but published by whichever thread or process committed them, so two of them
-  can cross on the way. The router delivers a chat's versioned events in version order: one that
-  comes ahead of a missing version waits for it, at most GAP_WAIT_SECONDS (a publish that never
-  comes -- the channel layer lost it -- costs that wait once, and the client sees the gap and
+  can cross on the way. The router delivers a chat's versioned events in version order, starting
+  from the chat's version when the process's first socket in it was authorised (or the version
+  of its `chat.created`): one that comes ahead of a missing version waits for it, at most
+  GAP_WAIT_SECONDS (a publish that never comes -- the channel layer lost it, or it was sent
+  before the subscription was live -- costs that wait once, and the client sees the gap and
   catches up with ?since=). Events without a version pass at once.
 - **Membership.** `chat.created` through a user's group also subscribes that user's `/ws/`
   sockets to the chat; `member.removed` is delivered, then the removed user's `/ws/chat/<id>/`
@@ -132,6 +134,12 @@ class Router:
         if listeners:
             await deliver(listeners, message["text"], message.get("skip_user"))
 
+    def expect(self, chat_id: int, version: int) -> None:
+        """The chat's next change is `version` (as of a socket's authorisation), unless already known."""
+        sequence = self.sequences.setdefault(chat_id, ChatSequence())
+        if sequence.next_version is None:
+            sequence.next_version = version
+
     def forget_chat(self, chat_id: int) -> None:
         """The process no longer listens to the chat: its sequence starts over if it does again."""
         sequence = self.sequences.pop(chat_id, None)
@@ -146,6 +154,8 @@ class Router:
         chat_id = message.get("chat_id")
         if chat_id is None or not group.startswith("user."):
             return
+        if message.get("chat_version") is not None:
+            self.expect(chat_id, message["chat_version"] + 1)
         for listener in tuple(listeners):
             if listener.chat_id is None:
                 try:

@@ -84,7 +84,9 @@ def _http(method: str, url: str, token: str | None = None, body: dict[str, Any] 
 
 
 class Daphne:
-    def __init__(self, tmp_path: Path, workers: int = 1, options: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, tmp_path: Path, workers: int = 1, options: tuple[str, ...] = (), extra_env: dict[str, str] | None = None
+    ) -> None:
         self.port = _free_port()
         env = {
             **os.environ,
@@ -96,6 +98,7 @@ class Daphne:
             "ALLOWED_HOSTS": "127.0.0.1,localhost",
             "DATA_DIR": str(tmp_path),
             "LOG_LEVEL": "WARNING",
+            **(extra_env or {}),
         }
         command = [DAPHNE, "-v", "0", "-b", "127.0.0.1", "-p", str(self.port), "messenger.asgi:application"]
         if workers > 1 or options:
@@ -134,10 +137,12 @@ class Daphne:
             self.process.wait()
 
 
-@pytest.fixture
-def daphnes(tmp_path) -> Iterator[list[Daphne]]:
-    """Two daphne processes of the messenger, started and stopped by the test."""
-    servers = [Daphne(tmp_path / f"d{i}") for i in range(2)]
+@pytest.fixture(params=["internals", "plain-asgi"])
+def daphnes(request, tmp_path) -> Iterator[list[Daphne]]:
+    """Two daphne processes of the messenger, started and stopped by the test: with the server
+    libraries' internals (chats.realtime.adapter), and without them (plain ASGI, stock layers)."""
+    internals = "true" if request.param == "internals" else "false"
+    servers = [Daphne(tmp_path / f"d{i}", extra_env={"SERVER_INTERNALS": internals}) for i in range(2)]
     try:
         for server in servers:
             server.wait_ready()
@@ -183,6 +188,56 @@ async def test_a_message_sent_over_a_socket_on_process_a_reaches_a_socket_on_pro
         # then
         event = await _next_of_type(listener, "message.created")
         assert event["message"]["id"] == ack["message"]["id"]
+
+
+async def test_concurrent_sends_to_one_chat_reach_sockets_on_both_processes_in_version_order(
+    daphnes, user, other_user, chat
+):
+    # given: a listener on each process; senders over REST on both and over a socket on each
+    a, b = daphnes
+    count = 40
+    # (max_queue=None: frames left unread must not stop a client from reading the server's close)
+    async with (
+        ws_connect(f"{a.ws}/ws/?token={access_token(other_user)}", max_queue=None) as on_a,
+        ws_connect(f"{b.ws}/ws/chat/{chat.id}/?token={access_token(other_user)}", max_queue=None) as on_b,
+        ws_connect(f"{a.ws}/ws/?token={access_token(user)}", max_queue=None) as socket_a,
+        ws_connect(f"{b.ws}/ws/?token={access_token(user)}", max_queue=None) as socket_b,
+    ):
+
+        def post(n: int) -> None:
+            server = (a, b)[n % 2]
+            status, body = _http(
+                "POST", f"{server.http}/api/chats/{chat.id}/messages", access_token(user), {"content": f"r{n}"}
+            )
+            assert status == 201, body
+
+        async def socket_sends(ws: Any, prefix: str) -> None:
+            for n in range(count // 4):
+                frame = {
+                    "type": "message.send",
+                    "chat_id": chat.id,
+                    "content": f"{prefix}{n}",
+                    "client_id": f"{prefix}{n}",
+                }
+                await ws.send(json.dumps(frame))
+
+        async def versions(ws: Any) -> list[int]:
+            seen: list[int] = []
+            async with asyncio.timeout(30):
+                while len(seen) < count:
+                    frame = json.loads(await ws.recv())
+                    if frame["type"] == "message.created":
+                        seen.append(frame["version"])
+            return seen
+
+        # when
+        listening = [asyncio.create_task(versions(ws)) for ws in (on_a, on_b)]
+        rest_posts = [asyncio.to_thread(post, n) for n in range(count // 2)]
+        await asyncio.gather(*rest_posts, socket_sends(socket_a, "sa"), socket_sends(socket_b, "sb"))
+        seen_a, seen_b = await asyncio.gather(*listening)
+    # then: every change, each once, in version order on both processes
+    assert seen_a == list(range(1, count + 1))
+    assert seen_b == list(range(1, count + 1))
 
 
 @pytest.fixture
