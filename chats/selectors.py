@@ -6,8 +6,8 @@ from datetime import datetime
 
 from django.db.models import F, QuerySet
 
-from accounts import presence
 from accounts.models import User
+from accounts.selectors import presence_context as presence_context  # chats.views and chats.events use it from here
 from chats.models import Chat, ChatUser, Message
 
 
@@ -146,11 +146,6 @@ def media_page_queryset(chat_id: int) -> QuerySet[Message]:
     )
 
 
-def presence_context(users: Iterable[User | MemberUser]) -> dict[str, set[int]]:
-    """One presence lookup for a whole page of users, for the serializers' context."""
-    return {"online_ids": presence.online_ids(u.pk for u in users)}
-
-
 def users_in_chats(chats: Iterable[Chat]) -> list[User | MemberUser]:
     users: list[User | MemberUser] = []
     for chat in chats:
@@ -158,21 +153,3 @@ def users_in_chats(chats: Iterable[Chat]) -> list[User | MemberUser]:
         if chat.last_message is not None:
             users.append(chat.last_message.sender)
     return users
-
-
-def user_search(*, query: str, exclude: User | None = None) -> QuerySet[User]:
-    """Users whose username or display name contains the query; prefix matches first."""
-    from django.db.models import Case, IntegerField, Q, Value, When
-
-    term = query.strip()
-    queryset = User.objects.filter(is_active=True).filter(Q(username__icontains=term) | Q(display_name__icontains=term))
-    if exclude is not None:
-        queryset = queryset.exclude(pk=exclude.pk)
-    return queryset.annotate(
-        rank=Case(
-            When(username__istartswith=term, then=Value(0)),
-            When(display_name__istartswith=term, then=Value(1)),
-            default=Value(2),
-            output_field=IntegerField(),
-        )
-    ).order_by("rank", "username", "id")
