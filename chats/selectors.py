@@ -4,11 +4,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from accounts.models import User
 from accounts.selectors import presence_context as presence_context  # chats.views and chats.events use it from here
 from chats.models import Chat, ChatUser, Message
+from media.models import Attachment
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,3 +154,24 @@ def users_in_chats(chats: Iterable[Chat]) -> list[User | MemberUser]:
         if chat.last_message is not None:
             users.append(chat.last_message.sender)
     return users
+
+
+def attachment_for_viewer(*, attachment_id: int, user: User) -> Attachment | None:
+    """The attachment with its blob if `user` may fetch it, else None (answered as 404); one query.
+
+    Its uploader may, and so may every member of a chat in which a message that is not
+    deleted carries it. The media app asks through media.access (registered in ChatsConfig.ready).
+    """
+    shared_with_user = Message.objects.filter(attachment=OuterRef("pk"), deleted=False, chat__memberships__user=user)
+    return (
+        Attachment.objects.select_related("blob")
+        .filter(pk=attachment_id)
+        .filter(Q(uploader=user) | Exists(shared_with_user))
+        .first()
+    )
+
+
+def messages_carrying(attachment: int | OuterRef) -> QuerySet[Message]:
+    """Every message that points at the attachment, deleted or not: what keeps it from cleanup."""
+    # In a Q: django-stubs checks filter(attachment=...) against the field and refuses the union.
+    return Message.objects.filter(Q(attachment=attachment))
