@@ -16,6 +16,7 @@ from rest_framework_simplejwt.views import TokenRefreshView
 from accounts import services
 from accounts.auth import request_user
 from accounts.models import User
+from accounts.selectors import presence_context, user_search
 from accounts.serializers import (
     AuthResultSerializer,
     LoginSerializer,
@@ -28,7 +29,6 @@ from accounts.serializers import (
     TokenPairSerializer,
     tokens_for,
 )
-from chats.selectors import presence_context, user_search
 from messenger.pagination import PagePagination
 
 

@@ -6,4 +6,8 @@ class ChatsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from chats import signals  # noqa: F401  (connects the receivers)
+        from chats import selectors, signals  # noqa: F401  (signals connects the receivers)
+        from media import access
+
+        # media sits below chats and cannot import it: tell it what our messages mean for attachments.
+        access.register(attachment_for_viewer=selectors.attachment_for_viewer, carriers=selectors.messages_carrying)

@@ -4,11 +4,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
-from accounts import presence
 from accounts.models import User
+from accounts.selectors import presence_context as presence_context  # chats.views and chats.events use it from here
 from chats.models import Chat, ChatUser, Message
+from media.models import Attachment
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,11 +149,6 @@ def media_page_queryset(chat_id: int) -> QuerySet[Message]:
     )
 
 
-def presence_context(users: Iterable[User | MemberUser]) -> dict[str, set[int]]:
-    """One presence lookup for a whole page of users, for the serializers' context."""
-    return {"online_ids": presence.online_ids(u.pk for u in users)}
-
-
 def users_in_chats(chats: Iterable[Chat]) -> list[User | MemberUser]:
     users: list[User | MemberUser] = []
     for chat in chats:
@@ -162,19 +158,22 @@ def users_in_chats(chats: Iterable[Chat]) -> list[User | MemberUser]:
     return users
 
 
-def user_search(*, query: str, exclude: User | None = None) -> QuerySet[User]:
-    """Users whose username or display name contains the query; prefix matches first."""
-    from django.db.models import Case, IntegerField, Q, Value, When
+def attachment_for_viewer(*, attachment_id: int, user: User) -> Attachment | None:
+    """The attachment with its blob if `user` may fetch it, else None (answered as 404); one query.
 
-    term = query.strip()
-    queryset = User.objects.filter(is_active=True).filter(Q(username__icontains=term) | Q(display_name__icontains=term))
-    if exclude is not None:
-        queryset = queryset.exclude(pk=exclude.pk)
-    return queryset.annotate(
-        rank=Case(
-            When(username__istartswith=term, then=Value(0)),
-            When(display_name__istartswith=term, then=Value(1)),
-            default=Value(2),
-            output_field=IntegerField(),
-        )
-    ).order_by("rank", "username", "id")
+    Its uploader may, and so may every member of a chat in which a message that is not
+    deleted carries it. The media app asks through media.access (registered in ChatsConfig.ready).
+    """
+    shared_with_user = Message.objects.filter(attachment=OuterRef("pk"), deleted=False, chat__memberships__user=user)
+    return (
+        Attachment.objects.select_related("blob")
+        .filter(pk=attachment_id)
+        .filter(Q(uploader=user) | Exists(shared_with_user))
+        .first()
+    )
+
+
+def messages_carrying(attachment: int | OuterRef) -> QuerySet[Message]:
+    """Every message that points at the attachment, deleted or not: what keeps it from cleanup."""
+    # In a Q: django-stubs checks filter(attachment=...) against the field and refuses the union.
+    return Message.objects.filter(Q(attachment=attachment))

@@ -10,8 +10,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
-from chats.models import Message
-from media import store, validation
+from media import access, store, validation
 from media.models import Attachment, Blob
 from messenger.deadlocks import retry_deadlocks
 
@@ -133,7 +132,7 @@ def attachment_delete_if_unattached(*, attachment_id: int) -> bool:
     """
     with transaction.atomic():
         attachment = Attachment.objects.select_for_update().filter(pk=attachment_id).first()
-        if attachment is None or Message.objects.filter(attachment_id=attachment.pk).exists():
+        if attachment is None or access.carriers(attachment.pk).exists():
             return False
         attachment.delete()
     return True

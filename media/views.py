@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from accounts.auth import request_user
-from media import selectors, services, store, validation
+from media import access, services, store, validation
 from media.authentication import AccessTokenQueryAuthentication
 from media.models import Attachment
 from media.serializers import AttachmentSerializer, AttachmentUploadSerializer
@@ -94,7 +94,7 @@ class AttachmentFileView(APIView):
         ),
     )
     def get(self, request: Request, pk: str) -> HttpResponseBase:
-        attachment = selectors.attachment_for_viewer(attachment_id=int(pk), user=request_user(request))
+        attachment = access.attachment_for_viewer(attachment_id=int(pk), user=request_user(request))
         if attachment is None:
             raise Http404("No attachment matches the given query.")
         blob = attachment.blob

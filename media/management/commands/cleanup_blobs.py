@@ -21,8 +21,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from chats.models import Message
-from media import services, store
+from media import access, services, store
 from media.models import Attachment, Blob
 
 
@@ -54,7 +53,7 @@ class Command(BaseCommand):
             cutoff_time = timezone.now() - timedelta(days=unattached_days)
             unattached = (
                 Attachment.objects.filter(created_at__lt=cutoff_time)
-                .filter(~Exists(Message.objects.filter(attachment=OuterRef("pk"))))
+                .filter(~Exists(access.carriers(OuterRef("pk"))))
                 .select_related("blob")
                 .order_by("id")
             )
