@@ -288,3 +288,30 @@ test('a catch-up the server cannot answer is retried while the socket stays open
 
   assert.deepEqual(store.messagesOf(10).map((m) => m.id), [3]);
 });
+
+test('membership deltas are applied to the chat without fetching it again', async () => {
+  const { socket, instances, store, api } = setup();
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  await flush();
+  const before = api.calls.filter(([kind]) => kind === 'chat').length;
+  const cleo = { id: 3, username: 'cleo', display_name: 'Cleo' };
+  instances[0].serverSend({ type: 'member.added', chat_id: 10, user_id: 3, member: { user: cleo, role: 'member' } });
+  assert.deepEqual(store.getChat(10).members.map((m) => [m.user.id, m.role]), [[1, 'member'], [2, 'member'], [3, 'member']]);
+  instances[0].serverSend({ type: 'member.updated', chat_id: 10, user_id: 3, role: 'admin' });
+  assert.equal(store.getChat(10).members.find((m) => m.user.id === 3).role, 'admin');
+  instances[0].serverSend({ type: 'member.removed', chat_id: 10, user_id: 2 });
+  assert.deepEqual(store.getChat(10).members.map((m) => m.user.id).sort(), [1, 3]);
+  assert.equal(api.calls.filter(([kind]) => kind === 'chat').length, before);
+});
+
+test('a rename is merged into the chat and keeps its members', async () => {
+  const { socket, instances, store } = setup();
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  instances[0].serverSend({ type: 'chat.updated', chat: { id: 10, is_group: true, title: 'Renamed' } });
+  assert.equal(store.getChat(10).title, 'Renamed');
+  assert.equal(store.getChat(10).members.length, 2);
+});

@@ -206,11 +206,22 @@ export function createSocket({
     typing: (f) => store.applyTyping(f),
     presence: (f) => store.applyPresence(f),
     'chat.created': (f) => store.upsertChat(f.chat),
-    'chat.updated': (f) => store.upsertChat(f.chat),
-    'member.added': (f) => refreshChat(f.chat_id),
+    // The fields that changed (a rename: title), merged into the chat we have; a chat we do not have yet
+    // is fetched whole.
+    'chat.updated': (f) => (store.getChat(f.chat.id) || f.chat.members ? store.upsertChat(f.chat) : refreshChat(f.chat.id)),
+    // Membership changes come as deltas: applied to the chat we have (a chat of 1,000 members is not
+    // fetched again by each of them). A server that sends no `member` (older ones) gets a refresh.
+    'member.added': (f) => (f.member && store.getChat(f.chat_id) ? store.applyMember(f.chat_id, f.user_id, f.member)
+      : refreshChat(f.chat_id)),
+    'member.updated': (f) => {
+      const known = store.getChat(f.chat_id);
+      const current = known && (known.members || []).find((m) => m.user.id === f.user_id);
+      if (current) store.applyMember(f.chat_id, f.user_id, { user: current.user, role: f.role });
+      else refreshChat(f.chat_id);
+    },
     'member.removed': (f) => {
       if (store.state.user && f.user_id === store.state.user.id) store.removeChat(f.chat_id);
-      else refreshChat(f.chat_id);
+      else if (store.getChat(f.chat_id)) store.applyMember(f.chat_id, f.user_id, null);
     },
     error: (f) => {
       if (f.client_id) {

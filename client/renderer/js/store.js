@@ -131,6 +131,21 @@ export function createStore({ storage = null, now = Date.now } = {}) {
     return merged;
   }
 
+  /**
+   * A membership change told by the server (member.added / member.updated / member.removed): applied to
+   * the chat we have, without fetching it again. `member` is {user, role}; null removes `userId`.
+   */
+  function applyMember(chatId, userId, member) {
+    const known = state.chats.get(chatId);
+    if (!known) return null;
+    const others = (known.members || []).filter((m) => m.user.id !== userId);
+    const previous = (known.members || []).find((m) => m.user.id === userId);
+    const members = member ? [...others, { ...previous, ...member, user: { ...(previous || {}).user, ...member.user } }] : others;
+    const changes = { id: chatId, members };
+    if (state.user && userId === state.user.id && member) changes.my_role = member.role;
+    return upsertChat(changes);
+  }
+
   function setChats(chats) {
     for (const chat of chats) upsertChat(chat);
     const ids = new Set(chats.map((c) => c.id));
@@ -453,6 +468,7 @@ export function createStore({ storage = null, now = Date.now } = {}) {
     reset,
     setConnection,
     upsertChat,
+    applyMember,
     setChats,
     removeChat,
     chatList,
