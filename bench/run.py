@@ -46,7 +46,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help="directory for results.json, results.md and logs")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, of {', '.join(SCENARIOS)}")
-    parser.add_argument("--targets", default="messenger,stock,raw", help="servers to measure: messenger,stock,raw")
+    parser.add_argument(
+        "--targets",
+        default=None,
+        help="servers to measure, of messenger,stock,stock-pubsub,raw "
+        "(default all; stock-pubsub only when Redis is reachable)",
+    )
     parser.add_argument("--duration", type=float, default=None, help="seconds a rate step lasts (default 5; quick 2)")
     parser.add_argument("--quick", action="store_true", help="a short smoke run: short steps, fewer rows and sockets")
     parser.add_argument(
@@ -151,7 +156,7 @@ def main() -> None:
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if args.soak:
         scenarios.append("soak")
-    names = [n for n in args.targets.split(",") if n]
+    names = [n for n in (args.targets or "").split(",") if n]
     if set(names) - set(TARGETS):
         raise SystemExit(f"unknown targets: {', '.join(sorted(set(names) - set(TARGETS)))}")
     duration = args.duration or (2.0 if args.quick else 5.0)
@@ -185,6 +190,11 @@ def main() -> None:
         candidate = args.redis_url or DEFAULT_REDIS
         if args.redis_url or redis_reachable(candidate):
             redis_url = candidate
+    if not names:
+        # The PubSub relay needs Redis: without it, it would be the in-memory relay a second time.
+        names = [n for n in TARGETS if redis_url or n != "stock-pubsub"]
+    elif "stock-pubsub" in names and not redis_url:
+        raise SystemExit("the stock-pubsub target needs Redis (--redis-url)")
     prefix = f"bench{run_id}"
     env = base_env(
         {
@@ -214,6 +224,7 @@ def main() -> None:
             "quick": args.quick,
             "endpoint": "/ws/" if args.endpoint == "all" else "/ws/chat/<id>/",
             "client_processes": args.client_processes,
+            "targets": names,
             "commit": git_commit(),
         }
     }

@@ -157,14 +157,17 @@ class Messenger(Target):
 class StockRelay(Target):
     name = "stock"
     label = "stock Channels relay"
+    layer = "core"  # channels_redis.core.RedisChannelLayer
 
     def start(self) -> Server:
         self.port = free_port()
         env = dict(self.context.env)
         env["BENCH_REDIS_URL"] = self.context.redis_url
-        env["BENCH_LAYER_PREFIX"] = f"{self.context.layer_prefix}stock"
+        env["BENCH_LAYER"] = self.layer
+        env["BENCH_LAYER_PREFIX"] = f"{self.context.layer_prefix}{self.name}"
         command = daphne_command("bench.stock_relay:application", self.port)
-        self.server = Server("stock_relay", command, port=self.port, env=env, log_dir=self.context.log_dir)
+        log_name = "stock_relay" if self.layer == "core" else f"stock_relay_{self.layer}"
+        self.server = Server(log_name, command, port=self.port, env=env, log_dir=self.context.log_dir)
         return self.server.start()
 
     def frame(self, chat_id: int) -> Callable[[int, int], str]:
@@ -172,6 +175,14 @@ class StockRelay(Target):
             return json.dumps({"message": content_for(seq, sent_ns)})
 
         return build
+
+
+class StockPubSubRelay(StockRelay):
+    """The same relay on channels-redis's RedisPubSubChannelLayer (needs Redis)."""
+
+    name = "stock-pubsub"
+    label = "stock Channels relay (PubSub layer)"
+    layer = "pubsub"
 
 
 class RawFloor(Target):
@@ -185,7 +196,12 @@ class RawFloor(Target):
         return self.server.start()
 
 
-TARGETS: dict[str, type[Target]] = {"messenger": Messenger, "stock": StockRelay, "raw": RawFloor}
+TARGETS: dict[str, type[Target]] = {
+    "messenger": Messenger,
+    "stock": StockRelay,
+    "stock-pubsub": StockPubSubRelay,
+    "raw": RawFloor,
+}
 
 
 def log(message: str) -> None:
@@ -223,7 +239,7 @@ def multichat_layout(seed: dict[str, Any]) -> Layout:
 def _step_line(target: Target, step: StepResult) -> str:
     flag = " SATURATED" if step.saturated else ""
     return (
-        f"  {target.name:9} {step.offered_deliveries:8.0f} offered/s → {step.deliveries_per_s:8.0f} delivered/s  "
+        f"  {target.name:12} {step.offered_deliveries:8.0f} offered/s → {step.deliveries_per_s:8.0f} delivered/s  "
         f"p50 {step.p50_ms:7.1f}  p95 {step.p95_ms:7.1f}  p99 {step.p99_ms:7.1f} ms  lost {step.lost}/{step.sent}  "
         f"server cpu {step.server_cpu:4.0%}  client cpu {step.client_cpu:4.0%}  others {step.foreign_cpu:4.0%}{flag}"
     )
@@ -429,7 +445,7 @@ async def idle(context: Context, target: Target, tokens: list[str], warm_token: 
             "kib_per_socket": (rss_after - rss_before) / max(still_open, 1) / 1024,
         }
         log(
-            f"  {target.name:9} {still_open}/{len(urls)} open in {seconds:.2f} s ({result['connects_per_s']:.0f}/s), "
+            f"  {target.name:12} {still_open}/{len(urls)} open in {seconds:.2f} s ({result['connects_per_s']:.0f}/s), "
             f"{result['kib_per_socket']:.1f} KiB/socket, errors {result['errors']}"
         )
         return result
