@@ -13,6 +13,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -121,12 +122,95 @@ async def open_socket(url: str, origin: str | None, on_text: Callable[[bytes], N
 # Receiver processes -----------------------------------------------------------------------
 
 
+# Out-of-version-order events -----------------------------------------------------------------
+
+_MESSAGE_TYPE_KEYS = (b'"type": "message.', b'"type":"message.')
+_VERSIONED_KINDS = (b"created", b"updated", b"deleted")
+_DIGITS = re.compile(rb"\s*(\d+)")
+
+
+def _int_at(data: bytes, at: int) -> int | None:
+    match = _DIGITS.match(data, at)
+    return int(match.group(1)) if match else None
+
+
+def _key_int(data: bytes, key: bytes) -> int | None:
+    """The integer after `key`; None when absent, or when its occurrences disagree (then decode)."""
+    first = data.find(key)
+    if first < 0:
+        return None
+    value = _int_at(data, first + len(key))
+    last = data.rfind(key)
+    if last != first and _int_at(data, last + len(key)) != value:
+        return None
+    return value
+
+
+def event_version(data: bytes) -> tuple[int, int] | None:
+    """(chat_id, version) of a message.created / message.updated / message.deleted frame, else None.
+
+    Read from the bytes, without decoding the JSON (a receiver gets tens of thousands of frames a
+    second). Inside a JSON string every quote is escaped, so `"version":` can only be a key. A
+    message frame names its chat and version twice, at the top and in its Message, with the same
+    values; when the occurrences disagree the frame is decoded and its top-level keys are read.
+    """
+    for key in _MESSAGE_TYPE_KEYS:
+        at = data.find(key)
+        if at >= 0:
+            break
+    else:
+        return None
+    at += len(key)
+    if data[at : at + 7] not in _VERSIONED_KINDS:
+        return None
+    chat_id = _key_int(data, b'"chat_id":')
+    version = _key_int(data, b'"version":')
+    if chat_id is None or version is None:
+        try:
+            frame = json.loads(data)
+            chat_id, version = int(frame["chat_id"]), int(frame["version"])
+        except (ValueError, KeyError, TypeError):
+            return None
+    return chat_id, version
+
+
 class Recorder:
-    """Per message: how many receipts, and when the last one arrived."""
+    """Per message: how many receipts, and when the last one arrived.
+
+    Per socket (`callback()`), also the highest version seen from each chat: a message event whose
+    version is lower than that arrived out of version order (the contract delivers in order).
+    """
 
     def __init__(self) -> None:
         self.records: dict[int, list[int]] = {}
         self.frames = 0
+        self.out_of_order = 0
+        self.versioned = 0  # message events whose version was checked
+
+    def callback(self) -> Callable[[bytes], None]:
+        """The on_text of one socket: records receipts and checks its chats' version order."""
+        highest: dict[int, int] = {}
+
+        def on_text(data: bytes) -> None:
+            self.on_text(data)
+            found = event_version(data)
+            if found is None:
+                return
+            self.versioned += 1
+            chat_id, version = found
+            seen = highest.get(chat_id, 0)
+            if version < seen:
+                self.out_of_order += 1
+            else:
+                highest[chat_id] = version
+
+        return on_text
+
+    def take_order(self) -> tuple[int, int]:
+        """(out-of-order events, events checked) since the last call."""
+        counts = (self.out_of_order, self.versioned)
+        self.out_of_order = self.versioned = 0
+        return counts
 
     def on_text(self, data: bytes) -> None:
         self.frames += 1
@@ -173,7 +257,7 @@ async def _worker(conn: Connection, urls: list[str], origin: str | None, concurr
     async def connect(url: str) -> None:
         async with gate:
             try:
-                sockets.append(await open_socket(url, origin, recorder.on_text, timeout=30))
+                sockets.append(await open_socket(url, origin, recorder.callback(), timeout=30))
             except Exception as exc:
                 errors[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
 
@@ -187,7 +271,7 @@ async def _worker(conn: Connection, urls: list[str], origin: str | None, concurr
         elif command == "count":
             conn.send(recorder.count_between(*rest))
         elif command == "collect":
-            conn.send((recorder.take(), recorder.frames, _cpu_seconds()))
+            conn.send((recorder.take(), recorder.frames, _cpu_seconds(), *recorder.take_order()))
         elif command == "status":
             codes = Counter(str(s.closed.result()) for s in sockets if s.closed.done())
             conn.send((sum(1 for s in sockets if s.is_open), dict(codes), _cpu_seconds()))
@@ -386,6 +470,8 @@ class StepResult:
     client_cpu: float
     foreign_cpu: float
     sender_answers: dict[str, int]
+    out_of_order: int = 0  # message events received with a version below one their socket saw before
+    versioned: int = 0  # message events whose version was checked
 
     @property
     def saturated(self) -> bool:
@@ -433,7 +519,7 @@ async def measure_step(
     collected = await ask_all(workers, "collect")
     cpu_clients = [(c[2] - before) / wall for c, before in zip(collected, cpu_clients_before, strict=True)]
     merged: dict[int, list[int]] = {}
-    for records, _, _ in collected:
+    for records, *_ in collected:
         for seq, (receipts, last) in records.items():
             if not first_seq <= seq < first_seq + count:
                 continue
@@ -472,4 +558,6 @@ async def measure_step(
         client_cpu=max(cpu_clients, default=0.0),
         foreign_cpu=foreign,
         sender_answers=dict(answers),
+        out_of_order=sum(c[3] for c in collected),
+        versioned=sum(c[4] for c in collected),
     )

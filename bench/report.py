@@ -55,6 +55,9 @@ def _delivery_table(title: str, results: dict[str, Any]) -> list[str]:
     for key, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")):
         lines.append(_row(f"{label} at 2,000/s offered (ms)", _pick(results, lambda r, k=key: r["at_2000"][k]), 1))
     lines.append(_row("server CPU at 2,000/s (%)", _pick(results, lambda r: 100 * r["at_2000"]["server_cpu"])))
+    order = {n: results[n].get("out_of_order") for n in NAMES if n in results and results[n].get("versioned")}
+    if order:
+        lines.append(_row("events out of version order, all steps", order, ratios=False))
     lines.append(
         _row(
             "CPU of other jobs on the machine, mean (%)",
@@ -62,7 +65,12 @@ def _delivery_table(title: str, results: dict[str, Any]) -> list[str]:
             ratios=False,
         )
     )
-    return [*lines, ""]
+    lines.append("")
+    for name in order:
+        steps = ", ".join(f"{s['offered_deliveries']:,.0f}: {s.get('out_of_order', 0)}" for s in results[name]["steps"])
+        lines.append(f"Events out of version order per step ({name}, offered deliveries/s: count): {steps}.")
+        lines.append("")
+    return lines
 
 
 def _idle_table(results: dict[str, Any]) -> list[str]:
@@ -147,6 +155,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                     f"{p99:.1f} vs {sp99:.1f} ms",
                     p99 <= sp99,
                 )
+    for key, label in (("fanout", "fan-out"), ("multichat", "multi-chat")):
+        measured = results.get(key, {}).get("messenger")
+        if measured and "out_of_order" in measured:
+            steps = len(measured.get("steps", []))
+            add(
+                f"version order ({label})",
+                "0 events out of version order in every step",
+                f"{measured['out_of_order']} in {measured['out_of_order_steps']} of {steps} steps "
+                f"({measured['versioned']:,} events checked)",
+                measured["versioned"] > 0 and measured["out_of_order"] == 0,
+            )
     idle = results.get("idle", {}).get("messenger")
     if idle:
         add("idle memory", "≤ 32 KiB per socket", f"{idle['kib_per_socket']:.1f} KiB", idle["kib_per_socket"] <= 32)

@@ -238,10 +238,13 @@ def multichat_layout(seed: dict[str, Any]) -> Layout:
 
 def _step_line(target: Target, step: StepResult) -> str:
     flag = " SATURATED" if step.saturated else ""
+    # Only the messenger's events carry versions; the references' frames are never checked.
+    order = f"  out-of-order {step.out_of_order}" if step.versioned else ""
     return (
         f"  {target.name:12} {step.offered_deliveries:8.0f} offered/s → {step.deliveries_per_s:8.0f} delivered/s  "
         f"p50 {step.p50_ms:7.1f}  p95 {step.p95_ms:7.1f}  p99 {step.p99_ms:7.1f} ms  lost {step.lost}/{step.sent}  "
-        f"server cpu {step.server_cpu:4.0%}  client cpu {step.client_cpu:4.0%}  others {step.foreign_cpu:4.0%}{flag}"
+        f"server cpu {step.server_cpu:4.0%}  client cpu {step.client_cpu:4.0%}  others {step.foreign_cpu:4.0%}"
+        f"{order}{flag}"
     )
 
 
@@ -395,6 +398,10 @@ async def sweep(context: Context, target: Target, layout: Layout) -> dict[str, A
             "steps": [s.as_dict() for s in steps],
             "sender_answers": answers,
             "sender_errors": rig.sender_errors + [e for s in rig.senders for e in s.errors],
+            # Message events a receiver got with a version below one it had seen from that chat.
+            "out_of_order": sum(s.out_of_order for s in steps),
+            "out_of_order_steps": sum(1 for s in steps if s.out_of_order),
+            "versioned": sum(s.versioned for s in steps),
         }
     finally:
         rig.down()
