@@ -365,6 +365,9 @@ class Sender:
         return self
 
     def on_text(self, data: bytes) -> None:
+        if b'"message.ack"' in data:  # a quote inside a message's text is escaped: this is the type
+            self.answers["message.ack"] += 1
+            return
         if MARK in data and b'"error"' not in data:
             self.answers["echo"] += 1
             return
@@ -472,6 +475,8 @@ class StepResult:
     sender_answers: dict[str, int]
     out_of_order: int = 0  # message events received with a version below one their socket saw before
     versioned: int = 0  # message events whose version was checked
+    acked: int = 0  # message.ack answers: messages the server stored (the messenger only)
+    persisted_per_s: float = 0.0  # acked ÷ (first send → last receipt)
 
     @property
     def saturated(self) -> bool:
@@ -560,4 +565,6 @@ async def measure_step(
         sender_answers=dict(answers),
         out_of_order=sum(c[3] for c in collected),
         versioned=sum(c[4] for c in collected),
+        acked=answers["message.ack"],
+        persisted_per_s=answers["message.ack"] / span,
     )

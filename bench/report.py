@@ -55,6 +55,11 @@ def _delivery_table(title: str, results: dict[str, Any]) -> list[str]:
     for key, label in (("p50_ms", "p50"), ("p95_ms", "p95"), ("p99_ms", "p99")):
         lines.append(_row(f"{label} at 2,000/s offered (ms)", _pick(results, lambda r, k=key: r["at_2000"][k]), 1))
     lines.append(_row("server CPU at 2,000/s (%)", _pick(results, lambda r: 100 * r["at_2000"]["server_cpu"])))
+    persisted = {
+        n: results[n].get("persisted_per_s") for n in NAMES if n in results and results[n].get("persisted_per_s")
+    }
+    if persisted:
+        lines.append(_row("messages persisted/s at that point", persisted, ratios=False))
     order = {n: results[n].get("out_of_order") for n in NAMES if n in results and results[n].get("versioned")}
     if order:
         lines.append(_row("events out of version order, all steps", order, ratios=False))
@@ -71,6 +76,29 @@ def _delivery_table(title: str, results: dict[str, Any]) -> list[str]:
         lines.append(f"Events out of version order per step ({name}, offered deliveries/s: count): {steps}.")
         lines.append("")
     return lines
+
+
+def _floor_lines(floor: dict[str, Any], multichat: dict[str, Any]) -> list[str]:
+    """The database's floor for persisted messages (bench/db_floor.py) beside the messenger's."""
+    each, batched = floor["commit_each"]["messages_per_s"], floor["batched"]["messages_per_s"]
+    lines = [
+        f"### Persisted messages/s against the database's floor ({floor.get('database', '?')})",
+        "",
+        "| figure | messages/s | messenger's share |",
+        "|---|---:|---:|",
+    ]
+    persisted = (multichat.get("messenger") or {}).get("persisted_per_s")
+
+    def share(floor_rate: float) -> str:
+        return f"{100 * persisted / floor_rate:.0f} %" if persisted and floor_rate else "-"
+
+    lines.append(f"| floor: a send's SQL, a commit each, one connection | {each:,.0f} | {share(each)} |")
+    lines.append(
+        f"| floor: a send's SQL, {floor['batched']['batch']} a commit, one connection | {batched:,.0f} | "
+        f"{share(batched)} |"
+    )
+    lines.append(f"| messenger, multi-chat, highest passing step | {_number(persisted)} | |")
+    return [*lines, ""]
 
 
 def _idle_table(results: dict[str, Any]) -> list[str]:
@@ -166,6 +194,18 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                 f"({measured['versioned']:,} events checked)",
                 measured["versioned"] > 0 and measured["out_of_order"] == 0,
             )
+    floor = results.get("db_floor")
+    persisted = (results.get("multichat", {}).get("messenger") or {}).get("persisted_per_s")
+    if floor and persisted is not None:
+        # Against the higher floor, the batched one: the messenger commits the sends that arrive together at once.
+        batched, each = floor["batched"]["messages_per_s"], floor["commit_each"]["messages_per_s"]
+        add(
+            "persisted messages/s (multi-chat)",
+            f"≥ 50 % of the database's floor ({floor['batched']['batch']} a commit)",
+            f"{persisted:,.0f}/s = {100 * persisted / batched:.0f} % of {batched:,.0f}/s "
+            f"({100 * persisted / each:.0f} % of {each:,.0f}/s a commit each)",
+            persisted >= 0.5 * batched,
+        )
     idle = results.get("idle", {}).get("messenger")
     if idle:
         add("idle memory", "≤ 32 KiB per socket", f"{idle['kib_per_socket']:.1f} KiB", idle["kib_per_socket"] <= 32)
@@ -221,6 +261,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += _delivery_table("Fan-out: 100 members, one sender", results["fanout"])
     if "multichat" in results:
         lines += _delivery_table("Multi-chat: 100 chats of 10, a sender in each", results["multichat"])
+    if "db_floor" in results:
+        lines += _floor_lines(results["db_floor"], results.get("multichat", {}))
     if "idle" in results:
         lines += _idle_table(results["idle"])
     if "rest" in results:

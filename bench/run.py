@@ -77,6 +77,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--rates", default=None, help="fixed offered deliveries/s, comma-separated, instead of the sweep (profiling)"
     )
+    parser.add_argument(
+        "--floor-seconds",
+        type=float,
+        default=None,
+        help="seconds each way of the database floor is measured (with multichat; default 5, quick 2)",
+    )
     parser.add_argument("--soak", action="store_true", help="also run the soak (see README; off by default)")
     parser.add_argument("--soak-minutes", type=float, default=10.0)
     parser.add_argument("--soak-workers", type=int, default=2, help="daphne worker processes for the soak (default 2)")
@@ -140,6 +146,21 @@ def git_commit() -> str:
 # The run -----------------------------------------------------------------------------------
 
 
+def run_db_floor(seed_path: Path, env: dict[str, str], log_dir: Path, *, seconds: float) -> dict[str, Any]:
+    """Persisted messages/s of the send's SQL alone, a commit each and 50 a commit (bench/db_floor.py)."""
+    floor_path = seed_path.with_name("db-floor.json")
+    command = [PYTHON, "-m", "bench.db_floor", "--seed", str(seed_path), "--out", str(floor_path)]
+    run_checked([*command, "--seconds", str(seconds)], env=env, log_path=log_dir / "db_floor.log", timeout=300)
+    floor: dict[str, Any] = json.loads(floor_path.read_text())
+    for way in ("commit_each", "batched"):
+        figures = floor[way]
+        log(
+            f"  {way:12} {figures['messages_per_s']:8.0f} messages/s "
+            f"({figures['batch']} a commit, {figures['messages']} in {figures['seconds']:.1f} s)"
+        )
+    return floor
+
+
 def write_results(out: Path, results: dict[str, Any]) -> str:
     results["targets"] = report.targets(results)
     text = report.markdown(results)
@@ -160,6 +181,7 @@ def main() -> None:
     if set(names) - set(TARGETS):
         raise SystemExit(f"unknown targets: {', '.join(sorted(set(names) - set(TARGETS)))}")
     duration = args.duration or (2.0 if args.quick else 5.0)
+    args.floor_seconds = args.floor_seconds or (2.0 if args.quick else 5.0)
     idle_sockets = args.idle_sockets or (1000 if args.quick else 5000)
     history = args.history or (10_000 if args.quick else 100_000)
     out: Path = args.out.resolve()
@@ -287,6 +309,9 @@ def main() -> None:
             results["fanout"] = asyncio.run(run_fanout_like(context, names, fanout_layout(seed), "fan-out"))
             write_results(out, results)
         if "multichat" in scenarios:
+            log("database floor: a send's statements on one connection (bench/db_floor.py)")
+            results["db_floor"] = run_db_floor(seed_path, env, log_dir, seconds=args.floor_seconds)
+            write_results(out, results)
             results["multichat"] = asyncio.run(run_fanout_like(context, names, multichat_layout(seed), "multi-chat"))
             write_results(out, results)
         if "idle" in scenarios:

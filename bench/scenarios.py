@@ -390,6 +390,9 @@ async def sweep(context: Context, target: Target, layout: Layout) -> dict[str, A
                 answers[key] = answers.get(key, 0) + value
         return {
             "capacity_deliveries_per_s": ok_steps[-1].deliveries_per_s if ok_steps else 0.0,
+            # Messages stored per second (acked) at the highest passing step; 0 for the references.
+            "persisted_per_s": ok_steps[-1].persisted_per_s if ok_steps else 0.0,
+            "max_persisted_per_s": max(s.persisted_per_s for s in steps),
             "capacity_offered_per_s": last_ok or 0.0,
             "first_failing_offered_per_s": first_bad,
             "fixed_rates": bool(context.rates),

@@ -77,7 +77,14 @@ def seed_multichat() -> dict[str, Any]:
     for index in range(MULTI_CHATS):
         block = people[index * MULTI_CHAT_SIZE : (index + 1) * MULTI_CHAT_SIZE]
         chat = group(f"multi {index}", block[0], block[1:])
-        chats.append({"chat_id": chat.pk, "sender": token(block[0]), "members": [token(u) for u in block[1:]]})
+        chats.append(
+            {
+                "chat_id": chat.pk,
+                "sender": token(block[0]),
+                "sender_id": block[0].pk,  # bench.db_floor sends as them, in SQL
+                "members": [token(u) for u in block[1:]],
+            }
+        )
     return {"chats": chats}
 
 
