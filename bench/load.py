@@ -174,25 +174,93 @@ def event_version(data: bytes) -> tuple[int, int] | None:
     return chat_id, version
 
 
+# Events by type (the big-group scenario) ---------------------------------------------------
+
+OP_MARK = b"BIGOP|"  # in a chat title the big-group scenario sets: BIGOP|<operation number>|
+_TYPE = re.compile(rb'"type":\s*"([^"]{1,40})"')
+
+
+def _op_number(data: bytes) -> int:
+    """The highest operation number in the frame's titles (the chat's current title), 0 if none."""
+    highest, at = 0, data.find(OP_MARK)
+    while at >= 0:
+        at += len(OP_MARK)
+        end = data.find(b"|", at)
+        if end > at and data[at:end].isdigit():
+            highest = max(highest, int(data[at:end]))
+        at = data.find(OP_MARK, at)
+    return highest
+
+
+class EventTally:
+    """Frames by type (count, bytes, largest), and receipts by operation key with the last one's time.
+
+    The key of `member.added` / `member.removed` is the user's id; of `chat.updated` the operation
+    number in the chat's title; `chat.created` has key 0 (one a newcomer).
+    """
+
+    def __init__(self) -> None:
+        self.types: dict[str, list[int]] = {}
+        self.keys: dict[tuple[str, int], list[int]] = {}
+
+    def on_text(self, data: bytes) -> None:
+        now = time.monotonic_ns()
+        match = _TYPE.search(data)
+        kind = match.group(1).decode(errors="replace") if match else "?"
+        size = len(data)
+        tally = self.types.get(kind)
+        if tally is None:
+            self.types[kind] = [1, size, size]
+        else:
+            tally[0] += 1
+            tally[1] += size
+            if size > tally[2]:
+                tally[2] = size
+        key: int | None = None
+        if kind in ("member.added", "member.removed"):
+            key = _key_int(data, b'"user_id":')
+        elif kind == "chat.updated":
+            key = _op_number(data)
+        elif kind == "chat.created":
+            key = 0
+        if key is None:
+            return
+        record = self.keys.get((kind, key))
+        if record is None:
+            self.keys[(kind, key)] = [1, now]
+        else:
+            record[0] += 1
+            record[1] = max(record[1], now)
+
+    def take_types(self) -> dict[str, list[int]]:
+        types, self.types = self.types, {}
+        return types
+
+
 class Recorder:
     """Per message: how many receipts, and when the last one arrived.
 
     Per socket (`callback()`), also the highest version seen from each chat: a message event whose
     version is lower than that arrived out of version order (the contract delivers in order).
+    With `events`, every frame is also tallied by type (EventTally).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, events: bool = False) -> None:
         self.records: dict[int, list[int]] = {}
         self.frames = 0
         self.out_of_order = 0
         self.versioned = 0  # message events whose version was checked
+        self.events = EventTally() if events else None
 
     def callback(self) -> Callable[[bytes], None]:
         """The on_text of one socket: records receipts and checks its chats' version order."""
         highest: dict[int, int] = {}
+        events = self.events
 
         def on_text(data: bytes) -> None:
             self.on_text(data)
+            if events is not None:
+                events.on_text(data)
             found = event_version(data)
             if found is None:
                 return
@@ -241,15 +309,15 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
-def worker_main(conn: Connection, urls: Sequence[str], origin: str | None, concurrency: int) -> None:
+def worker_main(conn: Connection, urls: Sequence[str], origin: str | None, concurrency: int, events: bool) -> None:
     raise_nofile_limit()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_worker(conn, list(urls), origin, concurrency))
+        asyncio.run(_worker(conn, list(urls), origin, concurrency, events))
 
 
-async def _worker(conn: Connection, urls: list[str], origin: str | None, concurrency: int) -> None:
+async def _worker(conn: Connection, urls: list[str], origin: str | None, concurrency: int, events: bool) -> None:
     loop = asyncio.get_running_loop()
-    recorder = Recorder()
+    recorder = Recorder(events)
     sockets: list[Socket] = []
     errors: Counter[str] = Counter()
     gate = asyncio.Semaphore(concurrency)
@@ -272,6 +340,13 @@ async def _worker(conn: Connection, urls: list[str], origin: str | None, concurr
             conn.send(recorder.count_between(*rest))
         elif command == "collect":
             conn.send((recorder.take(), recorder.frames, _cpu_seconds(), *recorder.take_order()))
+        elif command == "frames":
+            conn.send(recorder.frames)
+        elif command == "event_keys" and recorder.events is not None:
+            # [receipts, last receipt's monotonic ns] of each (type, key) asked for.
+            conn.send([recorder.events.keys.get((kind, key), [0, 0]) for kind, key in rest[0]])
+        elif command == "event_types" and recorder.events is not None:
+            conn.send(recorder.events.take_types())
         elif command == "status":
             codes = Counter(str(s.closed.result()) for s in sockets if s.closed.done())
             conn.send((sum(1 for s in sockets if s.is_open), dict(codes), _cpu_seconds()))
@@ -290,6 +365,7 @@ class Worker:
     urls: list[str]
     origin: str | None
     concurrency: int = 100
+    events: bool = False  # tally frames by type and operation key (the big-group scenario)
     process: Any = None
     conn: Connection | None = None
     pid: int = 0
@@ -298,7 +374,7 @@ class Worker:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
         self.process = context.Process(
-            target=worker_main, args=(child, self.urls, self.origin, self.concurrency), daemon=True
+            target=worker_main, args=(child, self.urls, self.origin, self.concurrency, self.events), daemon=True
         )
         self.process.start()
         child.close()

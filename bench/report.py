@@ -128,6 +128,46 @@ def _rest_table(results: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
+BIG_GROUP_ROWS = (
+    ("rename", "rename"),
+    ("rename_100", "rename"),
+    ("add", "add a member"),
+    ("remove", "remove that member"),
+)
+# The limit of a chat.updated frame's growth: at 10x the members, at most this many times the bytes.
+BIG_GROUP_FRAME_GROWTH = 1.5
+
+
+def _biggroup_table(big: dict[str, Any]) -> list[str]:
+    lines = [
+        f"### Big group: {big.get('members', 0):,} members, a socket each (messenger only)",
+        "",
+        "| operation | members | ops | REST p50 ms | REST p99 ms | server CPU ms/op | bytes a frame (one receiver) "
+        "| all receivers' bytes/op | answer → last receipt p99 ms | request → last receipt p99 ms | incomplete "
+        "| other jobs' CPU |",
+        "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for key, label in BIG_GROUP_ROWS:
+        phase = big.get(key)
+        if not phase:
+            continue
+        sizes = " + ".join(f"{kind} {size:,.0f}" for kind, size in phase["frame_bytes"].items()) or "-"
+        lines.append(
+            f"| {label} | {phase['members']:,} | {phase['operations']} | {_number(phase['answer_p50_ms'], 1)} "
+            f"| {_number(phase['answer_p99_ms'], 1)} | {_number(phase['cpu_ms_per_op'], 1)} | {sizes} "
+            f"| {_number(phase['total_bytes_per_op'])} | {_number(phase['receipt_p99_ms'], 1)} "
+            f"| {_number(phase.get('request_to_receipt_p99_ms'), 1)} | {phase['incomplete']} "
+            f"| {100 * phase['foreign_cpu']:.0f} % |"
+        )
+    lines += [
+        "",
+        "Server CPU: the daphne process's, from the first request of a kind to the last member's receipt of its "
+        "last operation, ÷ operations (nothing subtracted). Bytes: WebSocket payloads, presence frames left out.",
+        "",
+    ]
+    return lines
+
+
 def _soak_table(soak: dict[str, Any]) -> list[str]:
     windows = soak.get("windows") or []
     if not windows:
@@ -233,6 +273,33 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"{deep['p50_ms']:.2f} vs {first['p50_ms']:.2f} ms = {deep['p50_ms'] / first['p50_ms']:.2f}x",
             deep["p50_ms"] <= 1.5 * first["p50_ms"],
         )
+    big = results.get("biggroup")
+    if big:
+        for key, label in BIG_GROUP_ROWS:
+            phase = big.get(key)
+            if key == "rename_100" or not phase:
+                continue
+            cpu = phase["cpu_ms_per_op"]
+            goal_ms = big.get("cpu_target_ms", 50)
+            add(
+                f"big group: {label}",
+                f"≤ {goal_ms:.0f} ms server CPU an operation ({phase['members']:,} members)",
+                f"{cpu:,.1f} ms",
+                cpu <= goal_ms,
+            )
+        big_frame = (big.get("rename") or {}).get("frame_bytes", {}).get("chat.updated")
+        small_frame = (big.get("rename_100") or {}).get("frame_bytes", {}).get("chat.updated")
+        if big_frame and small_frame:
+            growth = big_frame / small_frame
+            members, small = big["rename"]["members"], big["rename_100"]["members"]
+            add(
+                "big group: chat.updated size",
+                f"a member's frame independent of the member count (≤ {BIG_GROUP_FRAME_GROWTH}x at "
+                f"{members // small}x the members), not the total growing with members²",
+                f"{big_frame:,.0f} B a member-frame at {members:,} members vs {small_frame:,.0f} B at {small:,} "
+                f"= {growth:.2f}x; {big['rename']['total_bytes_per_op'] / 1e6:,.2f} MB to all members a rename",
+                growth <= BIG_GROUP_FRAME_GROWTH,
+            )
     soak = results.get("soak")
     if soak and soak.get("windows"):
         settled = soak["windows"][len(soak["windows"]) // 4 :]
@@ -267,6 +334,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += _idle_table(results["idle"])
     if "rest" in results:
         lines += _rest_table(results["rest"])
+    if "biggroup" in results:
+        lines += _biggroup_table(results["biggroup"])
     if "soak" in results:
         lines += _soak_table(results["soak"])
     found = results.get("targets") or []

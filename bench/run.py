@@ -37,7 +37,7 @@ from bench.scenarios import (
     run_idle,
 )
 
-SCENARIOS = ("fanout", "multichat", "idle", "rest")
+SCENARIOS = ("fanout", "multichat", "idle", "rest", "biggroup")
 DEFAULT_DATABASE = "mysql://root@127.0.0.1:3306/"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/2"
 
@@ -76,6 +76,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--history", type=int, default=None, help="messages in the REST history chat (100000)")
     parser.add_argument(
         "--rates", default=None, help="fixed offered deliveries/s, comma-separated, instead of the sweep (profiling)"
+    )
+    parser.add_argument(
+        "--biggroup-ops",
+        type=int,
+        default=None,
+        help="operations of each kind in the big-group scenario (default 30; quick 5; at most 60)",
     )
     parser.add_argument(
         "--floor-seconds",
@@ -316,6 +322,12 @@ def main() -> None:
             write_results(out, results)
         if "idle" in scenarios:
             results["idle"] = asyncio.run(run_idle(context, names, seed))
+            write_results(out, results)
+        if "biggroup" in scenarios:
+            from bench.biggroup import run_biggroup
+
+            operations = args.biggroup_ops or (5 if args.quick else 30)
+            results["biggroup"] = asyncio.run(run_biggroup(context, seed, operations=operations))
             write_results(out, results)
         if "soak" in scenarios:
             from bench.soak import run_soak
