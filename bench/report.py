@@ -180,6 +180,7 @@ def _soak_table(soak: dict[str, Any]) -> list[str]:
         "| figure | value |",
         "|---|---:|",
         f"| messages lost | {soak['lost']} |",
+        f"| message events out of version order | {soak.get('out_of_order', '-')} |",
         f"| worst window p99 (ms) | {max(w['p99_ms'] for w in windows):,.1f} |",
         f"| idle sockets open at the end | {windows[-1]['idle_open']:,} |",
         f"| RSS first / last window (MiB) | {windows[0]['rss_mib']:.1f} / {windows[-1]['rss_mib']:.1f} |",
