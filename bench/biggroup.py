@@ -38,6 +38,8 @@ LAST_WAIT_SECONDS = 60.0  # for the last of a kind: its CPU is only counted once
 SETTLE_SECONDS = 90.0  # for the connects' presence storm to end (1,000 x 999 frames)
 PHASE_SECONDS = 240.0  # operations of one kind stop after this long, done or not (quick: 60)
 CPU_TARGET_MS = 50.0
+CONNECT_CONCURRENCY = 25  # handshakes in flight per receiver process
+CONNECT_RETRIES = 2
 # Frames that are not an operation's (presence of the members, keepalive answers).
 BACKGROUND_TYPES = {"presence", "pong", "typing"}
 
@@ -222,20 +224,28 @@ async def run_biggroup(context: Context, seed: dict[str, Any], *, operations: in
     try:
         chat_id, small_id = data["chat_id"], data["small_chat_id"]
         urls = [target.url(chat_id, t) for t in data["members"]]
-        member_workers = [
-            Worker(part, target.origin, events=True).start() for part in split(urls, context.client_processes)
-        ]
-        spare_workers = [Worker([target.url(chat_id, t) for t in data["spares"]], target.origin, events=True).start()]
+
+        # Each connect tells up to 999 others that the user is online: the connects come in slowly, and a
+        # handshake the busy server reset is tried again (counted as `connect_retries`).
+        def receivers(part: list[str]) -> Worker:
+            worker = Worker(part, target.origin, concurrency=CONNECT_CONCURRENCY, events=True, retries=CONNECT_RETRIES)
+            return worker.start()
+
+        member_workers = [receivers(part) for part in split(urls, context.client_processes)]
+        spare_workers = [receivers([target.url(chat_id, t) for t in data["spares"]])]
         workers = [*member_workers, *spare_workers]
         started = time.monotonic()
-        connected = await ask_all(workers, "connect", timeout=300)
+        connected = await ask_all(workers, "connect", timeout=600)
+        connect_seconds = time.monotonic() - started
         errors = {k: v for c in connected for k, v in c[2].items()}
         if errors:
             raise RuntimeError(f"big group: receivers could not connect: {errors}")
+        retried = sum(sum(c[5].values()) for c in connected)
         opened = sum(c[1] for c in connected)
         settled = await _settle(workers)
         log(
-            f"  {opened} sockets open in {time.monotonic() - started - settled:.1f} s; quiet after {settled:.1f} s more"
+            f"  {opened} sockets open in {connect_seconds:.1f} s ({retried} connects retried), "
+            f"quiet {settled:.1f} s later"
         )
         rest = Rest(target.port, data["owner"])
         counter = iter(range(1, 1_000_000))
@@ -251,7 +261,13 @@ async def run_biggroup(context: Context, seed: dict[str, Any], *, operations: in
                 [Wait(member_workers, "chat.updated", number, count)],
             )
 
-        results: dict[str, Any] = {"members": members, "sockets": opened, "connect_settle_seconds": settled}
+        results: dict[str, Any] = {
+            "members": members,
+            "sockets": opened,
+            "connect_seconds": connect_seconds,
+            "connect_retries": retried,
+            "connect_settle_seconds": settled,
+        }
         results["rename"] = await _phase(
             "rename",
             target,

@@ -309,25 +309,38 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
-def worker_main(conn: Connection, urls: Sequence[str], origin: str | None, concurrency: int, events: bool) -> None:
+def worker_main(
+    conn: Connection, urls: Sequence[str], origin: str | None, concurrency: int, events: bool, retries: int
+) -> None:
     raise_nofile_limit()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_worker(conn, list(urls), origin, concurrency, events))
+        asyncio.run(_worker(conn, list(urls), origin, concurrency, events, retries))
 
 
-async def _worker(conn: Connection, urls: list[str], origin: str | None, concurrency: int, events: bool) -> None:
+async def _worker(
+    conn: Connection, urls: list[str], origin: str | None, concurrency: int, events: bool, retries: int
+) -> None:
     loop = asyncio.get_running_loop()
     recorder = Recorder(events)
     sockets: list[Socket] = []
     errors: Counter[str] = Counter()
     gate = asyncio.Semaphore(concurrency)
 
+    retried: Counter[str] = Counter()
+
     async def connect(url: str) -> None:
         async with gate:
-            try:
-                sockets.append(await open_socket(url, origin, recorder.callback(), timeout=30))
-            except Exception as exc:
-                errors[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
+            for attempt in range(1 + retries):
+                try:
+                    sockets.append(await open_socket(url, origin, recorder.callback(), timeout=30))
+                    return
+                except Exception as exc:
+                    reason = f"{type(exc).__name__}: {str(exc)[:80]}"
+                    if attempt == retries:
+                        errors[reason] += 1
+                    else:
+                        retried[reason] += 1
+                        await asyncio.sleep(0.5)
 
     conn.send(("hello", os.getpid()))
     while True:
@@ -335,7 +348,7 @@ async def _worker(conn: Connection, urls: list[str], origin: str | None, concurr
         if command == "connect":
             started = time.monotonic_ns()
             await asyncio.gather(*(connect(url) for url in urls))
-            conn.send(("connected", len(sockets), dict(errors), started, time.monotonic_ns()))
+            conn.send(("connected", len(sockets), dict(errors), started, time.monotonic_ns(), dict(retried)))
         elif command == "count":
             conn.send(recorder.count_between(*rest))
         elif command == "collect":
@@ -366,6 +379,7 @@ class Worker:
     origin: str | None
     concurrency: int = 100
     events: bool = False  # tally frames by type and operation key (the big-group scenario)
+    retries: int = 0  # connects tried again after a failure (counted apart; the idle scenario's errors are a target)
     process: Any = None
     conn: Connection | None = None
     pid: int = 0
@@ -374,7 +388,9 @@ class Worker:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
         self.process = context.Process(
-            target=worker_main, args=(child, self.urls, self.origin, self.concurrency, self.events), daemon=True
+            target=worker_main,
+            args=(child, self.urls, self.origin, self.concurrency, self.events, self.retries),
+            daemon=True,
         )
         self.process.start()
         child.close()
