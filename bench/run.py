@@ -205,7 +205,6 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
 
     run_id = secrets.token_hex(3)
-    data_dir = Path(tempfile.mkdtemp(prefix="messenger-bench-"))
     database_url = ""
     database_admin = ""
     server_url = args.database_url or DEFAULT_DATABASE
@@ -223,6 +222,7 @@ def main() -> None:
         names = [n for n in TARGETS if redis_url or n != "stock-pubsub"]
     elif "stock-pubsub" in names and not redis_url:
         raise SystemExit("the stock-pubsub target needs Redis (--redis-url)")
+    data_dir = Path(tempfile.mkdtemp(prefix="messenger-bench-"))
     prefix = f"bench{run_id}"
     env = base_env(
         {
