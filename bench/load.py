@@ -13,6 +13,7 @@ import contextlib
 import json
 import multiprocessing
 import os
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -121,12 +122,163 @@ async def open_socket(url: str, origin: str | None, on_text: Callable[[bytes], N
 # Receiver processes -----------------------------------------------------------------------
 
 
-class Recorder:
-    """Per message: how many receipts, and when the last one arrived."""
+# Out-of-version-order events -----------------------------------------------------------------
+
+_MESSAGE_TYPE_KEYS = (b'"type": "message.', b'"type":"message.')
+_VERSIONED_KINDS = (b"created", b"updated", b"deleted")
+_DIGITS = re.compile(rb"\s*(\d+)")
+
+
+def _int_at(data: bytes, at: int) -> int | None:
+    match = _DIGITS.match(data, at)
+    return int(match.group(1)) if match else None
+
+
+def _key_int(data: bytes, key: bytes) -> int | None:
+    """The integer after `key`; None when absent, or when its occurrences disagree (then decode)."""
+    first = data.find(key)
+    if first < 0:
+        return None
+    value = _int_at(data, first + len(key))
+    last = data.rfind(key)
+    if last != first and _int_at(data, last + len(key)) != value:
+        return None
+    return value
+
+
+def event_version(data: bytes) -> tuple[int, int] | None:
+    """(chat_id, version) of a message.created / message.updated / message.deleted frame, else None.
+
+    Read from the bytes, without decoding the JSON (a receiver gets tens of thousands of frames a
+    second). Inside a JSON string every quote is escaped, so `"version":` can only be a key. A
+    message frame names its chat and version twice, at the top and in its Message, with the same
+    values; when the occurrences disagree the frame is decoded and its top-level keys are read.
+    """
+    for key in _MESSAGE_TYPE_KEYS:
+        at = data.find(key)
+        if at >= 0:
+            break
+    else:
+        return None
+    at += len(key)
+    if data[at : at + 7] not in _VERSIONED_KINDS:
+        return None
+    chat_id = _key_int(data, b'"chat_id":')
+    version = _key_int(data, b'"version":')
+    if chat_id is None or version is None:
+        try:
+            frame = json.loads(data)
+            chat_id, version = int(frame["chat_id"]), int(frame["version"])
+        except (ValueError, KeyError, TypeError):
+            return None
+    return chat_id, version
+
+
+# Events by type (the big-group scenario) ---------------------------------------------------
+
+OP_MARK = b"BIGOP|"  # in a chat title the big-group scenario sets: BIGOP|<operation number>|
+_TYPE = re.compile(rb'"type":\s*"([^"]{1,40})"')
+
+
+def _op_number(data: bytes) -> int:
+    """The highest operation number in the frame's titles (the chat's current title), 0 if none."""
+    highest, at = 0, data.find(OP_MARK)
+    while at >= 0:
+        at += len(OP_MARK)
+        end = data.find(b"|", at)
+        if end > at and data[at:end].isdigit():
+            highest = max(highest, int(data[at:end]))
+        at = data.find(OP_MARK, at)
+    return highest
+
+
+class EventTally:
+    """Frames by type (count, bytes, largest), and receipts by operation key with the last one's time.
+
+    The key of `member.added` / `member.removed` is the user's id; of `chat.updated` the operation
+    number in the chat's title; `chat.created` has key 0 (one a newcomer).
+    """
 
     def __init__(self) -> None:
+        self.types: dict[str, list[int]] = {}
+        self.keys: dict[tuple[str, int], list[int]] = {}
+
+    def on_text(self, data: bytes) -> None:
+        now = time.monotonic_ns()
+        match = _TYPE.search(data)
+        kind = match.group(1).decode(errors="replace") if match else "?"
+        size = len(data)
+        tally = self.types.get(kind)
+        if tally is None:
+            self.types[kind] = [1, size, size]
+        else:
+            tally[0] += 1
+            tally[1] += size
+            if size > tally[2]:
+                tally[2] = size
+        key: int | None = None
+        if kind in ("member.added", "member.removed"):
+            key = _key_int(data, b'"user_id":')
+        elif kind == "chat.updated":
+            key = _op_number(data)
+        elif kind == "chat.created":
+            key = 0
+        if key is None:
+            return
+        record = self.keys.get((kind, key))
+        if record is None:
+            self.keys[(kind, key)] = [1, now]
+        else:
+            record[0] += 1
+            record[1] = max(record[1], now)
+
+    def take_types(self) -> dict[str, list[int]]:
+        types, self.types = self.types, {}
+        return types
+
+
+class Recorder:
+    """Per message: how many receipts, and when the last one arrived.
+
+    Per socket (`callback()`), also the highest version seen from each chat: a message event whose
+    version is lower than that arrived out of version order (the contract delivers in order).
+    With `events`, every frame is also tallied by type (EventTally).
+    """
+
+    def __init__(self, events: bool = False) -> None:
         self.records: dict[int, list[int]] = {}
         self.frames = 0
+        self.out_of_order = 0
+        self.versioned = 0  # message events whose version was checked
+        self.events = EventTally() if events else None
+
+    def callback(self) -> Callable[[bytes], None]:
+        """The on_text of one socket: records receipts and checks its chats' version order."""
+        highest: dict[int, int] = {}
+        events = self.events
+
+        def on_text(data: bytes) -> None:
+            self.on_text(data)
+            if events is not None:
+                events.on_text(data)
+            found = event_version(data)
+            if found is None:
+                return
+            self.versioned += 1
+            chat_id, version = found
+            seen = highest.get(chat_id, 0)
+            if version < seen:
+                self.out_of_order += 1
+            else:
+                highest[chat_id] = version
+
+        return on_text
+
+    def take_order(self) -> tuple[int, int]:
+        """(out-of-order events, events checked) since the last call."""
+        counts = (self.out_of_order, self.versioned)
+        self.out_of_order = self.versioned = 0
+        return counts
 
     def on_text(self, data: bytes) -> None:
         self.frames += 1
@@ -157,25 +309,38 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
-def worker_main(conn: Connection, urls: Sequence[str], origin: str | None, concurrency: int) -> None:
+def worker_main(
+    conn: Connection, urls: Sequence[str], origin: str | None, concurrency: int, events: bool, retries: int
+) -> None:
     raise_nofile_limit()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_worker(conn, list(urls), origin, concurrency))
+        asyncio.run(_worker(conn, list(urls), origin, concurrency, events, retries))
 
 
-async def _worker(conn: Connection, urls: list[str], origin: str | None, concurrency: int) -> None:
+async def _worker(
+    conn: Connection, urls: list[str], origin: str | None, concurrency: int, events: bool, retries: int
+) -> None:
     loop = asyncio.get_running_loop()
-    recorder = Recorder()
+    recorder = Recorder(events)
     sockets: list[Socket] = []
     errors: Counter[str] = Counter()
     gate = asyncio.Semaphore(concurrency)
 
+    retried: Counter[str] = Counter()
+
     async def connect(url: str) -> None:
         async with gate:
-            try:
-                sockets.append(await open_socket(url, origin, recorder.on_text, timeout=30))
-            except Exception as exc:
-                errors[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
+            for attempt in range(1 + retries):
+                try:
+                    sockets.append(await open_socket(url, origin, recorder.callback(), timeout=30))
+                    return
+                except Exception as exc:
+                    reason = f"{type(exc).__name__}: {str(exc)[:80]}"
+                    if attempt == retries:
+                        errors[reason] += 1
+                    else:
+                        retried[reason] += 1
+                        await asyncio.sleep(0.5)
 
     conn.send(("hello", os.getpid()))
     while True:
@@ -183,11 +348,18 @@ async def _worker(conn: Connection, urls: list[str], origin: str | None, concurr
         if command == "connect":
             started = time.monotonic_ns()
             await asyncio.gather(*(connect(url) for url in urls))
-            conn.send(("connected", len(sockets), dict(errors), started, time.monotonic_ns()))
+            conn.send(("connected", len(sockets), dict(errors), started, time.monotonic_ns(), dict(retried)))
         elif command == "count":
             conn.send(recorder.count_between(*rest))
         elif command == "collect":
-            conn.send((recorder.take(), recorder.frames, _cpu_seconds()))
+            conn.send((recorder.take(), recorder.frames, _cpu_seconds(), *recorder.take_order()))
+        elif command == "frames":
+            conn.send(recorder.frames)
+        elif command == "event_keys" and recorder.events is not None:
+            # [receipts, last receipt's monotonic ns] of each (type, key) asked for.
+            conn.send([recorder.events.keys.get((kind, key), [0, 0]) for kind, key in rest[0]])
+        elif command == "event_types" and recorder.events is not None:
+            conn.send(recorder.events.take_types())
         elif command == "status":
             codes = Counter(str(s.closed.result()) for s in sockets if s.closed.done())
             conn.send((sum(1 for s in sockets if s.is_open), dict(codes), _cpu_seconds()))
@@ -206,6 +378,8 @@ class Worker:
     urls: list[str]
     origin: str | None
     concurrency: int = 100
+    events: bool = False  # tally frames by type and operation key (the big-group scenario)
+    retries: int = 0  # connects tried again after a failure (counted apart; the idle scenario's errors are a target)
     process: Any = None
     conn: Connection | None = None
     pid: int = 0
@@ -214,7 +388,9 @@ class Worker:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
         self.process = context.Process(
-            target=worker_main, args=(child, self.urls, self.origin, self.concurrency), daemon=True
+            target=worker_main,
+            args=(child, self.urls, self.origin, self.concurrency, self.events, self.retries),
+            daemon=True,
         )
         self.process.start()
         child.close()
@@ -281,6 +457,9 @@ class Sender:
         return self
 
     def on_text(self, data: bytes) -> None:
+        if b'"message.ack"' in data:  # a quote inside a message's text is escaped: this is the type
+            self.answers["message.ack"] += 1
+            return
         if MARK in data and b'"error"' not in data:
             self.answers["echo"] += 1
             return
@@ -386,6 +565,10 @@ class StepResult:
     client_cpu: float
     foreign_cpu: float
     sender_answers: dict[str, int]
+    out_of_order: int = 0  # message events received with a version below one their socket saw before
+    versioned: int = 0  # message events whose version was checked
+    acked: int = 0  # message.ack answers: messages the server stored (the messenger only)
+    persisted_per_s: float = 0.0  # acked ÷ (first send → last receipt)
 
     @property
     def saturated(self) -> bool:
@@ -433,7 +616,7 @@ async def measure_step(
     collected = await ask_all(workers, "collect")
     cpu_clients = [(c[2] - before) / wall for c, before in zip(collected, cpu_clients_before, strict=True)]
     merged: dict[int, list[int]] = {}
-    for records, _, _ in collected:
+    for records, *_ in collected:
         for seq, (receipts, last) in records.items():
             if not first_seq <= seq < first_seq + count:
                 continue
@@ -472,4 +655,8 @@ async def measure_step(
         client_cpu=max(cpu_clients, default=0.0),
         foreign_cpu=foreign,
         sender_answers=dict(answers),
+        out_of_order=sum(c[3] for c in collected),
+        versioned=sum(c[4] for c in collected),
+        acked=answers["message.ack"],
+        persisted_per_s=answers["message.ack"] / span,
     )

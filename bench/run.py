@@ -37,7 +37,7 @@ from bench.scenarios import (
     run_idle,
 )
 
-SCENARIOS = ("fanout", "multichat", "idle", "rest")
+SCENARIOS = ("fanout", "multichat", "idle", "rest", "biggroup")
 DEFAULT_DATABASE = "mysql://root@127.0.0.1:3306/"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/2"
 
@@ -46,7 +46,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", required=True, type=Path, help="directory for results.json, results.md and logs")
     parser.add_argument("--scenarios", default=",".join(SCENARIOS), help=f"comma-separated, of {', '.join(SCENARIOS)}")
-    parser.add_argument("--targets", default="messenger,stock,raw", help="servers to measure: messenger,stock,raw")
+    parser.add_argument(
+        "--targets",
+        default=None,
+        help="servers to measure, of messenger,stock,stock-pubsub,raw "
+        "(default all; stock-pubsub only when Redis is reachable)",
+    )
     parser.add_argument("--duration", type=float, default=None, help="seconds a rate step lasts (default 5; quick 2)")
     parser.add_argument("--quick", action="store_true", help="a short smoke run: short steps, fewer rows and sockets")
     parser.add_argument(
@@ -71,6 +76,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--history", type=int, default=None, help="messages in the REST history chat (100000)")
     parser.add_argument(
         "--rates", default=None, help="fixed offered deliveries/s, comma-separated, instead of the sweep (profiling)"
+    )
+    parser.add_argument(
+        "--biggroup-ops",
+        type=int,
+        default=None,
+        help="operations of each kind in the big-group scenario (default 30; quick 5; at most 60)",
+    )
+    parser.add_argument(
+        "--floor-seconds",
+        type=float,
+        default=None,
+        help="seconds each way of the database floor is measured (with multichat; default 5, quick 2)",
     )
     parser.add_argument("--soak", action="store_true", help="also run the soak (see README; off by default)")
     parser.add_argument("--soak-minutes", type=float, default=10.0)
@@ -135,6 +152,21 @@ def git_commit() -> str:
 # The run -----------------------------------------------------------------------------------
 
 
+def run_db_floor(seed_path: Path, env: dict[str, str], log_dir: Path, *, seconds: float) -> dict[str, Any]:
+    """Persisted messages/s of the send's SQL alone, a commit each and 50 a commit (bench/db_floor.py)."""
+    floor_path = seed_path.with_name("db-floor.json")
+    command = [PYTHON, "-m", "bench.db_floor", "--seed", str(seed_path), "--out", str(floor_path)]
+    run_checked([*command, "--seconds", str(seconds)], env=env, log_path=log_dir / "db_floor.log", timeout=300)
+    floor: dict[str, Any] = json.loads(floor_path.read_text())
+    for way in ("commit_each", "batched"):
+        figures = floor[way]
+        log(
+            f"  {way:12} {figures['messages_per_s']:8.0f} messages/s "
+            f"({figures['batch']} a commit, {figures['messages']} in {figures['seconds']:.1f} s)"
+        )
+    return floor
+
+
 def write_results(out: Path, results: dict[str, Any]) -> str:
     results["targets"] = report.targets(results)
     text = report.markdown(results)
@@ -151,10 +183,11 @@ def main() -> None:
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if args.soak:
         scenarios.append("soak")
-    names = [n for n in args.targets.split(",") if n]
+    names = [n for n in (args.targets or "").split(",") if n]
     if set(names) - set(TARGETS):
         raise SystemExit(f"unknown targets: {', '.join(sorted(set(names) - set(TARGETS)))}")
     duration = args.duration or (2.0 if args.quick else 5.0)
+    args.floor_seconds = args.floor_seconds or (2.0 if args.quick else 5.0)
     idle_sockets = args.idle_sockets or (1000 if args.quick else 5000)
     history = args.history or (10_000 if args.quick else 100_000)
     out: Path = args.out.resolve()
@@ -172,7 +205,6 @@ def main() -> None:
     signal.signal(signal.SIGTERM, on_signal)
 
     run_id = secrets.token_hex(3)
-    data_dir = Path(tempfile.mkdtemp(prefix="messenger-bench-"))
     database_url = ""
     database_admin = ""
     server_url = args.database_url or DEFAULT_DATABASE
@@ -185,6 +217,12 @@ def main() -> None:
         candidate = args.redis_url or DEFAULT_REDIS
         if args.redis_url or redis_reachable(candidate):
             redis_url = candidate
+    if not names:
+        # The PubSub relay needs Redis: without it, it would be the in-memory relay a second time.
+        names = [n for n in TARGETS if redis_url or n != "stock-pubsub"]
+    elif "stock-pubsub" in names and not redis_url:
+        raise SystemExit("the stock-pubsub target needs Redis (--redis-url)")
+    data_dir = Path(tempfile.mkdtemp(prefix="messenger-bench-"))
     prefix = f"bench{run_id}"
     env = base_env(
         {
@@ -214,6 +252,7 @@ def main() -> None:
             "quick": args.quick,
             "endpoint": "/ws/" if args.endpoint == "all" else "/ws/chat/<id>/",
             "client_processes": args.client_processes,
+            "targets": names,
             "commit": git_commit(),
         }
     }
@@ -276,10 +315,19 @@ def main() -> None:
             results["fanout"] = asyncio.run(run_fanout_like(context, names, fanout_layout(seed), "fan-out"))
             write_results(out, results)
         if "multichat" in scenarios:
+            log("database floor: a send's statements on one connection (bench/db_floor.py)")
+            results["db_floor"] = run_db_floor(seed_path, env, log_dir, seconds=args.floor_seconds)
+            write_results(out, results)
             results["multichat"] = asyncio.run(run_fanout_like(context, names, multichat_layout(seed), "multi-chat"))
             write_results(out, results)
         if "idle" in scenarios:
             results["idle"] = asyncio.run(run_idle(context, names, seed))
+            write_results(out, results)
+        if "biggroup" in scenarios:
+            from bench.biggroup import run_biggroup
+
+            operations = args.biggroup_ops or (5 if args.quick else 30)
+            results["biggroup"] = asyncio.run(run_biggroup(context, seed, operations=operations))
             write_results(out, results)
         if "soak" in scenarios:
             from bench.soak import run_soak

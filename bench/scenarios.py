@@ -157,14 +157,17 @@ class Messenger(Target):
 class StockRelay(Target):
     name = "stock"
     label = "stock Channels relay"
+    layer = "core"  # channels_redis.core.RedisChannelLayer
 
     def start(self) -> Server:
         self.port = free_port()
         env = dict(self.context.env)
         env["BENCH_REDIS_URL"] = self.context.redis_url
-        env["BENCH_LAYER_PREFIX"] = f"{self.context.layer_prefix}stock"
+        env["BENCH_LAYER"] = self.layer
+        env["BENCH_LAYER_PREFIX"] = f"{self.context.layer_prefix}{self.name}"
         command = daphne_command("bench.stock_relay:application", self.port)
-        self.server = Server("stock_relay", command, port=self.port, env=env, log_dir=self.context.log_dir)
+        log_name = "stock_relay" if self.layer == "core" else f"stock_relay_{self.layer}"
+        self.server = Server(log_name, command, port=self.port, env=env, log_dir=self.context.log_dir)
         return self.server.start()
 
     def frame(self, chat_id: int) -> Callable[[int, int], str]:
@@ -172,6 +175,14 @@ class StockRelay(Target):
             return json.dumps({"message": content_for(seq, sent_ns)})
 
         return build
+
+
+class StockPubSubRelay(StockRelay):
+    """The same relay on channels-redis's RedisPubSubChannelLayer (needs Redis)."""
+
+    name = "stock-pubsub"
+    label = "stock Channels relay (PubSub layer)"
+    layer = "pubsub"
 
 
 class RawFloor(Target):
@@ -185,7 +196,12 @@ class RawFloor(Target):
         return self.server.start()
 
 
-TARGETS: dict[str, type[Target]] = {"messenger": Messenger, "stock": StockRelay, "raw": RawFloor}
+TARGETS: dict[str, type[Target]] = {
+    "messenger": Messenger,
+    "stock": StockRelay,
+    "stock-pubsub": StockPubSubRelay,
+    "raw": RawFloor,
+}
 
 
 def log(message: str) -> None:
@@ -222,10 +238,13 @@ def multichat_layout(seed: dict[str, Any]) -> Layout:
 
 def _step_line(target: Target, step: StepResult) -> str:
     flag = " SATURATED" if step.saturated else ""
+    # Only the messenger's events carry versions; the references' frames are never checked.
+    order = f"  out-of-order {step.out_of_order}" if step.versioned else ""
     return (
-        f"  {target.name:9} {step.offered_deliveries:8.0f} offered/s → {step.deliveries_per_s:8.0f} delivered/s  "
+        f"  {target.name:12} {step.offered_deliveries:8.0f} offered/s → {step.deliveries_per_s:8.0f} delivered/s  "
         f"p50 {step.p50_ms:7.1f}  p95 {step.p95_ms:7.1f}  p99 {step.p99_ms:7.1f} ms  lost {step.lost}/{step.sent}  "
-        f"server cpu {step.server_cpu:4.0%}  client cpu {step.client_cpu:4.0%}  others {step.foreign_cpu:4.0%}{flag}"
+        f"server cpu {step.server_cpu:4.0%}  client cpu {step.client_cpu:4.0%}  others {step.foreign_cpu:4.0%}"
+        f"{order}{flag}"
     )
 
 
@@ -371,6 +390,9 @@ async def sweep(context: Context, target: Target, layout: Layout) -> dict[str, A
                 answers[key] = answers.get(key, 0) + value
         return {
             "capacity_deliveries_per_s": ok_steps[-1].deliveries_per_s if ok_steps else 0.0,
+            # Messages stored per second (acked) at the highest passing step; 0 for the references.
+            "persisted_per_s": ok_steps[-1].persisted_per_s if ok_steps else 0.0,
+            "max_persisted_per_s": max(s.persisted_per_s for s in steps),
             "capacity_offered_per_s": last_ok or 0.0,
             "first_failing_offered_per_s": first_bad,
             "fixed_rates": bool(context.rates),
@@ -379,6 +401,10 @@ async def sweep(context: Context, target: Target, layout: Layout) -> dict[str, A
             "steps": [s.as_dict() for s in steps],
             "sender_answers": answers,
             "sender_errors": rig.sender_errors + [e for s in rig.senders for e in s.errors],
+            # Message events a receiver got with a version below one it had seen from that chat.
+            "out_of_order": sum(s.out_of_order for s in steps),
+            "out_of_order_steps": sum(1 for s in steps if s.out_of_order),
+            "versioned": sum(s.versioned for s in steps),
         }
     finally:
         rig.down()
@@ -429,7 +455,7 @@ async def idle(context: Context, target: Target, tokens: list[str], warm_token: 
             "kib_per_socket": (rss_after - rss_before) / max(still_open, 1) / 1024,
         }
         log(
-            f"  {target.name:9} {still_open}/{len(urls)} open in {seconds:.2f} s ({result['connects_per_s']:.0f}/s), "
+            f"  {target.name:12} {still_open}/{len(urls)} open in {seconds:.2f} s ({result['connects_per_s']:.0f}/s), "
             f"{result['kib_per_socket']:.1f} KiB/socket, errors {result['errors']}"
         )
         return result

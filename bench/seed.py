@@ -34,6 +34,9 @@ MULTI_CHAT_SIZE = 10
 IDLE_SOCKETS = 5000
 REST_CHATS = 200
 REST_SMALL_CHATS = 10
+BIG_GROUP_MEMBERS = 1000  # the owner and 999 members
+BIG_GROUP_SMALL = 100  # the same owner and the first 99 members: a group a tenth the size
+BIG_GROUP_SPARES = 60  # users added (then removed again) one at a time
 
 Role = ChatUser.Role
 
@@ -77,8 +80,33 @@ def seed_multichat() -> dict[str, Any]:
     for index in range(MULTI_CHATS):
         block = people[index * MULTI_CHAT_SIZE : (index + 1) * MULTI_CHAT_SIZE]
         chat = group(f"multi {index}", block[0], block[1:])
-        chats.append({"chat_id": chat.pk, "sender": token(block[0]), "members": [token(u) for u in block[1:]]})
+        chats.append(
+            {
+                "chat_id": chat.pk,
+                "sender": token(block[0]),
+                "sender_id": block[0].pk,  # bench.db_floor sends as them, in SQL
+                "members": [token(u) for u in block[1:]],
+            }
+        )
     return {"chats": chats}
+
+
+def seed_biggroup() -> dict[str, Any]:
+    """A group of 1,000 (owner first), a group of 100 of the same users, and spare users to add."""
+    people = users("bbig", BIG_GROUP_MEMBERS + BIG_GROUP_SPARES)
+    members, spares = people[:BIG_GROUP_MEMBERS], people[BIG_GROUP_MEMBERS:]
+    owner = members[0]
+    big = group("big group", owner, members[1:])
+    small = group("small group", owner, members[1:BIG_GROUP_SMALL])
+    return {
+        "chat_id": big.pk,
+        "small_chat_id": small.pk,
+        "small_members": BIG_GROUP_SMALL,  # the first of "members"
+        "owner": token(owner),
+        "members": [token(u) for u in members],
+        "spare_ids": [u.pk for u in spares],
+        "spares": [token(u) for u in spares],
+    }
 
 
 def seed_idle(count: int) -> dict[str, Any]:
@@ -168,7 +196,7 @@ def seed_rest(history: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="Seed the bench database.")
-    parser.add_argument("--scenarios", required=True, help="comma-separated: fanout,multichat,idle,rest")
+    parser.add_argument("--scenarios", required=True, help="comma-separated: fanout,multichat,idle,rest,biggroup")
     parser.add_argument("--history", type=int, default=100_000, help="messages in the REST history chat")
     parser.add_argument("--idle", type=int, default=IDLE_SOCKETS, help="idle users (one socket each)")
     parser.add_argument("--out", required=True)
@@ -182,6 +210,8 @@ def main() -> None:
             seeded["multichat"] = seed_multichat()
         if wanted & {"idle", "soak"}:
             seeded["idle"] = seed_idle(args.idle)
+        if "biggroup" in wanted:
+            seeded["biggroup"] = seed_biggroup()
     if wanted & {"rest", "soak"}:
         with transaction.atomic():
             seeded["rest"] = seed_rest(args.history)

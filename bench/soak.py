@@ -121,11 +121,13 @@ async def run_soak(
                 "sender_answers": step.sender_answers,
                 "receipts": step.deliveries,
                 "receipts_due": step.sent * layout.receivers_per_message,
+                "out_of_order": step.out_of_order,  # message events below a version their socket had seen
             }
             windows.append(window)
             log(
                 f"  soak {len(windows):3}: rss {window['rss_mib']:.1f} MiB, idle open {window['idle_open']}, "
-                f"lost {step.lost}/{step.sent}, p99 {step.p99_ms:.1f} ms, REST {dict(rest_counts)}"
+                f"lost {step.lost}/{step.sent}, p99 {step.p99_ms:.1f} ms, out-of-order {step.out_of_order}, "
+                f"REST {dict(rest_counts)}"
                 + (f", senders heard {step.sender_answers}, receipts {step.deliveries}" if step.lost else "")
             )
         settled = windows[len(windows) // 4 :] or windows
@@ -136,6 +138,7 @@ async def run_soak(
             "messages_per_second": len(senders) * rate_per_sender,
             "windows": windows,
             "lost": sum(w["lost"] for w in windows),
+            "out_of_order": sum(w["out_of_order"] for w in windows),
             "rss_growth_mib_after_warmup": settled[-1]["rss_mib"] - settled[0]["rss_mib"],
             "rest": rest_counts,
             "rest_mix": list(REST_MIX),

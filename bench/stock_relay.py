@@ -4,8 +4,12 @@ One consumer per socket joins its room's group and relays every frame with `grou
 each recipient's consumer decodes the event and encodes its own JSON frame. No auth, no
 database. It runs on daphne with the same channel layer as the messenger (channels-redis
 with BENCH_REDIS_URL, the in-memory layer without it), so the two are measured alike.
+BENCH_LAYER=pubsub selects channels-redis's other layer, `RedisPubSubChannelLayer` (Redis
+PUBLISH/SUBSCRIBE instead of the core layer's lists and sorted sets), with the same pool size;
+it has no capacity or expiry (a subscriber that is not reading simply misses messages).
 
     daphne bench.stock_relay:application      # ws://host/ws/chat/<room>/
+    BENCH_LAYER=pubsub daphne bench.stock_relay:application
 """
 
 import json
@@ -15,7 +19,19 @@ import django
 from django.conf import settings
 
 _redis_url = os.environ.get("BENCH_REDIS_URL", "")
-if _redis_url:
+_layer_kind = os.environ.get("BENCH_LAYER", "core")
+if _layer_kind not in {"core", "pubsub"}:
+    raise SystemExit(f"BENCH_LAYER must be core or pubsub, not {_layer_kind!r}")
+if _redis_url and _layer_kind == "pubsub":
+    _layer = {
+        "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+        "CONFIG": {
+            # The same pool size as the core layer's (and the messenger's); PubSub has no capacity or expiry.
+            "hosts": [{"address": _redis_url, "max_connections": 1000}],
+            "prefix": os.environ.get("BENCH_LAYER_PREFIX", "stock"),
+        },
+    }
+elif _redis_url:
     _layer = {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
