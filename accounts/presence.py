@@ -23,6 +23,7 @@ import os
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
@@ -97,10 +98,32 @@ def _cache_key(user_id: int) -> str:
     return f"presence:{user_id}"
 
 
+# Users with a socket open on this process, counted by its hubs (chats.realtime.hub): online
+# without asking Redis -- a socket's sender, for one, on every message it sends.
+_here: Counter[int] = Counter()
+
+
+def socket_opened_here(user_id: int) -> None:
+    _here[user_id] += 1
+
+
+def socket_closed_here(user_id: int) -> None:
+    _here[user_id] -= 1
+    if _here[user_id] <= 0:
+        del _here[user_id]
+
+
 def online_ids(user_ids: Iterable[int]) -> set[int]:
-    ids = list(set(user_ids))
+    """Which of these users are online: here first (a socket on this process), then everywhere."""
+    wanted = set(user_ids)
+    here = {user_id for user_id in wanted if user_id in _here}
+    ids = list(wanted - here)
     if not ids:
-        return set()
+        return here
+    return here | _online_elsewhere(ids)
+
+
+def _online_elsewhere(ids: list[int]) -> set[int]:
     client = _redis()
     if client is None:
         found = cache.get_many([_cache_key(i) for i in ids])

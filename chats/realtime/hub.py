@@ -4,7 +4,7 @@
     router.Router          the hub's layer channel read, each frame written to the local sockets
     presence.*             the user's first and last socket here, the heartbeat of claims
     typing_throttle.Typing typing notices, throttled
-    sends.SendLanes        the sockets' sends, stored by chat
+    sends.SendBatches      the sockets' sends, stored in batches, chats side by side
     connects.BatchedCall   sockets connecting together, authorised together
 
 Lifecycle: `get_hub()` returns the running loop's hub, starting it on first use; `stop_hub()`
@@ -28,7 +28,7 @@ from chats.realtime.connects import BatchedCall
 from chats.realtime.groups import Listener, Subscriptions
 from chats.realtime.presence import PresenceTransitions
 from chats.realtime.router import Router
-from chats.realtime.sends import SendLanes
+from chats.realtime.sends import SendBatches
 from chats.realtime.typing_throttle import Typing
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Hub:
         self.user_chats: dict[int, list[int]] = {}
         self.transitions = PresenceTransitions(loop, self.user_sockets, self.user_chats)
         self.typing = Typing()
-        self.sends = SendLanes(loop)
+        self.sends = SendBatches(loop)
         self._batched: dict[Callable[..., Any], BatchedCall] = {}
         self._started: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -84,6 +84,7 @@ class Hub:
                 await task
         await self.subscriptions.close()
         for user_id in list(self.user_sockets):
+            presence_store.socket_closed_here(user_id)
             with contextlib.suppress(Exception):
                 await presence_store.process_offline(user_id)
         self.listeners.clear()
@@ -108,6 +109,7 @@ class Hub:
         self.user_sockets[user_id] = count + 1
         self.user_chats[user_id] = chat_ids
         if count == 0:
+            presence_store.socket_opened_here(user_id)
             self.transitions.change(user_id, online=True, last_seen=last_seen)
         await self.subscriptions.join_all(listener, groups)
 
@@ -123,6 +125,7 @@ class Hub:
             self.user_sockets[user_id] = count
         elif user_id in self.user_sockets:
             del self.user_sockets[user_id]
+            presence_store.socket_closed_here(user_id)
             self.typing.forget_user(user_id)
             self.transitions.change(user_id, online=False, last_seen=None)
 

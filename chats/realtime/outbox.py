@@ -34,12 +34,17 @@ logger = logging.getLogger(__name__)
 
 
 class Entry:
-    """One recorded event; once committed and rendered, a message event's Message as clients see it."""
+    """One recorded event; once committed and rendered, a message event's Message as clients see it.
 
-    __slots__ = ("event", "message", "message_text")
+    `row` is the model instance the service wrote, when it holds one with what the rendering reads
+    (a new message with its sender and attachment): the renderer then need not read it again.
+    """
 
-    def __init__(self, event: Event) -> None:
+    __slots__ = ("event", "message", "message_text", "row")
+
+    def __init__(self, event: Event, row: Any = None) -> None:
         self.event = event
+        self.row = row
         # Set by render.render_entries after the commit (message events only).
         self.message: dict[str, Any] | None = None
         self.message_text: str | None = None
@@ -51,8 +56,8 @@ class Outbox:
         self.envelopes: list[Envelope] = []
         self.publish = publish
 
-    def record(self, event: Event) -> Entry:
-        entry = Entry(event)
+    def record(self, event: Event, row: Any = None) -> Entry:
+        entry = Entry(event, row)
         self.entries.append(entry)
         return entry
 
@@ -97,9 +102,9 @@ def atomic(*, publish: bool = True) -> Iterator[Outbox]:
         transaction.on_commit(box.commit)
 
 
-def record(event: Event) -> Entry:
+def record(event: Event, row: Any = None) -> Entry:
     """Record an event in the innermost open outbox of this connection's transaction."""
     stack = _open.get(transaction.get_connection())
     if not stack:
         raise RuntimeError(f"{type(event).__name__} recorded outside outbox.atomic()")
-    return stack[-1].record(event)
+    return stack[-1].record(event, row)

@@ -1,7 +1,8 @@
 """Turning a committed transaction's events into frames: one renderer per event type, each part once.
 
-`render_entries` reads what the events name as it was committed -- the messages in one query, each
-full chat in two, the presence of everyone shown in one lookup -- and renders each thing once:
+`render_entries` reads what the events name as it was committed -- the messages in one query (none
+for a new message: the service hands its row over, sender and attachment loaded), each full chat
+in two, the presence of everyone shown in one lookup -- and renders each thing once:
 
 - a message event's Message is rendered once and encoded once; the REST answer and the socket's
   `message.ack` reuse it (Entry.message, Entry.message_text);
@@ -16,7 +17,7 @@ full chat in two, the presence of everyone shown in one lookup -- and renders ea
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,14 +52,17 @@ class Committed:
     online_ids: set[int] = field(default_factory=set)
 
 
-def read_committed(entries: Iterable[Entry]) -> Committed:
+def read_committed(entries: list[Entry]) -> Committed:
     events = [entry.event for entry in entries]
     message_ids = [e.message_id for e in events if isinstance(e, MessageCreated | MessageUpdated)]
     full_chats = list(dict.fromkeys(e.chat_id for e in events if isinstance(e, ChatCreated | MemberAdded)))
     renamed = [e.chat_id for e in events if isinstance(e, ChatRenamed)]
     committed = Committed()
-    if message_ids:
-        committed.messages = selectors.message_queryset().in_bulk(message_ids)
+    held = {entry.event.message_id: entry.row for entry in entries if isinstance(entry.row, Message)}  # type: ignore[union-attr]
+    committed.messages = dict(held)
+    missing = [message_id for message_id in message_ids if message_id not in held]
+    if missing:
+        committed.messages.update(selectors.message_queryset().in_bulk(missing))
     for chat_id in full_chats:
         chat = selectors.chat_with_members_or_none(chat_id)
         if chat is not None:

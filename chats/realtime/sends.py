@@ -1,26 +1,31 @@
-"""The sockets' `message.send` frames, stored by chat: one lane per chat, chats side by side.
+"""The sockets' `message.send` frames, stored in batches: chats side by side, each chat's in order.
 
-A lane takes the validated sends queued for its chat -- from any sockets of the process -- and
-stores up to MAX_BATCH of them in one transaction in a worker thread: one commit for many (each
-commit waits for the log to reach the disk), and the chat's row lock taken once per batch, so
-batches of different chats never wait on each other. Lanes of PARALLEL_CHATS chats run at once
-(each a worker thread and its database connection); the sends of one chat stay in order.
+A send is validated on the loop (the REST serializer), then queued by its chat. Up to
+PARALLEL_BATCHES batches are stored at once, each in a worker thread and one transaction of its
+own: a batch takes the queued sends of chats that no batch in flight holds (up to MAX_BATCH
+sends), so the sends of one chat are stored in the order they came and never by two batches at
+once, while sends to different chats never wait for each other's batch. Inside a batch the
+chats' row locks are taken in ascending chat id (a stable sort keeps each chat's sends in order):
+two batches -- of this process or another -- never wait on each other in a cycle.
 
-Each send has its own savepoint (services.message_create opens it): one that the services
-refuse or that fails in any other way rolls back alone and gets its own `error` frame; the
-others stand. Should the batch's transaction itself fail on the database (a deadlock, a lost
+One commit for many sends is what lets the senders keep up (each commit waits for the log to
+reach the disk). Each send has its own savepoint (services.message_create opens it): one that the
+services refuse, or that fails in any other way, rolls back alone and gets its own `error` frame;
+the others stand. Should the batch's transaction itself fail on the database (a deadlock, a lost
 connection: the rows of the earlier sends are gone with it), every send of the batch is stored
 again in a transaction of its own, and the one that still fails gets `unavailable`.
 
-After the commit the batch's events are published (their envelopes were rendered once, with the
-messages that the acks reuse), and only then is each sender answered.
+After the commit the batch's events are published (rendered once, with the messages that the
+acks reuse), and only then is each sender answered.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from channels.db import database_sync_to_async
@@ -35,27 +40,31 @@ from messenger.exceptions import error_frame
 logger = logging.getLogger(__name__)
 
 MAX_BATCH = 50
-PARALLEL_CHATS = 4
+PARALLEL_BATCHES = 4
 
-Send = tuple[User, dict[str, Any]]  # the sender, MessageSendSerializer's validated data
+Send = tuple[int, User, dict[str, Any]]  # chat id, sender, MessageSendSerializer's validated data
 Outcome = services.MessageResult | Exception
 
 
-def store_sends(chat_id: int, sends: list[Send]) -> tuple[list[Envelope], list[str]]:
-    """Store one chat's queued sends (in a worker thread): the envelopes to publish, and each
-    send's reply (`message.ack` or `error`, encoded) in the order given."""
+def store_sends(sends: list[Send]) -> tuple[list[Envelope], list[str]]:
+    """Store a batch of sends (in a worker thread): the envelopes to publish, and each send's reply
+    (`message.ack` or `error`, encoded) in the order given."""
+    by_chat = sorted(range(len(sends)), key=lambda index: sends[index][0])  # the lock order
     try:
-        envelopes, outcomes = _store_together(chat_id, sends)
+        envelopes, stored = _store_together([sends[index] for index in by_chat])
     except DatabaseError:
-        logger.warning("%d sends to chat %s failed together; storing them one by one", len(sends), chat_id)
-        envelopes, outcomes = [], [_store_alone(chat_id, user, data) for user, data in sends]
+        logger.warning("%d sends failed together; storing them one by one", len(sends))
+        envelopes, stored = [], [_store_alone(*sends[index]) for index in by_chat]
+    outcomes: list[Outcome] = [Exception()] * len(sends)
+    for index, outcome in zip(by_chat, stored, strict=True):
+        outcomes[index] = outcome
     return envelopes, _replies(sends, outcomes)
 
 
-def _store_together(chat_id: int, sends: list[Send]) -> tuple[list[Envelope], list[Outcome]]:
+def _store_together(sends: list[Send]) -> tuple[list[Envelope], list[Outcome]]:
     outcomes: list[Outcome] = []
     with outbox.atomic(publish=False) as box:
-        for user, data in sends:
+        for chat_id, user, data in sends:
             try:
                 outcomes.append(services.message_create(chat_id=chat_id, sender=user, **data))
             except DatabaseError:
@@ -83,7 +92,7 @@ def _replies(sends: list[Send], outcomes: list[Outcome]) -> list[str]:
     ]
     rendered = render.message_payloads(unrendered) if unrendered else {}
     replies = []
-    for (_, data), outcome in zip(sends, outcomes, strict=True):
+    for (_, _, data), outcome in zip(sends, outcomes, strict=True):
         client_id = data["client_id"]
         if isinstance(outcome, Exception):
             replies.append(encode(error_frame(outcome, client_id)))
@@ -96,57 +105,78 @@ def _replies(sends: list[Send], outcomes: list[Outcome]) -> list[str]:
         else:
             replies.append(encode({"type": "message.ack", "client_id": client_id, "message": None}))
             continue
-        replies.append(
-            f'{{"type":"message.ack","client_id":{json.dumps(client_id, ensure_ascii=False)},"message":{text}}}'
-        )
+        name = json.dumps(client_id, ensure_ascii=False)
+        replies.append(f'{{"type":"message.ack","client_id":{name},"message":{text}}}')
     return replies
 
 
 _store_in_thread = database_sync_to_async(store_sends, thread_sensitive=False)
 
+Queued = tuple[User, dict[str, Any], "asyncio.Future[str]"]
 
-class SendLanes:
+
+class SendBatches:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        self._queues: dict[int, list[tuple[User, dict[str, Any], asyncio.Future[str]]]] = {}
-        self._slots = asyncio.Semaphore(PARALLEL_CHATS)
-        self._lanes: dict[int, asyncio.Task[None]] = {}
+        # Chats with sends waiting, oldest first.
+        self._queued: OrderedDict[int, list[Queued]] = OrderedDict()
+        # Chats whose sends a batch in flight is storing.
+        self._held: set[int] = set()
+        self._batches: set[asyncio.Task[None]] = set()
 
     def submit(self, user: User, chat_id: int, data: dict[str, Any]) -> asyncio.Future[str]:
         """Queue a validated send; the future is its reply, once stored and announced."""
         future: asyncio.Future[str] = self.loop.create_future()
-        self._queues.setdefault(chat_id, []).append((user, data, future))
-        if chat_id not in self._lanes:
-            self._lanes[chat_id] = self.loop.create_task(self._lane(chat_id))
+        self._queued.setdefault(chat_id, []).append((user, data, future))
+        self._start_batches()
         return future
 
-    async def _lane(self, chat_id: int) -> None:
+    def _start_batches(self) -> None:
+        while len(self._batches) < PARALLEL_BATCHES:
+            batch = self._take()
+            if not batch:
+                return
+            task = self.loop.create_task(self._store(batch))
+            self._batches.add(task)
+
+    def _take(self) -> list[tuple[int, Queued]]:
+        """The queued sends of chats no batch holds, oldest chat first, up to MAX_BATCH (whole chats)."""
+        batch: list[tuple[int, Queued]] = []
+        for chat_id in list(self._queued):
+            if chat_id in self._held:
+                continue
+            queue = self._queued[chat_id]
+            room = MAX_BATCH - len(batch)
+            taken, rest = queue[:room], queue[room:]
+            batch += [(chat_id, item) for item in taken]
+            self._held.add(chat_id)
+            if rest:
+                self._queued[chat_id] = rest
+            else:
+                del self._queued[chat_id]
+            if len(batch) >= MAX_BATCH:
+                break
+        return batch
+
+    async def _store(self, batch: list[tuple[int, Queued]]) -> None:
         try:
-            while queue := self._queues.get(chat_id):
-                async with self._slots:
-                    batch = queue[:MAX_BATCH]
-                    del queue[:MAX_BATCH]
-                    try:
-                        envelopes, replies = await _store_in_thread(chat_id, [(u, d) for u, d, _ in batch])
-                    except Exception as error:
-                        logger.exception("sends to chat %s failed", chat_id)
-                        envelopes, replies = [], [encode(error_frame(error, d["client_id"])) for _, d, _ in batch]
-                await publish(envelopes)
-                for (_, _, future), reply in zip(batch, replies, strict=True):
-                    if not future.done():
-                        future.set_result(reply)
+            sends = [(chat_id, user, data) for chat_id, (user, data, _) in batch]
+            try:
+                envelopes, replies = await _store_in_thread(sends)
+            except Exception as error:
+                logger.exception("a batch of %d sends failed", len(batch))
+                envelopes, replies = [], [encode(error_frame(error, data["client_id"])) for _, _, data in sends]
+            await publish(envelopes)
+            for (_, (_, _, future)), reply in zip(batch, replies, strict=True):
+                if not future.done():
+                    future.set_result(reply)
         finally:
-            del self._lanes[chat_id]
-            if not self._queues.get(chat_id):
-                self._queues.pop(chat_id, None)
+            self._held.difference_update(chat_id for chat_id, _ in batch)
+            self._batches.discard(asyncio.current_task())  # type: ignore[arg-type]
+            self._start_batches()
 
     async def close(self) -> None:
-        for task in list(self._lanes.values()):
-            with _suppressed():
-                await task
-
-
-def _suppressed() -> Any:
-    import contextlib
-
-    return contextlib.suppress(BaseException)
+        while self._batches:
+            for task in list(self._batches):
+                with contextlib.suppress(BaseException):
+                    await task

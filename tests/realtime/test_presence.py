@@ -72,11 +72,12 @@ async def test_the_heartbeat_renews_the_claims_of_users_with_open_sockets(connec
     await connect(user, "/ws/")
     await watcher.receive_type("presence")
     await presence.process_offline(user.id)  # as if the claim had expired
-    assert user.id not in await sync_to_async(presence.online_ids)([user.id])
+    # (as other processes see it: this one knows the user has a socket here)
+    assert user.id not in await sync_to_async(presence._online_elsewhere)([user.id])
     # when
     await get_hub().heartbeat()
     # then
-    assert user.id in await sync_to_async(presence.online_ids)([user.id])
+    assert user.id in await sync_to_async(presence._online_elsewhere)([user.id])
 
 
 async def test_a_heartbeat_for_many_users_renews_every_claim_a_chunk_at_a_time_letting_the_loop_run(monkeypatch):
@@ -124,3 +125,22 @@ async def test_a_crashed_processs_expired_claim_does_not_keep_a_user_online(user
     assert await presence.process_online(user.id) is True
     assert await online_ids([user.id]) == {user.id}
     assert await presence.process_offline(user.id) is True
+
+
+async def test_a_user_with_a_socket_on_this_process_is_online_without_asking_the_shared_store(
+    connect, user, monkeypatch
+):
+    # given
+    socket = await connect(user, "/ws/")
+
+    def elsewhere(ids):
+        raise AssertionError(f"asked the shared store about {ids}")
+
+    monkeypatch.setattr(presence, "_online_elsewhere", elsewhere)
+    # then
+    assert await sync_to_async(presence.online_ids)([user.id]) == {user.id}
+    # and once the socket is gone, the shared store is asked again
+    await socket.communicator.disconnect()
+    await asyncio.sleep(0.05)
+    with pytest.raises(AssertionError):
+        await sync_to_async(presence.online_ids)([user.id])
