@@ -156,7 +156,9 @@ def chat_update(*, chat_id: int, actor: User, title: str) -> Chat:
 
 @retry_deadlocks
 @outbox.atomic()
-def chat_member_add(*, chat_id: int, actor: User, user_id: int) -> Chat:
+def chat_member_add(*, chat_id: int, actor: User, user_id: int) -> outbox.Entry:
+    """Add a member (group owner/admin); returns the MemberAdded entry, which holds the chat as
+    rendered for the newcomer once committed (the REST answer reuses it)."""
     membership = membership_get(chat_id=chat_id, user=actor)
     if not membership.chat.is_group:
         raise ValidationError({"user_id": ["Members of a direct chat cannot change."]})
@@ -172,8 +174,7 @@ def chat_member_add(*, chat_id: int, actor: User, user_id: int) -> Chat:
         raise ValidationError({"user_id": [f"No such user: {user_id}."]})
     # A newcomer starts with everything before them read: the newest message, kept under this lock.
     ChatUser.objects.create(chat=chat, user=user, role=Role.MEMBER, last_read_id=chat.last_message_id or 0)
-    outbox.record(MemberAdded(chat_id=chat.pk, user_id=user.pk))
-    return chat
+    return outbox.record(MemberAdded(chat_id=chat.pk, user_id=user.pk))
 
 
 def chats_refresh_last_message(chat_ids: Sequence[int]) -> None:

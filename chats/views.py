@@ -104,8 +104,15 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
     def add_member(self, request: Request, pk: str) -> Response:
         data = MemberAddSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.chat_member_add(chat_id=int(pk), actor=request_user(request), user_id=data.validated_data["user_id"])
-        return render_chat(request, int(pk), status_code=status.HTTP_201_CREATED)
+        viewer = request_user(request)
+        added = services.chat_member_add(chat_id=int(pk), actor=viewer, user_id=data.validated_data["user_id"])
+        members = selectors.members_of(added.chat) if added.chat is not None else []
+        mine = next((m for m in members if m.user_id == viewer.pk), None)
+        if added.chat_shared is None or mine is None:
+            return render_chat(request, int(pk), status_code=status.HTTP_201_CREATED)
+        # The chat as the newcomer's chat.created showed it (rendered once), with the caller's own fields.
+        own = {"my_role": mine.role, "unread_count": mine.unread_count, "last_read_id": mine.last_read_id}
+        return Response({**added.chat_shared, **own}, status=status.HTTP_201_CREATED)
 
     @extend_schema(
         methods=["DELETE"],

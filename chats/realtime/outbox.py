@@ -40,11 +40,15 @@ class Entry:
     (a new message with its sender and attachment): the renderer then need not read it again.
     """
 
-    __slots__ = ("event", "message", "message_text", "row")
+    __slots__ = ("chat", "chat_shared", "event", "message", "message_text", "row")
 
     def __init__(self, event: Event, row: Any = None) -> None:
         self.event = event
         self.row = row
+        # Set by render.render_entries after the commit, for an event that renders a whole chat:
+        # the chat with its members, and the part of it every member sees alike.
+        self.chat: Any = None
+        self.chat_shared: dict[str, Any] | None = None
         # Set by render.render_entries after the commit (message events only).
         self.message: dict[str, Any] | None = None
         self.message_text: str | None = None

@@ -137,10 +137,13 @@ def _chat_read(entry: Entry, committed: Committed) -> list[Envelope]:
 # Chats and members ------------------------------------------------------------------------------
 
 
-def chat_created_for(chat: Chat, members: list[Member], online_ids: set[int]) -> list[Envelope]:
-    """`chat.created` to each of `members`' user groups: the shared part encoded once, theirs spliced in."""
-    shared = encode(chat_shared_data(chat, online_ids=online_ids))
-    head = '{"type":"chat.created","chat":' + shared[:-1]  # the shared object, still open
+def chat_created_for(entry: Entry, chat: Chat, members: list[Member], online_ids: set[int]) -> list[Envelope]:
+    """`chat.created` to each of `members`' user groups: the shared part encoded once, theirs spliced in.
+
+    The shared part stays with the entry: the REST answer of the change reuses it.
+    """
+    entry.chat, entry.chat_shared = chat, chat_shared_data(chat, online_ids=online_ids)
+    head = '{"type":"chat.created","chat":' + encode(entry.chat_shared)[:-1]  # the shared object, still open
     envelopes = []
     for member in members:
         own = (
@@ -158,7 +161,7 @@ def _chat_created(entry: Entry, committed: Committed) -> list[Envelope]:
     chat = committed.chats.get(event.chat_id)
     if chat is None:
         return []
-    return chat_created_for(chat, selectors.members_of(chat), committed.online_ids)
+    return chat_created_for(entry, chat, selectors.members_of(chat), committed.online_ids)
 
 
 def _member_added(entry: Entry, committed: Committed) -> list[Envelope]:
@@ -173,7 +176,7 @@ def _member_added(entry: Entry, committed: Committed) -> list[Envelope]:
     frame = {"type": "member.added", "chat_id": event.chat_id, "user_id": event.user_id}
     frame["member"] = {"user": user, "role": member.role}
     added = envelope(chat_group(event.chat_id), "member.added", encode(frame), chat_id=event.chat_id)
-    return [*chat_created_for(chat, [member], committed.online_ids), added]
+    return [*chat_created_for(entry, chat, [member], committed.online_ids), added]
 
 
 def _chat_renamed(entry: Entry, committed: Committed) -> list[Envelope]:

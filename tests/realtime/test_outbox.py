@@ -182,3 +182,14 @@ def test_chat_events_cost_as_many_queries_for_200_members_as_for_2(user, operati
     # then
     assert many == few
     assert announced
+
+
+def test_the_answer_to_adding_a_member_is_the_chat_as_get_shows_it_rendered_once(api_client, user, chat, counted):
+    # given
+    newcomer = UserFactory.create()
+    # when
+    added = api_client.post(f"/api/chats/{chat.id}/members", {"user_id": newcomer.id}, format="json")
+    # then: the newcomer's chat.created and the answer share one rendering
+    assert added.status_code == 201, added.content
+    assert counted["chat"] == 1
+    assert added.json() == api_client.get(f"/api/chats/{chat.id}").json()
