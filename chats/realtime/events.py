@@ -9,24 +9,27 @@ from dataclasses import dataclass
 
 
 @dataclass(frozen=True, slots=True)
-class MessageCreated:
+class MessageChange:
+    """A change to a chat's messages: it took the chat's next `version`."""
+
     chat_id: int
     message_id: int
     version: int
 
 
 @dataclass(frozen=True, slots=True)
-class MessageUpdated:
-    chat_id: int
-    message_id: int
-    version: int
+class MessageCreated(MessageChange):
+    pass
 
 
 @dataclass(frozen=True, slots=True)
-class MessageDeleted:
-    chat_id: int
-    message_id: int
-    version: int
+class MessageUpdated(MessageChange):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDeleted(MessageChange):
+    pass
 
 
 @dataclass(frozen=True, slots=True)

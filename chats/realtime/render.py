@@ -25,18 +25,8 @@ from accounts import presence
 from accounts.serializers import public_user_data
 from chats import selectors
 from chats.models import Chat, Message
+from chats.realtime import events
 from chats.realtime.envelopes import Envelope, chat_group, encode, envelope, user_group
-from chats.realtime.events import (
-    ChatCreated,
-    ChatRead,
-    ChatRenamed,
-    MemberAdded,
-    MemberRemoved,
-    MemberRoleChanged,
-    MessageCreated,
-    MessageDeleted,
-    MessageUpdated,
-)
 from chats.realtime.outbox import Entry
 from chats.selectors import Member
 from chats.serializers import chat_shared_data, message_data
@@ -53,10 +43,11 @@ class Committed:
 
 
 def read_committed(entries: list[Entry]) -> Committed:
-    events = [entry.event for entry in entries]
-    message_ids = [e.message_id for e in events if isinstance(e, MessageCreated | MessageUpdated)]
-    full_chats = list(dict.fromkeys(e.chat_id for e in events if isinstance(e, ChatCreated | MemberAdded)))
-    renamed = [e.chat_id for e in events if isinstance(e, ChatRenamed)]
+    recorded = [entry.event for entry in entries]
+    message_ids = [e.message_id for e in recorded if isinstance(e, events.MessageCreated | events.MessageUpdated)]
+    whole = [e.chat_id for e in recorded if isinstance(e, events.ChatCreated | events.MemberAdded)]
+    full_chats = list(dict.fromkeys(whole))
+    renamed = [e.chat_id for e in recorded if isinstance(e, events.ChatRenamed)]
     committed = Committed()
     held = {entry.event.message_id: entry.row for entry in entries if isinstance(entry.row, Message)}  # type: ignore[union-attr]
     committed.messages = dict(held)
@@ -102,7 +93,7 @@ def message_payloads(message_ids: list[int]) -> dict[int, tuple[dict[str, Any], 
 def _message_change(kind: str) -> Callable[[Entry, Committed], list[Envelope]]:
     def render(entry: Entry, committed: Committed) -> list[Envelope]:
         event = entry.event
-        assert isinstance(event, MessageCreated | MessageUpdated)
+        assert isinstance(event, events.MessageCreated | events.MessageUpdated)
         message = committed.messages.get(event.message_id)
         if message is None:
             return []  # gone since (its sender's account was deleted)
@@ -116,7 +107,7 @@ def _message_change(kind: str) -> Callable[[Entry, Committed], list[Envelope]]:
 
 def _message_deleted(entry: Entry, committed: Committed) -> list[Envelope]:
     event = entry.event
-    assert isinstance(event, MessageDeleted)
+    assert isinstance(event, events.MessageDeleted)
     frame = {"type": "message.deleted", "chat_id": event.chat_id, "message_id": event.message_id}
     frame["version"] = event.version
     return [
@@ -128,7 +119,7 @@ def _message_deleted(entry: Entry, committed: Committed) -> list[Envelope]:
 
 def _chat_read(entry: Entry, committed: Committed) -> list[Envelope]:
     event = entry.event
-    assert isinstance(event, ChatRead)
+    assert isinstance(event, events.ChatRead)
     frame = {"type": "chat.read", "chat_id": event.chat_id, "user_id": event.user_id}
     frame["last_read_id"] = event.last_read_id
     return [envelope(chat_group(event.chat_id), "chat.read", encode(frame), chat_id=event.chat_id)]
@@ -157,7 +148,7 @@ def chat_created_for(entry: Entry, chat: Chat, members: list[Member], online_ids
 
 def _chat_created(entry: Entry, committed: Committed) -> list[Envelope]:
     event = entry.event
-    assert isinstance(event, ChatCreated)
+    assert isinstance(event, events.ChatCreated)
     chat = committed.chats.get(event.chat_id)
     if chat is None:
         return []
@@ -167,7 +158,7 @@ def _chat_created(entry: Entry, committed: Committed) -> list[Envelope]:
 def _member_added(entry: Entry, committed: Committed) -> list[Envelope]:
     """The newcomer gets the whole chat (which subscribes their sockets); the chat hears who came."""
     event = entry.event
-    assert isinstance(event, MemberAdded)
+    assert isinstance(event, events.MemberAdded)
     chat = committed.chats.get(event.chat_id)
     member = next((m for m in selectors.members_of(chat) if m.user_id == event.user_id), None) if chat else None
     if chat is None or member is None:
@@ -181,7 +172,7 @@ def _member_added(entry: Entry, committed: Committed) -> list[Envelope]:
 
 def _chat_renamed(entry: Entry, committed: Committed) -> list[Envelope]:
     event = entry.event
-    assert isinstance(event, ChatRenamed)
+    assert isinstance(event, events.ChatRenamed)
     if event.chat_id not in committed.titles:
         return []
     is_group, title = committed.titles[event.chat_id]
@@ -192,7 +183,7 @@ def _chat_renamed(entry: Entry, committed: Committed) -> list[Envelope]:
 def _member_removed(entry: Entry, committed: Committed) -> list[Envelope]:
     """To the chat, and to the removed user's own group (their sockets leave the chat's group)."""
     event = entry.event
-    assert isinstance(event, MemberRemoved)
+    assert isinstance(event, events.MemberRemoved)
     text = encode({"type": "member.removed", "chat_id": event.chat_id, "user_id": event.user_id})
     routing = {"chat_id": event.chat_id, "user_id": event.user_id}
     return [
@@ -203,19 +194,19 @@ def _member_removed(entry: Entry, committed: Committed) -> list[Envelope]:
 
 def _member_role_changed(entry: Entry, committed: Committed) -> list[Envelope]:
     event = entry.event
-    assert isinstance(event, MemberRoleChanged)
+    assert isinstance(event, events.MemberRoleChanged)
     frame = {"type": "member.updated", "chat_id": event.chat_id, "user_id": event.user_id, "role": event.role}
     return [envelope(chat_group(event.chat_id), "member.updated", encode(frame), chat_id=event.chat_id)]
 
 
 RENDERERS: dict[type, Callable[[Entry, Committed], list[Envelope]]] = {
-    MessageCreated: _message_change("message.created"),
-    MessageUpdated: _message_change("message.updated"),
-    MessageDeleted: _message_deleted,
-    ChatRead: _chat_read,
-    ChatCreated: _chat_created,
-    ChatRenamed: _chat_renamed,
-    MemberAdded: _member_added,
-    MemberRemoved: _member_removed,
-    MemberRoleChanged: _member_role_changed,
+    events.MessageCreated: _message_change("message.created"),
+    events.MessageUpdated: _message_change("message.updated"),
+    events.MessageDeleted: _message_deleted,
+    events.ChatRead: _chat_read,
+    events.ChatCreated: _chat_created,
+    events.ChatRenamed: _chat_renamed,
+    events.MemberAdded: _member_added,
+    events.MemberRemoved: _member_removed,
+    events.MemberRoleChanged: _member_role_changed,
 }
