@@ -100,8 +100,11 @@ class Hub:
         subscribe (Redis down): the caller closes.
         """
         await self.start()
-        for chat_id, version in chats.items():
-            self.router.expect(chat_id, version + 1)
+        groups = list(groups)
+        for group in groups:
+            chat_id = _chat_of_group(group)
+            if chat_id is not None and chat_id in chats:
+                self.router.expect(chat_id, chats[chat_id] + 1)
         chat_ids = list(chats)
         self.listeners.add(listener)
         user_id = listener.user_id
@@ -131,8 +134,9 @@ class Hub:
 
     def _group_left(self, group: str) -> None:
         """The process's last socket left the group: what the router knows of it is stale from now on."""
-        if group.startswith("chat."):
-            self.router.forget_chat(int(group.removeprefix("chat.")))
+        chat_id = _chat_of_group(group)
+        if chat_id is not None:
+            self.router.forget_chat(chat_id)
 
     def _forget_membership(self, user_id: int, chat_id: int) -> None:
         chats = self.user_chats.get(user_id)
@@ -167,6 +171,11 @@ class Hub:
         if group_expiry and now - self._groups_refreshed > group_expiry / 4:
             self._groups_refreshed = now
             await self.subscriptions.refresh()
+
+
+def _chat_of_group(group: str) -> int | None:
+    prefix, _, chat_id = group.partition(".")
+    return int(chat_id) if prefix == "chat" and chat_id.isdigit() else None
 
 
 _hubs: dict[asyncio.AbstractEventLoop, Hub] = {}
