@@ -11,10 +11,12 @@ from tests.factories import ChatUserFactory, UserFactory, group_with, message_in
 CHAT_LIST_BUDGET = 4
 # Authentication + membership check + one page of messages with senders and attachments.
 HISTORY_BUDGET = 4  # the caller, their membership, the page's ids, the rows with senders and attachments
-# Authentication, membership, idempotency lookup, chat row lock, version bump, insert, unread counters,
-# the sender's read position, is_read marks, re-reading the message for the answer; inside the test's
-# transaction the atomic block adds a SAVEPOINT and its RELEASE (BEGIN/COMMIT in production).
-SEND_BUDGET = 12
+# Authentication; the chat's row lock with the membership and the client_id's first message read under
+# it; the insert; the version bump; the unread counters; the message rendered for its event and the
+# answer (here, where the test's transaction never commits, by the answer's fallback; after a real
+# commit by the outbox, from the row the service wrote: no query). Inside the test's transaction the
+# atomic block adds a SAVEPOINT and its RELEASE (BEGIN/COMMIT in production).
+SEND_BUDGET = 8
 
 
 def chats_with_traffic(user, count):
@@ -128,3 +130,17 @@ def test_a_repeated_send_costs_fewer_queries_than_the_first(api_client, chat):
     # then
     assert r.status_code == 200, r.content
     assert len(again) < len(first)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_committed_send_renders_its_message_from_the_row_it_wrote(api_client, chat, other_user, announced):
+    # given: a real commit (the outbox renders and publishes after it)
+    message_in(chat, other_user)
+    # when
+    with CaptureQueriesContext(connection) as captured:
+        r = api_client.post(f"/api/chats/{chat.id}/messages", {"content": "hi", "client_id": "b-2"}, format="json")
+    # then: the budget without the re-read -- the message is not read again for its event or its answer
+    assert r.status_code == 201, r.content
+    statements = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("BEGIN", "COMMIT"))]
+    assert len(statements) == SEND_BUDGET - 3, statements  # no SAVEPOINT/RELEASE at the top, no re-read
+    assert len(announced) == 1
