@@ -299,7 +299,7 @@ def message_create(
 def _message_create(
     *, chat_id: int, sender: User, content: str | None, attachment_id: int | None, client_id: str | None
 ) -> MessageResult:
-    # The hot path of the messenger: four statements, three of them in SQL (chats.statements).
+    # The hot path of the messenger: four statements, all fixed SQL (chats.statements).
     # The chat's row lock comes first, with the membership and the client_id's first message read
     # under it, so a member removed while this send waited gets 404 and nothing lands.
     locked = statements.lock_chat_for_member(chat_id, sender.pk, client_id)
@@ -324,7 +324,7 @@ def _message_create(
     )
     # The foreign keys were checked above; validating them again would cost a query each.
     message.full_clean(exclude=["chat", "sender", "attachment"], validate_unique=False, validate_constraints=False)
-    message.save(force_insert=True)
+    statements.insert_message(message)
     statements.chat_advance(chat_id, version=message.version, at=now, last_message_id=message.pk)
     # Writing in a chat means having read it, up to the new message (the newest, under the lock).
     statements.members_count_new_message(chat_id, sender_id=sender.pk, message_id=message.pk)
