@@ -1,4 +1,4 @@
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
 from django.contrib.auth import authenticate
@@ -24,14 +24,14 @@ class PublicUser(Protocol):
     def last_seen(self) -> datetime | None: ...
 
 
-def public_user_data(user: PublicUser, *, is_online: bool) -> dict[str, Any]:
-    """PublicUserSerializer's output, built directly (see messenger.rendering)."""
+def public_user_data(user: PublicUser, *, is_online: bool, zone: tzinfo | None = None) -> dict[str, Any]:
+    """PublicUserSerializer's output, built directly (see messenger.rendering; `zone` as there)."""
     return {
         "id": user.pk,
         "username": user.username,
         "display_name": user.display_name,
         "is_online": is_online,
-        "last_seen": datetime_text(user.last_seen),
+        "last_seen": datetime_text(user.last_seen, zone),
     }
 
 

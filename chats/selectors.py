@@ -8,6 +8,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from accounts.models import User
 from accounts.selectors import presence_context as presence_context  # chats.views and chats.events use it from here
+from chats import statements
 from chats.models import Chat, ChatUser, Message
 from media.models import Attachment
 
@@ -58,20 +59,7 @@ def attach_members(chats: Iterable[Chat]) -> list[Chat]:
     """Set chat.members_list (in joining order) for a page of chats, in one query."""
     page = list(chats)
     by_chat: dict[int, list[Member]] = {chat.pk: [] for chat in page}
-    rows = (
-        ChatUser.objects.filter(chat_id__in=list(by_chat))
-        .order_by("id")
-        .values_list(
-            "chat_id",
-            "role",
-            "unread_count",
-            "last_read_id",
-            "user_id",
-            "user__username",
-            "user__display_name",
-            "user__last_seen",
-        )
-    )
+    rows = statements.member_rows(list(by_chat))
     for chat_id, role, unread_count, last_read_id, user_id, username, display_name, last_seen in rows:
         user = MemberUser(user_id, username, display_name, last_seen)
         by_chat[chat_id].append(Member(user, role, unread_count, last_read_id))

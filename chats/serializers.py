@@ -16,7 +16,7 @@ from accounts.serializers import PublicUserSerializer, public_user_data
 from chats.models import Chat, ChatUser, Message
 from chats.selectors import Member, MemberUser, members_of
 from media.serializers import AttachmentSerializer, attachment_data
-from messenger.rendering import datetime_text
+from messenger.rendering import current_zone, datetime_text
 
 # The largest id or version a row can have (a signed 64-bit column). A number past it names nothing,
 # and SQLite cannot even bind it: input is refused at the edge rather than overflowing in a query.
@@ -54,8 +54,9 @@ def chat_shared_data(chat: Chat, *, online_ids: set[int] | None) -> dict[str, An
     Reads only what the selectors loaded: the members (selectors.attach_members) and
     chat.last_message with its sender and attachment (select_related).
     """
+    zone = current_zone()
     members = [
-        {"user": public_user_data(m.user, is_online=_online(m.user_id, online_ids)), "role": m.role}
+        {"user": public_user_data(m.user, is_online=_online(m.user_id, online_ids), zone=zone), "role": m.role}
         for m in members_of(chat)
     ]
     last = chat.last_message

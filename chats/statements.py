@@ -9,13 +9,15 @@ services stays with the ORM. Table and column names come from the models' metada
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db import connection
 
+from accounts.models import User
 from chats.models import Chat, ChatUser, Message
 
 
-def _table(model: type[Chat | ChatUser | Message]) -> str:
+def _table(model: type[Chat | ChatUser | Message | User]) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
@@ -85,3 +87,32 @@ def members_count_new_message(chat_id: int, *, sender_id: int, message_id: int) 
             "WHERE chat_id = %s",
             [sender_id, sender_id, message_id, chat_id],
         )
+
+
+MemberRow = tuple[int, str, int, int, int, str, str, Any]
+
+
+def member_rows(chat_ids: list[int]) -> list[MemberRow]:
+    """The members of these chats in joining order, as the chat's rendering reads them:
+    (chat_id, role, unread_count, last_read_id, user_id, username, display_name, last_seen).
+
+    Rendering a chat reads every member: through the ORM's values_list, 1,000 members cost ~9 µs a
+    row in Python (bench/ big group: most of a rename's answer); this way ~1 µs. `last_seen` is
+    converted as the ORM converts it (aware, in UTC).
+    """
+    if not chat_ids:
+        return []
+    members, users = _table(ChatUser), _table(User)
+    marks = ", ".join(["%s"] * len(chat_ids))
+    sql = (
+        f"SELECT m.chat_id, m.role, m.unread_count, m.last_read_id, u.id, u.username, u.display_name, u.last_seen "
+        f"FROM {members} m INNER JOIN {users} u ON u.id = m.user_id WHERE m.chat_id IN ({marks}) ORDER BY m.id"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, chat_ids)
+        rows = cursor.fetchall()
+    # The MySQL and SQLite backends' own conversion (a driver that returns aware values has none).
+    convert = getattr(connection.ops, "convert_datetimefield_value", None)
+    if convert is None:
+        return [tuple(row) for row in rows]
+    return [(*row[:7], convert(row[7], None, connection) if row[7] is not None else None) for row in rows]
