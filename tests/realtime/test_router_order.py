@@ -118,3 +118,40 @@ async def test_a_late_duplicate_is_still_delivered():
 @pytest.fixture(autouse=True)
 def _no_database():
     """These tests need neither the database nor the layer."""
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_socket_seeds_the_order_of_the_chats_it_listens_to_only(connect, user, other_user, chat):
+    # given: the user is in two chats; the second has had changes
+    from asgiref.sync import sync_to_async
+
+    from chats.realtime.hub import get_hub
+    from tests.factories import group_with
+
+    second = await sync_to_async(group_with)(user, other_user, title="second")
+    await sync_to_async(type(second).objects.filter(pk=second.pk).update)(version=7)
+    # when: a socket for the first chat only
+    await connect(user, f"/ws/chat/{chat.id}/")
+    # then: the router expects the first chat's next version, and knows nothing yet of the second
+    sequences = get_hub().router.sequences
+    assert sequences[chat.id].next_version == chat.version + 1
+    assert second.id not in sequences
+    # and a socket on every chat seeds the second from its version now
+    await connect(user, "/ws/")
+    assert sequences[second.id].next_version == 8
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_order_of_a_chat_is_forgotten_when_its_last_local_socket_leaves(connect, user, chat):
+    # given
+    import asyncio as aio
+
+    from chats.realtime.hub import get_hub
+
+    socket = await connect(user, f"/ws/chat/{chat.id}/")
+    assert chat.id in get_hub().router.sequences
+    # when
+    await socket.communicator.disconnect()
+    await aio.sleep(0.05)
+    # then: a later subscription starts from the version of its own authorisation, not a stale one
+    assert chat.id not in get_hub().router.sequences
