@@ -1,6 +1,6 @@
 """Who is online: a user is online while they have an open socket on any server process.
 
-Each server process counts its own sockets per user in memory (chats.hub) and tells this
+Each server process counts its own sockets per user in memory (chats.realtime.hub) and tells this
 module only of the transitions: its first socket for a user (`process_online`), its last
 (`process_offline`). What is shared is, per user, which processes hold a socket and until
 when that claim is good:

@@ -7,7 +7,7 @@ from datetime import datetime
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from accounts.models import User
-from accounts.selectors import presence_context as presence_context  # chats.views and chats.events use it from here
+from accounts.selectors import presence_context as presence_context  # chats.views uses it from here
 from chats import statements
 from chats.models import Chat, ChatUser, Message
 from media.models import Attachment

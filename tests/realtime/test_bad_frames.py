@@ -95,12 +95,6 @@ def test_the_same_input_over_rest_is_a_400_and_stores_nothing(api_client, chat, 
     assert r.json()
 
 
-def test_a_huge_chat_id_in_the_path_over_rest_is_a_404(api_client, unchanged):
-    with unchanged():
-        r = api_client.post(f"/api/chats/{HUGE}/messages", {"content": "x"}, format="json")
-    assert r.status_code == 404, r.content
-
-
 async def test_a_frame_nested_deeper_than_32_levels_is_invalid_and_the_socket_stays_open(connect, user, chat):
     # given
     socket = await connect(user, "/ws/")

@@ -193,3 +193,20 @@ def test_the_answer_to_adding_a_member_is_the_chat_as_get_shows_it_rendered_once
     assert added.status_code == 201, added.content
     assert counted["chat"] == 1
     assert added.json() == api_client.get(f"/api/chats/{chat.id}").json()
+
+
+def test_a_rendering_that_fails_after_the_commit_loses_nothing_and_the_answer_is_rendered_again(
+    api_client, chat, announced, monkeypatch
+):
+    # given: the renderer fails (the rows have committed by then)
+    def broken(entries):
+        raise RuntimeError("renderer down")
+
+    monkeypatch.setattr(render, "render_entries", broken)
+    # when
+    r = api_client.post(f"/api/chats/{chat.id}/messages", {"content": "kept"}, format="json")
+    # then: stored and answered; nothing published (clients catch up with ?since=)
+    assert r.status_code == 201, r.content
+    assert r.json()["content"] == "kept"
+    assert announced == []
+    assert chat.messages.filter(content="kept").exists()

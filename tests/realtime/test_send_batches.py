@@ -232,3 +232,28 @@ def test_a_group_of_strangers_is_not_a_place_to_send(user, chat):
     _, replies = sends.store_sends(on(strangers, [(user, send("x"))]))
     # then
     assert decoded(replies)[0][:3] == ("error", "x", "not_found")
+
+
+async def test_a_batch_whose_worker_hop_fails_answers_each_send_unavailable_and_later_sends_go_on(monkeypatch):
+    # given: the first hop fails outright (no thread, no database), the next works
+    calls = {"n": 0}
+
+    async def flaky_store(batch: list[Any]) -> tuple[list[Any], list[str]]:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OperationalError(2006, "MySQL server has gone away")
+        return [], ["ok"] * len(batch)
+
+    monkeypatch.setattr(sends, "_store_in_thread", flaky_store)
+    batcher = sends.SendBatches(asyncio.get_running_loop())
+    # when
+    failed = await batcher.submit(object(), 1, send("a1"))  # type: ignore[arg-type]
+    later = await batcher.submit(object(), 1, send("a2"))  # type: ignore[arg-type]
+    # then
+    assert json.loads(failed) == {
+        "type": "error",
+        "code": "unavailable",
+        "detail": json.loads(failed)["detail"],
+        "client_id": "a1",
+    }
+    assert later == "ok"
