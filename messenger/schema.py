@@ -7,3 +7,24 @@ def contract_paths(endpoints: list[tuple[str, str, str, Any]], **kwargs: Any) ->
     """Drop the trailing slash the routers' optional "/?" renders as: the contract's paths have none
     (both forms are served)."""
     return [(path.rstrip("/") if path != "/" else path, regex, method, view) for path, regex, method, view in endpoints]
+
+
+UNAVAILABLE = {
+    "description": "The database could not answer (messenger.exceptions): try again after Retry-After seconds.",
+    "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before trying again"}},
+    "content": {
+        "application/json": {
+            "schema": {"type": "object", "properties": {"detail": {"type": "string"}}, "required": ["detail"]}
+        }
+    },
+}
+
+
+def unavailable_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Every operation may answer 503: a database failure is mapped to it in one place (the exception
+    table), whatever the endpoint."""
+    for methods in result.get("paths", {}).values():
+        for operation in methods.values():
+            if isinstance(operation, dict) and "responses" in operation:
+                operation["responses"].setdefault("503", UNAVAILABLE)
+    return result

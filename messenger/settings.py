@@ -350,6 +350,11 @@ SPECTACULAR_SETTINGS = {
     # Two choice sets share the field name "role": name both, or the schema gets "Role978Enum".
     # https://drf-spectacular.readthedocs.io/en/latest/settings.html
     "PREPROCESSING_HOOKS": ["messenger.schema.contract_paths"],
+    # Every operation may answer 503 (a database failure, messenger.exceptions): documented once.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "messenger.schema.unavailable_responses",
+    ],
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "chats.models.ChatUser.Role",
         "AssignableRoleEnum": "chats.serializers.ASSIGNABLE_ROLES",

@@ -102,3 +102,10 @@ def test_swagger_ui_is_served(client, db):
     # then
     assert r.status_code == 200, r.content
     assert b"swagger" in r.content.lower()
+
+
+def test_schema_documents_503_with_retry_after_on_every_operation(schema):
+    operations = [op for methods in schema["paths"].values() for op in methods.values() if "responses" in op]
+    assert operations
+    assert all("503" in op["responses"] for op in operations)
+    assert all("Retry-After" in op["responses"]["503"]["headers"] for op in operations)
