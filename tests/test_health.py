@@ -17,7 +17,7 @@ def test_healthz_answers_200_when_everything_is_up(client):
     r = client.get("/healthz")
     # then
     assert r.status_code == 200, r.content
-    assert r.json() == {"database": "ok", "channel_layer": "ok"}
+    assert r.json() == {"database": "ok", "channel_layer": "ok", "disk": "ok"}
 
 
 @pytest.mark.django_db
@@ -41,7 +41,7 @@ def test_healthz_answers_503_naming_the_channel_layer_when_it_is_down(client, se
     r = client.get("/healthz")
     # then
     assert r.status_code == 503, r.content
-    assert r.json() == {"database": "ok", "channel_layer": "down"}
+    assert r.json() == {"database": "ok", "channel_layer": "down", "disk": "ok"}
 
 
 @pytest.mark.django_db
