@@ -262,3 +262,17 @@ async def test_a_disconnect_before_the_response_is_complete_reaches_django_and_o
     await asyncio.sleep(0.05)
     assert exchange.responded and not listener.done()
     listener.cancel()
+
+
+async def test_healthz_is_served_beside_a_pool_whose_every_thread_is_busy():
+    # given: every pooled thread held (as by requests waiting on a hung database)
+    handler = PooledThreadsASGIHandler(threads=1, queue_seconds=5)
+    held = await handler.executors.borrow(0.01)
+    assert held is not None
+    # when
+    started = asyncio.get_running_loop().time()
+    status, _, body = await request(handler, "/healthz")
+    # then: answered on its own thread, not after the queue's wait
+    assert status == 200, body
+    assert asyncio.get_running_loop().time() - started < 2
+    handler.executors.give_back(held)
