@@ -47,7 +47,12 @@ class BoundedUploadHandler(TemporaryFileUploadHandler):
         if self.received > self.limit:
             self.discard()
             raise UploadTooLarge(self.limit)
-        return super().receive_data_chunk(raw_data, start)
+        try:
+            return super().receive_data_chunk(raw_data, start)
+        except OSError:
+            # A full disk under FILE_UPLOAD_TEMP_DIR: drop the partial file; the OSError is a 507.
+            self.discard()
+            raise
 
     def upload_interrupted(self) -> None:
         self.discard()
