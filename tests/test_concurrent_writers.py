@@ -39,6 +39,7 @@ def test_sixteen_concurrent_registrations_and_sends_all_succeed(real_password_ha
         clients.append(client)
 
     def work(index: int) -> tuple[int, Any]:
+        r: Any
         if index % 2 == 0:
             r = Client().post(
                 "/api/auth/register",

@@ -196,7 +196,7 @@ async def test_a_request_that_failed_on_the_database_closes_its_connection(monke
 
     monkeypatch.setattr(views.MeView, "get", failing_get)
     handler = PooledThreadsASGIHandler(threads=1)
-    token = str(AccessToken.for_user(await sync_to_async(UserFactory)()))
+    token = str(AccessToken.for_user(await sync_to_async(UserFactory.create)()))
     # when
     status = await get(handler, "/api/auth/me", token=token)
     # then
