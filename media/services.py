@@ -1,6 +1,7 @@
 """Every write to attachments and blobs: storing an upload once per content, and cleaning up."""
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -52,10 +53,25 @@ def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
 
 @contextmanager
 def _on_disk(file: UploadedFile) -> Iterator[Path]:
-    """A path to the upload's bytes: the upload handler's temporary file, or a copy of an in-memory one."""
+    """A path to the upload's bytes: the upload handler's temporary file, or a copy of an in-memory one.
+
+    The copy is an anonymous file in memory where the system has them (Linux's memfd_create), so
+    that an upload received into memory because the disk was full needs no disk here either.
+    """
     temporary_file_path = getattr(file, "temporary_file_path", None)
     if temporary_file_path is not None:
         yield Path(temporary_file_path())
+        return
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None and os.path.isdir("/proc/self/fd"):
+        descriptor = memfd_create("upload")
+        try:
+            with open(descriptor, "wb", closefd=False) as copy_in_memory:
+                for chunk in file.chunks():
+                    copy_in_memory.write(chunk)
+            yield Path(f"/proc/self/fd/{descriptor}")
+        finally:
+            os.close(descriptor)
         return
     with store.pending_file() as copy:
         for chunk in file.chunks():

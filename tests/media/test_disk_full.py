@@ -106,24 +106,60 @@ def test_a_full_disk_when_the_file_is_put_in_place_rolls_the_rows_back(api_clien
     assert stored_files() == [] and temporary_files() == []
 
 
-def test_a_full_disk_while_the_upload_is_received_is_507_and_leaves_no_temporary_file(
-    api_client, monkeypatch, upload_temp_dir
-):
-    # given: FILE_UPLOAD_TEMP_DIR's file system is full
+@pytest.fixture
+def full_upload_temp_dir(monkeypatch, upload_temp_dir):
+    """FILE_UPLOAD_TEMP_DIR's file system is full: the spooled upload's writes fail past 10 bytes."""
     real = TemporaryFileUploadHandler.receive_data_chunk
 
     def receive_data_chunk(self: TemporaryFileUploadHandler, raw_data: bytes, start: int) -> bytes | None:
-        real(self, raw_data[:10], start)
+        if start + len(raw_data) > 10:
+            real(self, raw_data[: max(0, 10 - start)], start)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real(self, raw_data, start)
+
+    monkeypatch.setattr(TemporaryFileUploadHandler, "receive_data_chunk", receive_data_chunk)
+    return upload_temp_dir
+
+
+def test_an_upload_whose_spool_disk_is_full_is_received_in_memory_and_stored(api_client, full_upload_temp_dir):
+    # when: the uploads' disk still has room
+    r = upload(api_client, images.png((64, 64)))
+    # then
+    assert r.status_code == 201, r.content
+    assert len(stored_files()) == 1
+    assert list(full_upload_temp_dir.iterdir()) == []
+
+
+def test_bytes_already_stored_upload_again_when_both_disks_are_full(api_client, monkeypatch, upload_temp_dir):
+    # given
+    data = images.png((64, 64))
+    assert upload(api_client, data, name="a.png").status_code == 201
+    real_receive = TemporaryFileUploadHandler.receive_data_chunk
+
+    def receive_data_chunk(self: TemporaryFileUploadHandler, raw_data: bytes, start: int) -> bytes | None:
+        real_receive(self, raw_data[:1], start)
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(TemporaryFileUploadHandler, "receive_data_chunk", receive_data_chunk)
+    real_temporary = tempfile.NamedTemporaryFile
+    monkeypatch.setattr(
+        store.tempfile, "NamedTemporaryFile", lambda *a, **k: FullDiskFile(real_temporary(*a, **k), room=0)
+    )
     # when
-    r = upload(api_client, images.png((32, 32)))
+    again = upload(api_client, data, name="b.png")
+    # then
+    assert again.status_code == 201, again.content
+    assert Blob.objects.count() == 1 and Attachment.objects.count() == 2
+    assert list(upload_temp_dir.iterdir()) == [] and temporary_files() == []
+
+
+def test_new_bytes_when_both_disks_are_full_are_507(api_client, full_disk, full_upload_temp_dir):
+    # when
+    r = upload(api_client, images.png((64, 64)))
     # then
     assert r.status_code == 507, r.content
-    assert r.json()["detail"]
-    assert Attachment.objects.count() == 0
-    assert list(upload_temp_dir.iterdir()) == []
+    assert Attachment.objects.count() == 0 and Blob.objects.count() == 0
+    assert list(full_upload_temp_dir.iterdir()) == [] and stored_files() == [] and temporary_files() == []
 
 
 def test_another_os_error_is_still_a_server_error_not_a_full_disk(api_client, monkeypatch):
@@ -143,3 +179,18 @@ def _png_file():
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     return SimpleUploadedFile("x.png", images.png((16, 16)), "image/png")
+
+
+def test_an_upload_whose_spool_file_cannot_even_be_created_is_received_in_memory(api_client, monkeypatch):
+    # given: no room for a new file in FILE_UPLOAD_TEMP_DIR
+    from django.core.files import uploadhandler
+
+    def no_room(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(uploadhandler, "TemporaryUploadedFile", no_room)
+    # when
+    r = upload(api_client, images.png((64, 64)))
+    # then
+    assert r.status_code == 201, r.content
+    assert len(stored_files()) == 1
