@@ -113,6 +113,9 @@ ASGI_APPLICATION = "messenger.asgi.application"
 # Long-lived threads for REST requests under ASGI, each keeping its database connection
 # (messenger/http_threads.py), and the only ones: a process holds at most this many REST
 # connections. A request finding none free waits up to HTTP_QUEUE_SECONDS, then gets 503.
+# A process's connections in all: these, the real-time core's (database_sync_to_async with
+# thread_sensitive=False: the event loop's default executor, min(32, cores + 4) threads) and
+# one for /healthz's database check (messenger/health.py), closed after each check.
 HTTP_THREADS = env_int("HTTP_THREADS", 8)
 HTTP_QUEUE_SECONDS = env_int("HTTP_QUEUE_SECONDS", 5)
 
