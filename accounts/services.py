@@ -21,9 +21,13 @@ def _check_unique(*, username: str | None = None, email: str | None = None, excl
         raise ValidationError(errors)
 
 
-@retry_deadlocks
-@transaction.atomic
 def user_create(*, username: str, email: str, password: str, display_name: str = "") -> User:
+    """Validate, hash the password, then insert in a transaction of its own (_user_insert).
+
+    The hashing (PBKDF2: a few hundred ms of CPU) comes before the transaction: on SQLite a
+    transaction holds the database's one write lock from its BEGIN IMMEDIATE, and hashing inside
+    it made concurrent registrations queue for seconds, then fail with "database is locked".
+    """
     username = username.strip()
     email = User.objects.normalize_email(email.strip())
     user = User(username=username, email=email, display_name=display_name.strip())
@@ -35,12 +39,18 @@ def user_create(*, username: str, email: str, password: str, display_name: str =
         # The validators raise a bare list; name the field so a client can show it there.
         raise ValidationError({"password": error.messages}) from None
     user.set_password(password)
+    return _user_insert(user)
+
+
+@retry_deadlocks
+@transaction.atomic
+def _user_insert(user: User) -> User:
     try:
         with transaction.atomic():
             user.save()
     except IntegrityError:
         # Another request took the name between the check and the insert.
-        _check_unique(username=username, email=email)
+        _check_unique(username=user.username, email=user.email)
         raise
     return user
 

@@ -1,6 +1,7 @@
 """Every write to attachments and blobs: storing an upload once per content, and cleaning up."""
 
 import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,7 +23,9 @@ def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
 
     EXIF location data is removed first, so the sha256 names the cleaned bytes: the same
     photo uploaded twice (by anyone) is one Blob and one file, and two Attachments.
-    Raises ValidationError({"file": [...]}) for a refused file and FileTooLarge past the limit.
+    Raises ValidationError({"file": [...]}) for a refused file and FileTooLarge past the limit;
+    OSError (ENOSPC) when the disk is full and the store does not hold these bytes yet: then no
+    row is written and no file is left, half or whole.
     """
     size = file.size or 0
     if size > settings.UPLOAD_MAX_BYTES:
@@ -35,7 +38,12 @@ def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
             except validation.CorruptImage as error:
                 raise validation.reject(f"The file is not a valid {info.kind.name} image: it is corrupt.") from error
             sha256 = pending.finish()
-            if pending.size != size:
+            if pending.full is not None:
+                # The disk is full: only bytes already stored (and validated when they were) can be
+                # recorded; anything else is the OSError, answered 507.
+                if not (store.exists(sha256) and Blob.objects.filter(sha256=sha256).exists()):
+                    raise pending.full
+            elif pending.size != size:
                 # What is stored must decode as well as what was sent.
                 info = validation.inspect_image(pending.path, size=pending.size)
             return _attachment_save(
@@ -45,10 +53,25 @@ def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
 
 @contextmanager
 def _on_disk(file: UploadedFile) -> Iterator[Path]:
-    """A path to the upload's bytes: the upload handler's temporary file, or a copy of an in-memory one."""
+    """A path to the upload's bytes: the upload handler's temporary file, or a copy of an in-memory one.
+
+    The copy is an anonymous file in memory where the system has them (Linux's memfd_create), so
+    that an upload received into memory because the disk was full needs no disk here either.
+    """
     temporary_file_path = getattr(file, "temporary_file_path", None)
     if temporary_file_path is not None:
         yield Path(temporary_file_path())
+        return
+    memfd_create = getattr(os, "memfd_create", None)
+    if memfd_create is not None and os.path.isdir("/proc/self/fd"):
+        descriptor = memfd_create("upload")
+        try:
+            with open(descriptor, "wb", closefd=False) as copy_in_memory:
+                for chunk in file.chunks():
+                    copy_in_memory.write(chunk)
+            yield Path(f"/proc/self/fd/{descriptor}")
+        finally:
+            os.close(descriptor)
         return
     with store.pending_file() as copy:
         for chunk in file.chunks():
@@ -75,13 +98,19 @@ def _attachment_save(
     for attempt in range(attempts):
         try:
             with transaction.atomic():
-                blob = Blob.objects.filter(sha256=sha256).first() or _blob_create(sha256, pending.size, info)
+                blob = Blob.objects.filter(sha256=sha256).first()
+                if blob is None:
+                    if pending.full is not None:  # the stored copy went meanwhile (cleanup_blobs)
+                        raise pending.full
+                    blob = _blob_create(sha256, pending.size, info)
                 attachment = Attachment(blob=blob, uploader=uploader, original_name=original_name[:255])
                 # The database checks the blob (and so takes the shared lock described above).
                 attachment.full_clean(exclude=["blob"])
                 attachment.save(force_insert=True)
-                # Replacing an existing file is harmless (same bytes) and restores one that went missing.
-                store.commit(pending, sha256)
+                # Replacing an existing file is harmless (same bytes) and restores one that went missing;
+                # on a full disk the stored file (checked above) is kept as it is.
+                if pending.full is None:
+                    store.commit(pending, sha256)
             return attachment
         except IntegrityError:
             if attempt == attempts - 1:

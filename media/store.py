@@ -6,6 +6,11 @@ temporary file under `UPLOADS_DIR/tmp` (the same file system as the shards, so t
 os.replace is atomic), fsynced, then renamed into place: a reader sees either no file or
 the whole file, never a partial one, and a crash leaves at most a stray temporary file
 (removed by `manage.py cleanup_blobs`).
+
+A full disk (ENOSPC, EDQUOT) does not stop the hashing: a PendingFile that could not be
+written still knows its sha256, so bytes the store already holds are recognised and need no
+write (media.services); bytes it does not hold fail with the OSError, answered 507
+(messenger.exceptions), and the partial temporary file is removed.
 """
 
 import hashlib
@@ -13,16 +18,22 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO
 
 from django.conf import settings
 
+from messenger.exceptions import STORAGE_FULL_ERRNOS
+
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
 TEMP_DIR_NAME = "tmp"
 CHUNK_SIZE = 64 * 1024
 FILE_MODE = 0o644  # Django's FILE_UPLOAD_PERMISSIONS default; lets nginx read files for X-Accel-Redirect
+
+
+def is_storage_full(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno in STORAGE_FULL_ERRNOS
 
 
 def root() -> Path:
@@ -51,16 +62,25 @@ def exists(sha256: str) -> bool:
 
 
 class PendingFile:
-    """A temporary file that hashes what is written to it; commit() moves it into the store."""
+    """A temporary file that hashes what is written to it; commit() moves it into the store.
+
+    When the disk is full, writing stops but hashing goes on: `full` then holds the OSError,
+    the file is incomplete (never to be committed) and `sha256` still names all the bytes.
+    """
 
     def __init__(self, file: IO[bytes], path: Path) -> None:
         self._file = file
         self.path = path
         self._hash = hashlib.sha256()
         self.size = 0
+        self.full: OSError | None = None
 
     def write(self, data: bytes) -> None:
-        self._file.write(data)
+        if self.full is None:
+            try:
+                self._file.write(data)
+            except OSError as error:
+                self._note_full(error)
         self._hash.update(data)
         self.size += len(data)
 
@@ -68,13 +88,29 @@ class PendingFile:
     def sha256(self) -> str:
         return self._hash.hexdigest()
 
+    @property
+    def complete(self) -> bool:
+        return self.full is None
+
     def finish(self) -> str:
         """Flush and fsync the bytes to disk; returns their sha256. Call once, before commit()."""
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        os.chmod(self.path, FILE_MODE)
+        try:
+            if self.full is None:
+                self._file.flush()
+                os.fsync(self._file.fileno())
+            self._file.close()
+        except OSError as error:
+            self._note_full(error)
+            with suppress(OSError):  # what is left in the buffer cannot be written either
+                self._file.close()
+        if self.full is None:
+            os.chmod(self.path, FILE_MODE)
         return self.sha256
+
+    def _note_full(self, error: OSError) -> None:
+        if not is_storage_full(error):
+            raise error
+        self.full = error
 
 
 @contextmanager
@@ -85,7 +121,8 @@ def pending_file() -> Iterator[PendingFile]:
     try:
         yield pending
     finally:
-        handle.close()
+        with suppress(OSError):  # a full disk's unwritten buffer
+            handle.close()
         pending.path.unlink(missing_ok=True)
 
 
@@ -95,6 +132,8 @@ def commit(pending: PendingFile, sha256: str) -> Path:
     Replacing an existing file is harmless (same name, same bytes) and restores a file that
     went missing; readers holding the old file open keep reading the old inode.
     """
+    if pending.full is not None:
+        raise pending.full
     destination = blob_path(sha256)
     destination.parent.mkdir(parents=True, exist_ok=True)
     os.replace(pending.path, destination)

@@ -30,6 +30,12 @@ from media.uploads import BoundedUploadHandler, UploadTooLarge
 
 logger = logging.getLogger(__name__)
 
+INSUFFICIENT_STORAGE_SCHEMA = {
+    "type": "object",
+    "properties": {"detail": {"type": "string"}},
+    "required": ["detail"],
+}
+
 
 @extend_schema(tags=["attachments"])
 class AttachmentUploadView(APIView):
@@ -43,6 +49,14 @@ class AttachmentUploadView(APIView):
             201: AttachmentSerializer,
             400: OpenApiResponse(description='Not a PNG, JPEG, GIF or WebP image by its bytes: {"file": ["…"]}'),
             413: OpenApiResponse(description='Larger than UPLOAD_MAX_BYTES: {"file": ["…"]}'),
+            507: OpenApiResponse(
+                response=INSUFFICIENT_STORAGE_SCHEMA,
+                description=(
+                    'The server\'s disk is full: `{"detail": "…"}`; nothing was stored. Bytes the server '
+                    "already holds (the same image uploaded before, by anyone) are still accepted. Not a 503: "
+                    "retrying soon does not help until an operator frees space; everything else keeps working."
+                ),
+            ),
         },
         description=(
             "Upload an image as multipart `file`. It is judged by its bytes only (never by its name or "

@@ -20,7 +20,7 @@ from messenger.http_threads import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "messenger.settings")
 # Django sets up its apps here, before anything below imports a model.
-django_asgi_app = get_asgi_application(threads=settings.HTTP_THREADS)
+django_asgi_app = get_asgi_application(threads=settings.HTTP_THREADS, queue_seconds=settings.HTTP_QUEUE_SECONDS)
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 

@@ -8,6 +8,8 @@ code): `exception_handler` is DRF's hook, `error_frame` the consumer's.
 
 from __future__ import annotations
 
+import errno
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +21,10 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 
 RETRY_AFTER_SECONDS = 5
+# A full disk, or the user's or the folder's quota (media.store tells them apart by these).
+STORAGE_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+logger = logging.getLogger(__name__)
 
 
 class Refused(Exception):
@@ -35,6 +41,15 @@ class PayloadTooLarge(exceptions.APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_detail = "The request is too large."
     default_code = "too_large"
+
+
+class InsufficientStorage(exceptions.APIException):
+    """The disk is full: 507 (RFC 4918 §11.5), not 503, because waiting a few seconds does not
+    free a disk; an operator must. Everything but storing new bytes still works."""
+
+    status_code = status.HTTP_507_INSUFFICIENT_STORAGE
+    default_detail = "The server has no room to store this file right now."
+    default_code = "storage_full"
 
 
 class Unavailable(exceptions.APIException):
@@ -120,6 +135,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = PayloadTooLarge(f"The request body is too large (at most {limit_kb} KB).")
     elif isinstance(exc, DatabaseError):
         exc = Unavailable()
+    elif isinstance(exc, OSError) and exc.errno in STORAGE_FULL_ERRNOS:
+        logger.error("no room to store an upload: %s", exc)
+        exc = InsufficientStorage()
     response = drf_exception_handler(exc, context)
     if response is not None and response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
         response["Retry-After"] = str(RETRY_AFTER_SECONDS)

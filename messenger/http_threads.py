@@ -8,9 +8,17 @@ survive this under ASGI (https://docs.djangoproject.com/en/5.2/ref/databases/#pe
 
 Here each request borrows one of `HTTP_THREADS` long-lived single-thread executors through
 asgiref's ThreadSensitiveContext(executor=...), so the thread — and its connection, kept for
-CONN_MAX_AGE with health checks — serves request after request. When all are busy (slow uploads,
-long downloads), a request gets a thread of its own as before, and its connection is closed
-when it ends rather than left to the garbage collector.
+CONN_MAX_AGE with health checks — serves request after request. And only those threads: a
+process never holds more than HTTP_THREADS connections for REST, whatever the burst. (When
+requests beyond the pool got a thread and a connection of their own, 250 concurrent GETs
+exhausted MariaDB's connections: 37 answered 500; a 30 s database stall piled up 688 threads.)
+When all are busy, a request waits for one in arrival order, at most HTTP_QUEUE_SECONDS, then
+is answered 503 JSON with Retry-After without reaching Django. A thread whose request failed on
+the database (a 5xx with a connection error) closes that connection, so that a stalled or
+restarted server leaves none behind; the next request connects afresh.
+
+`/healthz` has one thread of its own, beside the pool: it must answer within 2 s when every
+pooled thread waits on a hung database (its checks run with their own timeouts, messenger/health.py).
 
 And the middleware chain runs as under WSGI, all of it in that thread: the stock ASGI handler
 runs each of Django's sync middlewares through its own sync_to_async hop (SessionMiddleware,
@@ -23,6 +31,9 @@ chat-list request, gen-0 passes of 5-8 ms every ~20 requests were the chat list'
 """
 
 import asyncio
+import json
+import logging
+from collections import deque
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -32,16 +43,28 @@ from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
 from django.http import HttpRequest, HttpResponseBase
 
+from messenger.exceptions import RETRY_AFTER_SECONDS
+
+logger = logging.getLogger(__name__)
+
+HEALTH_PATH = "/healthz"
+SATURATED_DETAIL = "The server is busy right now; try again shortly."
+
 
 class ExecutorPool:
-    """Single-thread executors lent to one request at a time (created lazily, up to `size`)."""
+    """Single-thread executors lent to one request at a time (created lazily, up to `size`).
+
+    A request that finds none free waits in a first-come queue (`borrow`'s timeout); an executor
+    given back goes straight to the oldest waiter. Used from one event loop.
+    """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self._idle: list[ThreadPoolExecutor] = []
         self._created = 0
+        self._waiters: deque[asyncio.Future[ThreadPoolExecutor]] = deque()
 
-    def borrow(self) -> ThreadPoolExecutor | None:
+    def borrow_now(self) -> ThreadPoolExecutor | None:
         if self._idle:
             return self._idle.pop()
         if self._created < self.size:
@@ -49,15 +72,45 @@ class ExecutorPool:
             return ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"http-{self._created}")
         return None
 
+    async def borrow(self, timeout: float) -> ThreadPoolExecutor | None:
+        """An executor, waiting at most `timeout` seconds for one; None when none came."""
+        executor = self.borrow_now()
+        if executor is not None or self.size == 0:
+            return executor
+        waiter: asyncio.Future[ThreadPoolExecutor] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await asyncio.wait({waiter}, timeout=timeout)
+        except BaseException:  # cancelled while waiting: an executor handed over meanwhile goes back
+            if waiter.done() and not waiter.cancelled():
+                self.give_back(waiter.result())
+            waiter.cancel()
+            raise
+        if waiter.done():
+            return waiter.result()
+        waiter.cancel()  # skipped by give_back
+        return None
+
     def give_back(self, executor: ThreadPoolExecutor) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(executor)
+                return
         self._idle.append(executor)
+
+    @property
+    def waiting(self) -> int:
+        return sum(1 for waiter in self._waiters if not waiter.done())
 
 
 class PooledThreadsASGIHandler(ASGIHandler):
-    def __init__(self, threads: int) -> None:
+    def __init__(self, threads: int, queue_seconds: float = 5.0) -> None:
         super().__init__()
         self.load_middleware(is_async=False)
         self.executors = ExecutorPool(threads)
+        self.queue_seconds = queue_seconds
+        self.health_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="http-health")
 
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         response: HttpResponseBase = await sync_to_async(self.respond, thread_sensitive=True)(request)
@@ -65,6 +118,8 @@ class PooledThreadsASGIHandler(ASGIHandler):
 
     def respond(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
+        if response.status_code >= 500:
+            close_failed_connections()
         release_view(response)
         # Django's own per-request cycles: the messages storage and request.auser refer back to
         # the request (MessageMiddleware has already stored what it had; nothing calls auser now).
@@ -76,19 +131,51 @@ class PooledThreadsASGIHandler(ASGIHandler):
         if scope["type"] != "http":
             raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
         exchange = Exchange(receive, send)
-        executor = self.executors.borrow()
+        if scope.get("path") == HEALTH_PATH:
+            async with ThreadSensitiveContext(executor=self.health_executor):
+                await self.handle(scope, exchange.receive, exchange.send)
+            return
+        executor = await self.executors.borrow(self.queue_seconds)
         if executor is None:
-            async with ThreadSensitiveContext():
-                try:
-                    await self.handle(scope, exchange.receive, exchange.send)
-                finally:
-                    await sync_to_async(connections.close_all)()
+            logger.warning(
+                "no HTTP thread free within %ss (%s in use, %s waiting): 503 for %s %s",
+                self.queue_seconds,
+                self.executors.size,
+                self.executors.waiting,
+                scope.get("method"),
+                scope.get("path"),
+            )
+            await send_saturated(send)
             return
         try:
             async with ThreadSensitiveContext(executor=executor):
                 await self.handle(scope, exchange.receive, exchange.send)
         finally:
             self.executors.give_back(executor)
+
+
+async def send_saturated(send: Any) -> None:
+    """503 JSON with Retry-After, as messenger.exceptions answers a database failure."""
+    body = json.dumps({"detail": SATURATED_DETAIL}).encode()
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+    ]
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def close_failed_connections() -> None:
+    """Close this thread's database connections that saw an error during a failed request.
+
+    Django would ping them at request_finished (close_if_unusable_or_obsolete), which against
+    a stalled server waits out the read timeout once more; a fresh connection costs one connect.
+    """
+    for conn in connections.all(initialized_only=True):
+        if conn.connection is not None and conn.errors_occurred:
+            logger.info("closing database connection %r after a failed request", conn.alias)
+            conn.close()
 
 
 class Exchange:
@@ -143,11 +230,11 @@ def release_view(response: HttpResponseBase) -> None:
         parser_context.clear()
 
 
-def get_asgi_application(threads: int) -> PooledThreadsASGIHandler:
+def get_asgi_application(threads: int, queue_seconds: float = 5.0) -> PooledThreadsASGIHandler:
     import django
 
     django.setup(set_prefix=False)
-    return PooledThreadsASGIHandler(threads)
+    return PooledThreadsASGIHandler(threads, queue_seconds)
 
 
 __all__ = ["PooledThreadsASGIHandler", "get_asgi_application", "release_view"]

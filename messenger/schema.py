@@ -10,7 +10,10 @@ def contract_paths(endpoints: list[tuple[str, str, str, Any]], **kwargs: Any) ->
 
 
 UNAVAILABLE = {
-    "description": "The database could not answer (messenger.exceptions): try again after Retry-After seconds.",
+    "description": (
+        "The database could not answer in time (messenger.exceptions), or the server is saturated (no request "
+        "thread free within HTTP_QUEUE_SECONDS, messenger.http_threads): try again after Retry-After seconds."
+    ),
     "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait before trying again"}},
     "content": {
         "application/json": {
@@ -22,7 +25,7 @@ UNAVAILABLE = {
 
 def unavailable_responses(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     """Every operation may answer 503: a database failure is mapped to it in one place (the exception
-    table), whatever the endpoint."""
+    table), whatever the endpoint, and a request that waited too long for a thread gets it too."""
     for methods in result.get("paths", {}).values():
         for operation in methods.values():
             if isinstance(operation, dict) and "responses" in operation:

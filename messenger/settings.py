@@ -111,8 +111,13 @@ ROOT_URLCONF = "messenger.urls"
 WSGI_APPLICATION = "messenger.wsgi.application"
 ASGI_APPLICATION = "messenger.asgi.application"
 # Long-lived threads for REST requests under ASGI, each keeping its database connection
-# (messenger/http_threads.py); requests beyond them get a thread of their own.
+# (messenger/http_threads.py), and the only ones: a process holds at most this many REST
+# connections. A request finding none free waits up to HTTP_QUEUE_SECONDS, then gets 503.
+# A process's connections in all: these, the real-time core's (database_sync_to_async with
+# thread_sensitive=False: the event loop's default executor, min(32, cores + 4) threads) and
+# one for /healthz's database check (messenger/health.py), closed after each check.
 HTTP_THREADS = env_int("HTTP_THREADS", 8)
+HTTP_QUEUE_SECONDS = env_int("HTTP_QUEUE_SECONDS", 5)
 
 TEMPLATES = [
     {
@@ -135,10 +140,20 @@ def database_from_url(url: str) -> dict[str, object]:
     parsed = urlparse(url)
     if parsed.scheme not in {"mysql", "mariadb"}:
         raise ImproperlyConfigured(f"DATABASE_URL scheme {parsed.scheme!r} is not supported (use mysql://)")
+    statement_seconds = env_int("DATABASE_STATEMENT_SECONDS", 5)
     options: dict[str, object] = {
         "charset": "utf8mb4",
-        # Strict mode: MySQL refuses bad data instead of truncating it.
-        "init_command": "SET sql_mode='STRICT_TRANS_TABLES'",
+        # Strict mode: MySQL refuses bad data instead of truncating it. And on MariaDB (the /*M!
+        # comment is a comment to MySQL) no statement runs longer than DATABASE_STATEMENT_SECONDS
+        # (lock waits included): https://mariadb.com/kb/en/aborting-statements/
+        "init_command": "SET sql_mode='STRICT_TRANS_TABLES'"
+        + (f" /*M!, SESSION max_statement_time={statement_seconds} */" if statement_seconds > 0 else ""),
+        # A stalled or unreachable server fails a request within seconds (503, messenger.exceptions)
+        # instead of holding its thread: mysqlclient's connect/read/write timeouts, in seconds.
+        # https://mysqlclient.readthedocs.io/user_guide.html#functions-and-attributes
+        "connect_timeout": env_int("DATABASE_CONNECT_TIMEOUT", 3),
+        "read_timeout": env_int("DATABASE_READ_TIMEOUT", 6),
+        "write_timeout": env_int("DATABASE_WRITE_TIMEOUT", 6),
     }
     for key, values in parse_qs(parsed.query).items():
         options[key] = values[-1]
@@ -289,6 +304,8 @@ CHAT_TITLE_MAX_LENGTH = 128
 GROUP_MAX_MEMBERS = env_int("GROUP_MAX_MEMBERS", 1000)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 40_000_000)
+# /healthz reports the disk "full" (503) when the uploads' file system has less free than this.
+DISK_MIN_FREE_BYTES = env_int("DISK_MIN_FREE_BYTES", 64 * 1024 * 1024)
 # How long a browser may keep an attachment's bytes (content-addressed, so they never change).
 ATTACHMENT_CACHE_SECONDS = env_int("ATTACHMENT_CACHE_SECONDS", 86400)
 # Behind nginx, let it send the file: SENDFILE_HEADER=X-Accel-Redirect with an `internal` location at

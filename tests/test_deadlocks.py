@@ -103,6 +103,47 @@ def test_other_database_errors_are_not_retried():
     assert len(calls) == 1
 
 
+def test_a_write_that_found_sqlite_locked_runs_again():
+    # given: SQLite's answer to a writer that waited out the busy timeout for the write lock
+    calls: list[int] = []
+
+    @deadlocks.retry_deadlocks
+    def write() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise OperationalError("database is locked")
+        return "stored"
+
+    # when / then
+    assert write() == "stored"
+    assert len(calls) == 2
+
+
+def test_a_locked_sqlite_table_is_not_taken_for_the_locked_database():
+    write, calls = always_raising(OperationalError("database table is locked"))
+    with pytest.raises(OperationalError):
+        write()
+    assert len(calls) == 1
+
+
+def test_a_registration_hashes_the_password_before_its_transaction(monkeypatch):
+    # given: a hasher that notes whether a transaction is open when it runs
+    from django.contrib.auth.hashers import MD5PasswordHasher
+
+    in_transaction: list[bool] = []
+    real_encode = MD5PasswordHasher.encode
+
+    def encode(self: MD5PasswordHasher, password: str, salt: str) -> str:
+        in_transaction.append(transaction.get_connection().in_atomic_block)
+        return real_encode(self, password, salt)
+
+    monkeypatch.setattr(MD5PasswordHasher, "encode", encode)
+    # when
+    account_services.user_create(username="hasher", email="hasher@example.com", password="a long passphrase 42")
+    # then: on SQLite the transaction holds the one write lock; hashing while holding it queued every writer
+    assert in_transaction == [False]
+
+
 def test_a_write_that_keeps_losing_gives_up_after_the_last_attempt():
     write, calls = always_raising(deadlock())
     with pytest.raises(OperationalError) as raised:
@@ -122,7 +163,7 @@ def test_a_write_that_keeps_losing_gives_up_after_the_last_attempt():
         *(getattr(chat_services, name) for name in ("message_delete", "message_soft_delete", "chat_mark_read")),
         chat_services._group_create,
         chat_services._direct_get_or_create,
-        account_services.user_create,
+        account_services._user_insert,
         account_services.user_update,
         media_services._attachment_save,
         media_services.blob_delete_if_unreferenced,

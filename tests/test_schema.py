@@ -109,3 +109,9 @@ def test_schema_documents_503_with_retry_after_on_every_operation(schema):
     assert operations
     assert all("503" in op["responses"] for op in operations)
     assert all("Retry-After" in op["responses"]["503"]["headers"] for op in operations)
+
+
+def test_schema_documents_507_when_the_disk_is_full_on_upload(schema):
+    responses = schema["paths"]["/api/attachments"]["post"]["responses"]
+    assert "507" in responses
+    assert responses["507"]["content"]["application/json"]["schema"]["required"] == ["detail"]

@@ -179,3 +179,48 @@ def test_database_url_with_another_scheme_is_refused():
     # when / then
     with pytest.raises(ImproperlyConfigured, match="postgres"):
         project_settings.database_from_url("postgres://u@h/db")
+
+
+def test_database_url_connections_time_out_instead_of_hanging(monkeypatch):
+    # given
+    monkeypatch.setenv("DATABASE_STATEMENT_SECONDS", "7")
+    # when
+    options = project_settings.database_from_url("mysql://u@h/db")["OPTIONS"]
+    # then: mysqlclient's timeouts, and MariaDB's statement limit in a comment MySQL ignores
+    assert isinstance(options, dict)
+    assert (options["connect_timeout"], options["read_timeout"], options["write_timeout"]) == (3, 6, 6)
+    assert options["init_command"] == "SET sql_mode='STRICT_TRANS_TABLES' /*M!, SESSION max_statement_time=7 */"
+
+
+def test_a_statement_limit_of_zero_sets_none(monkeypatch):
+    monkeypatch.setenv("DATABASE_STATEMENT_SECONDS", "0")
+    options = project_settings.database_from_url("mysql://u@h/db")["OPTIONS"]
+    assert isinstance(options, dict)
+    assert options["init_command"] == "SET sql_mode='STRICT_TRANS_TABLES'"
+
+
+@pytest.mark.mysql
+@pytest.mark.skipif(not os.environ.get("DATABASE_URL"), reason="needs MariaDB (DATABASE_URL)")
+@pytest.mark.django_db
+def test_a_statement_over_the_limit_is_stopped_by_mariadb_and_answered_503(api_client, monkeypatch):
+    # given: the server's session limit, and a view whose query runs longer than it
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT @@SESSION.max_statement_time")
+        assert cursor.fetchone() == (5.0,)
+        cursor.execute("SET SESSION max_statement_time = 0.2")
+
+    from chats import views
+
+    def slow_list(self, request, *args, **kwargs):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT SLEEP(3)")
+        raise AssertionError("not stopped")
+
+    monkeypatch.setattr(views.ChatViewSet, "list", slow_list)
+    # when
+    r = api_client.get("/api/chats")
+    # then
+    assert r.status_code == 503, r.content
+    assert r["Retry-After"] == "5"

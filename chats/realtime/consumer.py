@@ -12,7 +12,8 @@ sync thread. Every frame takes one road:
 sends of many sockets together; a socket's replies go out in the order of its frames, and a frame
 behind a send is handled once the send is answered. A frame that fails gets its `error` frame and
 the socket stays open; flooding gets `rate_limited`, then close 4429. Close codes are the
-contract's 4xxx, or 4503 when the channel layer cannot subscribe the socket (retry later).
+contract's 4xxx, or 4503 when the database cannot look the socket up or the channel layer
+cannot subscribe it (retry later).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import DatabaseError
 from django.utils.functional import SimpleLazyObject
 
 from accounts.models import User
@@ -145,7 +147,13 @@ class RealtimeConsumer:
             await self._refuse(CLOSE_UNAUTHORIZED)
             return
         hub = get_hub()
-        user, chats = await hub.batched(connect_lookups)((scope_user, self.chat_id))
+        try:
+            user, chats = await hub.batched(connect_lookups)((scope_user, self.chat_id))
+        except DatabaseError:
+            # A stalled database fails the lookups within its timeouts (settings: DATABASE_READ_TIMEOUT).
+            logger.warning("could not look up a connecting socket's user and chats; closing it", exc_info=True)
+            await self._refuse(CLOSE_UNAVAILABLE)
+            return
         if user is None:
             await self._refuse(CLOSE_UNAUTHORIZED)
             return
