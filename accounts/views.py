@@ -54,6 +54,8 @@ class RegisterView(AuthThrottled):
 
 
 class LoginView(AuthThrottled):
+    error_statuses = (401,)  # wrong credentials (messenger.schema)
+
     @extend_schema(request=LoginSerializer, responses={200: AuthResultSerializer}, tags=["auth"])
     def post(self, request: Request) -> Response:
         data = LoginSerializer(data=request.data, context={"request": request})
@@ -68,6 +70,7 @@ class RefreshView(TokenRefreshView):
     """Exchange a refresh token for a new pair; the old refresh token stops working."""
 
     serializer_class = RefreshSerializer
+    error_statuses = (401,)  # an invalid, expired or blacklisted refresh token (messenger.schema)
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
 

@@ -96,6 +96,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: an HTML error page under /api/ (a 404 of no route, a 500) becomes JSON.
+    "messenger.api_errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -322,7 +324,7 @@ REST_FRAMEWORK = {
         "messenger.json_input.StrictJSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "messenger.schema.ContractAutoSchema",
     "EXCEPTION_HANDLER": "messenger.exceptions.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "auth": os.environ.get("THROTTLE_AUTH", "30/min"),
@@ -350,10 +352,11 @@ SPECTACULAR_SETTINGS = {
     # Two choice sets share the field name "role": name both, or the schema gets "Role978Enum".
     # https://drf-spectacular.readthedocs.io/en/latest/settings.html
     "PREPROCESSING_HOOKS": ["messenger.schema.contract_paths"],
-    # Every operation may answer 503 (a database failure, messenger.exceptions): documented once.
+    # Every error status an operation can answer is documented by messenger.schema.ContractAutoSchema
+    # (the 503 of a database failure included); the hook adds the Error and ValidationError shapes.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "messenger.schema.unavailable_responses",
+        "messenger.schema.error_components",
     ],
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "chats.models.ChatUser.Role",
