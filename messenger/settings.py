@@ -342,6 +342,10 @@ SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
 
+# A refresh token rotated less than this many seconds ago is still answered, with the successor it was
+# answered the first time (a client whose answer was lost stays signed in); 0 turns it off (accounts/rotation.py).
+REFRESH_GRACE_SECONDS = env_int("REFRESH_GRACE_SECONDS", 60)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Messenger API",
     "DESCRIPTION": "REST API of the messenger. WebSocket events are described in README.md and API.md.",
