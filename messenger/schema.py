@@ -5,7 +5,7 @@ Errors are mapped in one table (messenger.exceptions) and by one middleware (mes
 whatever the endpoint, so the statuses they give are documented here once, from what each view is
 (authenticated or not, with a body, path ids, a page cursor, a throttle) rather than view by view:
 
-    400 ValidationError  a body or a query that the serializers refuse, malformed JSON
+    400 ValidationError  a body, a query or a write that the serializers or services refuse; bad JSON
     401 Error            no, invalid or expired token (and wrong credentials where a view says so)
     403 Error            a member without the right role (writes to a chat or a message)
     404 Error            an id in the path the caller may not see; a bad page cursor
@@ -96,8 +96,8 @@ class ContractAutoSchema(AutoSchema):
                 statuses.add(403)
         if in_path or {"cursor", "page"} & query:
             statuses.add(404)
-        if query:
-            statuses.add(400)
+        if query or self.method in WRITES:
+            statuses.add(400)  # a write's service refuses what the serializer let through
         if "requestBody" in operation:
             statuses |= {400, 413, 415}
         if view.get_throttles():

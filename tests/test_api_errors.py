@@ -1,5 +1,15 @@
 """Every answer under /api/ is JSON, errors included: never Django's HTML page (contract v1.1)."""
 
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
 import pytest
 
 from accounts.views import MeView
@@ -82,3 +92,53 @@ def test_pages_outside_the_api_keep_django_s_answers(client, db):
     # then
     assert r.status_code == 404
     assert not r["Content-Type"].startswith("application/json")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_under_daphne_a_malformed_multipart_body_is_answered_by_django_in_json(tmp_path):
+    # given: daphne serving the messenger (Twisted parsed multipart bodies itself, and answered a
+    # malformed one with a bare 400 and no body)
+    port = _free_port()
+    env = {**os.environ, "DEBUG": "false", "SECRET_KEY": "x" * 50, "DATA_DIR": str(tmp_path), "LOG_LEVEL": "WARNING"}
+    env["ALLOWED_HOSTS"] = "127.0.0.1"
+    env.pop("DATABASE_URL", None)
+    env.pop("REDIS_URL", None)
+    daphne = str(Path(sys.executable).with_name("daphne"))
+    server = subprocess.Popen(
+        [daphne, "-v", "0", "-b", "127.0.0.1", "-p", str(port), "messenger.asgi:application"],
+        cwd=Path(__file__).resolve().parents[1],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and server.poll() is None, "daphne did not start"
+                time.sleep(0.2)
+        boundary = "c637e12e2b1a998d80d1b087531af51c"
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/auth/logout",
+            data=f"--{boundary}--\r\n".encode(),
+            headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+            method="POST",
+        )
+        # when
+        with pytest.raises(urllib.error.HTTPError) as answer:
+            urllib.request.urlopen(request, timeout=10)
+        # then
+        assert answer.value.code == 400
+        assert answer.value.headers["Content-Type"].startswith("application/json")
+        assert json.loads(answer.value.read()) == {"refresh": ["This field is required."]}
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
