@@ -83,7 +83,7 @@ def leave_request_bodies_to_django() -> None:
         self._parsePOSTFormSubmission = False
 
     init.leaves_bodies_to_django = True  # type: ignore[attr-defined]
-    WebRequest.__init__ = init  # type: ignore[method-assign]
+    WebRequest.__init__ = init
 
 
 leave_request_bodies_to_django()
