@@ -348,7 +348,10 @@ REFRESH_GRACE_SECONDS = env_int("REFRESH_GRACE_SECONDS", 60)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Messenger API",
-    "DESCRIPTION": "REST API of the messenger. WebSocket events are described in README.md and API.md.",
+    "DESCRIPTION": (
+        "REST API of the messenger (the contract: docs/API.md). The WebSocket protocol is described by "
+        "[/api/asyncapi.yaml](/api/asyncapi.yaml) (AsyncAPI), readable at [/api/ws-docs/](/api/ws-docs/)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
