@@ -1,4 +1,4 @@
-"""drf-spectacular hooks: the schema shows the contract's paths as API.md writes them, and every
+"""drf-spectacular hooks: the schema shows the contract's paths as docs/API.md writes them, and every
 status an operation can answer, errors included, with the errors' JSON shapes.
 
 Errors are mapped in one table (messenger.exceptions) and by one middleware (messenger.api_errors),
