@@ -5,9 +5,11 @@ import time
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from accounts import rotation
+from tests.concurrency import run_together
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 
@@ -345,3 +347,17 @@ def test_logout_for_a_deleted_user_still_answers_205(client, alice, pair):
     r = logout(client, pair["refresh"])
     # then
     assert r.status_code == 205, r.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_refreshes_with_one_token_at_the_same_moment_get_one_successor(client):
+    # given: two tabs of one session refresh together
+    UserFactory.create(username="bob")
+    login = client.post(
+        "/api/auth/login", {"username": "bob", "password": DEFAULT_PASSWORD}, content_type="application/json"
+    ).json()
+    # when
+    answers = run_together(4, lambda _: refresh(Client(), login["refresh"]))
+    # then: all answered, with one successor between them (no second chain)
+    assert [r.status_code for r in answers] == [200] * 4, [r.content for r in answers]
+    assert len({r.json()["refresh"] for r in answers}) == 1
