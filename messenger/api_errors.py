@@ -41,14 +41,15 @@ class JsonErrorsMiddleware:
         response = self.get_response(request)
         if (
             response.status_code >= 400
-            and request.path.startswith(API_PREFIX)
+            and (request.path.startswith(API_PREFIX) or request.path == API_PREFIX.rstrip("/"))
             # DRF's own errors are JSON already (or, under DEBUG, the browsable page a browser asked for).
             and not isinstance(response, Response)
             and not response.get("Content-Type", "").startswith("application/json")
         ):
             answer = JsonResponse({"detail": error_detail(response.status_code)}, status=response.status_code)
-            for header in ("Retry-After", "Allow", "WWW-Authenticate"):
-                if header in response:
-                    answer[header] = response[header]
+            # The page's headers (the security middleware's, Allow, Retry-After...), but its body's.
+            for header, value in response.items():
+                if header.lower() not in ("content-type", "content-length"):
+                    answer[header] = value
             return answer
         return response

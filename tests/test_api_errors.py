@@ -28,6 +28,7 @@ def test_an_unknown_api_path_is_a_json_404(api_client):
     r = api_client.get("/api/no-such-thing")
     # then
     assert assert_json_error(r, 404) == {"detail": "Not found."}
+    assert r["X-Content-Type-Options"] == "nosniff"  # the page's other headers are kept
 
 
 def test_an_unknown_api_path_is_a_json_404_also_under_debug(api_client, settings):
