@@ -15,7 +15,12 @@ from django.core.wsgi import get_wsgi_application
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from chats import services
 from tests.conftest import bearer
@@ -56,5 +61,11 @@ def rows(user, other_user, chat):
 def test_every_answer_is_documented_and_no_answer_is_a_server_error(case, user, rows, connections_kept):
     case.call_and_validate(
         headers={"Authorization": bearer(user)},
-        checks=[not_a_server_error, status_code_conformance, response_schema_conformance],
+        checks=[
+            not_a_server_error,
+            status_code_conformance,
+            response_schema_conformance,
+            content_type_conformance,
+            response_headers_conformance,
+        ],
     )
