@@ -2,6 +2,8 @@
 (GET /api/asyncapi.yaml) and as a page rendered here from it (GET /api/ws-docs/), with no script
 and nothing fetched from elsewhere."""
 
+import json
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -9,6 +11,8 @@ import yaml
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.template import Context, Engine
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
 
 ASYNCAPI = settings.BASE_DIR / "docs" / "asyncapi.yaml"
 
@@ -25,6 +29,12 @@ def asyncapi_document() -> dict[str, Any]:
 
 def asyncapi_yaml(request: HttpRequest) -> HttpResponse:
     return HttpResponse(asyncapi_text(), content_type="application/yaml; charset=utf-8")
+
+
+def _prose(text: Any) -> SafeString:
+    """Escaped text, with `code` spans shown as code."""
+    # Escaped first: only the <code> tags added here are markup.
+    return mark_safe(re.sub(r"`([^`]+)`", r"<code>\1</code>", escape(str(text or ""))))
 
 
 def _resolve(document: dict[str, Any], node: Any) -> Any:
@@ -64,7 +74,7 @@ def _fields(document: dict[str, Any], schema: Any) -> list[dict[str, Any]]:
             "name": name,
             "type": _type_text(document, field),
             "required": name in required,
-            "description": _resolve(document, field).get("description", "") if isinstance(field, dict) else "",
+            "description": _prose(_resolve(document, field).get("description", "") if isinstance(field, dict) else ""),
         }
         for name, field in schema.get("properties", {}).items()
     ]
@@ -75,9 +85,9 @@ def _message(document: dict[str, Any], reference: Any) -> dict[str, Any]:
     return {
         "name": message.get("name", ""),
         "title": message.get("title", ""),
-        "summary": message.get("summary", ""),
+        "summary": _prose(message.get("summary", "")),
         "fields": _fields(document, message.get("payload", {})),
-        "examples": [yaml.safe_dump(e.get("payload"), allow_unicode=True).strip() for e in message.get("examples", ())],
+        "examples": [json.dumps(e.get("payload"), ensure_ascii=False) for e in message.get("examples", ())],
     }
 
 
@@ -98,7 +108,10 @@ def page_context(document: dict[str, Any]) -> dict[str, Any]:
                 "address": channel.get("address", ""),
                 "title": channel.get("title", ""),
                 "description": channel.get("description", ""),
-                "close_codes": channel.get("x-close-codes", []),
+                "close_codes": [
+                    {"code": close["code"], "reason": _prose(close["reason"])}
+                    for close in channel.get("x-close-codes", [])
+                ],
                 "operations": operations,
             }
         )
