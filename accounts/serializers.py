@@ -3,10 +3,12 @@ from typing import Any, Protocol
 
 from django.contrib.auth import authenticate
 from rest_framework import exceptions, serializers
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts import presence
+from accounts import presence, rotation
 from accounts.models import User
 from messenger.rendering import datetime_text
 
@@ -105,16 +107,27 @@ class AuthResultSerializer(TokenPairSerializer):
 
 
 class RefreshSerializer(TokenRefreshSerializer):
-    """SimpleJWT's refresh, but a token whose user was deleted is a 401 (SimpleJWT lets the
-    lookup's DoesNotExist escape as a 500)."""
+    """SimpleJWT's refresh, with a rotation that survives a lost answer (accounts.rotation), and a
+    token whose user was deleted a 401 (SimpleJWT lets the lookup's DoesNotExist escape as a 500)."""
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         try:
-            return super().validate(attrs)
-        except User.DoesNotExist:
+            refresh = RefreshToken(attrs["refresh"])
+        except TokenError as error:
+            answer = rotation.answer_within_grace(attrs["refresh"])
+            if answer is None:
+                raise InvalidToken(str(error)) from None
+            return answer
+        user_id = refresh.payload.get(api_settings.USER_ID_CLAIM)
+        user = User.objects.filter(pk=user_id).first() if user_id else None
+        if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
             raise exceptions.AuthenticationFailed(
                 "No active account found for the given token.", "no_active_account"
             ) from None
+        try:
+            return rotation.rotate(refresh)
+        except TokenError as error:
+            raise InvalidToken(str(error)) from None
 
 
 class LogoutSerializer(serializers.Serializer[Any]):

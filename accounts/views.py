@@ -13,7 +13,7 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenRefreshView
 
-from accounts import services
+from accounts import rotation, services
 from accounts.auth import request_user
 from accounts.models import User
 from accounts.selectors import presence_context, user_search
@@ -54,6 +54,8 @@ class RegisterView(AuthThrottled):
 
 
 class LoginView(AuthThrottled):
+    error_statuses = (401,)  # wrong credentials (messenger.schema)
+
     @extend_schema(request=LoginSerializer, responses={200: AuthResultSerializer}, tags=["auth"])
     def post(self, request: Request) -> Response:
         data = LoginSerializer(data=request.data, context={"request": request})
@@ -65,9 +67,12 @@ class LoginView(AuthThrottled):
 
 
 class RefreshView(TokenRefreshView):
-    """Exchange a refresh token for a new pair; the old refresh token stops working."""
+    """Exchange a refresh token for a new pair. The old refresh token stops working, except that for
+    REFRESH_GRACE_SECONDS it is answered again with the same successor, until that is used
+    (a client whose answer was lost stays signed in: accounts.rotation)."""
 
     serializer_class = RefreshSerializer
+    error_statuses = (401,)  # an invalid, expired or blacklisted refresh token (messenger.schema)
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "auth"
 
@@ -86,9 +91,14 @@ class LogoutView(APIView):
         data.is_valid(raise_exception=True)
         try:
             with transaction.atomic():
-                RefreshToken(data.validated_data["refresh"]).blacklist()
+                token = RefreshToken(data.validated_data["refresh"])
+                token.blacklist()
+                rotation.revoke_successor(token)
         except TokenError as error:
-            raise serializers.ValidationError({"refresh": [str(error)]}) from None
+            # A token rotated within the grace period: its successor, which the client may never
+            # have received, stops working (accounts.rotation).
+            if not rotation.revoke_successor_of(data.validated_data["refresh"]):
+                raise serializers.ValidationError({"refresh": [str(error)]}) from None
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 

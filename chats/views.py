@@ -33,6 +33,7 @@ from chats.serializers import (
     message_data,
 )
 from messenger.pagination import ChatCursorPagination, NewestFirstCursorPagination
+from messenger.schema import ContractAutoSchema
 
 
 def render_chat(request: Request, chat_id: int, *, status_code: int = status.HTTP_200_OK) -> Response:
@@ -158,9 +159,17 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
         return paginator.get_paginated_response([media_item_data(message, online_ids=online_ids) for message in page])
 
 
+class MessagePageSchema(ContractAutoSchema):
+    """GET …/messages answers one object, `{results, has_more}`, though it is the viewset's `list`."""
+
+    def _is_list_view(self, serializer: Any = None) -> bool:
+        return False
+
+
 @extend_schema(tags=["messages"])
 class MessageViewSet(PathIdsInRange, mixins.ListModelMixin, viewsets.GenericViewSet[Message]):
     serializer_class = MessageSerializer
+    schema = MessagePageSchema()
     pagination_class = None
     lookup_value_regex = "[0-9]+"
 

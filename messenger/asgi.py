@@ -62,6 +62,33 @@ def skip_autobahn_debug_formatting() -> None:
 skip_autobahn_debug_formatting()
 
 
+def leave_request_bodies_to_django() -> None:
+    """Stop Twisted from parsing a POST's multipart body before daphne hands it to Django.
+
+    twisted.web's Request parses multipart/form-data bodies into `request.args` (which daphne never
+    reads) and answers one it cannot parse with a bare 400, no body, and a closed connection: a
+    client would get no JSON, and Django (MultiPartParser, with its limits) would never see it.
+    Twisted's own switch for it is the request's `_parsePOSTFormSubmission`.
+    """
+    try:
+        from daphne.http_protocol import WebRequest
+    except ImportError:  # not under daphne
+        return
+    original = WebRequest.__init__
+    if getattr(original, "leaves_bodies_to_django", False):
+        return
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self._parsePOSTFormSubmission = False
+
+    init.leaves_bodies_to_django = True  # type: ignore[attr-defined]
+    WebRequest.__init__ = init
+
+
+leave_request_bodies_to_django()
+
+
 def calm_the_garbage_collector() -> None:
     """Move what startup built (Django, URLconf, models) out of the collector's way and collect less often.
 

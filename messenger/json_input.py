@@ -2,7 +2,7 @@
 
 Python's json parses nesting until the interpreter's recursion limit; a document nested deeper
 than MAX_DEPTH is refused here, before anything walks it: a REST body gets 400, a frame an
-`invalid` error frame (shared/API.md, v1.1 "Errors and overload"). What no column can store --
+`invalid` error frame (docs/API.md, v1.1 "Errors and overload"). What no column can store --
 a lone surrogate ("\\ud800" is valid JSON, and not UTF-8), a NUL character, an integer beyond 64
 bits -- is refused by the field that reads it (DRF's CharField validators, the serializers'
 max_value), which names the field; REST bodies and socket frames go through the same serializers.

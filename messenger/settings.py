@@ -96,6 +96,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Outermost: an HTML error page under /api/ (a 404 of no route, a 500) becomes JSON.
+    "messenger.api_errors.JsonErrorsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "corsheaders.middleware.CorsMiddleware",
@@ -339,7 +341,7 @@ REST_FRAMEWORK = {
         "messenger.json_input.StrictJSONParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "messenger.schema.ContractAutoSchema",
     "EXCEPTION_HANDLER": "messenger.exceptions.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "auth": os.environ.get("THROTTLE_AUTH", "30/min"),
@@ -357,9 +359,16 @@ SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
 
+# A refresh token rotated less than this many seconds ago is still answered, with the successor it was
+# answered the first time (a client whose answer was lost stays signed in); 0 turns it off (accounts/rotation.py).
+REFRESH_GRACE_SECONDS = env_int("REFRESH_GRACE_SECONDS", 60)
+
 SPECTACULAR_SETTINGS = {
     "TITLE": "Messenger API",
-    "DESCRIPTION": "REST API of the messenger. WebSocket events are described in README.md and API.md.",
+    "DESCRIPTION": (
+        "REST API of the messenger (the contract: docs/API.md). The WebSocket protocol is described by "
+        "[/api/asyncapi.yaml](/api/asyncapi.yaml) (AsyncAPI), readable at [/api/ws-docs/](/api/ws-docs/)."
+    ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
@@ -367,10 +376,11 @@ SPECTACULAR_SETTINGS = {
     # Two choice sets share the field name "role": name both, or the schema gets "Role978Enum".
     # https://drf-spectacular.readthedocs.io/en/latest/settings.html
     "PREPROCESSING_HOOKS": ["messenger.schema.contract_paths"],
-    # Every operation may answer 503 (a database failure, messenger.exceptions): documented once.
+    # Every error status an operation can answer is documented by messenger.schema.ContractAutoSchema
+    # (the 503 of a database failure included); the hook adds the Error and ValidationError shapes.
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "messenger.schema.unavailable_responses",
+        "messenger.schema.error_components",
     ],
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "chats.models.ChatUser.Role",

@@ -3,12 +3,16 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from messenger.health import healthz
+from messenger.ws_docs import asyncapi_yaml, ws_docs
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    # The WebSocket protocol: docs/asyncapi.yaml, and a page rendered from it.
+    path("api/asyncapi.yaml", asyncapi_yaml, name="asyncapi"),
+    path("api/ws-docs/", ws_docs, name="ws-docs"),
     path("api/", include("accounts.urls")),
     path("api/", include("chats.urls")),
     path("api/", include("media.urls")),

@@ -7,7 +7,7 @@ import pytest
 import yaml
 from django.core.management import call_command
 
-# API.md's REST table: path (as written there) -> methods.
+# docs/API.md's REST table: path (as written there) -> methods.
 CONTRACT = {
     "/api/auth/register": {"post"},
     "/api/auth/login": {"post"},

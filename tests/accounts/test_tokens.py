@@ -1,10 +1,15 @@
-"""Refresh rotation, logout, and what a missing, invalid or expired access token gets (401)."""
+"""Refresh rotation (with a grace period for a lost answer), logout, and what a missing, invalid
+or expired access token gets (401)."""
 
+import time
 from datetime import timedelta
 
 import pytest
+from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
+from accounts import rotation
+from tests.concurrency import run_together
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 
@@ -45,13 +50,87 @@ def test_refresh_answers_a_new_access_and_refresh_token(client, pair):
     assert me.status_code == 200, me.content
 
 
-def test_refresh_rotates_so_the_old_refresh_token_stops_working(client, pair):
+@pytest.fixture
+def later(monkeypatch):
+    """Move the clock that ends the grace period forward by some seconds."""
+
+    def move(seconds: float) -> None:
+        now = time.time() + seconds
+        monkeypatch.setattr(rotation, "_now", lambda: now)
+
+    return move
+
+
+def test_refresh_rotates_so_the_old_refresh_token_stops_working_after_the_grace_period(client, pair, settings, later):
     # given
     assert refresh(client, pair["refresh"]).status_code == 200
+    later(settings.REFRESH_GRACE_SECONDS + 1)
     # when
     again = refresh(client, pair["refresh"])
     # then
     assert again.status_code == 401, again.content
+
+
+def test_a_refresh_whose_answer_was_lost_is_answered_again_within_the_grace_period(client, pair):
+    # given: the answer of the first refresh never reached the client
+    lost = refresh(client, pair["refresh"]).json()
+    # when: it tries again with the token it has
+    r = refresh(client, pair["refresh"])
+    # then: the same successor, and a working access token
+    assert r.status_code == 200, r.content
+    assert r.json()["refresh"] == lost["refresh"]
+    me = client.get("/api/auth/me", HTTP_AUTHORIZATION=f"Bearer {r.json()['access']}")
+    assert me.status_code == 200, me.content
+    assert refresh(client, r.json()["refresh"]).status_code == 200
+
+
+def test_an_old_token_used_many_times_within_the_grace_period_never_starts_a_second_chain(client, pair):
+    # when
+    answers = [refresh(client, pair["refresh"]) for _ in range(3)]
+    # then: one successor for all
+    assert all(r.status_code == 200 for r in answers), [r.content for r in answers]
+    assert len({r.json()["refresh"] for r in answers}) == 1
+
+
+def test_once_the_successor_is_used_the_old_token_is_refused_even_within_the_grace_period(client, pair):
+    # given: the client had the successor, and used it
+    successor = refresh(client, pair["refresh"]).json()["refresh"]
+    assert refresh(client, successor).status_code == 200
+    # when
+    r = refresh(client, pair["refresh"])
+    # then
+    assert r.status_code == 401, r.content
+
+
+def test_after_logout_with_the_successor_the_old_token_is_refused_within_the_grace_period(client, pair):
+    # given
+    successor = refresh(client, pair["refresh"]).json()["refresh"]
+    assert logout(client, successor).status_code == 205
+    # when
+    r = refresh(client, pair["refresh"])
+    # then
+    assert r.status_code == 401, r.content
+
+
+def test_logout_with_a_token_rotated_within_the_grace_period_ends_its_successor_too(client, pair):
+    # given: the client lost the successor and logs out with the token it has
+    successor = refresh(client, pair["refresh"]).json()["refresh"]
+    # when
+    out = logout(client, pair["refresh"])
+    # then
+    assert out.status_code == 205, out.content
+    assert refresh(client, successor).status_code == 401
+    assert refresh(client, pair["refresh"]).status_code == 401
+
+
+def test_a_grace_period_of_zero_refuses_the_old_token_at_once(client, pair, settings):
+    # given
+    settings.REFRESH_GRACE_SECONDS = 0
+    assert refresh(client, pair["refresh"]).status_code == 200
+    # when
+    r = refresh(client, pair["refresh"])
+    # then
+    assert r.status_code == 401, r.content
 
 
 def test_the_rotated_refresh_token_works_once_in_turn(client, pair):
@@ -268,3 +347,17 @@ def test_logout_for_a_deleted_user_still_answers_205(client, alice, pair):
     r = logout(client, pair["refresh"])
     # then
     assert r.status_code == 205, r.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_refreshes_with_one_token_at_the_same_moment_get_one_successor(client):
+    # given: two tabs of one session refresh together
+    UserFactory.create(username="bob")
+    login = client.post(
+        "/api/auth/login", {"username": "bob", "password": DEFAULT_PASSWORD}, content_type="application/json"
+    ).json()
+    # when
+    answers = run_together(4, lambda _: refresh(Client(), login["refresh"]))
+    # then: all answered, with one successor between them (no second chain)
+    assert [r.status_code for r in answers] == [200] * 4, [r.content for r in answers]
+    assert len({r.json()["refresh"] for r in answers}) == 1

@@ -1,4 +1,4 @@
-"""Who may open a socket: token (4401), membership (4403), origin (refused handshake)."""
+"""Who may open a socket: token (4401), membership (4403), origin (refused handshake), path (4404)."""
 
 import asyncio
 import logging
@@ -160,3 +160,12 @@ async def test_tokens_never_reach_the_logs(connect, user, caplog):
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert good not in logged and bad not in logged
     assert good.split(".")[1] not in logged  # not even the payload part
+
+
+@pytest.mark.parametrize("path", ["/ws/nope/", "/ws/chat/abc/", "/other/"])
+async def test_a_socket_on_an_unknown_path_is_closed_4404(connect, user, path):
+    # when
+    socket = await connect(user, path)
+    # then
+    assert socket.accepted
+    assert await socket.closed_with() == 4404

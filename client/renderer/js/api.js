@@ -1,4 +1,4 @@
-// REST client for the API in /work/shared/API.md.
+// REST client for the API in docs/API.md (every operation and status: GET /api/schema/).
 // The access token lives only in memory; the refresh token is kept in storage so a reload keeps the
 // session. The access token is refreshed shortly before it expires and again on any 401, and however
 // many requests fail at once there is only ever one refresh in flight (refresh tokens rotate, so two

@@ -5,7 +5,7 @@
 const PENDING_KEY_PREFIX = 'messenger.pending.';
 const TYPING_TTL_MS = 6000;
 
-/** A random id the server uses to recognise a repeated send (see `client_id` in API.md). */
+/** A random id the server uses to recognise a repeated send (see `client_id` in docs/API.md). */
 export function newClientId(random = Math.random, now = Date.now) {
   const bytes = Array.from({ length: 12 }, () => Math.floor(random() * 36).toString(36)).join('');
   return `c-${now().toString(36)}-${bytes}`;
