@@ -20,6 +20,7 @@ through Redis, so several workers need REDIS_URL (the in-memory layer is per pro
 
 import argparse
 import datetime
+import logging
 import os
 import re
 import signal
@@ -31,11 +32,22 @@ import time
 from daphne import cli
 from daphne.access import AccessLogGenerator
 
-from messenger.paced_server import PacedServer
+from messenger.paced_server import PacedServer, shutdown_timeout
+
+logger = logging.getLogger("messenger.serve")
 
 # A positional `module:attribute` (not an endpoint such as tcp:port=8000:interface=...).
 APPLICATION = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
 TOKEN_IN_QUERY = re.compile(r"([?&](?:token|access|refresh)=)[^&\s\"]*", re.IGNORECASE)
+
+
+# The launcher (see Launcher).
+POLL_SECONDS = 0.1  # how soon a dead worker is noticed
+STABLE_SECONDS = 10.0  # a worker that dies sooner than this after its start counts as crash-looping
+RESTART_BACKOFF_SECONDS = 1.0
+RESTART_BACKOFF_MAX_SECONDS = 30.0
+SHUTDOWN_GRACE_SECONDS = 3.0  # beyond SHUTDOWN_TIMEOUT, for a worker to exit after its drain
+CLEAN_EXITS = {0, -signal.SIGTERM, -signal.SIGINT}  # (a signal before a worker's handlers are in)
 
 
 def redact(request_line: str) -> str:
@@ -77,11 +89,7 @@ def worker_count(argv: list[str]) -> tuple[int, list[str]]:
 
 
 def serve_workers(argv: list[str], workers: int) -> int:
-    """Bind -b/-p once, start `workers` daphne processes on the socket, and stop them together.
-
-    SIGTERM or SIGINT is passed on to every worker; when one worker exits, the others are
-    stopped and its exit code is returned (a supervisor or the container restarts the lot).
-    """
+    """Bind -b/-p once and keep `workers` daphne processes serving on the socket (see Launcher)."""
     if not os.environ.get("REDIS_URL"):
         raise SystemExit("Several workers share events through Redis: set REDIS_URL, or run one worker.")
     parser = argparse.ArgumentParser(add_help=False)
@@ -93,29 +101,104 @@ def serve_workers(argv: list[str], workers: int) -> int:
     family = socket.AF_INET6 if ":" in known.bind else socket.AF_INET
     listener = socket.create_server((known.bind, known.port), family=family, backlog=4096)
     listener.set_inheritable(True)
-    fd = listener.fileno()
-    command = [sys.executable, "-m", "messenger.serve", "--workers", "1", "--fd", str(fd), *rest]
-    children = [subprocess.Popen(command, pass_fds=(fd,)) for _ in range(workers)]
-    listener.close()  # the workers hold it now
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s launcher %(levelname)s %(message)s")
+    try:
+        return Launcher(listener, rest, workers, shutdown_timeout()).run()
+    finally:
+        listener.close()
 
-    def pass_on(signum: int, frame: object) -> None:
-        for child in children:
-            if child.poll() is None:
+
+class Launcher:
+    """N daphne workers on one inherited listening socket: restarted when one dies, stopped together.
+
+    - A worker that exits (a crash, an OOM kill, kill -9) is started again at once on the same
+      socket, which the launcher keeps open, so the kernel goes on queueing connections for the
+      others meanwhile; the others are not touched. One that keeps dying soon after its start is
+      restarted after a back-off that doubles (RESTART_BACKOFF_SECONDS up to
+      RESTART_BACKOFF_MAX_SECONDS), and each restart is logged.
+    - SIGTERM or SIGINT is passed on to every worker, which shuts down gracefully
+      (messenger.paced_server); a worker still running `timeout` + SHUTDOWN_GRACE_SECONDS later is
+      killed. A second signal kills them at once. Exit code 0 when every worker exited cleanly.
+    """
+
+    def __init__(self, listener: socket.socket, argv: list[str], workers: int, timeout: float) -> None:
+        self.listener = listener
+        fd = listener.fileno()
+        self.command = [sys.executable, "-m", "messenger.serve", "--workers", "1", "--fd", str(fd), *argv]
+        self.timeout = timeout
+        self.children: list[subprocess.Popen[bytes] | None] = [None] * workers
+        self.started_at = [0.0] * workers
+        self.quick_exits = [0] * workers
+        self.restart_at: list[float | None] = [0.0] * workers  # when each empty slot is started
+        self.signals: list[int] = []
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        while not self.signals:
+            self._reap_and_restart()
+            time.sleep(POLL_SECONDS)
+        return self._shut_down()
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.signals.append(signum)
+        if len(self.signals) > 1:  # a second Ctrl-C: no more waiting
+            self._send(signal.SIGKILL)
+
+    def _send(self, signum: int) -> None:
+        for child in self.children:
+            if child is not None and child.poll() is None:
                 child.send_signal(signum)
 
-    signal.signal(signal.SIGTERM, pass_on)
-    signal.signal(signal.SIGINT, pass_on)
-    while all(child.poll() is None for child in children):
-        time.sleep(0.2)
-    code = next(child.returncode for child in children if child.returncode is not None)
-    pass_on(signal.SIGTERM, None)
-    for child in children:
-        try:
-            child.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-    return code
+    def _reap_and_restart(self) -> None:
+        now = time.monotonic()
+        for slot, child in enumerate(self.children):
+            if child is not None and child.poll() is not None:
+                lived = now - self.started_at[slot]
+                self.quick_exits[slot] = self.quick_exits[slot] + 1 if lived < STABLE_SECONDS else 0
+                delay = restart_delay(self.quick_exits[slot])
+                logger.warning(
+                    "worker %d (pid %d) exited with code %s after %.1f s; restarting it%s",
+                    slot,
+                    child.pid,
+                    child.returncode,
+                    lived,
+                    f" in {delay:.0f} s (it keeps dying: {self.quick_exits[slot]} quick exits)" if delay else "",
+                )
+                self.children[slot] = None
+                self.restart_at[slot] = now + delay
+            due = self.restart_at[slot]
+            if self.children[slot] is None and due is not None and now >= due and not self.signals:
+                self.children[slot] = subprocess.Popen(self.command, pass_fds=(self.listener.fileno(),))
+                self.started_at[slot] = now
+                self.restart_at[slot] = None
+
+    def _shut_down(self) -> int:
+        logger.info("signal %s: stopping the workers (up to %.0f s)", self.signals[0], self.timeout)
+        self._send(self.signals[0])
+        deadline = time.monotonic() + self.timeout + SHUTDOWN_GRACE_SECONDS
+        clean = True
+        for child in self.children:
+            if child is None:
+                continue
+            try:
+                child.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.error("worker pid %d still running after %.0f s: killed", child.pid, self.timeout)
+                child.kill()
+                child.wait()
+            clean = clean and child.returncode in CLEAN_EXITS
+        if len(self.signals) > 1:
+            clean = False
+        logger.info("stopped%s", "" if clean else " (not cleanly)")
+        return 0 if clean else 1
+
+
+def restart_delay(quick_exits: int) -> float:
+    """No wait for a worker's first quick exit; then RESTART_BACKOFF_SECONDS, doubling, capped."""
+    if quick_exits <= 1:
+        return 0.0
+    return float(min(RESTART_BACKOFF_MAX_SECONDS, RESTART_BACKOFF_SECONDS * 2 ** (quick_exits - 2)))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -128,5 +211,19 @@ def main(argv: list[str] | None = None) -> None:
     interface.run(daphne_arguments(args))
 
 
+def exit_now() -> None:
+    """Exit at once once the server has stopped (after its graceful shutdown, or its bound).
+
+    Not through the interpreter's exit, which joins every worker thread: a thread still waiting
+    on the stopped event loop (a REST thread's hop to publish an event) or on a lock would keep
+    the process alive past any bound.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
+
+
 if __name__ == "__main__":
     main()
+    exit_now()

@@ -85,6 +85,12 @@ def queued_frames(
     return frames, None
 
 
+# The type of the message messenger.paced_server puts in each open socket's receive queue when
+# the process shuts down (behind the frames already received): the application answers those,
+# then closes the socket with 1001. (Under another server it never comes: the socket is cut.)
+SERVER_SHUTDOWN = "server.shutdown"
+
+
 # Twisted and autobahn: one broadcast frame to many sockets ---------------------------------------
 
 
