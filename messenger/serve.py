@@ -8,14 +8,27 @@ deployment rather than to each command line:
   frame a little over the application's limit gets an `error` frame (the socket stays open)
   while a huge one is cut off before it is buffered.
 
-Its server paces daphne's per-connection checks and keepalive pings (messenger.paced_server):
-sockets that connected together are not all pinged at the same moment every 20 seconds.
+Its server (messenger.paced_server) paces daphne's per-connection checks and keepalive pings, so
+sockets that connected together are not all pinged at the same moment every 20 seconds; and it
+shuts down gracefully on SIGTERM or SIGINT, within SHUTDOWN_TIMEOUT seconds (default 10): it
+stops listening, answers the requests in flight, acks the sends already received, closes every
+socket with 1001, and exits.
 
 And one thing daphne lacks: `--workers N` (or WEB_WORKERS) runs N daphne processes on one
 listening socket, so a server with N cores uses them (one Python process uses about one). The
 socket is bound here and inherited by each worker (daphne's --fd); the kernel spreads the
 connections. Workers share Redis and the database: each has its hub, events cross between them
 through Redis, so several workers need REDIS_URL (the in-memory layer is per process).
+A worker that dies is started again at once on the same socket (the others keep serving), with a
+growing back-off when it keeps dying; SIGTERM or SIGINT drains every worker (see Launcher).
+
+Why a launcher of our own rather than supervisor or circus: daphne has no pre-fork mode, and what
+several daphnes need is one listening socket shared by all of them, held open while one restarts.
+supervisor has no socket to hand over (each program binds its own port, so N daphnes need N ports
+and a balancer in front); circus can (`use_sockets`, `$(circus.sockets.x)`) but brings its own
+daemon, ZeroMQ and configuration to deploy. The launcher is a hundred lines of subprocess and
+signals; a host's own process manager (systemd, Docker's restart policy, Kubernetes) still runs
+and restarts the launcher itself.
 """
 
 import argparse

@@ -99,14 +99,18 @@ def _http(method: str, url: str, token: str | None = None, body: dict[str, Any] 
 
 
 class Launcher:
-    def __init__(self, data_dir: Path, workers: int = 2) -> None:
+    def __init__(self, data_dir: Path, workers: int = 2, extra_env: dict[str, str] | None = None) -> None:
         self.port = _free_port()
         self.log = data_dir / "launcher.log"
         command = [sys.executable, "-m", "messenger.serve", "--workers", str(workers), "-v", "0"]
         command += ["-b", "127.0.0.1", "-p", str(self.port)]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                command, cwd=ROOT, env=_environment(data_dir), stdout=log, stderr=subprocess.STDOUT
+                command,
+                cwd=ROOT,
+                env={**_environment(data_dir), **(extra_env or {})},
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self.http = f"http://127.0.0.1:{self.port}"
         self.ws = f"ws://127.0.0.1:{self.port}"
@@ -156,10 +160,12 @@ class Launcher:
                 self.process.wait()
 
 
-@pytest.fixture
-def launcher(migrated, tmp_path) -> Iterator[Launcher]:
+@pytest.fixture(params=["internals", "plain-asgi"])
+def launcher(request, migrated, tmp_path) -> Iterator[Launcher]:
+    """The launcher with 2 workers: with the server libraries' internals (chats.realtime.adapter), and
+    without them (SERVER_INTERNALS=false: plain ASGI sends, the stock layers)."""
     shutil.copy(migrated, tmp_path / "messenger.sqlite3")
-    server = Launcher(tmp_path)
+    server = Launcher(tmp_path, extra_env={"SERVER_INTERNALS": str(request.param == "internals").lower()})
     try:
         server.wait_ready()
         yield server
