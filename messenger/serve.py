@@ -24,11 +24,12 @@ growing back-off when it keeps dying; SIGTERM or SIGINT drains every worker (see
 
 Why a launcher of our own rather than supervisor or circus: daphne has no pre-fork mode, and what
 several daphnes need is one listening socket shared by all of them, held open while one restarts.
-supervisor has no socket to hand over (each program binds its own port, so N daphnes need N ports
-and a balancer in front); circus can (`use_sockets`, `$(circus.sockets.x)`) but brings its own
-daemon, ZeroMQ and configuration to deploy. The launcher is a hundred lines of subprocess and
-signals; a host's own process manager (systemd, Docker's restart policy, Kubernetes) still runs
-and restarts the launcher itself.
+Both can do that (supervisor's fcgi-program passes its socket as fd 0, for `daphne --fd 0`;
+circus has `use_sockets`), but each is one more daemon with its own configuration to deploy next
+to the server, and supervisor gives up on a program after `startretries` quick exits where this
+backs off and keeps trying. The launcher is a screenful of subprocess and signals, started the
+same way everywhere (make run, Docker, the tests); the host's own process manager (systemd,
+Docker's restart policy, Kubernetes) still runs the launcher and restarts it.
 """
 
 import argparse
@@ -134,10 +135,12 @@ class Launcher:
       killed. A second signal kills them at once. Exit code 0 when every worker exited cleanly.
     """
 
-    def __init__(self, listener: socket.socket, argv: list[str], workers: int, timeout: float) -> None:
+    def __init__(
+        self, listener: socket.socket, argv: list[str], workers: int, timeout: float, command: list[str] | None = None
+    ) -> None:
         self.listener = listener
         fd = listener.fileno()
-        self.command = [sys.executable, "-m", "messenger.serve", "--workers", "1", "--fd", str(fd), *argv]
+        self.command = command or [sys.executable, "-m", "messenger.serve", "--workers", "1", "--fd", str(fd), *argv]
         self.timeout = timeout
         self.children: list[subprocess.Popen[bytes] | None] = [None] * workers
         self.started_at = [0.0] * workers
