@@ -66,6 +66,8 @@ CLOSE_GOING_AWAY = 1001
 CANCEL_WAIT_SECONDS = 2.0
 # The message put in each open socket's receive queue (chats.realtime.adapter.SERVER_SHUTDOWN).
 SERVER_SHUTDOWN = "server.shutdown"
+# Set by messenger.serve's launcher for a spare worker: the pipe to write "ready" to.
+STANDBY_FD_VARIABLE = "MESSENGER_STANDBY_FD"
 
 
 def shutdown_timeout() -> float:
@@ -86,6 +88,9 @@ class PacedServer(Server):
         if self.own_signal_handlers:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
+        standby = os.environ.pop(STANDBY_FD_VARIABLE, None)
+        if standby is not None and not wait_to_be_promoted(int(standby)):
+            return
         super().run()
 
     def _on_signal(self, signum: int, frame: object) -> None:
@@ -207,6 +212,20 @@ class PacedServer(Server):
             protocol.ping_spread = True
             protocol.last_ping = time.time() - random.uniform(0, self.ping_interval)
         protocol.check_timeouts()
+
+
+def wait_to_be_promoted(ready_fd: int) -> bool:
+    """A spare worker (messenger.serve.Spare), set up: say so, then wait. True on SIGUSR1 (serve now),
+    False on SIGTERM or SIGINT (exit). The signals are blocked before "ready" is written, so none
+    that the launcher sends after reading it is lost or takes its default action."""
+    signals = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        os.write(ready_fd, b"ready")
+        os.close(ready_fd)
+        return signal.sigwait(signals) == signal.SIGUSR1
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
 
 def _close_after_answer(request: Any) -> None:

@@ -37,6 +37,7 @@ import datetime
 import logging
 import os
 import re
+import select
 import signal
 import socket
 import subprocess
@@ -46,7 +47,7 @@ import time
 from daphne import cli
 from daphne.access import AccessLogGenerator
 
-from messenger.paced_server import PacedServer, shutdown_timeout
+from messenger.paced_server import STANDBY_FD_VARIABLE, PacedServer, shutdown_timeout
 
 logger = logging.getLogger("messenger.serve")
 
@@ -125,18 +126,27 @@ def serve_workers(argv: list[str], workers: int) -> int:
 class Launcher:
     """N daphne workers on one inherited listening socket: restarted when one dies, stopped together.
 
-    - A worker that exits (a crash, an OOM kill, kill -9) is started again at once on the same
-      socket, which the launcher keeps open, so the kernel goes on queueing connections for the
-      others meanwhile; the others are not touched. One that keeps dying soon after its start is
-      restarted after a back-off that doubles (RESTART_BACKOFF_SECONDS up to
-      RESTART_BACKOFF_MAX_SECONDS), and each restart is logged.
+    - A worker that exits (a crash, an OOM kill, kill -9) is replaced at once on the same socket,
+      which the launcher keeps open, so the kernel goes on queueing connections for the others
+      meanwhile; the others are not touched. The replacement is a spare worker started ahead
+      (Django and the application set up, not serving yet: see Spare), so it serves within
+      milliseconds rather than the second or more a worker takes to start; a new spare is then
+      started. Without a spare ready, a worker is started cold.
+    - One that keeps dying soon after its start is restarted after a back-off that doubles
+      (RESTART_BACKOFF_SECONDS up to RESTART_BACKOFF_MAX_SECONDS); each restart is logged.
     - SIGTERM or SIGINT is passed on to every worker, which shuts down gracefully
       (messenger.paced_server); a worker still running `timeout` + SHUTDOWN_GRACE_SECONDS later is
       killed. A second signal kills them at once. Exit code 0 when every worker exited cleanly.
     """
 
     def __init__(
-        self, listener: socket.socket, argv: list[str], workers: int, timeout: float, command: list[str] | None = None
+        self,
+        listener: socket.socket,
+        argv: list[str],
+        workers: int,
+        timeout: float,
+        command: list[str] | None = None,
+        spare: bool = True,
     ) -> None:
         self.listener = listener
         fd = listener.fileno()
@@ -146,6 +156,10 @@ class Launcher:
         self.started_at = [0.0] * workers
         self.quick_exits = [0] * workers
         self.restart_at: list[float | None] = [0.0] * workers  # when each empty slot is started
+        self.keep_spare = spare
+        self.spare: Spare | None = None
+        self.spare_at = 0.0
+        self.spare_quick_exits = 0
         self.signals: list[int] = []
 
     def run(self) -> int:
@@ -161,13 +175,18 @@ class Launcher:
         if len(self.signals) > 1:  # a second Ctrl-C: no more waiting
             self._send(signal.SIGKILL)
 
+    def _processes(self) -> list[subprocess.Popen[bytes]]:
+        spare = [self.spare.process] if self.spare is not None else []
+        return [child for child in self.children if child is not None] + spare
+
     def _send(self, signum: int) -> None:
-        for child in self.children:
-            if child is not None and child.poll() is None:
+        for child in self._processes():
+            if child.poll() is None:
                 child.send_signal(signum)
 
     def _reap_and_restart(self) -> None:
         now = time.monotonic()
+        self._keep_a_spare(now)
         for slot, child in enumerate(self.children):
             if child is not None and child.poll() is not None:
                 lived = now - self.started_at[slot]
@@ -185,18 +204,41 @@ class Launcher:
                 self.restart_at[slot] = now + delay
             due = self.restart_at[slot]
             if self.children[slot] is None and due is not None and now >= due and not self.signals:
-                self.children[slot] = subprocess.Popen(self.command, pass_fds=(self.listener.fileno(),))
+                if self.spare is not None and self.spare.is_ready():
+                    started = self.spare.promote()
+                    self.spare = None
+                    logger.info("worker %d: the spare (pid %d) took over", slot, started.pid)
+                else:
+                    started = subprocess.Popen(self.command, pass_fds=(self.listener.fileno(),))
+                self.children[slot] = started
                 self.started_at[slot] = now
                 self.restart_at[slot] = None
+
+    def _keep_a_spare(self, now: float) -> None:
+        if not self.keep_spare or self.signals:
+            return
+        if self.spare is not None and self.spare.process.poll() is not None:
+            lived = now - self.spare.started_at
+            self.spare_quick_exits = self.spare_quick_exits + 1 if lived < STABLE_SECONDS else 0
+            delay = restart_delay(self.spare_quick_exits)
+            logger.warning(
+                "the spare worker (pid %d) exited with code %s; starting another in %.0f s",
+                self.spare.process.pid,
+                self.spare.process.returncode,
+                delay,
+            )
+            self.spare.close()
+            self.spare = None
+            self.spare_at = now + delay
+        if self.spare is None and now >= self.spare_at:
+            self.spare = Spare(self.command, self.listener.fileno())
 
     def _shut_down(self) -> int:
         logger.info("signal %s: stopping the workers (up to %.0f s)", self.signals[0], self.timeout)
         self._send(self.signals[0])
         deadline = time.monotonic() + self.timeout + SHUTDOWN_GRACE_SECONDS
         clean = True
-        for child in self.children:
-            if child is None:
-                continue
+        for child in self._processes():
             try:
                 child.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
@@ -204,10 +246,46 @@ class Launcher:
                 child.kill()
                 child.wait()
             clean = clean and child.returncode in CLEAN_EXITS
+        if self.spare is not None:
+            self.spare.close()
         if len(self.signals) > 1:
             clean = False
         logger.info("stopped%s", "" if clean else " (not cleanly)")
         return 0 if clean else 1
+
+
+class Spare:
+    """A worker started ahead: set up (Django, the application, the server) but not serving.
+
+    It is told the write end of a pipe (STANDBY_FD_VARIABLE); once set up it blocks SIGUSR1,
+    writes "ready" to the pipe and waits (messenger.paced_server.wait_to_be_promoted). SIGUSR1
+    (`promote`) starts its server on the shared socket; SIGTERM or SIGINT ends it.
+    """
+
+    def __init__(self, command: list[str], listener_fd: int) -> None:
+        read, write = os.pipe()
+        env = {**os.environ, STANDBY_FD_VARIABLE: str(write)}
+        self.process = subprocess.Popen(command, pass_fds=(listener_fd, write), env=env)
+        os.close(write)
+        self.ready_pipe: int | None = read
+        self.started_at = time.monotonic()
+        self.ready = False
+
+    def is_ready(self) -> bool:
+        if not self.ready and self.ready_pipe is not None and self.process.poll() is None:
+            readable, _, _ = select.select([self.ready_pipe], [], [], 0)
+            self.ready = bool(readable) and os.read(self.ready_pipe, 16) == b"ready"
+        return self.ready and self.process.poll() is None
+
+    def promote(self) -> subprocess.Popen[bytes]:
+        self.close()
+        self.process.send_signal(signal.SIGUSR1)
+        return self.process
+
+    def close(self) -> None:
+        if self.ready_pipe is not None:
+            os.close(self.ready_pipe)
+            self.ready_pipe = None
 
 
 def restart_delay(quick_exits: int) -> float:

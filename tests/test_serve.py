@@ -74,7 +74,8 @@ def test_a_crash_looping_worker_is_restarted_with_back_off_and_logged(caplog):
     # given: a launcher whose one worker dies as soon as it starts
     caplog.set_level(logging.INFO, logger="messenger.serve")
     with socket.create_server(("127.0.0.1", 0)) as listener:
-        launcher = Launcher(listener, [], 1, timeout=1, command=[sys.executable, "-c", "raise SystemExit(3)"])
+        command = [sys.executable, "-c", "raise SystemExit(3)"]
+        launcher = Launcher(listener, [], 1, timeout=1, command=command, spare=False)
         pids: set[int] = set()
         # when: the launcher watches it for 2.5 s
         deadline = time.monotonic() + 2.5

@@ -115,7 +115,8 @@ class Launcher:
         self.http = f"http://127.0.0.1:{self.port}"
         self.ws = f"ws://127.0.0.1:{self.port}"
 
-    def wait_ready(self, workers: int = 2) -> None:
+    def wait_ready(self, workers: int = 2 + 1) -> None:
+        """Until it serves, with its workers and its spare."""
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -224,31 +225,26 @@ async def test_a_killed_worker_is_replaced_within_2_seconds_and_the_other_keeps_
     # when: one worker is killed outright
     os.kill(victim, signal.SIGKILL)
     killed_at = time.monotonic()
-    # then: a new worker serves within 2 s: a new connection lands on it
-    replaced_in = served_in = None
+    # then: another worker serves within 2 s: a new connection lands on it
+    served_in = None
     extra: list[ClientConnection] = []
     while time.monotonic() - killed_at < 5 and served_in is None:
-        pids = {worker.pid for worker in launcher.workers()}
-        new = pids - {victim, survivor}
-        if new and replaced_in is None:
-            replaced_in = time.monotonic() - killed_at
-        if new:
-            try:
-                ws = await ws_connect(f"{launcher.ws}/ws/?token={token}", open_timeout=2)
-                extra.append(ws)
-                if launcher.worker_of(ws.local_address[1]) in new and await _pong(ws):
-                    served_in = time.monotonic() - killed_at
-            except (OSError, TimeoutError):
-                pass
-        await asyncio.sleep(0.05)
-    print(f"replaced in {replaced_in} s, serving in {served_in} s")
-    assert replaced_in is not None and replaced_in < 1, launcher.output()
+        try:
+            ws = await ws_connect(f"{launcher.ws}/ws/?token={token}", open_timeout=2)
+            extra.append(ws)
+            if launcher.worker_of(ws.local_address[1]) not in {victim, survivor, None} and await _pong(ws):
+                served_in = time.monotonic() - killed_at
+        except (OSError, TimeoutError):
+            pass
+        await asyncio.sleep(0.02)
+    print(f"a new worker serving {served_in} s after the kill")
     assert served_in is not None and served_in < 2, launcher.output()
     # and the socket on the other worker stayed open throughout
     assert await _pong(sockets[survivor])
     for ws in [*sockets.values(), *extra]:
         await ws.close()
     assert "exited with code -9" in launcher.output()
+    assert "the spare" in launcher.output() and "took over" in launcher.output()
 
 
 def _slow_post(server: Launcher, token: str, chat_id: int) -> tuple[socket.socket, bytes]:
