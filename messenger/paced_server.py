@@ -163,8 +163,10 @@ class PacedServer(Server):
                     protocol.serverReject()
             await asyncio.sleep(DRAIN_POLL_SECONDS)
         left = list(self._live())
-        logger.info(
-            "shutdown: drained in %.1f s (%d sockets closed by the application, %d by the server, %d cut off)",
+        logger.log(
+            logging.WARNING if left or closed_by_server else logging.INFO,
+            "shutdown: drained in %.1f s (sockets closed: %d by the application, %d by the server)"
+            " and %d connections cut off",
             time.monotonic() - started,
             len(asked) - closed_by_server,
             closed_by_server,

@@ -330,3 +330,32 @@ async def test_sigterm_answers_every_request_acks_every_send_and_closes_every_so
     assert stopped_in < SHUTDOWN_TIMEOUT + 3
     closed_after = [round(at - signalled, 2) for *_, at in outcomes]
     print(f"{acked_after} sends acked after the signal; stopped in {stopped_in:.1f} s; closed after {closed_after} s")
+
+
+async def test_a_request_that_never_finishes_does_not_hold_the_shutdown_past_its_bound(migrated, tmp_path):
+    # given: SHUTDOWN_TIMEOUT=2, a socket, and a request whose body never comes
+    shutil.copy(migrated, tmp_path / "messenger.sqlite3")
+    server = Launcher(tmp_path, extra_env={"SHUTDOWN_TIMEOUT": "2"})
+    try:
+        await asyncio.to_thread(server.wait_ready)
+        token, chat_id = await asyncio.to_thread(_direct_chat, server)
+        ws = await ws_connect(f"{server.ws}/ws/?token={token}", open_timeout=10)
+        stalled, _ = await asyncio.to_thread(_slow_post, server, token, chat_id)
+        deadline = time.monotonic() + 5
+        while not server.worker_of(stalled.getsockname()[1]):
+            assert time.monotonic() < deadline, "the request was not accepted"
+            await asyncio.sleep(0.05)
+        # when
+        server.process.send_signal(signal.SIGTERM)
+        signalled = time.monotonic()
+        _, code, _ = await _acks_and_close(ws)
+        exit_code = await asyncio.to_thread(server.process.wait, 10)
+        stopped_in = time.monotonic() - signalled
+    finally:
+        server.stop()
+    # then: the socket still closed with 1001, and every worker gone within the bound (and its grace)
+    assert code == 1001
+    assert exit_code == 0, server.output()
+    assert 2 <= stopped_in < 2 + 3, server.output()
+    assert "and 1 connections cut off" in server.output()
+    stalled.close()
