@@ -236,6 +236,9 @@ class Launcher:
     def _shut_down(self) -> int:
         logger.info("signal %s: stopping the workers (up to %.0f s)", self.signals[0], self.timeout)
         self._send(self.signals[0])
+        # Once every worker has stopped listening, new connections are refused rather than queued
+        # for nobody (the launcher's copy of the socket would keep it open).
+        self.listener.close()
         deadline = time.monotonic() + self.timeout + SHUTDOWN_GRACE_SECONDS
         clean = True
         for child in self._processes():
