@@ -33,6 +33,7 @@ Docker's restart policy, Kubernetes) still runs the launcher and restarts it.
 """
 
 import argparse
+import ctypes
 import datetime
 import logging
 import os
@@ -63,6 +64,8 @@ RESTART_BACKOFF_SECONDS = 1.0
 RESTART_BACKOFF_MAX_SECONDS = 30.0
 SHUTDOWN_GRACE_SECONDS = 3.0  # beyond SHUTDOWN_TIMEOUT, for a worker to exit after its drain
 CLEAN_EXITS = {0, -signal.SIGTERM, -signal.SIGINT}  # (a signal before a worker's handlers are in)
+LAUNCHER_PID_VARIABLE = "MESSENGER_LAUNCHER_PID"  # set for the workers: see stop_with_the_launcher
+PR_SET_PDEATHSIG = 1  # Linux's prctl option
 
 
 def redact(request_line: str) -> str:
@@ -117,6 +120,7 @@ def serve_workers(argv: list[str], workers: int) -> int:
     listener = socket.create_server((known.bind, known.port), family=family, backlog=4096)
     listener.set_inheritable(True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s launcher %(levelname)s %(message)s")
+    os.environ[LAUNCHER_PID_VARIABLE] = str(os.getpid())
     try:
         return Launcher(listener, rest, workers, shutdown_timeout()).run()
     finally:
@@ -302,10 +306,25 @@ def main(argv: list[str] | None = None) -> None:
     workers, args = worker_count(sys.argv[1:] if argv is None else argv)
     if workers > 1:
         sys.exit(serve_workers(args, workers))
+    stop_with_the_launcher()
     cli.AccessLogGenerator = RedactingAccessLog
     interface = cli.CommandLineInterface()
     interface.server_class = PacedServer
     interface.run(daphne_arguments(args))
+
+
+def stop_with_the_launcher() -> None:
+    """A worker of the launcher gets SIGTERM (and drains) when the launcher dies, even by SIGKILL.
+
+    Otherwise it would go on serving on the socket, unsupervised, and keep the port from a new
+    launcher. Linux's parent-death signal; elsewhere nothing.
+    """
+    launcher = os.environ.pop(LAUNCHER_PID_VARIABLE, None)
+    if launcher is None or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != int(launcher):  # it died before the signal was asked for
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def exit_now() -> None:

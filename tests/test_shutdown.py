@@ -8,6 +8,7 @@ without it. Only processes these tests start are signalled, by pid.
 """
 
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -359,3 +360,28 @@ async def test_a_request_that_never_finishes_does_not_hold_the_shutdown_past_its
     assert 2 <= stopped_in < 2 + 3, server.output()
     assert "and 1 connections cut off" in server.output()
     stalled.close()
+
+
+async def test_the_workers_drain_and_exit_when_the_launcher_is_killed(migrated, tmp_path):
+    # given: a socket on a worker
+    shutil.copy(migrated, tmp_path / "messenger.sqlite3")
+    server = Launcher(tmp_path)
+    workers: list[psutil.Process] = []
+    try:
+        await asyncio.to_thread(server.wait_ready)
+        workers = server.workers()
+        token, _ = await asyncio.to_thread(_direct_chat, server)
+        ws = await ws_connect(f"{server.ws}/ws/?token={token}", open_timeout=10)
+        # when: the launcher is killed outright (an OOM kill)
+        server.process.kill()
+        server.process.wait(5)
+        _, code, _ = await _acks_and_close(ws)
+        _, alive = await asyncio.to_thread(psutil.wait_procs, workers, SHUTDOWN_TIMEOUT + 3)
+    finally:
+        server.stop()
+        for worker in workers:  # (only if the test failed: they are gone otherwise)
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.kill()
+    # then: its workers (and the spare) shut down gracefully, none left serving unsupervised
+    assert code == 1001
+    assert alive == []
