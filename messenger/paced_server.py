@@ -31,6 +31,14 @@ All of it within SHUTDOWN_TIMEOUT seconds (environment, default 10). A second si
 nothing; the signal handlers are installed before the reactor starts, so a signal that arrives
 early is not lost either.
 
+Why a worker used to ignore SIGTERM for 15 s (until the launcher killed it): daphne's own trigger
+raises KeyError at the first request not yet handed to the application (one whose body is still
+arriving has no "application_instance"), so the applications after it were never cancelled; the
+reactor stopped with REST threads still running, one waiting for the stopped loop, and the
+interpreter's exit joined it forever (seen with faulthandler: the main thread in
+threading._shutdown). Here `_cancel_the_rest` skips such requests, and the worker leaves with
+os._exit once the reactor has stopped (messenger.serve.exit_now), with a watchdog behind both.
+
 `messenger.serve` runs daphne with this server; everything else is daphne's own.
 """
 
