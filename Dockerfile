@@ -13,4 +13,4 @@ COPY . .
 RUN useradd --create-home messenger && mkdir -p /data && chown messenger /data
 USER messenger
 EXPOSE 8000
-CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py collectstatic --noinput -v0 && python -m messenger.serve -b 0.0.0.0 -p 8000"]
+CMD ["sh", "-c", "python manage.py migrate --noinput && python manage.py collectstatic --noinput -v0 && exec python -m messenger.serve -b 0.0.0.0 -p 8000"]

@@ -17,16 +17,45 @@ NATs and proxies); here they are spread:
   over the interval and stay spread (each later ping is an interval after the one before, or after
   the socket's last frame).
 
+And it shuts down gracefully. daphne, on SIGTERM or SIGINT, stops the reactor: every application
+is cancelled at once and every connection dropped (in-flight requests unanswered, sends stored but
+never acked, sockets cut without a close frame: 1006). Here a signal starts `drain`, in order:
+1. stop listening (the other workers of `messenger.serve --workers` keep the shared socket);
+2. let in-flight HTTP requests finish and be answered (their connections closed after the answer);
+3. tell each open WebSocket's application that the server is going (a SERVER_SHUTDOWN message in
+   its receive queue, behind the frames already received): the consumer answers those frames --
+   sends stored and acked -- then closes with 1001; a socket still open near the end is closed
+   with 1001 by the server itself;
+4. wait for the closing handshakes; then daphne's own shutdown cancels what is left.
+All of it within SHUTDOWN_TIMEOUT seconds (environment, default 10). A second signal changes
+nothing; the signal handlers are installed before the reactor starts, so a signal that arrives
+early is not lost either.
+
+Why a worker used to ignore SIGTERM for 15 s (until the launcher killed it): daphne's own trigger
+raises KeyError at the first request not yet handed to the application (one whose body is still
+arriving has no "application_instance"), so the applications after it were never cancelled; the
+reactor stopped with REST threads still running, one waiting for the stopped loop, and the
+interpreter's exit joined it forever (seen with faulthandler: the main thread in
+threading._shutdown). Here `_cancel_the_rest` skips such requests, and the worker leaves with
+os._exit once the reactor has stopped (messenger.serve.exit_now), with a watchdog behind both.
+
 `messenger.serve` runs daphne with this server; everything else is daphne's own.
 """
 
+import asyncio
+import logging
 import math
+import os
 import random
+import signal
+import threading
 import time
 from typing import Any
 
+from daphne.http_protocol import WebRequest
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
+from twisted.internet import defer
 from twisted.internet import reactor as installed_reactor
 
 # Twisted declares its reactor's methods on zope interfaces, which mypy reads without `self`.
@@ -35,8 +64,138 @@ reactor: Any = installed_reactor
 CHECK_PERIOD_SECONDS = 2.0  # daphne's
 CHECK_SLICES = 20
 
+logger = logging.getLogger(__name__)
+
+# Shutdown: the server closes a socket its application has not closed this long before the end.
+SERVER_CLOSE_BEFORE_END_SECONDS = 1.5
+DRAIN_POLL_SECONDS = 0.05
+CLOSE_GOING_AWAY = 1001
+# What daphne's cancelled applications get to finish, after the drain.
+CANCEL_WAIT_SECONDS = 2.0
+# The message put in each open socket's receive queue (chats.realtime.adapter.SERVER_SHUTDOWN).
+SERVER_SHUTDOWN = "server.shutdown"
+# Set by messenger.serve's launcher for a spare worker: the pipe to write "ready" to.
+STANDBY_FD_VARIABLE = "MESSENGER_STANDBY_FD"
+
+
+def shutdown_timeout() -> float:
+    """SHUTDOWN_TIMEOUT: seconds a worker takes at most to shut down gracefully (default 10)."""
+    return float(os.environ.get("SHUTDOWN_TIMEOUT", "10"))
+
 
 class PacedServer(Server):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ports: list[Any] = []
+        self.shutting_down = False
+        # Ours replace Twisted's (which stop the reactor at once, and only once it runs).
+        self.own_signal_handlers: bool = bool(kwargs.get("signal_handlers", True))
+        self.signal_handlers = False
+
+    def run(self) -> None:
+        if self.own_signal_handlers:
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        standby = os.environ.pop(STANDBY_FD_VARIABLE, None)
+        if standby is not None and not wait_to_be_promoted(int(standby)):
+            return
+        super().run()
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        reactor.callFromThread(self.shut_down)
+
+    def shut_down(self) -> None:
+        """Stop the reactor, once: the 'before shutdown' trigger (kill_all_applications) drains first."""
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        # Should anything hang beyond the bound, the process still ends.
+        watchdog = threading.Timer(shutdown_timeout() + CANCEL_WAIT_SECONDS + 3, _exit_now)
+        watchdog.daemon = True
+        watchdog.start()
+        if reactor.running:
+            reactor.stop()
+        else:
+            reactor.callWhenRunning(reactor.stop)
+
+    async def handle_reply(self, protocol: Any, message: dict[str, Any]) -> None:
+        """daphne's ASGI `send`, which also closes a socket with 1001 (going away) when asked.
+
+        autobahn's sendClose lets an application close with 1000 or 3000-4999 only; 1001 is what a
+        server going away sends, written here with autobahn's sendCloseFrame as daphne does for 1011.
+        """
+        if (
+            message.get("type") == "websocket.close"
+            and message.get("code") == CLOSE_GOING_AWAY
+            and isinstance(protocol, WebSocketProtocol)
+            and protocol.state == WebSocketProtocol.STATE_OPEN
+        ):
+            protocol.sendCloseFrame(code=CLOSE_GOING_AWAY)
+            return
+        await super().handle_reply(protocol, message)
+
+    def listen_success(self, port: Any) -> None:
+        self.ports.append(port)
+        super().listen_success(port)
+
+    def kill_all_applications(self) -> Any:
+        """daphne's 'before shutdown' trigger: drain (bounded), then cancel whatever is left."""
+        drained = defer.Deferred.fromFuture(asyncio.ensure_future(self.drain(shutdown_timeout())))
+        drained.addErrback(lambda failure: logger.error("shutdown: drain failed: %s", failure.getTraceback()))
+        drained.addBoth(lambda _: self._cancel_the_rest())
+        return drained
+
+    async def drain(self, timeout: float) -> None:
+        started = time.monotonic()
+        end = started + timeout
+        for port in self.ports:
+            await defer.maybeDeferred(port.stopListening).asFuture(asyncio.get_running_loop())
+        asked: set[Any] = set()
+        closed_by_server = 0
+        while time.monotonic() < end:
+            requests = [p for p in self._live() if isinstance(p, WebRequest)]
+            sockets = [p for p in self._live() if isinstance(p, WebSocketProtocol)]
+            if not requests and not sockets:
+                break
+            for request in requests:
+                _close_after_answer(request)
+            late = time.monotonic() > end - SERVER_CLOSE_BEFORE_END_SECONDS
+            for protocol in sockets:
+                if protocol not in asked and _ask_to_close(protocol):
+                    asked.add(protocol)
+                elif late and protocol.state == WebSocketProtocol.STATE_OPEN:
+                    closed_by_server += 1
+                    protocol.sendCloseFrame(code=CLOSE_GOING_AWAY)
+                elif late and protocol.state == WebSocketProtocol.STATE_CONNECTING:
+                    closed_by_server += 1
+                    protocol.serverReject()
+            await asyncio.sleep(DRAIN_POLL_SECONDS)
+        left = list(self._live())
+        logger.log(
+            logging.WARNING if left or closed_by_server else logging.INFO,
+            "shutdown: drained in %.1f s (sockets closed: %d by the application, %d by the server)"
+            " and %d connections cut off",
+            time.monotonic() - started,
+            len(asked) - closed_by_server,
+            closed_by_server,
+            len(left),
+        )
+
+    def _live(self) -> list[Any]:
+        return [protocol for protocol, details in list(self.connections.items()) if "disconnected" not in details]
+
+    def _cancel_the_rest(self) -> Any:
+        waiting = []
+        for details in self.connections.values():
+            instance = details.get("application_instance")
+            if instance is not None and not instance.done():
+                instance.cancel()
+                waiting.append(instance)
+        if not waiting:
+            return None
+        done = asyncio.ensure_future(asyncio.wait(waiting, timeout=CANCEL_WAIT_SECONDS))
+        return defer.Deferred.fromFuture(done).addErrback(lambda _: None)
+
     def timeout_checker(self) -> None:
         """Replaces daphne's pass over every connection (run first 2 s after start) with paced slices."""
         self._check_round: list[Any] = []
@@ -63,3 +222,41 @@ class PacedServer(Server):
             protocol.ping_spread = True
             protocol.last_ping = time.time() - random.uniform(0, self.ping_interval)
         protocol.check_timeouts()
+
+
+def wait_to_be_promoted(ready_fd: int) -> bool:
+    """A spare worker (messenger.serve.Spare), set up: say so, then wait. True on SIGUSR1 (serve now),
+    False on SIGTERM or SIGINT (exit). The signals are blocked before "ready" is written, so none
+    that the launcher sends after reading it is lost or takes its default action."""
+    signals = {signal.SIGUSR1, signal.SIGTERM, signal.SIGINT}
+    signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    try:
+        os.write(ready_fd, b"ready")
+        os.close(ready_fd)
+        return signal.sigwait(signals) == signal.SIGUSR1
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
+def _close_after_answer(request: Any) -> None:
+    """Have an in-flight request's connection closed once it is answered (no keep-alive)."""
+    channel = getattr(request, "channel", None)
+    if channel is not None:
+        channel.persistent = False
+    if not request.startedWriting:
+        request.responseHeaders.setRawHeaders(b"connection", [b"close"])
+
+
+def _ask_to_close(protocol: Any) -> bool:
+    """Queue SERVER_SHUTDOWN behind the socket's received frames; False when it has no application yet."""
+    queue = getattr(protocol, "application_queue", None)
+    if queue is None or protocol.state not in (WebSocketProtocol.STATE_CONNECTING, WebSocketProtocol.STATE_OPEN):
+        return False
+    queue.put_nowait({"type": SERVER_SHUTDOWN, "code": CLOSE_GOING_AWAY})
+    return True
+
+
+def _exit_now(code: int = 1) -> None:
+    logger.error("shutdown: still running past SHUTDOWN_TIMEOUT; exiting")
+    logging.shutdown()
+    os._exit(code)

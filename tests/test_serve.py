@@ -1,8 +1,11 @@
+import logging
 import os
+import socket
 import subprocess
 import sys
+import time
 
-from messenger.serve import daphne_arguments, redact, worker_count
+from messenger.serve import Launcher, daphne_arguments, redact, restart_delay, worker_count
 
 
 def test_access_log_lines_never_carry_a_token():
@@ -61,3 +64,31 @@ def test_several_workers_without_redis_are_refused(tmp_path):
     # then
     assert done.returncode != 0
     assert "REDIS_URL" in done.stderr
+
+
+def test_a_worker_is_restarted_at_once_then_with_a_doubling_back_off_while_it_keeps_dying():
+    assert [restart_delay(n) for n in range(1, 9)] == [0, 1, 2, 4, 8, 16, 30, 30]
+
+
+def test_a_crash_looping_worker_is_restarted_with_back_off_and_logged(caplog):
+    # given: a launcher whose one worker dies as soon as it starts
+    caplog.set_level(logging.INFO, logger="messenger.serve")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        command = [sys.executable, "-c", "raise SystemExit(3)"]
+        launcher = Launcher(listener, [], 1, timeout=1, command=command, spare=False)
+        pids: set[int] = set()
+        # when: the launcher watches it for 2.5 s
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            launcher._reap_and_restart()
+            pids.update(child.pid for child in launcher.children if child is not None)
+            time.sleep(0.02)
+        for child in launcher.children:
+            if child is not None:
+                child.kill()
+                child.wait()
+    # then: started, restarted at once, then after 1 s (the next waits 2 s)
+    assert len(pids) == 3
+    lines = [record.getMessage() for record in caplog.records]
+    assert "exited with code 3" in lines[0] and "restarting it" in lines[0]
+    assert any("restarting it in 1 s (it keeps dying: 2 quick exits)" in line for line in lines), lines

@@ -13,7 +13,8 @@ offer as API, where bench/ measured it worth it (figures in docs/realtime.md and
   `SweepingInMemoryChannelLayer` sweeps once a second.
 
 The one other place that reaches into daphne is messenger/paced_server.py (its connection checks
-and pings, spread out), kept apart because importing daphne's Server installs Twisted's reactor,
+and pings, spread out; its graceful shutdown, which tells each socket's application with a
+SERVER_SHUTDOWN message), kept apart because importing daphne's Server installs Twisted's reactor,
 which only the server process may do.
 
 With SERVER_INTERNALS=false (settings) none of it is used: sockets are written through their
@@ -83,6 +84,12 @@ def queued_frames(
             return frames, message
         frames.append(message)
     return frames, None
+
+
+# The type of the message messenger.paced_server puts in each open socket's receive queue when
+# the process shuts down (behind the frames already received): the application answers those,
+# then closes the socket with 1001. (Under another server it never comes: the socket is cut.)
+SERVER_SHUTDOWN = "server.shutdown"
 
 
 # Twisted and autobahn: one broadcast frame to many sockets ---------------------------------------

@@ -13,7 +13,8 @@ sends of many sockets together; a socket's replies go out in the order of its fr
 behind a send is handled once the send is answered. A frame that fails gets its `error` frame and
 the socket stays open; flooding gets `rate_limited`, then close 4429. Close codes are the
 contract's 4xxx, or 4503 when the database cannot look the socket up or the channel layer
-cannot subscribe it (retry later).
+cannot subscribe it (retry later), or 1001 when the server shuts down, once the frames received
+before are answered.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_FLOODING = 4429
 CLOSE_UNAVAILABLE = 4503
+CLOSE_GOING_AWAY = 1001  # the server shuts down (chats.realtime.adapter.SERVER_SHUTDOWN)
 
 PONG = encode({"type": "pong"})
 # At most this many frames already queued are taken together (chats.realtime.adapter.queued_frames).
@@ -118,18 +120,23 @@ class RealtimeConsumer:
         try:
             while True:
                 message = await self._receive()
-                kind = message["type"]
-                if kind == "websocket.receive":
+                if message["type"] == "websocket.receive":
                     if self.closed:
                         continue
                     frames, after = adapter.queued_frames(self._receive, message, FRAME_BATCH)
                     await self.on_frames(frames)
-                    if after is not None and after["type"] == "websocket.disconnect":
-                        return
-                elif kind == "websocket.connect":
+                    if after is None:
+                        continue
+                    message = after
+                kind = message["type"]
+                if kind == "websocket.connect":
                     await self.on_connect()
                 elif kind == "websocket.disconnect":
                     return
+                elif kind == adapter.SERVER_SHUTDOWN:
+                    # The server is going: every frame received before this one is answered (sends
+                    # stored and acked); the client reconnects to another process.
+                    await self.close(CLOSE_GOING_AWAY)
         finally:
             self.closed = True
             await get_hub().detach(self)

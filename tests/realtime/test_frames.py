@@ -6,6 +6,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chats.models import Message
+from chats.realtime import adapter
 from tests.factories import UserFactory, group_with, message_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -295,3 +296,18 @@ async def test_sends_queued_back_to_back_are_stored_in_frame_order_with_replies_
     versions = [r["message"]["version"] for r in replies if r["type"] == "message.ack"]
     assert versions == sorted(versions)
     assert await messages_of(chat) == [(f"m{i}", f"c{i}") for i in (0, 1, 2, 4, 5)]
+
+
+async def test_the_servers_shutdown_message_answers_the_frames_before_it_then_closes_with_1001(connect, user, chat):
+    # given: sends received, then the server's shutdown message behind them (messenger.paced_server)
+    socket = await connect(user, f"/ws/chat/{chat.id}/")
+    for n in range(5):
+        await socket.send({"type": "message.send", "content": f"m{n}", "client_id": f"c-{n}"})
+    await socket.communicator.send_input({"type": adapter.SERVER_SHUTDOWN})
+    await socket.send({"type": "message.send", "content": "late", "client_id": "c-late"})
+    # when / then: every send before it acked, in order, then the close with 1001 (going away)
+    acks = [(await socket.receive_type("message.ack"))["client_id"] for _ in range(5)]
+    assert acks == [f"c-{n}" for n in range(5)]
+    assert await socket.closed_with() == 1001
+    # and a frame that came after it is not taken (the client sends it again after reconnecting)
+    assert [content for content, _ in await messages_of(chat)] == [f"m{n}" for n in range(5)]
