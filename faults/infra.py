@@ -1,0 +1,314 @@
+"""The suite's own Redis, MariaDB and messenger, on free loopback ports, stopped by pid.
+
+Nothing here touches the machine's shared MariaDB (3306) or Redis (6379): the suite starts a
+redis-server and a mariadbd of its own in a temporary directory, and only those are killed,
+paused and restarted. Every process goes through bench.procs.Server, so bench.procs.stop_all()
+(called from run.py's `finally`) stops whatever is left.
+"""
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.procs import LOOPBACK, PYTHON, Server, base_env, free_port, run_checked
+
+MARIADBD = "/usr/sbin/mariadbd"
+DATABASE = "messenger_faults"
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    """Wait (bounded) until `pid` has exited; True when it has."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not psutil.pid_exists(pid):
+            return True
+        with contextlib.suppress(psutil.Error):
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+def kill_pids(pids: list[int], timeout: float = 10.0) -> None:
+    """SIGTERM these pids (processes this suite started), then SIGKILL the ones still there."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for pid in pids:
+        if not _wait_gone(pid, timeout):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 5)
+
+
+class OwnRedis:
+    """A redis-server with no persistence on a free port; killed and started again on the same port."""
+
+    def __init__(self, root: Path, log_dir: Path) -> None:
+        self.port = free_port()
+        self.root = root
+        self.log_dir = log_dir
+        self.server: Server | None = None
+        self.starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.port}/0"
+
+    def start(self) -> None:
+        command = ["redis-server", "--port", str(self.port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no"]
+        command += ["--dir", str(self.root), "--protected-mode", "no"]
+        self.starts += 1
+        self.server = Server(
+            f"redis-{self.starts}", command, port=self.port, env=dict(os.environ), log_dir=self.log_dir
+        )
+        self.server.start(timeout=20)
+
+    def kill(self) -> None:
+        """SIGKILL: the process dies as in a crash (no shutdown, no goodbye to clients)."""
+        assert self.server is not None and self.server.process is not None
+        self.server.process.send_signal(signal.SIGKILL)
+        self.server.process.wait(timeout=10)
+        self.server.stop()
+        self.server = None
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+class OwnMariaDB:
+    """A mariadbd of our own: a fresh datadir, root without a password, TCP on a free loopback port."""
+
+    def __init__(self, root: Path, log_dir: Path) -> None:
+        self.port = free_port()
+        self.datadir = root / "mariadb"
+        self.socket = root / "mariadb.sock"
+        self.log_dir = log_dir
+        self.server: Server | None = None
+        self.paused = False
+
+    @property
+    def url(self) -> str:
+        return f"mysql://root@{LOOPBACK}:{self.port}/{DATABASE}"
+
+    @property
+    def pid(self) -> int:
+        assert self.server is not None
+        return self.server.pid
+
+    def start(self) -> None:
+        install = ["mariadb-install-db", "--no-defaults", f"--datadir={self.datadir}"]
+        install += ["--auth-root-authentication-method=normal", "--skip-test-db"]
+        if os.geteuid() == 0:
+            install.append("--user=root")
+        run_checked(install, env=dict(os.environ), log_path=self.log_dir / "mariadb-install.log", timeout=120)
+        command = [MARIADBD, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}"]
+        command += [f"--port={self.port}", f"--bind-address={LOOPBACK}", "--skip-log-bin", "--skip-name-resolve"]
+        command += ["--innodb-buffer-pool-size=128M", "--max-connections=500", f"--pid-file={self.datadir}/pid"]
+        command += ["--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"]
+        if os.geteuid() == 0:
+            command.append("--user=root")
+        self.server = Server("mariadb", command, port=self.port, env=dict(os.environ), log_dir=self.log_dir)
+        self.server.start(timeout=60)
+        self.execute(f"CREATE DATABASE {DATABASE} CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci", database="")
+
+    def connect(self, database: str = DATABASE) -> Any:
+        import MySQLdb
+
+        return MySQLdb.connect(
+            host=LOOPBACK, port=self.port, user="root", password="", database=database, connect_timeout=5
+        )
+
+    def execute(self, statement: str, *, database: str = DATABASE) -> None:
+        connection = self.connect(database)
+        try:
+            connection.cursor().execute(statement)
+        finally:
+            connection.close()
+
+    def stored_markers(self, prefix: str) -> dict[str, int]:
+        """How many stored messages carry each marker that starts with `prefix` (the first word of content)."""
+        connection = self.connect()
+        try:
+            cursor = connection.cursor()
+            cursor.execute("SELECT content FROM chats_message WHERE content LIKE %s", (prefix + "%",))
+            counts: dict[str, int] = {}
+            for (content,) in cursor.fetchall():
+                marker = content.split(" ", 1)[0]
+                counts[marker] = counts.get(marker, 0) + 1
+            return counts
+        finally:
+            connection.close()
+
+    def pause(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+        self.paused = True
+
+    def resume(self) -> None:
+        if self.paused and self.server is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGCONT)
+            self.paused = False
+
+    def stop(self) -> None:
+        self.resume()
+        if self.server is not None:
+            self.server.stop(timeout=30)
+            self.server = None
+
+
+class Messenger:
+    """`python -m messenger.serve --workers N` on a port that stays the same across restarts."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path, *, workers: int = 2) -> None:
+        self.port = free_port()
+        self.env = env
+        self.log_dir = log_dir
+        self.workers = workers
+        self.server: Server | None = None
+        self.starts = 0
+        self.worker_pids: list[int] = []
+
+    @property
+    def base(self) -> str:
+        return f"http://{LOOPBACK}:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.server is not None
+        return self.server.pid
+
+    def start(self) -> None:
+        command = [PYTHON, "-m", "messenger.serve", "--workers", str(self.workers), "-v", "0"]
+        command += ["-b", LOOPBACK, "-p", str(self.port)]
+        self.starts += 1
+        self.server = Server(f"messenger-{self.starts}", command, port=self.port, env=self.env, log_dir=self.log_dir)
+        self.server.start(ready_path="/healthz", timeout=60)
+        self.worker_pids = self.children()
+
+    def children(self) -> list[int]:
+        try:
+            return [p.pid for p in psutil.Process(self.pid).children(recursive=True)]
+        except psutil.Error:
+            return []
+
+    def launcher_alive(self) -> bool:
+        return self.server is not None and self.server.process is not None and self.server.process.poll() is None
+
+    def wait_exit(self, timeout: float) -> int | None:
+        """The launcher's exit code once it has exited within `timeout`, else None."""
+        assert self.server is not None and self.server.process is not None
+        try:
+            return self.server.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def stop(self) -> None:
+        """Stop the launcher and every worker it started (by pid; orphans would keep the port)."""
+        pids = sorted(set(self.worker_pids) | set(self.children()))
+        if self.server is not None:
+            self.server.stop(timeout=15)
+            self.server = None
+        kill_pids([pid for pid in pids if psutil.pid_exists(pid)])
+        self.worker_pids = []
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+def server_env(data_dir: Path, database_url: str, redis_url: str) -> dict[str, str]:
+    return base_env(
+        {
+            "DJANGO_SETTINGS_MODULE": "messenger.settings",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "DEBUG": "false",
+            "ALLOWED_HOSTS": f"{LOOPBACK},localhost",
+            "DATA_DIR": str(data_dir),
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "CHANNEL_LAYER_PREFIX": "faults",
+            "ACCESS_TOKEN_MINUTES": "600",
+            "LOG_LEVEL": "WARNING",
+            "LINK_PREVIEWS": "false",
+            "THROTTLE_UPLOAD": "10000/min",
+            # The suite's senders post a few frames a second each, far below the flood control's
+            # limits; its defaults stay.
+        }
+    )
+
+
+def migrate_and_seed(env: dict[str, str], log_dir: Path, seed_path: Path) -> dict[str, Any]:
+    run_checked([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], env=env, log_path=log_dir / "migrate.log")
+    run_checked([PYTHON, "-m", "faults.seed", "--out", str(seed_path)], env=env, log_path=log_dir / "seed.log")
+    seeded: dict[str, Any] = json.loads(seed_path.read_text())
+    return seeded
+
+
+class TinyDisk:
+    """A 2 MiB tmpfs mounted over the uploads directory (root only), unmounted afterwards."""
+
+    SIZE = "2m"
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.mounted = False
+
+    @staticmethod
+    def available() -> str | None:
+        """None when the suite can mount one, else why not."""
+        if os.geteuid() != 0:
+            return "not root: cannot mount a small tmpfs"
+        if shutil.which("mount") is None or shutil.which("umount") is None:
+            return "mount/umount not found"
+        return None
+
+    def mount(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        command = ["mount", "-t", "tmpfs", "-o", f"size={self.SIZE}", "tmpfs", str(self.path)]
+        subprocess.run(command, check=True, capture_output=True, timeout=20)
+        self.mounted = True
+
+    def fill(self, leave: int = 0) -> int:
+        """Write a filler file until the filesystem is full (bounded: at most 64 MiB tried); bytes written."""
+        written = 0
+        with open(self.path / "filler", "wb") as filler:
+            chunk = b"\0" * 65536
+            with contextlib.suppress(OSError):
+                for _ in range(1024):
+                    filler.write(chunk)
+                    filler.flush()
+                    written += len(chunk)
+            with contextlib.suppress(OSError):
+                os.fsync(filler.fileno())
+        # A write can fail half done: fill the last bytes one block at a time.
+        with open(self.path / "filler2", "wb") as rest, contextlib.suppress(OSError):
+            for _ in range(256):
+                rest.write(b"\0" * 4096)
+                rest.flush()
+                written += 4096
+        return written
+
+    def free(self) -> None:
+        for name in ("filler", "filler2"):
+            with contextlib.suppress(OSError):
+                (self.path / name).unlink()
+
+    def unmount(self) -> None:
+        if not self.mounted:
+            return
+        result = subprocess.run(["umount", str(self.path)], capture_output=True, timeout=20, check=False)
+        if result.returncode != 0:
+            subprocess.run(["umount", "-l", str(self.path)], capture_output=True, timeout=20, check=False)
+        self.mounted = False
