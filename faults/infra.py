@@ -199,7 +199,8 @@ class Messenger:
 
     def children(self) -> list[int]:
         try:
-            return [p.pid for p in psutil.Process(self.pid).children(recursive=True)]
+            children = psutil.Process(self.pid).children(recursive=True)
+            return [p.pid for p in children if p.status() != psutil.STATUS_ZOMBIE]
         except psutil.Error:
             return []
 

@@ -125,7 +125,7 @@ async def run_all(suite: Suite, names: list[str]) -> list[Row]:
             rows.append(Row(label, skipped=reason))
             continue
         try:
-            rows.append(await run_experiment(suite, label, inject))
+            rows.append(await run_experiment(suite, name, label, inject))
         except Exception as exc:  # a broken experiment is a failed row; the next one still runs
             log(f"{label}: crashed: {type(exc).__name__}: {exc}")
             rows.append(Row(label, error=f"crashed: {type(exc).__name__}: {exc}"))
