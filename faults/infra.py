@@ -281,24 +281,19 @@ class TinyDisk:
         subprocess.run(command, check=True, capture_output=True, timeout=20)
         self.mounted = True
 
-    def fill(self, leave: int = 0) -> int:
-        """Write a filler file until the filesystem is full (bounded: at most 64 MiB tried); bytes written."""
+    def fill(self) -> int:
+        """Write filler files until the filesystem is full (bounded: 64 MiB at most); bytes written."""
         written = 0
-        with open(self.path / "filler", "wb") as filler:
-            chunk = b"\0" * 65536
-            with contextlib.suppress(OSError):
-                for _ in range(1024):
-                    filler.write(chunk)
-                    filler.flush()
-                    written += len(chunk)
-            with contextlib.suppress(OSError):
-                os.fsync(filler.fileno())
-        # A write can fail half done: fill the last bytes one block at a time.
-        with open(self.path / "filler2", "wb") as rest, contextlib.suppress(OSError):
-            for _ in range(256):
-                rest.write(b"\0" * 4096)
-                rest.flush()
-                written += 4096
+        # Big blocks, then small ones for the last bytes; unbuffered, so ENOSPC comes from os.write.
+        for name, block, count in (("filler", 65536, 1024), ("filler2", 512, 1024)):
+            descriptor = os.open(self.path / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                for _ in range(count):
+                    written += os.write(descriptor, b"\0" * block)
+            except OSError:
+                pass
+            finally:
+                os.close(descriptor)
         return written
 
     def free(self) -> None:
