@@ -73,8 +73,12 @@ def http_request(
     body: bytes | None = None,
     content_type: str = "application/json",
     timeout: float = REQUEST_TIMEOUT,
+    on_written: Callable[[], None] | None = None,
 ) -> Answer:
-    """One request on a connection of its own (a fault may break any kept-alive one)."""
+    """One request on a connection of its own (a fault may break any kept-alive one).
+
+    `on_written` is called once the whole request is on the connection (the server may be reading it).
+    """
     started = time.monotonic()
     headers = {"Content-Type": content_type, "Connection": "close"}
     if token:
@@ -82,6 +86,8 @@ def http_request(
     connection = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
     try:
         connection.request(method, path, body=body, headers=headers)
+        if on_written is not None:
+            on_written()
         response = connection.getresponse()
         data = response.read()
         return Answer(
@@ -108,6 +114,7 @@ class Traffic:
         self.fault_windows: list[list[float]] = []  # [start, end]; end = inf while the part is down
         self.in_flight: dict[int, float] = {}
         self.answered: dict[int, Answer] = {}
+        self.written: set[int] = set()
         self._next_id = 0
 
     def fault_started(self) -> None:
@@ -149,7 +156,16 @@ class Traffic:
         loop = asyncio.get_running_loop()
         try:
             answer = await loop.run_in_executor(
-                self.pool, http_request, self.port, method, path, token, data, content_type
+                self.pool,
+                http_request,
+                self.port,
+                method,
+                path,
+                token,
+                data,
+                content_type,
+                REQUEST_TIMEOUT,
+                lambda: self.written.add(request_id),
             )
         finally:
             self.in_flight.pop(request_id, None)
@@ -158,7 +174,8 @@ class Traffic:
         return answer
 
     def in_flight_ids(self) -> set[int]:
-        return set(self.in_flight)
+        """Requests written to the server and not answered yet."""
+        return set(self.in_flight) & self.written
 
     def close(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

@@ -279,8 +279,11 @@ async def launcher_terminated(suite: Suite, load: Load, row: Row) -> None:
         )
         for i in range(20)
     ]
-    await asyncio.sleep(0.01)
+    for sender in load.members.values():  # and a socket send from every user
+        load.senders.send(sender.user_id, sender.chat_ids[0], "ws")
+    await asyncio.sleep(0.05)  # written to the server, and still being answered (a page takes longer)
     in_flight = load.traffic.in_flight_ids()
+    awaiting_ack = [marker for member in load.members.values() for marker in member.pending]
     launcher = suite.server.pid
     pids = suite.server.children()
     load.traffic.fault_started()
@@ -295,6 +298,9 @@ async def launcher_terminated(suite: Suite, load: Load, row: Row) -> None:
     answered = [i for i in in_flight if (a := load.traffic.answered.get(i)) is not None and a.status is not None]
     row.checks["requests in flight at SIGTERM answered"] = len(answered) == len(in_flight)
     row.notes.append(f"requests in flight at SIGTERM: {len(in_flight)}, answered {len(answered)}")
+    acked_on_socket = [m for m in awaiting_ack if load.senders.sent[m].acked_via == "ws"]
+    row.checks["socket sends in flight at SIGTERM acked on their socket"] = len(acked_on_socket) == len(awaiting_ack)
+    row.notes.append(f"socket sends awaiting their ack at SIGTERM: {len(awaiting_ack)}, acked {len(acked_on_socket)}")
     codes = load.close_codes()
     row.checks["sockets closed with 1001"] = bool(codes) and set(codes) == {1001}
     left = [pid for pid in pids if psutil.pid_exists(pid)]
