@@ -9,7 +9,6 @@ paused and restarted. Every process goes through bench.procs.Server, so bench.pr
 import contextlib
 import json
 import os
-import secrets
 import shutil
 import signal
 import subprocess
@@ -19,7 +18,7 @@ from typing import Any
 
 import psutil
 
-from bench.procs import LOOPBACK, PYTHON, Server, base_env, free_port, run_checked
+from bench.procs import LOOPBACK, PYTHON, Server, free_port, messenger_env, run_checked
 
 MARIADBD = "/usr/sbin/mariadbd"
 DATABASE = "messenger_faults"
@@ -230,23 +229,11 @@ class Messenger:
 
 
 def server_env(data_dir: Path, database_url: str, redis_url: str) -> dict[str, str]:
-    return base_env(
-        {
-            "DJANGO_SETTINGS_MODULE": "messenger.settings",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "DEBUG": "false",
-            "ALLOWED_HOSTS": f"{LOOPBACK},localhost",
-            "DATA_DIR": str(data_dir),
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "CHANNEL_LAYER_PREFIX": "faults",
-            "ACCESS_TOKEN_MINUTES": "600",
-            "LOG_LEVEL": "WARNING",
-            "LINK_PREVIEWS": "false",
-            "THROTTLE_UPLOAD": "10000/min",
-            # The suite's senders post a few frames a second each, far below the flood control's
-            # limits; its defaults stay.
-        }
+    # The senders post a few frames a second each, far below the flood control's limits: its
+    # defaults stay. Uploads are throttled at 60/min by default; the disk experiment needs a few.
+    extra = {"LINK_PREVIEWS": "false", "THROTTLE_UPLOAD": "10000/min"}
+    return messenger_env(
+        data_dir=data_dir, database_url=database_url, redis_url=redis_url, layer_prefix="faults", extra=extra
     )
 
 
