@@ -66,7 +66,14 @@ async def healthy_again(suite: Suite, traffic: Traffic | None = None) -> bool:
 
 
 async def ensure_server(suite: Suite) -> str:
-    """Start the messenger again if a previous experiment left it down; '' or why it could not."""
+    """Start what a previous experiment left down (Redis, the database, the messenger); '' or why not."""
+    suite.database.resume()
+    if suite.redis.server is None:
+        log("  redis-server is not running: starting it")
+        try:
+            await asyncio.to_thread(suite.redis.start)
+        except Exception as exc:
+            return f"redis-server did not start: {exc}"
     if suite.server.launcher_alive() and (await healthz(suite, 5)).status == 200:
         return ""
     log("  the messenger is not healthy: restarting it")

@@ -67,10 +67,9 @@ class OwnRedis:
         command = ["redis-server", "--port", str(self.port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no"]
         command += ["--dir", str(self.root), "--protected-mode", "no"]
         self.starts += 1
-        self.server = Server(
-            f"redis-{self.starts}", command, port=self.port, env=dict(os.environ), log_dir=self.log_dir
-        )
-        self.server.start(timeout=20)
+        server = Server(f"redis-{self.starts}", command, port=self.port, env=dict(os.environ), log_dir=self.log_dir)
+        server.start(timeout=20)
+        self.server = server  # once it answers: after a failed start the next experiment tries again
 
     def kill(self) -> None:
         """SIGKILL: the process dies as in a crash (no shutdown, no goodbye to clients)."""
