@@ -193,6 +193,10 @@ async def run_experiment(
         gaps = sum(m.gaps for m in load.members.values())
         reconnects = sum(m.reconnects for m in load.members.values())
         row.notes.append(f"resync frames {resyncs}, version gaps {gaps}, reconnects {reconnects}")
+        ways = Counter(how for member in load.members.values() for how in member.receipts.values())
+        row.notes.append("receipts by way: " + ", ".join(f"{how} {n}" for how, n in sorted(ways.items())))
+        quiet = [m for m, sent in load.senders.sent.items() if sent.chat_id == load.quiet_chat and sent.acked]
+        row.notes.append(f"acked in the chat that falls quiet after the fault: {len(quiet)}")
         if load.senders.ws_errors:
             row.notes.append(f"WebSocket sends that fell back to REST: {dict(load.senders.ws_errors)}")
         failed = Counter(s.failed for s in load.senders.sent.values() if s.failed)

@@ -70,3 +70,19 @@ def test_the_tally_flags_html_non_json_errors_and_503s_outside_a_fault():
 def test_a_skipped_experiment_does_not_fail_the_run():
     assert Row("disk", skipped="not root").passed
     assert not Row("disk", error="crashed").passed
+
+
+def test_the_table_has_a_row_per_experiment_and_says_why_one_failed():
+    from faults.run import COLUMNS, table
+
+    failed = Row("worker", error="launcher exited")
+    missed = Row("sigterm", checks={"sockets closed with 1001": False, "launcher exits": True})
+
+    text = table([Row("redis"), failed, missed, Row("disk", skipped="not root")])
+
+    lines = text.splitlines()
+    assert len(lines) == 6 and all(line.count("|") == len(COLUMNS) + 1 for line in lines)
+    assert lines[2].endswith("| pass |")
+    assert "FAIL (launcher exited)" in lines[3]
+    assert "FAIL (1 of 2 checks missed)" in lines[4]
+    assert "skipped: not root" in lines[5]
