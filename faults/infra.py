@@ -20,8 +20,26 @@ import psutil
 
 from bench.procs import LOOPBACK, PYTHON, Server, free_port, messenger_env, run_checked
 
-MARIADBD = "/usr/sbin/mariadbd"
 DATABASE = "messenger_faults"
+
+
+def program(*names: str) -> str | None:
+    """The first of `names` on PATH or in /usr/sbin (where Debian puts mariadbd), else None."""
+    for name in names:
+        found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/usr/local/sbin")
+        if found:
+            return found
+    return None
+
+
+def missing_programs() -> list[str]:
+    """What the suite needs on this machine and cannot find (it runs its own Redis and MariaDB)."""
+    wanted = {
+        "redis-server": ("redis-server",),
+        "mariadbd": ("mariadbd", "mysqld"),
+        "mariadb-install-db": ("mariadb-install-db", "mysql_install_db"),
+    }
+    return [label for label, names in wanted.items() if program(*names) is None]
 
 
 def _wait_gone(pid: int, timeout: float) -> bool:
@@ -64,8 +82,8 @@ class OwnRedis:
         return f"redis://{LOOPBACK}:{self.port}/0"
 
     def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no"]
-        command += ["--dir", str(self.root), "--protected-mode", "no"]
+        command = [program("redis-server") or "redis-server", "--port", str(self.port), "--bind", LOOPBACK]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(self.root), "--protected-mode", "no"]
         self.starts += 1
         server = Server(f"redis-{self.starts}", command, port=self.port, env=dict(os.environ), log_dir=self.log_dir)
         server.start(timeout=20)
@@ -106,12 +124,14 @@ class OwnMariaDB:
         return self.server.pid
 
     def start(self) -> None:
-        install = ["mariadb-install-db", "--no-defaults", f"--datadir={self.datadir}"]
+        installer = program("mariadb-install-db", "mysql_install_db") or "mariadb-install-db"
+        install = [installer, "--no-defaults", f"--datadir={self.datadir}"]
         install += ["--auth-root-authentication-method=normal", "--skip-test-db"]
         if os.geteuid() == 0:
             install.append("--user=root")
         run_checked(install, env=dict(os.environ), log_path=self.log_dir / "mariadb-install.log", timeout=120)
-        command = [MARIADBD, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}"]
+        daemon = program("mariadbd", "mysqld") or "mariadbd"
+        command = [daemon, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}"]
         command += [f"--port={self.port}", f"--bind-address={LOOPBACK}", "--skip-log-bin", "--skip-name-resolve"]
         command += ["--innodb-buffer-pool-size=128M", "--max-connections=500", f"--pid-file={self.datadir}/pid"]
         command += ["--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"]

@@ -28,7 +28,7 @@ from types import FrameType
 from bench.procs import REPO, raise_nofile_limit, stop_all
 from faults.accounting import Row
 from faults.experiments import EXPERIMENTS, Suite, log, run_experiment
-from faults.infra import Messenger, OwnMariaDB, OwnRedis, TinyDisk, migrate_and_seed, server_env
+from faults.infra import Messenger, OwnMariaDB, OwnRedis, TinyDisk, migrate_and_seed, missing_programs, server_env
 
 RESULTS = REPO / "faults" / "results"
 
@@ -134,6 +134,11 @@ async def run_all(suite: Suite, names: list[str]) -> list[Row]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    missing = missing_programs()
+    if missing:
+        print(f"the fault suite runs its own Redis and MariaDB and needs: {', '.join(missing)}", file=sys.stderr)
+        print("(Debian/Ubuntu: apt-get install redis-server mariadb-server)", file=sys.stderr)
+        return 2
     out: Path = args.out.resolve()
     log_dir = out / "logs"
     shutil.rmtree(log_dir, ignore_errors=True)
