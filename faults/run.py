@@ -27,8 +27,9 @@ from types import FrameType
 
 from bench.procs import REPO, raise_nofile_limit, stop_all
 from faults.accounting import Row
-from faults.experiments import EXPERIMENTS, Suite, log, run_experiment
+from faults.experiments import EXPERIMENTS
 from faults.infra import Messenger, OwnMariaDB, OwnRedis, TinyDisk, migrate_and_seed, missing_programs, server_env
+from faults.load import Suite, log, run_experiment
 
 RESULTS = REPO / "faults" / "results"
 

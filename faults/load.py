@@ -1,0 +1,208 @@
+"""An experiment's frame: the suite's parts, the load (members and senders), one window, its row.
+
+run_experiment opens a socket per user, sends for the window, calls the injection a fifth of the
+way in (faults/experiments.py), drains, and accounts (faults/accounting.py).
+"""
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from faults.accounting import Row, account
+from faults.client import Member, Senders, wait_until
+from faults.infra import Messenger, OwnMariaDB, OwnRedis
+from faults.traffic import Answer, Traffic, http_request
+
+RATE = 20.0  # messages/s, over REST and WebSocket, from every member of every chat in turn
+FAULT_AT = 0.2  # the fault starts this far into the load window
+HEALTHY_WITHIN = 20.0  # seconds after recovery by which /healthz must answer 200 again
+DRAIN_SECONDS = 25.0  # after the window: retries finish, catch-ups settle
+
+
+@dataclass
+class Suite:
+    redis: OwnRedis
+    database: OwnMariaDB
+    server: Messenger
+    seed: dict[str, Any]
+    uploads: Path
+    duration: float
+    run_id: str
+
+
+def log(text: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+async def healthz(suite: Suite, timeout: float = 2.5) -> Answer:
+    return await asyncio.to_thread(http_request, suite.server.port, "GET", "/healthz", None, None, "", timeout)
+
+
+async def healthy_again(suite: Suite) -> bool:
+    deadline = time.monotonic() + HEALTHY_WITHIN
+    while time.monotonic() < deadline:
+        answer = await healthz(suite)
+        if answer.status == 200:
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+async def ensure_server(suite: Suite) -> str:
+    """Start what a previous experiment left down (Redis, the database, the messenger); '' or why not."""
+    suite.database.resume()
+    if suite.redis.server is None:
+        log("  redis-server is not running: starting it")
+        try:
+            await asyncio.to_thread(suite.redis.start)
+        except Exception as exc:
+            return f"redis-server did not start: {exc}"
+    if suite.server.launcher_alive() and (await healthz(suite, 5)).status == 200:
+        return ""
+    log("  the messenger is not healthy: restarting it")
+    try:
+        await asyncio.to_thread(suite.server.restart)
+    except Exception as exc:
+        return f"messenger did not start: {exc}"
+    return ""
+
+
+# The load ------------------------------------------------------------------------------------
+
+
+class Load:
+    def __init__(self, suite: Suite, key: str) -> None:
+        self.suite = suite
+        self.prefix = f"F{suite.run_id}{key}-"  # no space: a marker is the first word of the content
+        self.traffic = Traffic(suite.server.port)
+        chats_of: dict[int, list[int]] = {}
+        for chat in suite.seed["chats"]:
+            for user_id in chat["members"]:
+                chats_of.setdefault(user_id, []).append(chat["id"])
+        self.members = {
+            user["id"]: Member(self.traffic, user["id"], user["token"], chats_of.get(user["id"], []), self.prefix)
+            for user in suite.seed["users"]
+        }
+        self.chat_members = {chat["id"]: list(chat["members"]) for chat in suite.seed["chats"]}
+        self.senders = Senders(self.traffic, self.members, self.prefix)
+        self.specs = [
+            (user_id, chat_id, transport)
+            for chat_id, members in self.chat_members.items()
+            for user_id in members
+            for transport in ("rest", "ws")
+        ]
+        random.Random(7).shuffle(self.specs)
+        # One direct chat goes quiet once the fault is over: what it missed meanwhile reaches its
+        # members only if the server says so (a `resync`, or closing the socket), never by a later
+        # event's version gap. Without it, the next message in every chat would hide every miss.
+        self.quiet_chat = suite.seed["chats"][-1]["id"]
+        self.after_fault = [spec for spec in self.specs if spec[1] != self.quiet_chat]
+
+    async def open(self) -> bool:
+        for member in self.members.values():
+            member.start()
+        return await wait_until(lambda: all(m.opened.is_set() for m in self.members.values()), 30)
+
+    async def send_for(self, duration: float) -> None:
+        count = int(RATE * duration)
+        start = time.monotonic()
+        for k in range(count):
+            delay = start + k / RATE - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            specs = self.after_fault if self.traffic.fault_over() else self.specs
+            user_id, chat_id, transport = specs[k % len(specs)]
+            self.senders.send(user_id, chat_id, transport)
+
+    async def drain(self) -> None:
+        self.senders.retry_deadline = time.monotonic() + DRAIN_SECONDS / 2
+        await wait_until(lambda: not self.senders.busy(), DRAIN_SECONDS)
+        # Deliveries still on their way, and catch-ups the last events started.
+        await asyncio.sleep(2)
+        await wait_until(lambda: not any(m.busy() for m in self.members.values()), DRAIN_SECONDS / 2)
+
+    def close_codes(self) -> Counter[int | None]:
+        total: Counter[int | None] = Counter()
+        for member in self.members.values():
+            total.update(member.close_codes)
+        return total
+
+    async def stop(self) -> None:
+        await asyncio.gather(*(m.stop() for m in self.members.values()))
+        for task in list(self.senders.tasks):
+            task.cancel()
+        self.traffic.close()
+
+
+async def run_experiment(
+    suite: Suite, key: str, name: str, inject: Callable[[Suite, Load, Row], Awaitable[None]]
+) -> Row:
+    row = Row(name)
+    started = time.monotonic()
+    log(f"{name}: starting")
+    problem = await ensure_server(suite)
+    if problem:
+        row.error = problem
+        return row
+    load = Load(suite, key)
+    try:
+        if not await load.open():
+            row.error = "not every member's socket opened within 30 s"
+            return row
+        sending = asyncio.ensure_future(load.send_for(suite.duration))
+        await asyncio.sleep(suite.duration * FAULT_AT)
+        try:
+            await inject(suite, load, row)
+        except Exception as exc:
+            row.error = f"injection failed: {type(exc).__name__}: {exc}"
+            log(f"  {row.error}")
+        await sending
+        await load.drain()
+        stored: dict[str, int] = {}
+        for _ in range(5):
+            try:
+                stored = await asyncio.to_thread(suite.database.stored_markers, load.prefix)
+                break
+            except Exception as exc:
+                row.notes.append(f"database query failed: {exc}")
+                await asyncio.sleep(2)
+        receipts = {user_id: member.receipts for user_id, member in load.members.items()}
+        account(row, load.senders.sent, load.chat_members, stored, receipts)
+        row.http = load.traffic.tally
+        codes = load.close_codes()
+        if codes:
+            row.notes.append("socket close codes: " + ", ".join(f"{c} x{n}" for c, n in sorted(codes.items(), key=str)))
+        resyncs = sum(m.resyncs for m in load.members.values())
+        gaps = sum(m.gaps for m in load.members.values())
+        reconnects = sum(m.reconnects for m in load.members.values())
+        row.notes.append(f"resync frames {resyncs}, version gaps {gaps}, reconnects {reconnects}")
+        ways = Counter(how for member in load.members.values() for how in member.receipts.values())
+        row.notes.append("receipts by way: " + ", ".join(f"{how} {n}" for how, n in sorted(ways.items())))
+        quiet = [m for m, sent in load.senders.sent.items() if sent.chat_id == load.quiet_chat and sent.acked]
+        row.notes.append(f"acked in the chat that falls quiet after the fault: {len(quiet)}")
+        if load.senders.ws_errors:
+            row.notes.append(f"WebSocket sends that fell back to REST: {dict(load.senders.ws_errors)}")
+        failed = Counter(s.failed for s in load.senders.sent.values() if s.failed)
+        if failed:
+            row.notes.append(f"sends refused: {dict(failed)}")
+        unacked = row.sent - row.acked
+        if unacked:
+            row.notes.append(f"{unacked} sends never acked (retried with their client_id until the deadline)")
+        if row.http.no_answer:
+            row.notes.append(f"{row.http.no_answer} HTTP requests got no answer (refused, reset or timed out)")
+        if row.http.unavailable_without_retry_after:
+            row.notes.append(f"{row.http.unavailable_without_retry_after} 503s without Retry-After")
+        if row.http.unavailable:
+            row.notes.append(f"503s: {row.http.unavailable} ({row.http.unavailable_outside} outside the fault window)")
+        statuses = {s: n for s, n in row.http.statuses.items() if s >= 400}
+        if statuses:
+            row.notes.append(f"error statuses: {dict(sorted(statuses.items()))}")
+    finally:
+        await load.stop()
+    log(f"{name}: {'pass' if row.passed else 'FAIL'} in {time.monotonic() - started:.0f} s")
+    return row
