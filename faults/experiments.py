@@ -163,9 +163,14 @@ async def disk_full(suite: Suite, load: Load, row: Row) -> None:
     stored_bytes, new_bytes, later_bytes = png(stamp), png(stamp + 1), png(stamp + 2)
     await asyncio.to_thread(disk.mount)
     try:
+        # An image stored while there is room (a server that wants more free space than the tiny
+        # disk has may refuse it: then that is a missed check, and the rest still runs).
         first = await upload(load, token, stored_bytes, "stored.png")
+        row.checks["an upload while there is room works"] = first.status == 201
         if first.status != 201:
-            raise RuntimeError(f"the first upload on the tiny disk answered {first.status}: {first.body[:200]!r}")
+            row.notes.append(
+                f"upload on the empty {TinyDisk.SIZE} disk: {first.status or first.error} {first.body[:160]!r}"
+            )
         load.traffic.fault_started()
         written = await asyncio.to_thread(disk.fill)
         log(f"  upload disk full ({written} filler bytes on a {TinyDisk.SIZE} tmpfs)")
