@@ -222,6 +222,20 @@ class Messenger:
         except psutil.Error:
             return []
 
+    def workers_now(self) -> list[int]:
+        """The launcher's live daphne workers: its children that run messenger.serve or daphne."""
+        try:
+            children = psutil.Process(self.pid).children()
+        except psutil.Error:
+            return []
+        found = []
+        for child in children:
+            with contextlib.suppress(psutil.Error):
+                command = " ".join(child.cmdline())
+                if child.status() != psutil.STATUS_ZOMBIE and ("messenger.serve" in command or "daphne" in command):
+                    found.append(child.pid)
+        return found
+
     def launcher_alive(self) -> bool:
         return self.server is not None and self.server.process is not None and self.server.process.poll() is None
 
