@@ -163,46 +163,55 @@ async def run_experiment(
             log(f"  {row.error}")
         await sending
         await load.drain()
-        stored: dict[str, int] = {}
-        for _ in range(5):
-            try:
-                stored = await asyncio.to_thread(suite.database.stored_markers, load.prefix)
-                break
-            except Exception as exc:
-                row.notes.append(f"database query failed: {exc}")
-                await asyncio.sleep(2)
+        stored = await stored_markers(suite, load.prefix, row)
         receipts = {user_id: member.receipts for user_id, member in load.members.items()}
         account(row, load.senders.sent, load.chat_members, stored, receipts)
         row.http = load.traffic.tally
-        codes = load.close_codes()
-        if codes:
-            row.notes.append("socket close codes: " + ", ".join(f"{c} x{n}" for c, n in sorted(codes.items(), key=str)))
-        resyncs = sum(m.resyncs for m in load.members.values())
-        gaps = sum(m.gaps for m in load.members.values())
-        reconnects = sum(m.reconnects for m in load.members.values())
-        row.notes.append(f"resync frames {resyncs}, version gaps {gaps}, reconnects {reconnects}")
-        ways = Counter(how for member in load.members.values() for how in member.receipts.values())
-        row.notes.append("receipts by way: " + ", ".join(f"{how} {n}" for how, n in sorted(ways.items())))
-        quiet = [m for m, sent in load.senders.sent.items() if sent.chat_id == load.quiet_chat and sent.acked]
-        row.notes.append(f"acked in the chat that falls quiet after the fault: {len(quiet)}")
-        if load.senders.ws_errors:
-            row.notes.append(f"WebSocket sends that fell back to REST: {dict(load.senders.ws_errors)}")
-        failed = Counter(s.failed for s in load.senders.sent.values() if s.failed)
-        if failed:
-            row.notes.append(f"sends refused: {dict(failed)}")
-        unacked = row.sent - row.acked
-        if unacked:
-            row.notes.append(f"{unacked} sends never acked (retried with their client_id until the deadline)")
-        if row.http.no_answer:
-            row.notes.append(f"{row.http.no_answer} HTTP requests got no answer (refused, reset or timed out)")
-        if row.http.unavailable_without_retry_after:
-            row.notes.append(f"{row.http.unavailable_without_retry_after} 503s without Retry-After")
-        if row.http.unavailable:
-            row.notes.append(f"503s: {row.http.unavailable} ({row.http.unavailable_outside} outside the fault window)")
-        statuses = {s: n for s, n in row.http.statuses.items() if s >= 400}
-        if statuses:
-            row.notes.append(f"error statuses: {dict(sorted(statuses.items()))}")
+        describe(row, load)
     finally:
         await load.stop()
     log(f"{name}: {'pass' if row.passed else 'FAIL'} in {time.monotonic() - started:.0f} s")
     return row
+
+
+async def stored_markers(suite: Suite, prefix: str, row: Row) -> dict[str, int]:
+    """The experiment's markers in the database (a few tries: the database was just broken on purpose)."""
+    problem = ""
+    for _ in range(5):
+        try:
+            return await asyncio.to_thread(suite.database.stored_markers, prefix)
+        except Exception as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+            await asyncio.sleep(2)
+    row.error = f"could not read the stored messages: {problem}"
+    return {}
+
+
+def describe(row: Row, load: Load) -> None:
+    """The facts under the row: how sockets closed and caught up, what senders and HTTP saw."""
+    members = load.members.values()
+    codes = load.close_codes()
+    if codes:
+        row.notes.append("socket close codes: " + ", ".join(f"{c} x{n}" for c, n in sorted(codes.items(), key=str)))
+    resyncs, gaps = sum(m.resyncs for m in members), sum(m.gaps for m in members)
+    row.notes.append(f"resync frames {resyncs}, version gaps {gaps}, reconnects {sum(m.reconnects for m in members)}")
+    ways = Counter(how for member in members for how in member.receipts.values())
+    row.notes.append("receipts by way: " + ", ".join(f"{how} {n}" for how, n in sorted(ways.items())))
+    quiet = [m for m, sent in load.senders.sent.items() if sent.chat_id == load.quiet_chat and sent.acked]
+    row.notes.append(f"acked in the chat that falls quiet after the fault: {len(quiet)}")
+    if load.senders.ws_errors:
+        row.notes.append(f"WebSocket sends that fell back to REST: {dict(load.senders.ws_errors)}")
+    failed = Counter(s.failed for s in load.senders.sent.values() if s.failed)
+    if failed:
+        row.notes.append(f"sends refused: {dict(failed)}")
+    if row.sent > row.acked:
+        row.notes.append(f"{row.sent - row.acked} sends never acked (retried with their client_id until the deadline)")
+    tally = row.http
+    if tally.no_answer:
+        row.notes.append(f"{tally.no_answer} HTTP requests got no answer (refused, reset or timed out)")
+    if tally.unavailable:
+        row.checks["every 503 carries Retry-After"] = tally.unavailable_without_retry_after == 0
+        row.notes.append(f"503s: {tally.unavailable} ({tally.unavailable_outside} outside the fault window)")
+    statuses = {s: n for s, n in tally.statuses.items() if s >= 400}
+    if statuses:
+        row.notes.append(f"error statuses: {dict(sorted(statuses.items()))}")
