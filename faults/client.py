@@ -282,7 +282,7 @@ class Senders:
                 if answer.get("code") not in (None, "unavailable", "rate_limited"):
                     record.failed = f"ws error {answer.get('code')}"
                     return
-            except (TimeoutError, ConnectionError, OSError, RuntimeError) as exc:
+            except Exception as exc:  # no ack in time, the socket closed, or it was closing (InvalidState)
                 self.ws_errors[type(exc).__name__] += 1
             finally:
                 member.pending.pop(marker, None)
