@@ -75,11 +75,11 @@ def table(rows: list[Row]) -> str:
             cells = [row.experiment, *("" for _ in COLUMNS[1:-1]), f"skipped: {row.skipped}"]
         else:
             missed = [name for name, ok in row.checks.items() if not ok]
-            result = "pass" if row.passed else "FAIL"
-            if row.error:
-                result += f" ({row.error})"
-            elif missed:
-                result += f" ({len(missed)} of {len(row.checks)} checks missed)"
+            reasons = [row.error] if row.error else []
+            reasons += row.targets_missed()
+            if missed:
+                reasons.append(f"{len(missed)} of {len(row.checks)} checks missed")
+            result = f"FAIL ({'; '.join(reasons)})" if not row.passed else "pass"
             tally = row.http
             cells = [
                 row.experiment,

@@ -78,11 +78,14 @@ def test_the_table_has_a_row_per_experiment_and_says_why_one_failed():
     failed = Row("worker", error="launcher exited")
     missed = Row("sigterm", checks={"sockets closed with 1001": False, "launcher exits": True})
 
-    text = table([Row("redis"), failed, missed, Row("disk", skipped="not root")])
+    silent = Row("database", silent_misses=2)
+
+    text = table([Row("redis"), failed, missed, Row("disk", skipped="not root"), silent])
 
     lines = text.splitlines()
-    assert len(lines) == 6 and all(line.count("|") == len(COLUMNS) + 1 for line in lines)
+    assert len(lines) == 7 and all(line.count("|") == len(COLUMNS) + 1 for line in lines)
     assert lines[2].endswith("| pass |")
     assert "FAIL (launcher exited)" in lines[3]
     assert "FAIL (1 of 2 checks missed)" in lines[4]
     assert "skipped: not root" in lines[5]
+    assert "FAIL (silent misses)" in lines[6]
