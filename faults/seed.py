@@ -14,7 +14,8 @@ from bench.seed import group, token, users  # sets Django up
 from chats.models import Chat, ChatUser
 
 USERS = 6
-# (title, member indexes: owner first) for groups; pairs for direct chats.
+# (title, member indexes: owner first) for groups; pairs for direct chats. The second group is
+# the suite's one-way chat that falls quiet after each fault (faults/load.py).
 GROUPS = (("faults group A", (0, 1, 2, 3)), ("faults group B", (2, 3, 4, 5)))
 DIRECT = ((0, 1), (2, 3), (4, 5))
 
