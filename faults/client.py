@@ -225,6 +225,13 @@ class Member:
                 return
             await asyncio.sleep(backoff(attempt + 2))
 
+    def local_port(self) -> int | None:
+        """The client side's port of the open socket (to tell which server worker holds it)."""
+        if self.socket is None or self.socket.transport is None:
+            return None
+        name = self.socket.transport.get_extra_info("sockname")
+        return int(name[1]) if name else None
+
     def busy(self) -> bool:
         return bool(self.catch_ups)
 

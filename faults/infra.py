@@ -236,6 +236,15 @@ class Messenger:
                     found.append(child.pid)
         return found
 
+    def worker_of(self, client_port: int) -> int | None:
+        """The worker that holds the connection from the client's local `client_port`, if any."""
+        for pid in self.workers_now():
+            with contextlib.suppress(psutil.Error):
+                for connection in psutil.Process(pid).net_connections(kind="tcp"):
+                    if connection.raddr and connection.raddr.port == client_port and connection.laddr.port == self.port:
+                        return pid
+        return None
+
     def launcher_alive(self) -> bool:
         return self.server is not None and self.server.process is not None and self.server.process.poll() is None
 

@@ -10,9 +10,11 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+from bench.load import Socket
 from faults.accounting import Row, account
 from faults.client import Member, Senders, wait_until
 from faults.infra import Messenger, OwnMariaDB, OwnRedis
@@ -103,11 +105,48 @@ class Load:
         ]
         random.Random(7).shuffle(self.specs)
         self.after_fault = [spec for spec in self.specs if spec[1] != self.quiet_chat]
+        self.where: dict[int, int | None] = {}
 
     async def open(self) -> bool:
         for member in self.members.values():
             member.start()
-        return await wait_until(lambda: all(m.opened.is_set() for m in self.members.values()), 30)
+        if not await wait_until(lambda: all(m.opened.is_set() for m in self.members.values()), 30):
+            return False
+        await self.spread()
+        return True
+
+    def placement(self) -> dict[int, int | None]:
+        """user id → the pid of the worker holding their socket."""
+        return {
+            user_id: self.suite.server.worker_of(port) if (port := member.local_port()) else None
+            for user_id, member in self.members.items()
+        }
+
+    async def spread(self) -> None:
+        """Make sure a reader of the one-way group sits on another worker than its owner.
+
+        The kernel hands connections to whichever worker accepts first, often the same one; events
+        between sockets of one worker may never need Redis, and a fault in the layer between
+        workers would go unseen. A reader is reconnected (bounded) until it lands elsewhere; the
+        closes and reconnects this takes are forgotten before the load starts.
+        """
+        if len(self.suite.server.workers_now()) < 2:
+            return
+        owner, *readers = self.chat_members[self.quiet_chat]
+        for attempt in range(20):
+            where = self.placement()
+            if any(where[reader] != where[owner] for reader in readers):
+                break
+            reader = self.members[readers[attempt % len(readers)]]
+            if reader.socket is not None:
+                old = reader.socket
+                old.close()
+                await wait_until(partial(reopened, reader, old), 10, 0.05)
+        await wait_until(lambda: not any(m.busy() for m in self.members.values()), 10)
+        for member in self.members.values():
+            member.close_codes.clear()
+            member.reconnects = 0
+        self.where = self.placement()
 
     async def send_for(self, duration: float) -> None:
         count = int(RATE * duration)
@@ -138,6 +177,10 @@ class Load:
         for task in list(self.senders.tasks):
             task.cancel()
         self.traffic.close()
+
+
+def reopened(member: Member, old: Socket) -> bool:
+    return member.socket is not None and member.socket is not old
 
 
 async def run_experiment(
@@ -191,6 +234,10 @@ async def stored_markers(suite: Suite, prefix: str, row: Row) -> dict[str, int]:
 def describe(row: Row, load: Load) -> None:
     """The facts under the row: how sockets closed and caught up, what senders and HTTP saw."""
     members = load.members.values()
+    by_worker = Counter(str(pid) for pid in load.where.values())
+    row.notes.append(
+        "sockets by worker at the start: " + ", ".join(f"{pid} x{n}" for pid, n in sorted(by_worker.items()))
+    )
     codes = load.close_codes()
     if codes:
         row.notes.append("socket close codes: " + ", ".join(f"{c} x{n}" for c, n in sorted(codes.items(), key=str)))
