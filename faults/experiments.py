@@ -55,9 +55,11 @@ async def worker_killed(suite: Suite, load: Load, row: Row) -> None:
     workers = suite.server.workers_now()
     if not workers:
         raise RuntimeError("the launcher has no worker processes")
-    victim = workers[0]
+    # The worker holding most of the load's sockets: their reconnect and catch-up are what is measured.
+    held = Counter(pid for pid in load.placement().values() if pid in workers)
+    victim = held.most_common(1)[0][0] if held else workers[0]
     load.traffic.fault_started()
-    log(f"  SIGKILL worker {victim} of launcher {suite.server.pid}")
+    log(f"  SIGKILL worker {victim} of launcher {suite.server.pid} ({held.get(victim, 0)} of the load's sockets)")
     os.kill(victim, signal.SIGKILL)
     await asyncio.sleep(OUTAGE)
     back = len(suite.server.workers_now())
