@@ -96,9 +96,6 @@ class Traffic:
         if self.fault_windows and self.fault_windows[-1][1] == float("inf"):
             self.fault_windows[-1][1] = time.monotonic()
 
-    def fault_over(self) -> bool:
-        return bool(self.fault_windows) and self.fault_windows[-1][1] != float("inf")
-
     def in_fault_window(self, answer: Answer) -> bool:
         return any(
             start <= t <= end + FAULT_GRACE
