@@ -1,5 +1,6 @@
 # make run   — set up and serve the embedded default (SQLite, in-memory channel layer) with demo data
 # make test  — the whole suite
+# make faults — the fault suite (its own MariaDB + Redis; see README "Faults")
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 export DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: run test lint typecheck check venv deps mysql-headers demo migrate bench client-test e2e clean
+.PHONY: run test lint typecheck check venv deps mysql-headers demo migrate bench faults client-test e2e clean
 
 venv: $(BIN)/.installed
 
@@ -77,6 +78,11 @@ e2e: venv
 
 bench: venv
 	$(BIN)/python -m bench.run --out bench/results
+
+# Breaks one part at a time (Redis, a worker, the database, the launcher, the upload disk) under
+# load, on a redis-server and a mariadbd of its own; FAULTS_ARGS="--only redis,worker --duration 20".
+faults: venv
+	$(BIN)/python -m faults.run $(FAULTS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

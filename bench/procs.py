@@ -7,6 +7,7 @@ calls from a `finally` and from its signal handlers, so Ctrl-C or an error leave
 import contextlib
 import os
 import resource
+import secrets
 import signal
 import socket
 import subprocess
@@ -154,3 +155,25 @@ def base_env(extra: dict[str, str]) -> dict[str, str]:
     env["PYTHONPATH"] = str(REPO)
     env.update(extra)
     return env
+
+
+def messenger_env(
+    *, data_dir: Path, database_url: str, redis_url: str, layer_prefix: str, extra: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The messenger's environment as in production (DEBUG off, a random SECRET_KEY, loopback hosts),
+    with access tokens that outlive a run (600 minutes; the default 5 would expire mid-run)."""
+    return base_env(
+        {
+            "DJANGO_SETTINGS_MODULE": "messenger.settings",
+            "SECRET_KEY": secrets.token_urlsafe(48),
+            "DEBUG": "false",
+            "ALLOWED_HOSTS": f"{LOOPBACK},localhost",
+            "DATA_DIR": str(data_dir),
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+            "CHANNEL_LAYER_PREFIX": layer_prefix,
+            "ACCESS_TOKEN_MINUTES": "600",
+            "LOG_LEVEL": "WARNING",
+            **(extra or {}),
+        }
+    )

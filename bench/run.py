@@ -25,7 +25,16 @@ from typing import Any
 from urllib.parse import urlparse, urlunparse
 
 from bench import report
-from bench.procs import LOOPBACK, PYTHON, REPO, base_env, raise_nofile_limit, run_checked, stop_all, tcp_reachable
+from bench.procs import (
+    LOOPBACK,
+    PYTHON,
+    REPO,
+    messenger_env,
+    raise_nofile_limit,
+    run_checked,
+    stop_all,
+    tcp_reachable,
+)
 from bench.scenarios import (
     TARGETS,
     Context,
@@ -224,23 +233,17 @@ def main() -> None:
         raise SystemExit("the stock-pubsub target needs Redis (--redis-url)")
     data_dir = Path(tempfile.mkdtemp(prefix="messenger-bench-"))
     prefix = f"bench{run_id}"
-    env = base_env(
-        {
-            "DJANGO_SETTINGS_MODULE": "messenger.settings",
-            "SECRET_KEY": secrets.token_urlsafe(48),
-            "DEBUG": "false",
-            "ALLOWED_HOSTS": f"{LOOPBACK},localhost",
-            "DATA_DIR": str(data_dir),
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis_url,
-            "CHANNEL_LAYER_PREFIX": prefix,
-            "ACCESS_TOKEN_MINUTES": "600",
-            "LOG_LEVEL": "WARNING",
+    env = messenger_env(
+        data_dir=data_dir,
+        database_url=database_url,
+        redis_url=redis_url,
+        layer_prefix=prefix,
+        extra={
             # Flood control guards each socket against a misbehaving client; the bench's single
             # sender posts hundreds of frames a second on purpose, so its bucket is made deep.
             "WEBSOCKET_RATE_PER_SECOND": "1000000",
             "WEBSOCKET_RATE_BURST": "1000000",
-        }
+        },
     )
     results: dict[str, Any] = {
         "meta": {
