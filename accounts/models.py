@@ -60,7 +60,7 @@ class User(AbstractUser):
         if not ends:
             super().save(*args, **kwargs)
             return
-        raw_password = self._password
+        raw_password: str | None = getattr(self, "_password", None)
         try:
             with transaction.atomic():
                 super().save(*args, **kwargs)
