@@ -11,7 +11,9 @@ sync thread. Every frame takes one road:
 `message.send` frames are queued to their chat's lane (chats.realtime.sends), which stores the
 sends of many sockets together; a socket's replies go out in the order of its frames, and a frame
 behind a send is handled once the send is answered. A frame that fails gets its `error` frame and
-the socket stays open; flooding gets `rate_limited`, then close 4429. Close codes are the
+the socket stays open; flooding gets `rate_limited`, then close 4429. A socket lives no longer
+than its access token (renewed with an `auth` frame) nor than its user's session: close 4401
+(chats.realtime.sessions). Close codes are the
 contract's 4xxx, or 4503 when the database cannot look the socket up or the channel layer
 cannot subscribe it (retry later), or 1001 when the server shuts down, once the frames received
 before are answered.
@@ -217,9 +219,6 @@ class RealtimeConsumer:
         if self._expiry is not None:
             self._expiry.cancel()
             self._expiry = None
-        hub = get_hub()
-        if self.user_id and self.user_id not in hub.user_sockets:
-            hub.sessions.forget(self.user_id)
 
     # Frames -------------------------------------------------------------------------------
 

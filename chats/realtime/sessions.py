@@ -38,6 +38,9 @@ from chats.realtime.envelopes import encode, envelope, publish_from_thread, user
 
 CLOSE_UNAUTHORIZED = 4401
 ENDED = "session.ended"
+# Users whose sessions ended that a process remembers (the oldest forgotten first): a socket whose
+# connect lookup raced the end is closed when it attaches. About 100 bytes each.
+REMEMBERED_USERS = 100_000
 
 
 def session_group(user_id: int) -> str:
@@ -87,10 +90,6 @@ class Sessions:
         """Has this process heard that the sessions of `generation` and before ended?"""
         return self.generations.get(user_id, -1) > generation
 
-    def forget(self, user_id: int) -> None:
-        """The user's last socket here closed: a later socket is checked on connect."""
-        self.generations.pop(user_id, None)
-
     def expire(self, socket: SessionSocket, exp: float | None, timer: asyncio.TimerHandle | None) -> Any:
         """The socket's timer for a token expiring at `exp` (epoch seconds), replacing `timer`."""
         if timer is not None:
@@ -127,7 +126,10 @@ class Sessions:
         """The router's control for `session.ended`: close the user's local sockets of an older generation."""
         user_id, generation = message["user_id"], message["generation"]
         if self.generations.get(user_id, -1) < generation:
+            self.generations.pop(user_id, None)  # re-inserted last: the newest is forgotten last
             self.generations[user_id] = generation
+            while len(self.generations) > REMEMBERED_USERS:
+                del self.generations[next(iter(self.generations))]
         for listener in tuple(listeners):
             if listener.user_id == user_id and listener.generation < generation:
                 await listener.close(CLOSE_UNAUTHORIZED)

@@ -183,3 +183,28 @@ async def test_a_socket_of_another_user_stays_open_when_one_user_s_sessions_end(
     # then
     assert await alice_socket.closed_with() == 4401
     assert await bob_socket.is_open()
+
+
+async def test_a_socket_attaching_after_its_process_heard_of_the_end_is_closed_4401(connect, user):
+    # given: its connect lookup raced the end (the database still said generation 0)
+    from chats.realtime.hub import get_hub
+
+    get_hub().sessions.generations[user.pk] = 1
+    # when
+    socket = await connect(user, "/ws/")
+    # then
+    assert await socket.closed_with() == 4401
+
+
+async def test_the_process_remembers_a_bounded_number_of_ended_sessions(monkeypatch):
+    # given
+    from chats.realtime import sessions
+
+    monkeypatch.setattr(sessions, "REMEMBERED_USERS", 2)
+    remembered = sessions.Sessions(asyncio.get_running_loop())
+    # when
+    for user_id in (1, 2, 3):
+        await remembered.on_ended("user.x", {"user_id": user_id, "generation": 1}, set())
+    # then
+    assert list(remembered.generations) == [2, 3]
+    assert remembered.ended(3, 0) and not remembered.ended(3, 1) and not remembered.ended(1, 0)
