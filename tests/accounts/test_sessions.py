@@ -287,3 +287,17 @@ def test_saving_a_user_without_a_change_of_password_or_activity_ends_nothing(cli
     alice.refresh_from_db()
     assert alice.session_generation == 0
     assert me(client, pair["access"]).status_code == 200
+
+
+# The schema -------------------------------------------------------------------------------------
+
+
+def test_the_schema_documents_both_endpoints_with_their_statuses(client, db):
+    # when
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+    # then
+    password = schema["paths"]["/api/auth/password"]["post"]
+    assert {"200", "400", "401", "429"} <= set(password["responses"])
+    assert "old_password" in password["description"]
+    logout_all = schema["paths"]["/api/auth/logout-all"]["post"]
+    assert {"205", "401"} <= set(logout_all["responses"])
