@@ -71,6 +71,13 @@ class MeSerializer(PublicUserSerializer):
 class MeUpdateSerializer(serializers.Serializer[User]):
     display_name = serializers.CharField(max_length=64, required=False, allow_blank=True)
     email = serializers.EmailField(required=False)
+    password = serializers.CharField(
+        write_only=True,
+        required=False,
+        max_length=128,
+        style={"input_type": "password"},
+        help_text="The current password: needed to change `email`.",
+    )
 
 
 class RegisterSerializer(serializers.Serializer[User]):

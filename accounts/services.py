@@ -56,9 +56,23 @@ def _user_insert(user: User) -> User:
     return user
 
 
+def user_update(
+    *, user: User, display_name: str | None = None, email: str | None = None, password: str | None = None
+) -> User:
+    """Change the profile. A new email (not the same one in another case) needs the user's password:
+    a stolen access token alone cannot take the account over through a password reset by email.
+    The password is checked before the transaction (hashing: see user_create)."""
+    if email is not None and User.objects.normalize_email(email.strip()).lower() != user.email.lower():
+        if not password:
+            raise ValidationError({"password": ["Your password is needed to change the email."]})
+        if not user.check_password(password):
+            raise ValidationError({"password": ["The password is not correct."]})
+    return _user_update(user=user, display_name=display_name, email=email)
+
+
 @retry_deadlocks
 @transaction.atomic
-def user_update(*, user: User, display_name: str | None = None, email: str | None = None) -> User:
+def _user_update(*, user: User, display_name: str | None, email: str | None) -> User:
     fields: list[str] = []
     if display_name is not None:
         user.display_name = display_name.strip()
