@@ -333,7 +333,7 @@ class RealtimeConsumer:
         """Renew the socket's session with a fresh access token of its user; any other closes 4401."""
         hub = get_hub()
         validated = hub.sessions.renewal(self, frame.get("token"))
-        answer = None
+        current: int | None = None
         if validated is not None:
             try:
                 current = await hub.batched(current_generations)(self.user_id)
@@ -341,10 +341,11 @@ class RealtimeConsumer:
                 logger.warning("could not look up user %s's session; closing the socket", self.user_id, exc_info=True)
                 await self.close(CLOSE_UNAVAILABLE)
                 return None
-            answer = hub.sessions.renewed(validated, current)
-        if validated is None or answer is None or self.closed:
+        answer = hub.sessions.renewed(validated, current) if validated is not None else None
+        if validated is None or current is None or answer is None or self.closed:
             await self.close(CLOSE_UNAUTHORIZED)
             return None
+        self.generation = current  # renewed with a token of the current session: its generation now
         self._expiry = hub.sessions.expire(self, float(validated["exp"]), self._expiry)
         return _ready(answer)
 

@@ -208,3 +208,21 @@ async def test_the_process_remembers_a_bounded_number_of_ended_sessions(monkeypa
     # then
     assert list(remembered.generations) == [2, 3]
     assert remembered.ended(3, 0) and not remembered.ended(3, 1) and not remembered.ended(1, 0)
+
+
+async def test_a_socket_renewed_with_the_new_session_s_token_stays_open(connect, user):
+    # given: the password was changed on this device, whose socket renews with the answer's token
+    socket = await connect(user, "/ws/")
+    account = await sync_to_async(User.objects.get)(pk=user.pk)
+    await sync_to_async(User.objects.filter(pk=user.pk).update)(session_generation=1)  # nobody told yet
+    account.session_generation = 1
+    # when
+    await socket.send({"type": "auth", "token": await sync_to_async(short_token)(account, 60)})
+    await socket.receive_type("auth.ok")
+    from chats.realtime.hub import get_hub
+
+    await get_hub().sessions.on_ended("user.x", {"user_id": user.pk, "generation": 1}, set())
+    # then: a send gets past the session check (to the membership check: no chat 1), the socket stays
+    await socket.send({"type": "message.send", "chat_id": 1, "content": "x", "client_id": "c-1"})
+    assert (await socket.receive_type("error"))["code"] == "not_found"
+    assert await socket.is_open()
