@@ -1,6 +1,8 @@
+from typing import Any
+
 from django.contrib.auth.models import AbstractUser, UserManager
 from django.core.validators import MinLengthValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models.functions import Lower
 
 username_validator = RegexValidator(
@@ -27,6 +29,10 @@ class User(AbstractUser):
     email = models.EmailField(unique=True, error_messages={"unique": "A user with that email already exists."})
     display_name = models.CharField(max_length=64, blank=True)
     last_seen = models.DateTimeField(null=True, blank=True)
+    # Carried by every token as its `generation` claim; a token of an older generation is refused
+    # everywhere (REST, refresh, sockets). Bumped by accounts.sessions.sessions_end: a password
+    # change, logging out everywhere, a deactivation.
+    session_generation = models.PositiveIntegerField(default=0, editable=False)
 
     objects = MessengerUserManager()  # type: ignore[misc]
 
@@ -41,6 +47,27 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.username
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        """Save; a new password (set_password, e.g. through the admin) or a deactivation also ends
+        every session of the user (accounts.sessions), in the same transaction.
+
+        A password rehashed on login (check_password's upgrade) is no new password: set_password
+        left `_password` for the save only when a raw password was given."""
+        from accounts import sessions
+
+        ends = not self._state.adding and self.pk is not None and sessions.save_ends_sessions(self)
+        if not ends:
+            super().save(*args, **kwargs)
+            return
+        raw_password: str | None = getattr(self, "_password", None)
+        try:
+            with transaction.atomic():
+                super().save(*args, **kwargs)
+                sessions.sessions_end(self)
+        except BaseException:
+            self._password = raw_password  # rolled back: still a new password (a retried save ends the sessions)
+            raise
 
     @property
     def shown_name(self) -> str:

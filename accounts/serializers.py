@@ -8,7 +8,7 @@ from rest_framework_simplejwt.serializers import TokenRefreshSerializer
 from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts import presence, rotation
+from accounts import presence, rotation, sessions
 from accounts.models import User
 from messenger.rendering import datetime_text
 
@@ -71,6 +71,13 @@ class MeSerializer(PublicUserSerializer):
 class MeUpdateSerializer(serializers.Serializer[User]):
     display_name = serializers.CharField(max_length=64, required=False, allow_blank=True)
     email = serializers.EmailField(required=False)
+    password = serializers.CharField(
+        write_only=True,
+        required=False,
+        max_length=128,
+        style={"input_type": "password"},
+        help_text="The current password: needed to change `email`.",
+    )
 
 
 class RegisterSerializer(serializers.Serializer[User]):
@@ -107,27 +114,43 @@ class AuthResultSerializer(TokenPairSerializer):
 
 
 class RefreshSerializer(TokenRefreshSerializer):
-    """SimpleJWT's refresh, with a rotation that survives a lost answer (accounts.rotation), and a
-    token whose user was deleted a 401 (SimpleJWT lets the lookup's DoesNotExist escape as a 500)."""
+    """SimpleJWT's refresh, with a rotation that survives a lost answer (accounts.rotation), a
+    token whose user was deleted a 401 (SimpleJWT lets the lookup's DoesNotExist escape as a 500),
+    and a token of an ended session (accounts.sessions) a 401, within the grace period too."""
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, str]:
         try:
             refresh = RefreshToken(attrs["refresh"])
         except TokenError as error:
             answer = rotation.answer_within_grace(attrs["refresh"])
-            if answer is None:
+            if answer is None or not _session_current(_payload(answer["refresh"])):
                 raise InvalidToken(str(error)) from None
             return answer
-        user_id = refresh.payload.get(api_settings.USER_ID_CLAIM)
-        user = User.objects.filter(pk=user_id).first() if user_id else None
-        if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
-            raise exceptions.AuthenticationFailed(
-                "No active account found for the given token.", "no_active_account"
-            ) from None
+        if not _session_current(refresh.payload):
+            raise InvalidToken("The session of this token has ended.")
         try:
             return rotation.rotate(refresh)
         except TokenError as error:
             raise InvalidToken(str(error)) from None
+
+
+def _payload(token: str) -> dict[str, Any]:
+    payload: dict[str, Any] = rotation.UncheckedRefreshToken(token).payload  # type: ignore[arg-type]
+    return payload
+
+
+def _session_current(payload: dict[str, Any]) -> bool:
+    """Is the token's user active and the token of their current session generation?"""
+    user_id = payload.get(api_settings.USER_ID_CLAIM)
+    user = User.objects.filter(pk=user_id).only("is_active", "session_generation").first() if user_id else None
+    if user is None or not api_settings.USER_AUTHENTICATION_RULE(user):
+        raise exceptions.AuthenticationFailed("No active account found for the given token.", "no_active_account")
+    return sessions.token_current(payload, user)
+
+
+class PasswordChangeSerializer(serializers.Serializer[Any]):
+    old_password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
+    new_password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
 
 
 class LogoutSerializer(serializers.Serializer[Any]):
@@ -135,5 +158,5 @@ class LogoutSerializer(serializers.Serializer[Any]):
 
 
 def tokens_for(user: User) -> dict[str, str]:
-    refresh = RefreshToken.for_user(user)
+    refresh = sessions.refresh_for(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}

@@ -2,6 +2,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
+from accounts import sessions
 from accounts.models import User
 from messenger.deadlocks import retry_deadlocks
 
@@ -55,9 +56,23 @@ def _user_insert(user: User) -> User:
     return user
 
 
+def user_update(
+    *, user: User, display_name: str | None = None, email: str | None = None, password: str | None = None
+) -> User:
+    """Change the profile. A new email (not the same one in another case) needs the user's password:
+    a stolen access token alone cannot take the account over through a password reset by email.
+    The password is checked before the transaction (hashing: see user_create)."""
+    if email is not None and User.objects.normalize_email(email.strip()).lower() != user.email.lower():
+        if not password:
+            raise ValidationError({"password": ["Your password is needed to change the email."]})
+        if not user.check_password(password):
+            raise ValidationError({"password": ["The password is not correct."]})
+    return _user_update(user=user, display_name=display_name, email=email)
+
+
 @retry_deadlocks
 @transaction.atomic
-def user_update(*, user: User, display_name: str | None = None, email: str | None = None) -> User:
+def _user_update(*, user: User, display_name: str | None, email: str | None) -> User:
     fields: list[str] = []
     if display_name is not None:
         user.display_name = display_name.strip()
@@ -70,3 +85,33 @@ def user_update(*, user: User, display_name: str | None = None, email: str | Non
         user.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
         user.save(update_fields=fields)
     return user
+
+
+def user_password_change(*, user: User, old_password: str, new_password: str) -> User:
+    """Check the old password, validate and set the new one. Every session of the user ends
+    (User.save: accounts.sessions.sessions_end): the caller issues the tokens of the new one.
+
+    A wrong old password is a ValidationError on `old_password` (a 400: the caller is signed in,
+    the body is what is wrong). The hashing comes before the transaction, as in user_create."""
+    if not user.check_password(old_password):
+        raise ValidationError({"old_password": ["The old password is not correct."]})
+    try:
+        validate_password(new_password, user)
+    except ValidationError as error:
+        raise ValidationError({"new_password": error.messages}) from None
+    user.set_password(new_password)
+    return _password_save(user)
+
+
+@retry_deadlocks
+@transaction.atomic
+def _password_save(user: User) -> User:
+    user.save(update_fields=["password"])
+    return user
+
+
+@retry_deadlocks
+@transaction.atomic
+def user_logout_all(*, user: User) -> None:
+    """End every session of the user: all their tokens stop working, their sockets close (4401)."""
+    sessions.sessions_end(user)

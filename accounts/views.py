@@ -23,6 +23,7 @@ from accounts.serializers import (
     LogoutSerializer,
     MeSerializer,
     MeUpdateSerializer,
+    PasswordChangeSerializer,
     PublicUserSerializer,
     RefreshSerializer,
     RegisterSerializer,
@@ -99,6 +100,35 @@ class LogoutView(APIView):
             # have received, stops working (accounts.rotation).
             if not rotation.revoke_successor_of(data.validated_data["refresh"]):
                 raise serializers.ValidationError({"refresh": [str(error)]}) from None
+        return Response(status=status.HTTP_205_RESET_CONTENT)
+
+
+class PasswordChangeView(APIView):
+    """Change the caller's password: every other session ends (refresh tokens, access tokens and
+    open sockets on every process: close 4401), and the answer is the new session's token pair.
+
+    A wrong `old_password` is a 400 on that field, like a `new_password` Django's validators refuse:
+    the caller is authenticated (a 401 would tell a client to refresh and sign in again), and DRF's
+    403 means a caller without the permission. Throttled like the login (scope "auth")."""
+
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(request=PasswordChangeSerializer, responses={200: TokenPairSerializer}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        data = PasswordChangeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_password_change(user=request_user(request), **data.validated_data)
+        return Response(tokens_for(user))
+
+
+class LogoutAllView(APIView):
+    """End every session of the caller: all their refresh and access tokens stop working, and their
+    open sockets on every process are closed with 4401."""
+
+    @extend_schema(request=None, responses={205: None}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        services.user_logout_all(user=request_user(request))
         return Response(status=status.HTTP_205_RESET_CONTENT)
 
 

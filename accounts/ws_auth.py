@@ -17,9 +17,10 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.utils.functional import SimpleLazyObject
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
+
+from accounts.sessions import SessionJWTAuthentication, token_current
 
 # Origins compared as exact strings rather than parsed as URLs: a page loaded from file://
 # (the Electron client's renderer) sends "file://" (Electron, older Chromium) or "null"
@@ -86,7 +87,7 @@ class OriginCheckMiddleware:
 
 def _user_for(validated: AccessToken) -> Any:
     try:
-        return JWTAuthentication().get_user(validated)
+        return SessionJWTAuthentication().get_user(validated)
     except AuthenticationFailed:
         return AnonymousUser()
 
@@ -121,9 +122,9 @@ def user_from_token(token: str | None) -> Any:
 def resolve_users(scope_users: list[Any]) -> list[Any]:
     """The active User behind each scope["user"], or None; one query for all (call in a thread).
 
-    The same rules as SimpleJWT's JWTAuthentication.get_user (which REST uses): the user must
-    exist and, with CHECK_USER_IS_ACTIVE, be active; with CHECK_REVOKE_TOKEN each token goes
-    through get_user itself.
+    The same rules as REST's SessionJWTAuthentication.get_user: the user must exist and, with
+    CHECK_USER_IS_ACTIVE, be active, and the token be of the user's current session generation
+    (accounts.sessions); with CHECK_REVOKE_TOKEN each token goes through get_user itself.
     """
     from django.contrib.auth import get_user_model
     from rest_framework_simplejwt.settings import api_settings
@@ -146,7 +147,8 @@ def resolve_users(scope_users: list[Any]) -> list[Any]:
             if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
                 continue
             for index in wanted.get(str(getattr(user, field)), []):
-                results[index] = user
+                if token_current(scope_users[index].token, user):
+                    results[index] = user
         for indexes in wanted.values():
             for index in indexes:
                 scope_users[index].resolve_to(results[index])

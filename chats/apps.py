@@ -7,6 +7,7 @@ class ChatsConfig(AppConfig):
 
     def ready(self) -> None:
         from chats import selectors, signals  # noqa: F401  (signals connects the receivers)
+        from chats.realtime import sessions  # noqa: F401  (connects accounts.sessions.sessions_ended)
         from media import access
 
         # media sits below chats and cannot import it: tell it what our messages mean for attachments.

@@ -2,17 +2,19 @@
 
 Browsers send no Authorization header for <img src>; the access token in the query string
 lets a page show an image directly. It is the same short-lived access token as in the header
-(validated by SimpleJWT: signature, expiry, token type "access", active user), so it grants
+(validated by SimpleJWT: signature, expiry, token type "access", active user; and of the
+user's current session generation, accounts.sessions), so it grants
 nothing the header would not. Only AttachmentFileView lists this class.
 """
 
 from typing import Any
 
 from rest_framework.request import Request
-from rest_framework_simplejwt.authentication import JWTAuthentication
+
+from accounts.sessions import SessionJWTAuthentication
 
 
-class AccessTokenQueryAuthentication(JWTAuthentication):
+class AccessTokenQueryAuthentication(SessionJWTAuthentication):
     def authenticate(self, request: Request) -> tuple[Any, Any] | None:
         raw = request.query_params.get("token")
         if not raw:

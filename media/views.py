@@ -19,9 +19,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from accounts.auth import request_user
+from accounts.sessions import SessionJWTAuthentication
 from media import access, services, store, validation
 from media.authentication import AccessTokenQueryAuthentication
 from media.models import Attachment
@@ -93,7 +93,7 @@ class AnyAccept(BaseContentNegotiation):
 class AttachmentFileView(APIView):
     # The header keeps working; ?token=<access JWT> is accepted on this URL only, because a
     # browser cannot add an Authorization header to <img src>.
-    authentication_classes = [JWTAuthentication, AccessTokenQueryAuthentication]
+    authentication_classes = [SessionJWTAuthentication, AccessTokenQueryAuthentication]
     content_negotiation_class = AnyAccept
 
     @extend_schema(

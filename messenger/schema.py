@@ -20,6 +20,7 @@ A view adds statuses of its own with `error_statuses` (login and refresh: 401 fo
 
 from typing import Any
 
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from drf_spectacular.openapi import AutoSchema
 from rest_framework.permissions import AllowAny
 
@@ -28,6 +29,12 @@ def contract_paths(endpoints: list[tuple[str, str, str, Any]], **kwargs: Any) ->
     """Drop the trailing slash the routers' optional "/?" renders as: the contract's paths have none
     (both forms are served)."""
     return [(path.rstrip("/") if path != "/" else path, regex, method, view) for path, regex, method, view in endpoints]
+
+
+class SessionJWTScheme(SimpleJWTScheme):
+    """The bearer JWT, as SimpleJWT's (accounts.sessions.SessionJWTAuthentication only adds a check)."""
+
+    target_class = "accounts.sessions.SessionJWTAuthentication"
 
 
 ERROR_SCHEMA = {

@@ -11,7 +11,9 @@ sync thread. Every frame takes one road:
 `message.send` frames are queued to their chat's lane (chats.realtime.sends), which stores the
 sends of many sockets together; a socket's replies go out in the order of its frames, and a frame
 behind a send is handled once the send is answered. A frame that fails gets its `error` frame and
-the socket stays open; flooding gets `rate_limited`, then close 4429. Close codes are the
+the socket stays open; flooding gets `rate_limited`, then close 4429. A socket lives no longer
+than its access token (renewed with an `auth` frame) nor than its user's session: close 4401
+(chats.realtime.sessions). Close codes are the
 contract's 4xxx, or 4503 when the database cannot look the socket up or the channel layer
 cannot subscribe it (retry later), or 1001 when the server shuts down, once the frames received
 before are answered.
@@ -36,6 +38,7 @@ from chats.realtime import adapter
 from chats.realtime.connects import connect_lookups
 from chats.realtime.envelopes import chat_group, encode, user_group
 from chats.realtime.hub import get_hub
+from chats.realtime.sessions import current_generations, session_group
 from chats.serializers import ChatFrameSerializer, MessageSendSerializer, ReadFrameSerializer
 from messenger import json_input
 from messenger.exceptions import Refused, classify, error_frame
@@ -75,6 +78,7 @@ class RealtimeConsumer:
     """One socket. Also the hub's Listener: `user_id`, `chat_id`, `groups`, `send`, `wire`, `close`."""
 
     __slots__ = (
+        "_expiry",
         "_held",
         "_raw_send",
         "_receive",
@@ -83,6 +87,7 @@ class RealtimeConsumer:
         "_tokens",
         "chat_id",
         "closed",
+        "generation",
         "groups",
         "scope",
         "send",
@@ -105,6 +110,10 @@ class RealtimeConsumer:
         self.groups: set[str] = set()
         self.wire: Any = None
         self.closed = False
+        # The session: the generation of the token it was opened (or renewed) with, and the timer
+        # that closes it when that token expires (chats.realtime.sessions).
+        self.generation = 0
+        self._expiry: asyncio.TimerHandle | None = None
         self._tokens = float(settings.WEBSOCKET_RATE_BURST)
         self._strikes = 0.0
         self._stamp = time.monotonic()
@@ -139,6 +148,7 @@ class RealtimeConsumer:
                     await self.close(CLOSE_GOING_AWAY)
         finally:
             self.closed = True
+            self._end_session()
             await get_hub().detach(self)
 
     async def _hold(self, frame: dict[str, Any]) -> None:
@@ -154,6 +164,7 @@ class RealtimeConsumer:
             await self._refuse(CLOSE_UNAUTHORIZED)
             return
         hub = get_hub()
+        token = getattr(scope_user, "__dict__", {}).get("token")  # let go of once resolved (ws_auth)
         try:
             user, chats = await hub.batched(connect_lookups)((scope_user, self.chat_id))
         except DatabaseError:
@@ -164,14 +175,14 @@ class RealtimeConsumer:
         if user is None:
             await self._refuse(CLOSE_UNAUTHORIZED)
             return
-        self.user, self.user_id = user, user.pk
+        self.user, self.user_id, self.generation = user, user.pk, user.session_generation
         if chats is None:
             await self._refuse(CLOSE_FORBIDDEN)
             return
         if self.chat_id is None:
             groups = [chat_group(chat_id) for chat_id in chats] + [user_group(user.pk)]
         else:
-            groups = [chat_group(self.chat_id)]
+            groups = [chat_group(self.chat_id), session_group(user.pk)]
         try:
             await hub.attach(self, groups, chats, user.last_seen)
         except Exception:
@@ -185,6 +196,10 @@ class RealtimeConsumer:
             await self._raw_send(frame)
         self.send = self._raw_send
         self.wire = adapter.wire_of(self._raw_send)
+        if hub.sessions.ended(self.user_id, self.generation):  # while it was subscribing
+            await self.close(CLOSE_UNAUTHORIZED)
+            return
+        self._expiry = hub.sessions.expire(self, token["exp"] if token is not None else None, None)
 
     async def _refuse(self, code: int) -> None:
         """Accept then close, so that the client sees the code (a refused handshake has none)."""
@@ -196,8 +211,14 @@ class RealtimeConsumer:
         if self.closed:
             return
         self.closed = True
+        self._end_session()
         await get_hub().detach(self)
         await self._raw_send({"type": "websocket.close", "code": code})
+
+    def _end_session(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
 
     # Frames -------------------------------------------------------------------------------
 
@@ -284,7 +305,10 @@ class RealtimeConsumer:
 
     # Handlers: each takes the parsed frame; a send returns its reply still to come ----------------
 
-    async def on_message_send(self, frame: dict[str, Any]) -> Reply:
+    async def on_message_send(self, frame: dict[str, Any]) -> Reply | None:
+        if get_hub().sessions.ended(self.user_id, self.generation):
+            await self.close(CLOSE_UNAUTHORIZED)  # the close is on its way: store nothing more
+            return None
         data = _valid(MessageSendSerializer, frame)
         chat_id = self._chat_of(data)
         data.pop("chat_id", None)
@@ -305,6 +329,26 @@ class RealtimeConsumer:
     async def on_ping(self, frame: dict[str, Any]) -> Reply:
         return _ready(PONG)
 
+    async def on_auth(self, frame: dict[str, Any]) -> Reply | None:
+        """Renew the socket's session with a fresh access token of its user; any other closes 4401."""
+        hub = get_hub()
+        validated = hub.sessions.renewal(self, frame.get("token"))
+        current: int | None = None
+        if validated is not None:
+            try:
+                current = await hub.batched(current_generations)(self.user_id)
+            except DatabaseError:
+                logger.warning("could not look up user %s's session; closing the socket", self.user_id, exc_info=True)
+                await self.close(CLOSE_UNAVAILABLE)
+                return None
+        answer = hub.sessions.renewed(validated, current) if validated is not None else None
+        if validated is None or current is None or answer is None or self.closed:
+            await self.close(CLOSE_UNAUTHORIZED)
+            return None
+        self.generation = current  # renewed with a token of the current session: its generation now
+        self._expiry = hub.sessions.expire(self, float(validated["exp"]), self._expiry)
+        return _ready(answer)
+
 
 def _ready(text: str) -> Reply:
     future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -321,4 +365,5 @@ FRAME_HANDLERS: dict[str, Callable[[RealtimeConsumer, dict[str, Any]], Awaitable
     "typing": RealtimeConsumer.on_typing,
     "read": RealtimeConsumer.on_read,
     "ping": RealtimeConsumer.on_ping,
+    "auth": RealtimeConsumer.on_auth,
 }

@@ -5,6 +5,7 @@
     presence.*             the user's first and last socket here, the heartbeat of claims
     typing_throttle.Typing typing notices, throttled
     sends.SendBatches      the sockets' sends, stored in batches, chats side by side
+    sessions.Sessions      the sockets' token expiry timers, the users whose sessions ended
     connects.BatchedCall   sockets connecting together, authorised together
 
 Lifecycle: `get_hub()` returns the running loop's hub, starting it on first use; `stop_hub()`
@@ -29,6 +30,7 @@ from chats.realtime.groups import Listener, Subscriptions
 from chats.realtime.presence import PresenceTransitions
 from chats.realtime.router import Router
 from chats.realtime.sends import SendBatches
+from chats.realtime.sessions import ENDED, Sessions
 from chats.realtime.typing_throttle import Typing
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class Hub:
         self.user_chats: dict[int, list[int]] = {}
         self.transitions = PresenceTransitions(loop, self.user_sockets, self.user_chats)
         self.typing = Typing()
+        self.sessions = Sessions(loop)
+        self.router.add_control(ENDED, self.sessions.on_ended)
         self.sends = SendBatches(loop)
         self._batched: dict[Callable[..., Any], BatchedCall] = {}
         self._started: asyncio.Task[None] | None = None

@@ -66,6 +66,10 @@ class Router:
             "presence": self._on_presence,
         }
 
+    def add_control(self, kind: str, handler: Callable[[str, dict[str, Any], set[Listener]], Awaitable[None]]) -> None:
+        """Handle envelopes of `kind` with `handler(group, message, local listeners of the group)`."""
+        self._controls[kind] = handler
+
     async def run(self, receive: Callable[[str], Awaitable[dict[str, Any]]], channel: str) -> None:
         while True:
             try:

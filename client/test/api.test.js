@@ -213,3 +213,74 @@ test('a refresh token rotated by another tab is picked up instead of ending the 
   assert.equal(storage.getItem(REFRESH_KEY), 'r3');
   assert.equal(ended, 0);
 });
+
+test('every new access token is told to its listeners: the refresh ahead of expiry included', async () => {
+  const clock = fakeTimers();
+  const first = jwt(nowSeconds(clock) + 300);
+  const second = jwt(nowSeconds(clock) + 900, { n: 2 });
+  const { api } = setup({
+    'POST /api/auth/login': () => jsonResponse(200, { user: me, access: first, refresh: 'r1' }),
+    'POST /api/auth/refresh': () => jsonResponse(200, { access: second, refresh: 'r2' }),
+  }, { clock });
+  const heard = [];
+  const unsubscribe = api.onAccessToken((token) => heard.push(token));
+  await api.login({ username: 'ann', password: 'pw' });
+
+  await clock.advance(250_000);
+
+  assert.deepEqual(heard, [first, second]);
+  assert.equal(api.currentAccessToken(), second);
+  unsubscribe();
+  await api.refresh();
+  assert.equal(heard.length, 2, 'an unsubscribed listener hears nothing more');
+});
+
+test('a password change posts both passwords and goes on with the new pair', async () => {
+  const clock = fakeTimers();
+  const old = jwt(nowSeconds(clock) + 300);
+  const renewed = jwt(nowSeconds(clock) + 300, { generation: 1 });
+  const { api, calls, storage } = setup({
+    'POST /api/auth/login': () => jsonResponse(200, { user: me, access: old, refresh: 'r1' }),
+    'POST /api/auth/password': () => jsonResponse(200, { access: renewed, refresh: 'r2' }),
+  }, { clock });
+  await api.login({ username: 'ann', password: 'pw' });
+  const heard = [];
+  api.onAccessToken((token) => heard.push(token));
+
+  await api.changePassword({ oldPassword: 'pw', newPassword: 'Another-Horse-43' });
+
+  assert.deepEqual(calls.at(-1).body, { old_password: 'pw', new_password: 'Another-Horse-43' });
+  assert.equal(calls.at(-1).headers.Authorization, `Bearer ${old}`);
+  assert.equal(storage.getItem(REFRESH_KEY), 'r2');
+  assert.deepEqual(heard, [renewed], 'open sockets renew with the new session');
+});
+
+test('a wrong old password comes back as a field error and keeps the session', async () => {
+  const clock = fakeTimers();
+  const { api, storage } = setup({
+    'POST /api/auth/login': () => jsonResponse(200, { user: me, access: jwt(nowSeconds(clock) + 300), refresh: 'r1' }),
+    'POST /api/auth/password': () => jsonResponse(400, { old_password: ['The old password is not correct.'] }),
+  }, { clock });
+  await api.login({ username: 'ann', password: 'pw' });
+
+  const error = await api.changePassword({ oldPassword: 'nope', newPassword: 'Another-Horse-43' }).catch((e) => e);
+
+  assert.ok(error instanceof ApiError);
+  assert.deepEqual(error.fields, { old_password: ['The old password is not correct.'] });
+  assert.equal(storage.getItem(REFRESH_KEY), 'r1');
+});
+
+test('logging out everywhere tells the server, then forgets the session here too', async () => {
+  const clock = fakeTimers();
+  const { api, calls } = setup({
+    'POST /api/auth/login': () => jsonResponse(200, { user: me, access: jwt(nowSeconds(clock) + 300), refresh: 'r1' }),
+    'POST /api/auth/logout-all': () => jsonResponse(205),
+  }, { clock });
+  await api.login({ username: 'ann', password: 'pw' });
+
+  await api.logoutAll();
+
+  assert.equal(calls.at(-1).path, '/api/auth/logout-all');
+  assert.equal(api.hasSession(), false);
+  assert.equal(api.currentAccessToken(), null);
+});

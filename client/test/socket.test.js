@@ -57,12 +57,13 @@ function fakeApi({ chats, log, pageSize = 100 }) {
   };
 }
 
-function setup({ chats = [chat(10, 2)], log = {}, pageSize } = {}) {
+function setup({ chats = [chat(10, 2)], log = {}, pageSize, extendApi = () => {} } = {}) {
   const store = createStore();
   store.setUser(ann);
   for (const c of chats) store.upsertChat(c);
   const serverChats = chats.map((c) => ({ ...c }));
   const api = fakeApi({ chats: () => serverChats, log, pageSize });
+  extendApi(api);
   const { FakeWebSocket, instances } = fakeWebSocketClass();
   const clock = fakeTimers();
   const socket = createSocket({
@@ -314,4 +315,87 @@ test('a rename is merged into the chat and keeps its members', async () => {
   instances[0].serverSend({ type: 'chat.updated', chat: { id: 10, is_group: true, title: 'Renamed' } });
   assert.equal(store.getChat(10).title, 'Renamed');
   assert.equal(store.getChat(10).members.length, 2);
+});
+
+/** setup() with an API that announces new access tokens, as the real one does after each refresh. */
+function setupWithTokens({ current: initial = null } = {}) {
+  const listeners = new Set();
+  let current = initial;
+  const parts = setup({
+    extendApi: (api) => {
+      api.onAccessToken = (listener) => {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      };
+      api.currentAccessToken = () => current;
+    },
+  });
+  parts.newToken = (token) => {
+    current = token;
+    for (const listener of listeners) listener(token);
+  };
+  parts.listeners = listeners;
+  return parts;
+}
+
+const authFrames = (ws) => ws.sent.filter((frame) => frame.type === 'auth');
+
+test('after each refresh the open socket renews its session with auth', async () => {
+  const { socket, instances, newToken } = setupWithTokens();
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+
+  newToken('fresh1');
+  newToken('fresh1');
+  newToken('fresh2');
+
+  assert.deepEqual(authFrames(instances[0]), [{ type: 'auth', token: 'fresh1' }, { type: 'auth', token: 'fresh2' }]);
+});
+
+test('a token refreshed while the socket was opening is sent as soon as it opens', async () => {
+  const { socket, instances, newToken } = setupWithTokens();
+  socket.start();
+  await flush();
+  newToken('fresh'); // the socket is still connecting with token1
+
+  instances[0].serverOpen();
+
+  assert.deepEqual(authFrames(instances[0]), [{ type: 'auth', token: 'fresh' }]);
+});
+
+test('a socket that opened with the newest token sends no auth', async () => {
+  const { socket, instances } = setupWithTokens({ current: 'token1' });
+  socket.start();
+  await flush();
+
+  instances[0].serverOpen();
+
+  assert.deepEqual(authFrames(instances[0]), []);
+});
+
+test('auth.ok is taken quietly and the socket stays online', async () => {
+  const { socket, instances, newToken, store } = setupWithTokens();
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  newToken('fresh');
+
+  instances[0].serverSend({ type: 'auth.ok', expires_at: '2026-12-01T23:40:00Z' });
+
+  assert.equal(store.state.connection, 'online');
+});
+
+test('with the socket closed no auth is written, and dispose stops listening', async () => {
+  const { socket, instances, newToken, listeners } = setupWithTokens();
+  socket.start();
+  await flush();
+  newToken('while-connecting');
+  instances[0].serverClose(1006);
+
+  newToken('while-down');
+  socket.dispose();
+
+  assert.deepEqual(instances[0].sent, []);
+  assert.equal(listeners.size, 0);
 });

@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.factories import UserFactory
+from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 URL = "/api/auth/me"
 
@@ -45,12 +45,24 @@ def test_patch_me_may_clear_the_display_name(api_client, user):
 
 def test_patch_me_changes_the_email(api_client, user):
     # when
-    r = api_client.patch(URL, {"email": "new@example.com"}, format="json")
+    r = api_client.patch(URL, {"email": "new@example.com", "password": DEFAULT_PASSWORD}, format="json")
     # then
     assert r.status_code == 200, r.content
     assert r.json()["email"] == "new@example.com"
     user.refresh_from_db()
     assert user.email == "new@example.com"
+
+
+@pytest.mark.parametrize("password", [None, "", "not-my-password"], ids=["missing", "blank", "wrong"])
+def test_patch_me_refuses_a_new_email_without_the_password(api_client, user, unchanged, password):
+    # given
+    body = {"email": "new@example.com"} if password is None else {"email": "new@example.com", "password": password}
+    # when
+    with unchanged():
+        r = api_client.patch(URL, body, format="json")
+    # then
+    assert r.status_code == 400, r.content
+    assert r.json()["password"]
 
 
 def test_patch_me_keeps_the_own_email_in_another_case(api_client, user):
@@ -65,7 +77,7 @@ def test_patch_me_refuses_an_email_another_user_has_ignoring_case(api_client, us
     UserFactory.create(username="carol", email="carol@example.com")
     # when
     with unchanged():
-        r = api_client.patch(URL, {"email": "CAROL@example.com"}, format="json")
+        r = api_client.patch(URL, {"email": "CAROL@example.com", "password": DEFAULT_PASSWORD}, format="json")
     # then
     assert r.status_code == 400, r.content
     assert r.json()["email"] == ["A user with that email already exists."]

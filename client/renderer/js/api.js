@@ -98,6 +98,7 @@ export function createApi({
   let accessExpiry = null;
   let refreshInFlight = null;
   let refreshTimer = null;
+  const tokenListeners = new Set(); // called with each new access token (open sockets renew with it)
 
   function url(path) {
     if (/^https?:\/\//i.test(path)) return path;
@@ -113,6 +114,13 @@ export function createApi({
     accessExpiry = tokenExpiry(access);
     if (refresh) storage.setItem(REFRESH_KEY, refresh);
     scheduleRefresh();
+    for (const listener of tokenListeners) {
+      try {
+        listener(access);
+      } catch {
+        /* a listener's failure is its own */
+      }
+    }
   }
 
   function clearTokens() {
@@ -250,6 +258,13 @@ export function createApi({
     hasSession,
     refresh,
     accessToken: accessTokenFresh,
+    /** The access token held now (no refresh), or null. */
+    currentAccessToken: () => accessToken,
+    /** Call `listener(access)` with every new access token (each refresh, login, password change); returns an unsubscribe. */
+    onAccessToken(listener) {
+      tokenListeners.add(listener);
+      return () => tokenListeners.delete(listener);
+    },
     request: send,
 
     async register({ username, email, password, display_name }) {
@@ -276,6 +291,23 @@ export function createApi({
         clearTokens();
         for (const objectUrl of blobUrls.values()) objectUrl.then((u) => globalThis.URL?.revokeObjectURL?.(u), () => {});
         blobUrls.clear();
+      }
+    },
+    /**
+     * Change the password: every other session of the user ends (their sockets close with 4401);
+     * this one continues with the answer's new pair. A wrong old password or a refused new one is
+     * an ApiError 400 with `fields.old_password` / `fields.new_password`.
+     */
+    async changePassword({ oldPassword, newPassword }) {
+      const body = { old_password: oldPassword, new_password: newPassword };
+      setTokens(await send('POST', '/api/auth/password', { body }));
+    },
+    /** End every session of the user, this one too (the server answers 205). */
+    async logoutAll() {
+      try {
+        await send('POST', '/api/auth/logout-all');
+      } finally {
+        clearTokens();
       }
     },
     me: () => send('GET', '/api/auth/me'),

@@ -3,6 +3,9 @@
 // messages and asks every chat for what changed since the last version this client saw
 // (`GET /api/chats/{id}/messages?since=<version>`), so a dropped connection loses nothing.
 // An event whose version skips ahead triggers the same catch-up for its chat.
+// A socket lives no longer than the access token it was opened with (the server closes it with 4401):
+// after every refresh of the access token (the API client refreshes ahead of expiry) the open socket
+// is renewed with `{"type": "auth", "token"}`, which the server answers with `auth.ok`.
 
 export const BACKOFF_BASE_MS = 500;
 export const BACKOFF_MAX_MS = 30_000;
@@ -52,6 +55,14 @@ export function createSocket({
   let lastFrameAt = 0;
   const ackTimers = new Map(); // client_id -> timer
   const catchUps = new Map(); // chat id -> { running: Promise, again: boolean }
+  let socketToken = null; // the access token the open socket was opened or last renewed with
+
+  /** Renew the open socket's session with a new access token (sent once per token). */
+  function renew(token) {
+    if (!token || token === socketToken || !isOpen()) return;
+    if (write({ type: 'auth', token })) socketToken = token;
+  }
+  const unsubscribeTokens = api.onAccessToken ? api.onAccessToken(renew) : () => {};
 
   function isOpen() {
     return Boolean(ws && ws.readyState === OPEN);
@@ -119,8 +130,11 @@ export function createSocket({
     if (stopped) return;
     const socket = new WebSocketImpl(`${url}?token=${encodeURIComponent(token)}`);
     ws = socket;
+    socketToken = token;
     socket.onopen = () => {
       if (ws !== socket) return;
+      // A refresh while the socket was opening: renew at once with the newer token.
+      renew(api.currentAccessToken ? api.currentAccessToken() : null);
       attempts = 0;
       lastFrameAt = now();
       store.setConnection('online');
@@ -230,6 +244,7 @@ export function createSocket({
       }
     },
     pong: () => {},
+    'auth.ok': () => {},
   };
 
   function handleFrame(frame) {
@@ -399,6 +414,11 @@ export function createSocket({
     read: (chatId, messageId) => write({ type: 'read', chat_id: chatId, message_id: messageId }),
     catchUp,
     syncAll,
+    /** Stop listening for new access tokens (the socket is being thrown away). */
+    dispose() {
+      stop();
+      unsubscribeTokens();
+    },
     /** For tests and debugging: the live WebSocket object. */
     get raw() {
       return ws;
