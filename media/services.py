@@ -11,7 +11,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
 
 from accounts.models import User
-from media import access, store, validation
+from media import access, containers, store, validation
 from media.models import Attachment, Blob
 from messenger.deadlocks import retry_deadlocks
 
@@ -21,8 +21,9 @@ logger = logging.getLogger(__name__)
 def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
     """Validate an uploaded image by its bytes, store it once per content, record the upload.
 
-    EXIF location data is removed first, so the sha256 names the cleaned bytes: the same
-    photo uploaded twice (by anyone) is one Blob and one file, and two Attachments.
+    Metadata is removed first (media.containers keeps only what draws the image), so the sha256
+    names the cleaned bytes: the same photo uploaded twice (by anyone, whatever metadata each copy
+    carried) is one Blob and one file, and two Attachments.
     Raises ValidationError({"file": [...]}) for a refused file and FileTooLarge past the limit;
     OSError (ENOSPC) when the disk is full and the store does not hold these bytes yet: then no
     row is written and no file is left, half or whole.
@@ -34,8 +35,8 @@ def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
         info = validation.inspect_image(path, size=size)
         with store.pending_file() as pending:
             try:
-                validation.write_clean(info.kind, path, pending.write)
-            except validation.CorruptImage as error:
+                containers.write_clean(info.kind.pillow_format, path, pending.write)
+            except containers.CorruptImage as error:
                 raise validation.reject(f"The file is not a valid {info.kind.name} image: it is corrupt.") from error
             sha256 = pending.finish()
             if pending.full is not None:
