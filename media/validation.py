@@ -2,9 +2,11 @@
 
 Nothing here looks at the declared Content-Type or the file name. A file is accepted when
 its first bytes carry the magic number of PNG, JPEG, GIF or WebP, Pillow (restricted to that
-one format) parses its header with no more than settings.UPLOAD_MAX_PIXELS pixels, verify()
-passes and the first frame really decodes. Refusals raise ValidationError({"file": [...]})
-naming the reason; a file over settings.UPLOAD_MAX_BYTES raises FileTooLarge (413).
+one format) parses its header with no more than settings.UPLOAD_MAX_PIXELS pixels, an animation
+shows no more than UPLOAD_MAX_FRAMES frames and UPLOAD_MAX_ANIMATION_PIXELS pixels in all (frames
+counted on the container, nothing decoded), verify() passes and the first frame really decodes.
+Refusals raise ValidationError({"file": [...]}) naming the reason; a file over
+settings.UPLOAD_MAX_BYTES raises FileTooLarge (413).
 """
 
 import warnings
@@ -14,6 +16,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from PIL import Image
+
+from media import containers
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ def inspect_image(path: Path, *, size: int) -> ImageInfo:
                     raise reject(f"The {kind.name} image has no pixels.")
                 if width * height > max_pixels:
                     raise too_many_pixels
+                _check_animation(kind, path, width * height)
                 image.verify()
             # verify() leaves the image unusable: open again and decode the first frame for real.
             with Image.open(path, formats=[kind.pillow_format]) as image:
@@ -111,6 +116,30 @@ def inspect_image(path: Path, *, size: int) -> ImageInfo:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise too_many_pixels from None
-    except Exception as error:  # Pillow raises OSError, SyntaxError, ValueError, EOFError, struct.error…
+    except Exception as error:  # CorruptImage; Pillow's OSError, SyntaxError, ValueError, EOFError, struct.error…
         raise reject(f"The file is not a valid {kind.name} image: it is truncated or corrupt.") from error
     return ImageInfo(kind=kind, width=width, height=height)
+
+
+def _check_animation(kind: ImageKind, path: Path, frame_pixels: int) -> None:
+    """Refuse an animation past UPLOAD_MAX_FRAMES frames or UPLOAD_MAX_ANIMATION_PIXELS in all.
+
+    A browser keeps each frame composed on the whole canvas, so an animation costs its viewers
+    frames x width x height pixels, whatever its frames' own rectangles (a 69 KB GIF of 3,000
+    one-pixel frames on a 39.6 MP screen is ~119 gigapixels). Frames are counted on the container
+    (media.containers: GIF image blocks, APNG fcTL chunks, WebP ANMF chunks), stopping at the
+    first frame past the limit: ~8 ms for those 3,000 GIF frames, nothing decoded.
+    """
+    max_frames = settings.UPLOAD_MAX_FRAMES
+    max_total = settings.UPLOAD_MAX_ANIMATION_PIXELS
+    allowed = min(max_frames, max_total // frame_pixels)
+    frames = containers.frame_count(kind.pillow_format, path, stop_after=allowed)
+    if frames <= allowed:
+        return
+    if frames > max_frames:
+        raise reject(f"The animation has too many frames: at most {max_frames} are accepted.")
+    raise reject(
+        f"The animation is too large: at most {max_total / 1_000_000:g} megapixels in all its frames "
+        f"(frames x width x height) are accepted; this one has at least {frames} frames of "
+        f"{frame_pixels / 1_000_000:g} megapixels."
+    )

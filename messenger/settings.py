@@ -306,6 +306,9 @@ CHAT_TITLE_MAX_LENGTH = 128
 GROUP_MAX_MEMBERS = env_int("GROUP_MAX_MEMBERS", 1000)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 40_000_000)
+# An animation's cost to its viewers: frames x width x height (media.validation._check_animation).
+UPLOAD_MAX_FRAMES = env_int("UPLOAD_MAX_FRAMES", 2000)
+UPLOAD_MAX_ANIMATION_PIXELS = env_int("UPLOAD_MAX_ANIMATION_PIXELS", 400_000_000)
 # /healthz reports the disk "full" (503) when the uploads' file system has less free than this.
 DISK_MIN_FREE_BYTES = env_int("DISK_MIN_FREE_BYTES", 64 * 1024 * 1024)
 # How long a browser may keep an attachment's bytes (content-addressed, so they never change).
