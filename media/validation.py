@@ -9,7 +9,11 @@ Refusals raise ValidationError({"file": [...]}) naming the reason; a file over
 settings.UPLOAD_MAX_BYTES raises FileTooLarge (413).
 """
 
+import functools
+import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,19 +110,46 @@ def inspect_image(path: Path, *, size: int) -> ImageInfo:
                 _check_animation(kind, path, width * height)
                 image.verify()
             # verify() leaves the image unusable: open again and decode the first frame for real.
-            with Image.open(path, formats=[kind.pillow_format]) as image:
+            with decode_slot(), Image.open(path, formats=[kind.pillow_format]) as image:
                 if kind is JPEG:
                     # Every byte of the scan is still entropy-decoded, but the DCT is scaled down 8x:
                     # a 40 MP photo takes ~2 MB instead of ~120 MB to check.
                     image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
                 image.load()
-    except ValidationError:
+    except (ValidationError, DecodersBusy):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise too_many_pixels from None
     except Exception as error:  # CorruptImage; Pillow's OSError, SyntaxError, ValueError, EOFError, struct.error…
         raise reject(f"The file is not a valid {kind.name} image: it is truncated or corrupt.") from error
     return ImageInfo(kind=kind, width=width, height=height)
+
+
+class DecodersBusy(Exception):
+    """No decode slot came free within UPLOAD_DECODE_WAIT_SECONDS (answered 503 with Retry-After)."""
+
+
+@functools.cache
+def _decode_slots(count: int) -> threading.BoundedSemaphore:
+    return threading.BoundedSemaphore(count)
+
+
+@contextmanager
+def decode_slot() -> Iterator[None]:
+    """Hold one of the process's UPLOAD_MAX_CONCURRENT_DECODES slots while an image is decoded.
+
+    A decoded frame takes up to 4 bytes a pixel (~160 MB at 40 MP) whatever the file's size, so
+    without a bound 16 concurrent uploads of a 150 KB PNG of 39 MP took a server from 280 MB to
+    2.4 GB; with 2 slots the decodes wait their turn (README, "Images and uploads", for the figures).
+    Waits at most UPLOAD_DECODE_WAIT_SECONDS, then raises DecodersBusy.
+    """
+    slots = _decode_slots(settings.UPLOAD_MAX_CONCURRENT_DECODES)
+    if not slots.acquire(timeout=settings.UPLOAD_DECODE_WAIT_SECONDS):
+        raise DecodersBusy
+    try:
+        yield
+    finally:
+        slots.release()
 
 
 def _check_animation(kind: ImageKind, path: Path, frame_pixels: int) -> None:

@@ -27,6 +27,7 @@ from media.authentication import AccessTokenQueryAuthentication
 from media.models import Attachment
 from media.serializers import AttachmentSerializer, AttachmentUploadSerializer
 from media.uploads import BoundedUploadHandler, UploadTooLarge
+from messenger.exceptions import Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +73,8 @@ class AttachmentUploadView(APIView):
             attachment = services.attachment_create(uploader=request_user(request), file=data.validated_data["file"])
         except validation.FileTooLarge as error:
             raise UploadTooLarge(error.limit) from error
+        except validation.DecodersBusy as error:
+            raise Unavailable("Too many images are being checked right now; try again shortly.") from error
         attachment = Attachment.objects.select_related("blob").get(pk=attachment.pk)
         return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 
