@@ -50,7 +50,7 @@ class AttachmentUploadView(APIView):
             201: AttachmentSerializer,
             400: OpenApiResponse(
                 description=(
-                    'Not a PNG, JPEG, GIF or WebP image by its bytes, more than UPLOAD_MAX_PIXELS, or an animation '
+                    "Not a PNG, JPEG, GIF or WebP image by its bytes, more than UPLOAD_MAX_PIXELS, or an animation "
                     'past UPLOAD_MAX_FRAMES frames or UPLOAD_MAX_ANIMATION_PIXELS in all: {"file": ["…"]}'
                 )
             ),
