@@ -1,10 +1,10 @@
 """Peak RSS of a live server while N clients upload a large-but-small PNG at once.
 
-    .venv/bin/python -m bench.upload_rss [--clients 16] [--megapixels 39] [--decodes 2]
+    .venv/bin/python -m bench.upload_rss [--clients 16] [--megapixels 39] [--decodes 2] [--format PNG|WEBP]
 
 Starts `python -m messenger.serve` on a free loopback port with a fresh SQLite DATA_DIR, registers
-one user, sends N concurrent uploads of a solid-colour PNG (about 150 KB for 39 MP, ~160 MB decoded
-as RGBA) and samples the server's resident set (the launcher and its workers, with psutil) every
+one user, sends N concurrent uploads of a solid-colour PNG or lossless WebP (126 KB / ~10 KB for
+39 MP, ~160 MB decoded as RGBA) and samples the server's resident set (the launcher and its workers, with psutil) every
 10 ms. Prints the RSS before, the peak and the answers' statuses. The server is stopped by its pid.
 HTTP_QUEUE_SECONDS is raised so that every upload is answered rather than queued out with 503;
 `--decodes 16` (UPLOAD_MAX_CONCURRENT_DECODES) is what the server did before the bound.
@@ -35,10 +35,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def solid_png(megapixels: float, shade: int) -> bytes:
+def solid_image(megapixels: float, fmt: str) -> bytes:
     side = int((megapixels * 1_000_000) ** 0.5)
     buffer = io.BytesIO()
-    Image.new("RGB", (side, side), (shade, 90, 160)).save(buffer, "PNG", compress_level=9)
+    options = {"compress_level": 9} if fmt == "PNG" else {"lossless": True, "quality": 0, "method": 0}
+    Image.new("RGB", (side, side), (30, 90, 160)).save(buffer, fmt, **options)
     return buffer.getvalue()
 
 
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--megapixels", type=float, default=39)
     parser.add_argument("--decodes", type=int, default=2, help="UPLOAD_MAX_CONCURRENT_DECODES")
+    parser.add_argument("--format", choices=["PNG", "WEBP"], default="PNG")
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="upload-rss-"))
     env = {
@@ -91,8 +93,9 @@ def main() -> None:
         r.raise_for_status()
         r = requests.post(base + "/api/auth/login", json=account, timeout=10)
         token = r.json()["access"]
-        payloads = [solid_png(args.megapixels, shade) for shade in range(args.clients)]
-        print(f"{args.clients} PNGs of {args.megapixels} MP, {len(payloads[0]) // 1024} KB each")
+        payload = solid_image(args.megapixels, args.format)  # the same bytes: deduped only after the checks
+        payloads = [payload] * args.clients
+        print(f"{args.clients} {args.format}s of {args.megapixels} MP, {len(payload) // 1024} KB each")
         process = psutil.Process(server.pid)
         time.sleep(1)
         before = tree_rss(process)
@@ -109,7 +112,7 @@ def main() -> None:
         def send(data: bytes) -> None:
             answer = requests.post(
                 base + "/api/attachments",
-                files={"file": ("big.png", data, "image/png")},
+                files={"file": ("big", data, "application/octet-stream")},
                 headers={"Authorization": f"Bearer {token}"},
                 timeout=300,
             )

@@ -246,6 +246,78 @@ def _png_chunk(kind: bytes, data: bytes) -> bytes:
     return len(data).to_bytes(4, "big") + kind + data + zlib.crc32(kind + data).to_bytes(4, "big")
 
 
+PNG_CHANNELS = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # by colour type: grey, RGB, palette, grey + alpha, RGBA
+ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2))
+INFLATE_SLICE = 1024 * 1024
+
+
+def png_scanlines(path: Path) -> list[tuple[int, int]]:
+    """(rows, bytes per filtered scanline, its filter byte included) of each pass of the PNG's image
+    data, in order: one pass, or Adam7's seven for an interlaced image (empty passes left out)."""
+    with open(path, "rb") as file:
+        file.seek(8)
+        header = file.read(8 + 13)
+    if len(header) < 21 or header[4:8] != b"IHDR":
+        raise CorruptImage("PNG without IHDR")
+    width, height = int.from_bytes(header[8:12], "big"), int.from_bytes(header[12:16], "big")
+    bit_depth, colour_type, interlace = header[16], header[17], header[20]
+    if colour_type not in PNG_CHANNELS:
+        raise CorruptImage(f"PNG colour type {colour_type}")
+    bits_per_pixel = PNG_CHANNELS[colour_type] * bit_depth
+    passes = []
+    for x0, y0, dx, dy in ADAM7 if interlace else ((0, 0, 1, 1),):
+        columns = (width - x0 + dx - 1) // dx if width > x0 else 0
+        rows = (height - y0 + dy - 1) // dy if height > y0 else 0
+        if columns and rows:
+            passes.append((rows, 1 + (columns * bits_per_pixel + 7) // 8))
+    return passes
+
+
+def check_png_pixels(path: Path) -> None:
+    """Inflate the PNG's image data as a decoder does, holding ~1 MB instead of the decoded frame.
+
+    Checks what decoding can find wrong: the zlib stream, enough data for every scanline, and a
+    valid filter type (0-4) at the start of each (read a pass at a time with a stride, in C); the
+    unfiltering itself cannot fail. Data past the last scanline is ignored, as decoders do.
+    Raises CorruptImage. A 39 MP PNG holds ~1 MB here where Image.load() holds ~160 MB.
+    """
+    passes = png_scanlines(path)
+    next_filter = 0  # offset in the inflated data of the next scanline's filter byte
+    inflated = 0  # bytes inflated before `piece`
+    inflater = zlib.decompressobj()
+    try:
+        with open(path, "rb") as file:
+            file.seek(8)
+            for kind, length in _png_chunks(file):
+                if kind != b"IDAT":
+                    file.seek(length + 4, 1)
+                    continue
+                pending = _read_exactly(file, length)
+                file.seek(4, 1)
+                while pending:
+                    piece = inflater.decompress(pending, INFLATE_SLICE)
+                    pending = inflater.unconsumed_tail
+                    end = inflated + len(piece)
+                    while passes and next_filter < end:
+                        rows, stride = passes[0]
+                        here = min(rows, (end - 1 - next_filter) // stride + 1)  # filter bytes in this piece
+                        first = next_filter - inflated
+                        if max(piece[first : first + (here - 1) * stride + 1 : stride]) > 4:
+                            raise CorruptImage("PNG scanline with an unknown filter type")
+                        next_filter += here * stride
+                        passes[0] = (rows - here, stride)
+                        if rows == here:
+                            passes.pop(0)
+                    if not passes and end >= next_filter:
+                        return  # every scanline is there, whole
+                    inflated = end
+                    if inflater.eof or not piece:
+                        break
+    except zlib.error as error:
+        raise CorruptImage(f"PNG image data: {error}") from error
+    raise CorruptImage("PNG image data ends before the last scanline")
+
+
 # WebP ------------------------------------------------------------------------------------
 
 VP8X_EXIF_FLAG = 0x08
@@ -312,6 +384,27 @@ def write_clean_webp(path: Path, write: Write) -> None:
                 _copy(file, length, write)
             if size & 1:
                 write(b"\x00")
+
+
+def webp_canvas_size(path: Path) -> tuple[int, int]:
+    """(width, height) from a WebP's first chunk (VP8X canvas, VP8L or VP8 frame header), read on the
+    bytes: Pillow's WebP decoder allocates two canvases of that size as soon as it opens the file,
+    ~320 MB at 40 MP and 2 GB at WebP's 16383 x 16383, before it checks the size."""
+    with open(path, "rb") as file:
+        chunks = _webp_chunks(file)
+        if not chunks:
+            raise CorruptImage("WebP without chunks")
+        fourcc, offset, length = chunks[0]
+        file.seek(offset)
+        data = file.read(min(length, 30))
+    if fourcc == b"VP8X" and len(data) >= 10:
+        return 1 + int.from_bytes(data[4:7], "little"), 1 + int.from_bytes(data[7:10], "little")
+    if fourcc == b"VP8L" and len(data) >= 5 and data[0] == 0x2F:
+        bits = int.from_bytes(data[1:5], "little")
+        return 1 + (bits & 0x3FFF), 1 + ((bits >> 14) & 0x3FFF)
+    if fourcc == b"VP8 " and len(data) >= 10 and data[3:6] == b"\x9d\x01\x2a":
+        return int.from_bytes(data[6:8], "little") & 0x3FFF, int.from_bytes(data[8:10], "little") & 0x3FFF
+    raise CorruptImage("WebP without a readable size")
 
 
 def webp_frame_count(path: Path) -> int:

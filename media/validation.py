@@ -4,7 +4,9 @@ Nothing here looks at the declared Content-Type or the file name. A file is acce
 its first bytes carry the magic number of PNG, JPEG, GIF or WebP, Pillow (restricted to that
 one format) parses its header with no more than settings.UPLOAD_MAX_PIXELS pixels, an animation
 shows no more than UPLOAD_MAX_FRAMES frames and UPLOAD_MAX_ANIMATION_PIXELS pixels in all (frames
-counted on the container, nothing decoded), verify() passes and the first frame really decodes.
+counted on the container, nothing decoded), verify() passes and the first frame really decodes
+(a PNG's image data inflated scanline by scanline, media.containers.check_png_pixels; the other
+formats decoded by Pillow, at most UPLOAD_MAX_CONCURRENT_DECODES at once).
 Refusals raise ValidationError({"file": [...]}) naming the reason; a file over
 settings.UPLOAD_MAX_BYTES raises FileTooLarge (413).
 """
@@ -13,7 +15,7 @@ import functools
 import threading
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,26 +98,15 @@ def inspect_image(path: Path, *, size: int) -> ImageInfo:
         f"The image has too many pixels: at most {max_pixels / 1_000_000:g} megapixels are accepted."
     )
     try:
-        # Pillow warns past Image.MAX_IMAGE_PIXELS and raises past twice that (see MediaConfig.ready);
-        # the warning is an error here, and the explicit check below applies the setting exactly,
-        # before anything is decoded.
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path, formats=[kind.pillow_format]) as image:
-                width, height = image.size
-                if width < 1 or height < 1:
-                    raise reject(f"The {kind.name} image has no pixels.")
-                if width * height > max_pixels:
-                    raise too_many_pixels
-                _check_animation(kind, path, width * height)
-                image.verify()
-            # verify() leaves the image unusable: open again and decode the first frame for real.
-            with decode_slot(), Image.open(path, formats=[kind.pillow_format]) as image:
-                if kind is JPEG:
-                    # Every byte of the scan is still entropy-decoded, but the DCT is scaled down 8x:
-                    # a 40 MP photo takes ~2 MB instead of ~120 MB to check.
-                    image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
-                image.load()
+        if kind is WEBP:
+            # Read on the bytes: opening a WebP allocates its canvas (containers.webp_canvas_size).
+            canvas_width, canvas_height = containers.webp_canvas_size(path)
+            if canvas_width * canvas_height > max_pixels:
+                raise too_many_pixels
+        # A PNG is checked without decoding (check_png_pixels); other formats are opened and decoded
+        # by Pillow holding a decode slot.
+        with nullcontext() if kind is PNG else decode_slot():
+            width, height = _check_with_pillow(kind, path, too_many_pixels)
     except (ValidationError, DecodersBusy):
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -123,6 +114,35 @@ def inspect_image(path: Path, *, size: int) -> ImageInfo:
     except Exception as error:  # CorruptImage; Pillow's OSError, SyntaxError, ValueError, EOFError, struct.error…
         raise reject(f"The file is not a valid {kind.name} image: it is truncated or corrupt.") from error
     return ImageInfo(kind=kind, width=width, height=height)
+
+
+def _check_with_pillow(kind: ImageKind, path: Path, too_many_pixels: ValidationError) -> tuple[int, int]:
+    """Parse the header, count an animation's frames, verify(), then decode the first frame; the size."""
+    # Pillow warns past Image.MAX_IMAGE_PIXELS and raises past twice that (see MediaConfig.ready);
+    # the warning is an error here, and the explicit check below applies the setting exactly,
+    # before anything is decoded.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path, formats=[kind.pillow_format]) as image:
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise reject(f"The {kind.name} image has no pixels.")
+            if width * height > settings.UPLOAD_MAX_PIXELS:
+                raise too_many_pixels
+            _check_animation(kind, path, width * height)
+            image.verify()
+        if kind is PNG:
+            # Inflated scanline by scanline: ~1 MB whatever the size, where load() holds the frame.
+            containers.check_png_pixels(path)
+            return width, height
+        # verify() leaves the image unusable: open again and decode the first frame for real.
+        with Image.open(path, formats=[kind.pillow_format]) as image:
+            if kind is JPEG:
+                # Every byte of the scan is still entropy-decoded, but the DCT is scaled down 8x:
+                # a 40 MP photo takes ~2 MB instead of ~120 MB to check.
+                image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
+            image.load()
+    return width, height
 
 
 class DecodersBusy(Exception):
@@ -139,8 +159,9 @@ def decode_slot() -> Iterator[None]:
     """Hold one of the process's UPLOAD_MAX_CONCURRENT_DECODES slots while an image is decoded.
 
     A decoded frame takes up to 4 bytes a pixel (~160 MB at 40 MP) whatever the file's size, so
-    without a bound 16 concurrent uploads of a 150 KB PNG of 39 MP took a server from 280 MB to
-    2.4 GB; with 2 slots the decodes wait their turn (README, "Images and uploads", for the figures).
+    without a bound 16 concurrent uploads of a 126 KB PNG of 39 MP took a live server from 101 MB to
+    1.2 GB; with 2 slots, 380 MB (bench/upload_rss.py). PNGs no longer come here (check_png_pixels);
+    a WebP or GIF as large still does.
     Waits at most UPLOAD_DECODE_WAIT_SECONDS, then raises DecodersBusy.
     """
     slots = _decode_slots(settings.UPLOAD_MAX_CONCURRENT_DECODES)

@@ -182,3 +182,33 @@ def gif_declaring(width: int, height: int, frames: int) -> bytes:
         + b"\x02\x02\x4c\x01\x00"  # LZW: code size 2, one sub-block (clear, index 1, end)
     )  # fmt: skip
     return screen + loop + frame * frames + b"\x3b"
+
+
+def png_from_scanlines(width: int, height: int, colour_type: int, raw: bytes, *, interlaced: bool = False) -> bytes:
+    """A PNG of 8-bit samples whose IDAT holds `raw`, the filtered scanlines as given."""
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 1 if interlaced else 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + png_chunk(b"IHDR", header)
+        + png_chunk(b"IDAT", zlib.compress(raw))
+        + png_chunk(b"IEND", b"")
+    )
+
+
+def interlaced_png(width: int, height: int) -> bytes:
+    """An Adam7-interlaced RGB PNG (Pillow writes none), every pass's scanlines unfiltered."""
+    raw = b""
+    for x0, y0, dx, dy in (
+        (0, 0, 8, 8),
+        (4, 0, 8, 8),
+        (0, 4, 4, 8),
+        (2, 0, 4, 4),
+        (0, 2, 2, 4),
+        (1, 0, 2, 2),
+        (0, 1, 1, 2),
+    ):
+        columns = (width - x0 + dx - 1) // dx if width > x0 else 0
+        rows = (height - y0 + dy - 1) // dy if height > y0 else 0
+        if columns:
+            raw += (b"\x00" + bytes([x0 * 30, y0 * 30, 99]) * columns) * rows
+    return png_from_scanlines(width, height, 2, raw, interlaced=True)

@@ -17,8 +17,8 @@ def test_concurrent_decodes_never_exceed_the_setting(settings, tmp_path: Path, m
     settings.UPLOAD_MAX_CONCURRENT_DECODES = 2
     files = []
     for index in range(6):
-        path = tmp_path / f"{index}.png"
-        path.write_bytes(images.png(color=(index, 0, 0)))
+        path = tmp_path / f"{index}.webp"
+        path.write_bytes(images.image_bytes("WEBP", color=(index, 0, 0)))
         files.append(path)
     running = peak = 0
     lock = threading.Lock()
@@ -60,9 +60,36 @@ def test_an_upload_that_finds_no_decode_slot_in_time_gets_503_with_retry_after(a
     settings.UPLOAD_DECODE_WAIT_SECONDS = 0
     with validation.decode_slot():
         # when
-        r = upload(api_client, images.png())
+        r = upload(api_client, images.webp())
     # then
     assert r.status_code == 503, r.content
     assert r.json() == {"detail": "Too many images are being checked right now; try again shortly."}
     assert int(r["Retry-After"]) > 0
-    assert upload(api_client, images.png()).status_code == 201
+    assert upload(api_client, images.webp()).status_code == 201
+
+
+def test_a_png_needs_no_decode_slot(api_client, settings):
+    # given: the only slot held; a PNG's pixels are checked scanline by scanline instead
+    settings.UPLOAD_MAX_CONCURRENT_DECODES = 1
+    settings.UPLOAD_DECODE_WAIT_SECONDS = 0
+    with validation.decode_slot():
+        # when
+        r = upload(api_client, images.png())
+    # then
+    assert r.status_code == 201, r.content
+
+
+def test_a_webp_declaring_too_many_pixels_is_refused_before_pillow_opens_it(api_client, monkeypatch):
+    # given: 40 bytes that declare a 16383 x 16383 canvas (Pillow would allocate two of them, 2 GB)
+    vp8x = b"VP8X" + (10).to_bytes(4, "little") + b"\x00\x00\x00\x00" + (16382).to_bytes(3, "little") * 2
+    data = b"RIFF" + (4 + len(vp8x)).to_bytes(4, "little") + b"WEBP" + vp8x
+
+    def no_open(*args, **kwargs):
+        raise AssertionError("Pillow opened the file")
+
+    monkeypatch.setattr(validation.Image, "open", no_open)
+    # when
+    r = upload(api_client, data, name="bomb.webp")
+    # then
+    assert r.status_code == 400, r.content
+    assert r.json() == {"file": ["The image has too many pixels: at most 40 megapixels are accepted."]}
