@@ -311,7 +311,7 @@ UPLOAD_MAX_FRAMES = env_int("UPLOAD_MAX_FRAMES", 2000)
 UPLOAD_MAX_ANIMATION_PIXELS = env_int("UPLOAD_MAX_ANIMATION_PIXELS", 400_000_000)
 # Image decodes at once per process (each up to ~160 MB at 40 MP), and how long an upload waits for one (then 503).
 UPLOAD_MAX_CONCURRENT_DECODES = env_int("UPLOAD_MAX_CONCURRENT_DECODES", 2)
-UPLOAD_DECODE_WAIT_SECONDS = env_int("UPLOAD_DECODE_WAIT_SECONDS", 30)
+UPLOAD_DECODE_WAIT_SECONDS = env_int("UPLOAD_DECODE_WAIT_SECONDS", 10)
 # What a user's uploads may take in all (each upload its stored size, shared bytes too; 0: no quota), and
 # how long an upload no message carries is kept (swept on later uploads, media.services; 0: kept).
 UPLOAD_QUOTA_BYTES = env_int("UPLOAD_QUOTA_BYTES", 1024 * 1024 * 1024)
