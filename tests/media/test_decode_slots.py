@@ -3,8 +3,10 @@ UPLOAD_DECODE_WAIT_SECONDS is a 503 with Retry-After."""
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 from PIL import ImageFile
 
 from media import validation
@@ -54,27 +56,27 @@ def test_concurrent_decodes_never_exceed_the_setting(settings, tmp_path: Path, m
     assert peak == 2
 
 
-def test_an_upload_that_finds_no_decode_slot_in_time_gets_503_with_retry_after(api_client, settings):
-    # given: the only slot held
+@pytest.fixture
+def only_slot_taken(settings) -> Iterator[None]:
+    """One decode slot in the process, held, and no waiting for it."""
     settings.UPLOAD_MAX_CONCURRENT_DECODES = 1
     settings.UPLOAD_DECODE_WAIT_SECONDS = 0
     with validation.decode_slot():
-        # when
-        r = upload(api_client, images.webp())
+        yield
+
+
+def test_an_upload_that_finds_no_decode_slot_in_time_gets_503_with_retry_after(api_client, only_slot_taken):
+    # when
+    r = upload(api_client, images.webp())
     # then
     assert r.status_code == 503, r.content
     assert r.json() == {"detail": "Too many images are being checked right now; try again shortly."}
     assert int(r["Retry-After"]) > 0
-    assert upload(api_client, images.webp()).status_code == 201
 
 
-def test_a_png_needs_no_decode_slot(api_client, settings):
-    # given: the only slot held; a PNG's pixels are checked scanline by scanline instead
-    settings.UPLOAD_MAX_CONCURRENT_DECODES = 1
-    settings.UPLOAD_DECODE_WAIT_SECONDS = 0
-    with validation.decode_slot():
-        # when
-        r = upload(api_client, images.png())
+def test_a_png_needs_no_decode_slot(api_client, only_slot_taken):
+    # when: a PNG's pixels are checked scanline by scanline instead
+    r = upload(api_client, images.png())
     # then
     assert r.status_code == 201, r.content
 
