@@ -251,3 +251,42 @@ def attachments_sweep_expired(*, uploader: User) -> int:
     if deleted:
         logger.info("expired %d unattached upload(s) older than %d hours", deleted, hours)
     return deleted
+
+
+def blob_reclean(*, blob_id: int) -> str | None:
+    """Run a stored blob's bytes through today's cleaners (media.containers); the new sha256 when
+    they changed, else None.
+
+    For files stored under older, laxer rules (GPS in IFD1, GIF XMP, bytes after a GIF trailer):
+    the cleaned bytes get their own Blob (or join the one that already holds them), the blob's
+    Attachments move to it in one transaction holding the old row FOR UPDATE, and the old row goes;
+    its file is removed once that commits. Attachment ids and URLs stay; their ETag (the sha256)
+    changes, as it should for different bytes.
+    """
+    blob = Blob.objects.filter(pk=blob_id).first()
+    kind = validation.KINDS.get(blob.content_type) if blob is not None else None
+    if blob is None or kind is None or not store.exists(blob.sha256):
+        return None
+    old_sha256 = blob.sha256
+    with store.pending_file() as pending:
+        try:
+            containers.write_clean(kind.pillow_format, store.blob_path(old_sha256), pending.write)
+        except containers.CorruptImage:
+            logger.warning("blob %s cannot be walked; left as it is", old_sha256)
+            return None
+        sha256 = pending.finish()
+        if pending.full is not None:
+            raise pending.full
+        if sha256 == old_sha256:
+            return None
+        info = validation.ImageInfo(kind=kind, width=blob.width, height=blob.height)
+        with transaction.atomic():
+            if Blob.objects.select_for_update().filter(pk=blob_id).first() is None:
+                return None
+            target = Blob.objects.filter(sha256=sha256).first() or _blob_create(sha256, pending.size, info)
+            Attachment.objects.filter(blob_id=blob_id).update(blob=target)
+            Blob.objects.filter(pk=blob_id).delete()
+            store.commit(pending, sha256)
+            transaction.on_commit(lambda: store.delete(old_sha256))
+    logger.info("blob %s cleaned again: now %s", old_sha256, sha256)
+    return sha256
