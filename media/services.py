@@ -2,40 +2,67 @@
 
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from accounts.models import User
-from media import access, store, validation
+from media import access, containers, selectors, store, validation
 from media.models import Attachment, Blob
 from messenger.deadlocks import retry_deadlocks
 
 logger = logging.getLogger(__name__)
 
 
+class QuotaExceeded(Exception):
+    """The upload would take the uploader past settings.UPLOAD_QUOTA_BYTES (answered 413)."""
+
+    def __init__(self, *, used: int, incoming: int, quota: int) -> None:
+        self.used, self.incoming, self.quota = used, incoming, quota
+        super().__init__(
+            f"Your uploads already use {_size_text(used)} of your {_size_text(quota)}; this file "
+            f"({_size_text(incoming)}) does not fit. Uploads that no message carries are deleted "
+            f"{settings.UPLOAD_UNATTACHED_HOURS} hours after they were sent, which frees their room."
+        )
+
+
+def _size_text(size: int) -> str:
+    for unit, scale in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
 def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
     """Validate an uploaded image by its bytes, store it once per content, record the upload.
 
-    EXIF location data is removed first, so the sha256 names the cleaned bytes: the same
-    photo uploaded twice (by anyone) is one Blob and one file, and two Attachments.
-    Raises ValidationError({"file": [...]}) for a refused file and FileTooLarge past the limit;
+    Metadata is removed first (media.containers keeps only what draws the image), so the sha256
+    names the cleaned bytes: the same photo uploaded twice (by anyone, whatever metadata each copy
+    carried) is one Blob and one file, and two Attachments.
+    Raises ValidationError({"file": [...]}) for a refused file, FileTooLarge past the limit and
+    QuotaExceeded past the uploader's quota (checked first, against the size as sent: no decode
+    for a user who has no room);
     OSError (ENOSPC) when the disk is full and the store does not hold these bytes yet: then no
     row is written and no file is left, half or whole.
     """
     size = file.size or 0
     if size > settings.UPLOAD_MAX_BYTES:
         raise validation.FileTooLarge(settings.UPLOAD_MAX_BYTES)
+    _check_quota(uploader, size)
     with _on_disk(file) as path:
         info = validation.inspect_image(path, size=size)
         with store.pending_file() as pending:
             try:
-                validation.write_clean(info.kind, path, pending.write)
-            except validation.CorruptImage as error:
+                containers.write_clean(info.kind.pillow_format, path, pending.write)
+            except containers.CorruptImage as error:
                 raise validation.reject(f"The file is not a valid {info.kind.name} image: it is corrupt.") from error
             sha256 = pending.finish()
             if pending.full is not None:
@@ -49,6 +76,20 @@ def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
             return _attachment_save(
                 uploader=uploader, pending=pending, sha256=sha256, info=info, original_name=file.name or ""
             )
+
+
+def _check_quota(uploader: User, size: int) -> None:
+    """Refuse an upload that would take its uploader past UPLOAD_QUOTA_BYTES (0: no quota).
+
+    Not locked: uploads racing each other can overshoot by what is in flight (at most
+    HTTP_THREADS x UPLOAD_MAX_BYTES per process), never by more, which keeps the check one query.
+    """
+    quota = settings.UPLOAD_QUOTA_BYTES
+    if not quota:
+        return
+    used = selectors.storage_used_by(uploader)
+    if used + size > quota:
+        raise QuotaExceeded(used=used, incoming=size, quota=quota)
 
 
 @contextmanager
@@ -165,3 +206,87 @@ def attachment_delete_if_unattached(*, attachment_id: int) -> bool:
             return False
         attachment.delete()
     return True
+
+
+def attachment_expire(*, attachment_id: int) -> bool:
+    """Delete an upload no message carries and, when no other upload shares its bytes, its Blob and
+    file; True when the upload went. What cleanup_blobs --unattached-days and the automatic
+    expiry both do, one upload at a time (see attachment_delete_if_unattached for the races)."""
+    blob_id = Attachment.objects.filter(pk=attachment_id).values_list("blob_id", flat=True).first()
+    if blob_id is None or not attachment_delete_if_unattached(attachment_id=attachment_id):
+        return False
+    blob_delete_if_unreferenced(blob_id=blob_id)
+    return True
+
+
+SWEEP_BATCH = 20  # uploads expired per sweep: bounded work on the upload that pays for it
+GLOBAL_SWEEP_SECONDS = 300  # how often a process looks at everyone's expired uploads
+_last_global_sweep = 0.0
+_global_sweep_lock = threading.Lock()
+
+
+def attachments_sweep_expired(*, uploader: User) -> int:
+    """Expire uploads older than UPLOAD_UNATTACHED_HOURS that no message carries; how many went.
+
+    Called on every upload, before its quota check, so no cron is needed: the uploader's own
+    expired uploads first (on their index, so a full quota frees itself), then, at most every
+    GLOBAL_SWEEP_SECONDS per process, everyone's (a scan of old uploads). Each sweep deletes at
+    most SWEEP_BATCH uploads; a backlog drains over the next uploads. 0 hours: never.
+    """
+    global _last_global_sweep
+    hours = settings.UPLOAD_UNATTACHED_HOURS
+    if not hours:
+        return 0
+    cutoff = timezone.now() - timedelta(hours=hours)
+    own = selectors.unattached_attachments(created_before=cutoff, uploader=uploader)
+    expired = list(own.values_list("pk", flat=True)[:SWEEP_BATCH])
+    with _global_sweep_lock:
+        due = time.monotonic() - _last_global_sweep >= GLOBAL_SWEEP_SECONDS
+        if due:
+            _last_global_sweep = time.monotonic()
+    if due:
+        everyone = selectors.unattached_attachments(created_before=cutoff).exclude(pk__in=expired)
+        expired += everyone.values_list("pk", flat=True)[:SWEEP_BATCH]
+    deleted = sum(attachment_expire(attachment_id=pk) for pk in expired)
+    if deleted:
+        logger.info("expired %d unattached upload(s) older than %d hours", deleted, hours)
+    return deleted
+
+
+def blob_reclean(*, blob_id: int) -> str | None:
+    """Run a stored blob's bytes through today's cleaners (media.containers); the new sha256 when
+    they changed, else None.
+
+    For files stored under older, laxer rules (GPS in IFD1, GIF XMP, bytes after a GIF trailer):
+    the cleaned bytes get their own Blob (or join the one that already holds them), the blob's
+    Attachments move to it in one transaction holding the old row FOR UPDATE, and the old row goes;
+    its file is removed once that commits. Attachment ids and URLs stay; their ETag (the sha256)
+    changes, as it should for different bytes.
+    """
+    blob = Blob.objects.filter(pk=blob_id).first()
+    kind = validation.KINDS.get(blob.content_type) if blob is not None else None
+    if blob is None or kind is None or not store.exists(blob.sha256):
+        return None
+    old_sha256 = blob.sha256
+    with store.pending_file() as pending:
+        try:
+            containers.write_clean(kind.pillow_format, store.blob_path(old_sha256), pending.write)
+        except containers.CorruptImage:
+            logger.warning("blob %s cannot be walked; left as it is", old_sha256)
+            return None
+        sha256 = pending.finish()
+        if pending.full is not None:
+            raise pending.full
+        if sha256 == old_sha256:
+            return None
+        info = validation.ImageInfo(kind=kind, width=blob.width, height=blob.height)
+        with transaction.atomic():
+            if Blob.objects.select_for_update().filter(pk=blob_id).first() is None:
+                return None
+            target = Blob.objects.filter(sha256=sha256).first() or _blob_create(sha256, pending.size, info)
+            Attachment.objects.filter(blob_id=blob_id).update(blob=target)
+            Blob.objects.filter(pk=blob_id).delete()
+            store.commit(pending, sha256)
+            transaction.on_commit(lambda: store.delete(old_sha256))
+    logger.info("blob %s cleaned again: now %s", old_sha256, sha256)
+    return sha256

@@ -26,6 +26,11 @@ class UploadTooLarge(APIException):
         super().__init__({"file": [too_large_message(limit)]})
 
 
+class UploadQuotaExceeded(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "quota_exceeded"
+
+
 class BoundedUploadHandler(TemporaryFileUploadHandler):
     """Writes every uploaded file to a temporary file and stops at the limit.
 

@@ -26,7 +26,8 @@ from media import access, services, store, validation
 from media.authentication import AccessTokenQueryAuthentication
 from media.models import Attachment
 from media.serializers import AttachmentSerializer, AttachmentUploadSerializer
-from media.uploads import BoundedUploadHandler, UploadTooLarge
+from media.uploads import BoundedUploadHandler, UploadQuotaExceeded, UploadTooLarge
+from messenger.exceptions import Unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +48,28 @@ class AttachmentUploadView(APIView):
         request={"multipart/form-data": AttachmentUploadSerializer},
         responses={
             201: AttachmentSerializer,
-            400: OpenApiResponse(description='Not a PNG, JPEG, GIF or WebP image by its bytes: {"file": ["…"]}'),
-            413: OpenApiResponse(description='Larger than UPLOAD_MAX_BYTES: {"file": ["…"]}'),
+            400: OpenApiResponse(
+                description=(
+                    "Not a PNG, JPEG, GIF or WebP image by its bytes, more than UPLOAD_MAX_PIXELS, or an animation "
+                    'past UPLOAD_MAX_FRAMES frames or UPLOAD_MAX_ANIMATION_PIXELS in all: {"file": ["…"]}'
+                )
+            ),
+            413: OpenApiResponse(
+                description=(
+                    'Larger than UPLOAD_MAX_BYTES: `{"file": ["…"]}`; or past the uploader\'s storage quota '
+                    '(UPLOAD_QUOTA_BYTES, default 1 GB; each upload counts its stored size): `{"detail": "…"}`, '
+                    "which says how much is used. Uploads no message carries are deleted after "
+                    "UPLOAD_UNATTACHED_HOURS (default 24), which frees their room. 413 rather than 507: the "
+                    "request is larger than this user may store, while 507 says the server's disk is full."
+                ),
+            ),
+            503: OpenApiResponse(
+                description=(
+                    "The database could not answer, or no image decode slot came free within "
+                    'UPLOAD_DECODE_WAIT_SECONDS (UPLOAD_MAX_CONCURRENT_DECODES per process): `{"detail": "…"}` '
+                    "with Retry-After."
+                ),
+            ),
             507: OpenApiResponse(
                 response=INSUFFICIENT_STORAGE_SCHEMA,
                 description=(
@@ -60,7 +81,8 @@ class AttachmentUploadView(APIView):
         },
         description=(
             "Upload an image as multipart `file`. It is judged by its bytes only (never by its name or "
-            "Content-Type), EXIF location data is removed from JPEG, and the same bytes are stored once."
+            "Content-Type), its metadata is removed (EXIF is rebuilt with its Orientation alone; XMP, comments "
+            "and the rest go, in every format), and the same bytes are stored once."
         ),
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -68,10 +90,16 @@ class AttachmentUploadView(APIView):
         request._request.upload_handlers = [BoundedUploadHandler(request._request)]
         data = AttachmentUploadSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        uploader = request_user(request)
+        services.attachments_sweep_expired(uploader=uploader)
         try:
-            attachment = services.attachment_create(uploader=request_user(request), file=data.validated_data["file"])
+            attachment = services.attachment_create(uploader=uploader, file=data.validated_data["file"])
         except validation.FileTooLarge as error:
             raise UploadTooLarge(error.limit) from error
+        except services.QuotaExceeded as error:
+            raise UploadQuotaExceeded(str(error)) from error
+        except validation.DecodersBusy as error:
+            raise Unavailable("Too many images are being checked right now; try again shortly.") from error
         attachment = Attachment.objects.select_related("blob").get(pk=attachment.pk)
         return Response(AttachmentSerializer(attachment).data, status=status.HTTP_201_CREATED)
 

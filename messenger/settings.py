@@ -306,6 +306,16 @@ CHAT_TITLE_MAX_LENGTH = 128
 GROUP_MAX_MEMBERS = env_int("GROUP_MAX_MEMBERS", 1000)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 40_000_000)
+# An animation's cost to its viewers: frames x width x height (media.validation._check_animation).
+UPLOAD_MAX_FRAMES = env_int("UPLOAD_MAX_FRAMES", 2000)
+UPLOAD_MAX_ANIMATION_PIXELS = env_int("UPLOAD_MAX_ANIMATION_PIXELS", 400_000_000)
+# Image decodes at once per process (each up to ~160 MB at 40 MP), and how long an upload waits for one (then 503).
+UPLOAD_MAX_CONCURRENT_DECODES = env_int("UPLOAD_MAX_CONCURRENT_DECODES", 2)
+UPLOAD_DECODE_WAIT_SECONDS = env_int("UPLOAD_DECODE_WAIT_SECONDS", 10)
+# What a user's uploads may take in all (each upload its stored size, shared bytes too; 0: no quota), and
+# how long an upload no message carries is kept (swept on later uploads, media.services; 0: kept).
+UPLOAD_QUOTA_BYTES = env_int("UPLOAD_QUOTA_BYTES", 1024 * 1024 * 1024)
+UPLOAD_UNATTACHED_HOURS = env_int("UPLOAD_UNATTACHED_HOURS", 24)
 # /healthz reports the disk "full" (503) when the uploads' file system has less free than this.
 DISK_MIN_FREE_BYTES = env_int("DISK_MIN_FREE_BYTES", 64 * 1024 * 1024)
 # How long a browser may keep an attachment's bytes (content-addressed, so they never change).

@@ -6,7 +6,9 @@
 
 A Blob loses its last Attachment when, for example, its uploader's account is deleted; with
 --unattached-days, uploads that no message carries (never sent, or their message was deleted)
-go first once that old, so deleted images leave the disk too.
+go first once that old, so deleted images leave the disk too. The server does the same by itself
+after UPLOAD_UNATTACHED_HOURS, swept on later uploads (media.services.attachments_sweep_expired,
+same selector and service): this command is for what that has not reached yet, and for stray files.
 Stray files (a crash between writing a file and committing its row) and temporary files of
 interrupted uploads are deleted only once older than --grace-minutes, so an upload in
 progress is never touched.
@@ -21,7 +23,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from media import access, services, store
+from media import selectors, services, store
 from media.models import Attachment, Blob
 
 
@@ -51,12 +53,7 @@ class Command(BaseCommand):
         doomed: set[int] = set()  # attachments a dry run pretends to delete
         if unattached_days is not None:
             cutoff_time = timezone.now() - timedelta(days=unattached_days)
-            unattached = (
-                Attachment.objects.filter(created_at__lt=cutoff_time)
-                .filter(~Exists(access.carriers(OuterRef("pk"))))
-                .select_related("blob")
-                .order_by("id")
-            )
+            unattached = selectors.unattached_attachments(created_before=cutoff_time).select_related("blob")
             for attachment in unattached.iterator():
                 if dry_run or services.attachment_delete_if_unattached(attachment_id=attachment.pk):
                     self.stdout.write(f"{verb} attachment {attachment.pk} (blob {attachment.blob.sha256})")
