@@ -10,6 +10,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import presence, rotation
 from accounts.models import User
+from accounts.throttles import LoginAttempts
 from messenger.rendering import datetime_text
 
 
@@ -90,9 +91,15 @@ class LoginSerializer(serializers.Serializer[User]):
             match = User.objects.filter(email__iexact=login).only("username").first()
             if match is not None:
                 login = match.username
+        # Per username (an email counts as its user's name), besides the view's per-address rate.
+        attempts = LoginAttempts(login)
+        wait = attempts.begin()
+        if wait is not None:
+            raise exceptions.Throttled(wait, "Too many failed logins for this account; try again later.")
         user = authenticate(self.context.get("request"), username=login, password=attrs["password"])
         if user is None or not user.is_active:
             raise exceptions.AuthenticationFailed("No active account found with these credentials.")
+        attempts.succeeded()
         attrs["user"] = user
         return attrs
 

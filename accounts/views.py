@@ -7,7 +7,6 @@ from rest_framework import generics, serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -29,13 +28,14 @@ from accounts.serializers import (
     TokenPairSerializer,
     tokens_for,
 )
+from accounts.throttles import AddressScopedThrottle
 from messenger.pagination import PagePagination
 
 
 class AuthThrottled(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list[Any] = []
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AddressScopedThrottle]
     throttle_scope = "auth"
 
     def get_authenticate_header(self, request: Request) -> str:
@@ -56,7 +56,18 @@ class RegisterView(AuthThrottled):
 class LoginView(AuthThrottled):
     error_statuses = (401,)  # wrong credentials (messenger.schema)
 
-    @extend_schema(request=LoginSerializer, responses={200: AuthResultSerializer}, tags=["auth"])
+    @extend_schema(
+        request=LoginSerializer,
+        responses={200: AuthResultSerializer},
+        tags=["auth"],
+        description=(
+            "Rate-limited twice: by the client's address (`THROTTLE_AUTH`, X-Forwarded-For only through "
+            "`TRUSTED_PROXIES`), and by username: after `LOGIN_FAILURES_PER_USERNAME` failures (default 10) "
+            "within `LOGIN_FAILURE_WINDOW_SECONDS` (900) of the first, every login to that account is a 429 "
+            "with `Retry-After` until the window ends, from any address and with the right password too. "
+            "A success does not clear the failures counted."
+        ),
+    )
     def post(self, request: Request) -> Response:
         data = LoginSerializer(data=request.data, context={"request": request})
         data.is_valid(raise_exception=True)
@@ -73,7 +84,7 @@ class RefreshView(TokenRefreshView):
 
     serializer_class = RefreshSerializer
     error_statuses = (401,)  # an invalid, expired or blacklisted refresh token (messenger.schema)
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AddressScopedThrottle]
     throttle_scope = "auth"
 
     @extend_schema(responses={200: TokenPairSerializer}, tags=["auth"])

@@ -332,6 +332,18 @@ TYPING_THROTTLE_SECONDS = env_int("TYPING_THROTTLE_SECONDS", 2)
 PRESENCE_HEARTBEAT_SECONDS = env_int("PRESENCE_HEARTBEAT_SECONDS", 30)
 PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90)
 
+# How many proxies of ours stand in front of the server and append to X-Forwarded-For: the client's
+# address (rate limits, logs) is the TRUSTED_PROXIES-th from the right; 0 ignores the header, which
+# a client can write anything in (accounts/throttles.py). Behind one nginx: 1.
+# https://www.django-rest-framework.org/api-guide/settings/#num_proxies
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
+if TRUSTED_PROXIES < 0:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES={TRUSTED_PROXIES} must be 0 or more")
+# Failed logins per username (an email counts as its user's name) within a window that starts at
+# the first; then 429 with Retry-After until it ends, whichever the address (accounts/throttles.py).
+LOGIN_FAILURES_PER_USERNAME = env_int("LOGIN_FAILURES_PER_USERNAME", 10)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -348,6 +360,9 @@ REST_FRAMEWORK = {
         "upload": os.environ.get("THROTTLE_UPLOAD", "60/min"),
     },
     "UNAUTHENTICATED_USER": None,
+    # Every throttle names the client by accounts.throttles.client_address; DRF's own get_ident
+    # reads the same number, so that a stock throttle added later agrees.
+    "NUM_PROXIES": TRUSTED_PROXIES,
 }
 
 SIMPLE_JWT = {
