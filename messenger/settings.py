@@ -4,6 +4,7 @@ With nothing set, the server runs the embedded default: SQLite under DATA_DIR an
 in-memory channel layer. Production sets DATABASE_URL (MySQL/MariaDB) and REDIS_URL.
 """
 
+import contextlib
 import os
 import secrets
 import sys
@@ -52,6 +53,27 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def _make_private(path: Path) -> None:
+    """Readable and writable by the server's user only (0600): an existing file too, if looser."""
+    if path.exists() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create `path` holding `text`, mode 0600 from its first byte, unless it exists by then: written
+    beside it and linked into place, so a process starting at the same time reads all or nothing."""
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass  # another process's key won
+    finally:
+        draft.unlink()
+
+
 DEBUG = env_bool("DEBUG", default=False)
 TESTING = "pytest" in sys.modules or env_bool("TESTING", default=False)
 
@@ -66,7 +88,8 @@ if not SECRET_KEY:
     _key_file = Path(os.environ.get("DATA_DIR", BASE_DIR / "data")).resolve() / "dev-secret-key"
     _key_file.parent.mkdir(parents=True, exist_ok=True)
     if not _key_file.exists():
-        _key_file.write_text("dev-" + secrets.token_urlsafe(48))
+        _write_private(_key_file, "dev-" + secrets.token_urlsafe(48))
+    _make_private(_key_file)
     SECRET_KEY = _key_file.read_text().strip()
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if (DEBUG or TESTING) else [])
@@ -178,10 +201,17 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": database_from_url(DATABASE_URL)}
 else:
+    # Every account's password hash is in this file: it is created 0600 (an empty file is an empty
+    # database), and SQLite gives its -wal and -shm files the database file's mode.
+    _sqlite_file = DATA_DIR / "messenger.sqlite3"
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(_sqlite_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for _suffix in ("", "-wal", "-shm"):
+        _make_private(Path(f"{_sqlite_file}{_suffix}"))
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "messenger.sqlite3",
+            "NAME": _sqlite_file,
             # WAL lets readers and the writer proceed together; the timeout waits out short locks.
             "OPTIONS": {
                 "timeout": 20,
