@@ -17,6 +17,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
+from messenger.security_headers import client_headers
+
 # Lets classes such as ModelAdmin[Chat] be subscripted at run time, as the type hints spell them.
 django_stubs_ext.monkeypatch()
 
@@ -112,6 +114,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here: /api/docs/ needs no internet
     "channels",
     "accounts",
     "chats",
@@ -298,6 +301,8 @@ STATIC_ROOT.mkdir(exist_ok=True)
 # The client's renderer is plain ES modules; WhiteNoise serves its folder at the site root.
 WHITENOISE_ROOT = BASE_DIR / "client" / "renderer"
 WHITENOISE_INDEX_FILE = True
+# X-Frame-Options: DENY and the client's Content-Security-Policy on every file WhiteNoise serves.
+WHITENOISE_ADD_HEADERS_FUNCTION = client_headers
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -416,6 +421,10 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # https://drf-spectacular.readthedocs.io/en/latest/settings.html#self-contained-ui-installation
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api",
     # Two choice sets share the field name "role": name both, or the schema gets "Role978Enum".

@@ -230,7 +230,8 @@ def test_the_generated_secret_key_and_the_sqlite_database_are_private_to_the_ser
     # when: a development start that writes to its database, and reads the modes while it is open
     code = (
         "import django, os\ndjango.setup()\nfrom django.db import connection\n"
-        "with connection.cursor() as c:\n    c.execute('CREATE TABLE t (x int)')\n    c.execute('INSERT INTO t VALUES (1)')\n"
+        "with connection.cursor() as c:\n"
+        "    c.execute('CREATE TABLE t (x int)')\n    c.execute('INSERT INTO t VALUES (1)')\n"
         "print(json.dumps({f: os.stat(s.DATA_DIR / f).st_mode & 0o777 for f in os.listdir(s.DATA_DIR)"
         " if f.startswith(('messenger', 'dev-'))}))"
     )
