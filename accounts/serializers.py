@@ -72,6 +72,21 @@ class MeSerializer(PublicUserSerializer):
 class MeUpdateSerializer(serializers.Serializer[User]):
     display_name = serializers.CharField(max_length=64, required=False, allow_blank=True)
     email = serializers.EmailField(required=False)
+    password = serializers.CharField(
+        write_only=True,
+        required=False,
+        max_length=128,
+        style={"input_type": "password"},
+        help_text="The current password: required to change `email`",
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """A new email takes the current password: a stolen access token alone cannot move the account
+        (and, with it, a password reset) to another address. Checked by the view (MeView.patch),
+        under the login's limits; here only its presence."""
+        if "email" in attrs and not attrs.get("password"):
+            raise serializers.ValidationError({"password": ["Your current password is required to change the email."]})
+        return attrs
 
 
 class RegisterSerializer(serializers.Serializer[User]):

@@ -2,8 +2,9 @@ from typing import Any
 
 from django.contrib.auth.models import update_last_login
 from django.db import transaction
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -28,7 +29,7 @@ from accounts.serializers import (
     TokenPairSerializer,
     tokens_for,
 )
-from accounts.throttles import AddressScopedThrottle
+from accounts.throttles import AddressScopedThrottle, LoginAttempts
 from messenger.pagination import PagePagination
 
 
@@ -114,16 +115,54 @@ class LogoutView(APIView):
 
 
 class MeView(APIView):
+    throttle_scope = "email"  # read by check_password_for_email_change only: GET and other PATCHes are free
+
     @extend_schema(responses=MeSerializer, tags=["auth"])
     def get(self, request: Request) -> Response:
         return Response(MeSerializer(request_user(request), context=presence_context([request_user(request)])).data)
 
-    @extend_schema(request=MeUpdateSerializer, responses=MeSerializer, tags=["auth"])
+    @extend_schema(
+        request=MeUpdateSerializer,
+        responses={
+            200: MeSerializer,
+            429: OpenApiResponse(
+                description=(
+                    "An email change over its rate (`THROTTLE_EMAIL` per user), or the account's failed "
+                    "password checks over `LOGIN_FAILURES_PER_USERNAME` (a wrong `password` here counts "
+                    "as a failed login): try again after Retry-After seconds"
+                )
+            ),
+        },
+        tags=["auth"],
+        description=(
+            "Changing `email` needs the current `password` too (400 without it or when it is wrong). "
+            "Email changes are rate-limited per user (`THROTTLE_EMAIL`), and a wrong password counts "
+            "against the account's failed logins."
+        ),
+    )
     def patch(self, request: Request) -> Response:
         data = MeUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_update(user=request_user(request), **data.validated_data)
+        fields = dict(data.validated_data)
+        password = fields.pop("password", None)
+        user = request_user(request)
+        if "email" in fields:
+            self.check_password_for_email_change(request, user, password or "")
+        user = services.user_update(user=user, **fields)
         return Response(MeSerializer(user, context=presence_context([user])).data)
+
+    def check_password_for_email_change(self, request: Request, user: User, password: str) -> None:
+        """The `email` scope's rate per user, then the password, counted as a login attempt."""
+        throttle = AddressScopedThrottle()
+        if not throttle.allow_request(request, self):
+            raise Throttled(throttle.wait())
+        attempts = LoginAttempts(user.username)
+        wait = attempts.begin()
+        if wait is not None:
+            raise Throttled(wait, "Too many failed logins for this account; try again later.")
+        if not user.check_password(password):
+            raise serializers.ValidationError({"password": ["The password is not correct."]})
+        attempts.succeeded()
 
 
 class UserSearchView(generics.ListAPIView[User]):

@@ -393,6 +393,8 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "auth": os.environ.get("THROTTLE_AUTH", "30/min"),
         "upload": os.environ.get("THROTTLE_UPLOAD", "60/min"),
+        # PATCH /api/auth/me with an email, per user (accounts.views.MeView).
+        "email": os.environ.get("THROTTLE_EMAIL", "10/hour"),
     },
     "UNAUTHENTICATED_USER": None,
     # Every throttle names the client by accounts.throttles.client_address; DRF's own get_ident

@@ -1,8 +1,9 @@
 """GET / PATCH /api/auth/me: Me = PublicUser + {email, date_joined}."""
 
 import pytest
+from rest_framework.throttling import ScopedRateThrottle
 
-from tests.factories import UserFactory
+from tests.factories import DEFAULT_PASSWORD, UserFactory
 
 URL = "/api/auth/me"
 
@@ -45,7 +46,7 @@ def test_patch_me_may_clear_the_display_name(api_client, user):
 
 def test_patch_me_changes_the_email(api_client, user):
     # when
-    r = api_client.patch(URL, {"email": "new@example.com"}, format="json")
+    r = api_client.patch(URL, {"email": "new@example.com", "password": DEFAULT_PASSWORD}, format="json")
     # then
     assert r.status_code == 200, r.content
     assert r.json()["email"] == "new@example.com"
@@ -55,7 +56,7 @@ def test_patch_me_changes_the_email(api_client, user):
 
 def test_patch_me_keeps_the_own_email_in_another_case(api_client, user):
     # when
-    r = api_client.patch(URL, {"email": user.email.upper()}, format="json")
+    r = api_client.patch(URL, {"email": user.email.upper(), "password": DEFAULT_PASSWORD}, format="json")
     # then
     assert r.status_code == 200, r.content
 
@@ -65,7 +66,7 @@ def test_patch_me_refuses_an_email_another_user_has_ignoring_case(api_client, us
     UserFactory.create(username="carol", email="carol@example.com")
     # when
     with unchanged():
-        r = api_client.patch(URL, {"email": "CAROL@example.com"}, format="json")
+        r = api_client.patch(URL, {"email": "CAROL@example.com", "password": DEFAULT_PASSWORD}, format="json")
     # then
     assert r.status_code == 400, r.content
     assert r.json()["email"] == ["A user with that email already exists."]
@@ -101,3 +102,54 @@ def test_put_on_me_is_not_allowed(api_client):
     r = api_client.put(URL, {"display_name": "x"}, format="json")
     # then
     assert r.status_code == 405, r.content
+
+
+def test_patch_me_refuses_an_email_change_without_the_password(api_client, user, unchanged):
+    # when
+    with unchanged():
+        r = api_client.patch(URL, {"email": "new@example.com"}, format="json")
+    # then
+    assert r.status_code == 400, r.content
+    assert list(r.json()) == ["password"]
+
+
+def test_patch_me_refuses_an_email_change_with_a_wrong_password(api_client, user, unchanged):
+    # when
+    with unchanged():
+        r = api_client.patch(URL, {"email": "new@example.com", "password": "Not-the-password-1"}, format="json")
+    # then
+    assert r.status_code == 400, r.content
+    assert r.json() == {"password": ["The password is not correct."]}
+
+
+def test_patch_me_changes_the_display_name_without_a_password(api_client, user):
+    # when
+    r = api_client.patch(URL, {"display_name": "Al"}, format="json")
+    # then
+    assert r.status_code == 200, r.content
+
+
+def test_email_changes_are_rate_limited_per_user(api_client, user, monkeypatch):
+    # given
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"email": "2/hour"})
+    for n in range(2):
+        api_client.patch(URL, {"email": f"new{n}@example.com", "password": DEFAULT_PASSWORD}, format="json")
+    # when
+    r = api_client.patch(URL, {"email": "new9@example.com", "password": DEFAULT_PASSWORD}, format="json")
+    # then
+    assert r.status_code == 429, r.content
+    assert int(r["Retry-After"]) > 0
+    assert api_client.patch(URL, {"display_name": "Still free"}, format="json").status_code == 200
+
+
+def test_wrong_passwords_on_an_email_change_count_as_failed_logins(api_client, client, user, settings):
+    # given: a stolen access token guessing the password through PATCH
+    settings.LOGIN_FAILURES_PER_USERNAME = 2
+    for _ in range(2):
+        api_client.patch(URL, {"email": "new@example.com", "password": "Guess-number-1"}, format="json")
+    # when: the account's logins
+    r = client.post(
+        "/api/auth/login", {"username": "alice", "password": DEFAULT_PASSWORD}, content_type="application/json"
+    )
+    # then
+    assert r.status_code == 429, r.content
