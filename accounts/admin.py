@@ -19,7 +19,7 @@ class UserAdmin(DjangoUserAdmin):
     readonly_fields = ["last_login", "date_joined", "last_seen", "chat_count"]
     fieldsets = (
         (None, {"fields": ("username", "password")}),
-        ("Profile", {"fields": ("display_name", "email")}),
+        ("Profile", {"fields": ("display_name", "email", "pending_email")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
         ("Activity", {"fields": ("last_login", "last_seen", "date_joined", "chat_count")}),
     )

@@ -16,7 +16,7 @@ class MessengerUserManager(UserManager["User"]):
 
 
 class User(AbstractUser):
-    """A person with an account. Usernames are unique ignoring case; emails are unique too."""
+    """A person with an account. Usernames are unique ignoring case; confirmed emails are unique too."""
 
     username = models.CharField(
         max_length=32,
@@ -24,7 +24,14 @@ class User(AbstractUser):
         validators=[MinLengthValidator(3), username_validator],
         error_messages={"unique": "A user with that username already exists."},
     )
-    email = models.EmailField(unique=True, error_messages={"unique": "A user with that email already exists."})
+    # The confirmed address (null until one is confirmed): unique, and a login name. (AbstractUser's is
+    # never null, hence the ignore.)
+    email = models.EmailField(  # type: ignore[assignment]
+        unique=True, null=True, error_messages={"unique": "A user with that email already exists."}
+    )
+    # The address given at registration or in PATCH /api/auth/me, awaiting its confirmation by mail;
+    # not unique, so that neither tells whether an address is taken (accounts.email_confirmation).
+    pending_email = models.EmailField(blank=True, default="")
     display_name = models.CharField(max_length=64, blank=True)
     last_seen = models.DateTimeField(null=True, blank=True)
 

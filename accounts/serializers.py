@@ -60,13 +60,31 @@ class PublicUserSerializer(serializers.ModelSerializer[User]):
 
 
 class MeSerializer(PublicUserSerializer):
+    """`email`: the confirmed address, or the one given at registration while it awaits confirmation
+    (`email_verified` false); `pending_email`: an address asked for and not yet confirmed, or null
+    (accounts.email_confirmation)."""
+
+    email = serializers.EmailField()
+    email_verified = serializers.BooleanField()
+    pending_email = serializers.EmailField(allow_null=True)
+
     class Meta:
         model = User
-        fields = [*PublicUserSerializer.Meta.fields, "email", "date_joined"]
+        fields = [*PublicUserSerializer.Meta.fields, "email", "email_verified", "pending_email", "date_joined"]
         read_only_fields = fields
 
     def to_representation(self, user: User) -> dict[str, Any]:
-        return {**super().to_representation(user), "email": user.email, "date_joined": datetime_text(user.date_joined)}
+        return {
+            **super().to_representation(user),
+            "email": user.email or user.pending_email,
+            "email_verified": user.email is not None,
+            "pending_email": user.pending_email or None,
+            "date_joined": datetime_text(user.date_joined),
+        }
+
+
+class EmailConfirmSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(max_length=512, help_text="The code mailed to the pending address")
 
 
 class MeUpdateSerializer(serializers.Serializer[User]):

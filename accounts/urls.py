@@ -8,6 +8,7 @@ urlpatterns = [
     re_path(r"^auth/refresh/?$", views.RefreshView.as_view(), name="auth-refresh"),
     re_path(r"^auth/logout/?$", views.LogoutView.as_view(), name="auth-logout"),
     re_path(r"^auth/me/?$", views.MeView.as_view(), name="auth-me"),
+    re_path(r"^auth/email/confirm/?$", views.EmailConfirmView.as_view(), name="auth-email-confirm"),
     re_path(r"^users/search/?$", views.UserSearchView.as_view(), name="user-search"),
     re_path(r"^users/(?P<pk>[0-9]+)/?$", views.UserDetailView.as_view(), name="user-detail"),
 ]

@@ -19,6 +19,7 @@ from accounts.models import User
 from accounts.selectors import presence_context, user_search
 from accounts.serializers import (
     AuthResultSerializer,
+    EmailConfirmSerializer,
     LoginSerializer,
     LogoutSerializer,
     MeSerializer,
@@ -163,6 +164,20 @@ class MeView(APIView):
         if not user.check_password(password):
             raise serializers.ValidationError({"password": ["The password is not correct."]})
         attempts.succeeded()
+
+
+class EmailConfirmView(APIView):
+    """The code mailed to the pending address makes it the account's email (accounts.email_confirmation)."""
+
+    throttle_classes = [AddressScopedThrottle]
+    throttle_scope = "auth"
+
+    @extend_schema(request=EmailConfirmSerializer, responses={200: MeSerializer}, tags=["auth"])
+    def post(self, request: Request) -> Response:
+        data = EmailConfirmSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_email_confirm(user=request_user(request), code=data.validated_data["code"])
+        return Response(MeSerializer(user, context=presence_context([user])).data)
 
 
 class UserSearchView(generics.ListAPIView[User]):

@@ -374,6 +374,18 @@ PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90)
 TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
 if TRUSTED_PROXIES < 0:
     raise ImproperlyConfigured(f"TRUSTED_PROXIES={TRUSTED_PROXIES} must be 0 or more")
+# Mail: confirmation codes for email addresses (accounts/email_confirmation.py). The console backend
+# (the default) prints them to the server's output; set EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend
+# with EMAIL_HOST etc. to send them. https://docs.djangoproject.com/en/5.2/topics/email/
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "messenger@localhost")
+EMAIL_CONFIRM_DAYS = env_int("EMAIL_CONFIRM_DAYS", 3)
+
 # Failed logins per username (an email counts as its user's name) within a window that starts at
 # the first; then 429 with Retry-After until it ends, whichever the address (accounts/throttles.py).
 LOGIN_FAILURES_PER_USERNAME = env_int("LOGIN_FAILURES_PER_USERNAME", 10)

@@ -14,7 +14,17 @@ def test_me_answers_the_callers_own_profile_with_email(api_client, user):
     # then
     assert r.status_code == 200, r.content
     body = r.json()
-    assert set(body) == {"id", "username", "display_name", "is_online", "last_seen", "email", "date_joined"}
+    assert set(body) == {
+        "id",
+        "username",
+        "display_name",
+        "is_online",
+        "last_seen",
+        "email",
+        "email_verified",
+        "pending_email",
+        "date_joined",
+    }
     assert body["id"] == user.id
     assert body["email"] == user.email
 
@@ -44,14 +54,20 @@ def test_patch_me_may_clear_the_display_name(api_client, user):
     assert r.json()["display_name"] == ""
 
 
-def test_patch_me_changes_the_email(api_client, user):
+def test_patch_me_asks_for_a_new_email_which_a_mailed_code_confirms(
+    api_client, user, mailoutbox, django_capture_on_commit_callbacks
+):
     # when
-    r = api_client.patch(URL, {"email": "new@example.com", "password": DEFAULT_PASSWORD}, format="json")
-    # then
+    with django_capture_on_commit_callbacks(execute=True):
+        r = api_client.patch(URL, {"email": "new@example.com", "password": DEFAULT_PASSWORD}, format="json")
+    # then: the old address stays the account's until the new one is confirmed
     assert r.status_code == 200, r.content
-    assert r.json()["email"] == "new@example.com"
+    assert (r.json()["email"], r.json()["pending_email"]) == (user.email, "new@example.com")
+    code = mailoutbox[-1].body.split("\n\n")[1].strip()
+    confirmed = api_client.post("/api/auth/email/confirm", {"code": code}, format="json")
+    assert confirmed.status_code == 200, confirmed.content
     user.refresh_from_db()
-    assert user.email == "new@example.com"
+    assert (user.email, user.pending_email) == ("new@example.com", "")
 
 
 def test_patch_me_keeps_the_own_email_in_another_case(api_client, user):
@@ -61,15 +77,19 @@ def test_patch_me_keeps_the_own_email_in_another_case(api_client, user):
     assert r.status_code == 200, r.content
 
 
-def test_patch_me_refuses_an_email_another_user_has_ignoring_case(api_client, user, unchanged):
+def test_patch_me_answers_the_same_for_an_email_another_user_has(
+    api_client, user, mailoutbox, django_capture_on_commit_callbacks
+):
     # given
     UserFactory.create(username="carol", email="carol@example.com")
     # when
-    with unchanged():
+    with django_capture_on_commit_callbacks(execute=True):
         r = api_client.patch(URL, {"email": "CAROL@example.com", "password": DEFAULT_PASSWORD}, format="json")
-    # then
-    assert r.status_code == 400, r.content
-    assert r.json()["email"] == ["A user with that email already exists."]
+    # then: pending, as any address; carol is told, and keeps it
+    assert r.status_code == 200, r.content
+    assert r.json()["pending_email"] == "CAROL@example.com"
+    assert "already belongs to your account" in mailoutbox[-1].body
+    assert UserFactory._meta.model.objects.get(username="carol").email == "carol@example.com"
 
 
 @pytest.mark.parametrize(
