@@ -27,29 +27,40 @@ class PublicUser(Protocol):
     def last_seen(self) -> datetime | None: ...
 
 
-def public_user_data(user: PublicUser, *, is_online: bool, zone: tzinfo | None = None) -> dict[str, Any]:
-    """PublicUserSerializer's output, built directly (see messenger.rendering; `zone` as there)."""
+def public_user_data(user: PublicUser, *, is_online: bool | None, zone: tzinfo | None = None) -> dict[str, Any]:
+    """PublicUserSerializer's output, built directly (see messenger.rendering; `zone` as there).
+
+    `is_online=None`: the viewer shares no chat with the user, so neither field of presence is shown."""
     return {
         "id": user.pk,
         "username": user.username,
         "display_name": user.display_name,
         "is_online": is_online,
-        "last_seen": datetime_text(user.last_seen, zone),
+        "last_seen": datetime_text(user.last_seen, zone) if is_online is not None else None,
     }
 
 
 class PublicUserSerializer(serializers.ModelSerializer[User]):
-    """What anyone may see of a user. `is_online` comes from context["online_ids"] when the
-    caller gathered it for the whole page, and from the presence cache otherwise."""
+    """What anyone may see of a user. Presence (`is_online`, `last_seen`) is null when the caller
+    shares no chat with the user."""
 
-    is_online = serializers.SerializerMethodField()
+    # `is_online` comes from context["online_ids"] when the caller gathered it for the whole page,
+    # and from the presence cache otherwise; a user outside context["presence_visible_ids"], when
+    # given, shares no chat with the viewer (accounts.selectors.presence_context).
+
+    is_online = serializers.SerializerMethodField(
+        help_text="null (with last_seen) when the caller shares no chat with this user"
+    )
 
     class Meta:
         model = User
         fields = ["id", "username", "display_name", "is_online", "last_seen"]
         read_only_fields = fields
 
-    def get_is_online(self, user: User) -> bool:
+    def get_is_online(self, user: User) -> bool | None:
+        visible = self.context.get("presence_visible_ids")
+        if visible is not None and user.pk not in visible:
+            return None
         online = self.context.get("online_ids")
         if online is None:
             return user.pk in presence.online_ids([user.pk])

@@ -194,7 +194,10 @@ class UserSearchView(generics.ListAPIView[User]):
 
     def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
         users = args[0] if args else []
-        kwargs["context"] = {**self.get_serializer_context(), **presence_context(users)}
+        kwargs["context"] = {
+            **self.get_serializer_context(),
+            **presence_context(users, viewer=request_user(self.request)),
+        }
         return super().get_serializer(*args, **kwargs)
 
     @extend_schema(
@@ -206,8 +209,18 @@ class UserSearchView(generics.ListAPIView[User]):
 
 
 class UserDetailView(generics.RetrieveAPIView[User]):
+    """PublicUser; presence null unless the caller shares a chat with the user."""
+
     serializer_class = PublicUserSerializer
     queryset = User.objects.filter(is_active=True)
+
+    def get_serializer(self, *args: Any, **kwargs: Any) -> Any:
+        users = [args[0]] if args else []
+        kwargs["context"] = {
+            **self.get_serializer_context(),
+            **presence_context(users, viewer=request_user(self.request)),
+        }
+        return super().get_serializer(*args, **kwargs)
 
     @extend_schema(tags=["users"])
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
