@@ -196,7 +196,8 @@ class MessageViewSet(PathIdsInRange, mixins.ListModelMixin, viewsets.GenericView
     @extend_schema(
         request=MessageCreateSerializer,
         responses={201: MessageSerializer, 200: MessageSerializer},
-        description="A repeated client_id from the same sender answers 200 with the first message.",
+        description="A repeated client_id from the same sender in the same chat answers 200 with the first message "
+        "(in another chat it is a new message).",
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = MessageCreateSerializer(data=request.data)
