@@ -1,4 +1,7 @@
+import re
+
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
 from django.core.validators import MinLengthValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
@@ -7,6 +10,19 @@ username_validator = RegexValidator(
     regex=r"^[A-Za-z0-9_.]+$",
     message="A username may contain only letters, digits, '_' and '.'.",
 )
+
+
+# Bidi embeddings, overrides and isolates: in a name they reorder the text shown after it, wherever
+# it is shown ("Remove <U+202E>nimda" reads as another name). The client also removes them.
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def validate_no_bidi_controls(value: str) -> None:
+    if BIDI_CONTROLS.search(value):
+        raise ValidationError(
+            "A display name may not contain bidirectional control characters (U+202A to U+202E, U+2066 to U+2069).",
+            code="bidi_control",
+        )
 
 
 class MessengerUserManager(UserManager["User"]):
@@ -32,7 +48,7 @@ class User(AbstractUser):
     # The address given at registration or in PATCH /api/auth/me, awaiting its confirmation by mail;
     # not unique, so that neither tells whether an address is taken (accounts.email_confirmation).
     pending_email = models.EmailField(blank=True, default="")
-    display_name = models.CharField(max_length=64, blank=True)
+    display_name = models.CharField(max_length=64, blank=True, validators=[validate_no_bidi_controls])
     last_seen = models.DateTimeField(null=True, blank=True)
 
     objects = MessengerUserManager()  # type: ignore[misc]

@@ -9,7 +9,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import presence, rotation
-from accounts.models import User
+from accounts.models import User, validate_no_bidi_controls
 from accounts.throttles import LoginAttempts
 from messenger.rendering import datetime_text
 
@@ -99,7 +99,9 @@ class EmailConfirmSerializer(serializers.Serializer[Any]):
 
 
 class MeUpdateSerializer(serializers.Serializer[User]):
-    display_name = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    display_name = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, validators=[validate_no_bidi_controls]
+    )
     email = serializers.EmailField(required=False)
     password = serializers.CharField(
         write_only=True,
@@ -122,7 +124,9 @@ class RegisterSerializer(serializers.Serializer[User]):
     username = serializers.CharField(min_length=3, max_length=32)
     email = serializers.EmailField()
     password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
-    display_name = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    display_name = serializers.CharField(
+        max_length=64, required=False, allow_blank=True, default="", validators=[validate_no_bidi_controls]
+    )
 
 
 class LoginSerializer(serializers.Serializer[User]):

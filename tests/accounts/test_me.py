@@ -173,3 +173,23 @@ def test_wrong_passwords_on_an_email_change_count_as_failed_logins(api_client, c
     )
     # then
     assert r.status_code == 429, r.content
+
+
+@pytest.mark.parametrize(
+    "control", ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"]
+)
+def test_a_display_name_may_not_carry_bidi_controls(api_client, user, unchanged, control):
+    # when
+    with unchanged():
+        r = api_client.patch(URL, {"display_name": f"{control}nimda"}, format="json")
+    # then
+    assert r.status_code == 400, r.content
+    assert list(r.json()) == ["display_name"]
+
+
+def test_a_right_to_left_display_name_is_fine(api_client, user):
+    # when
+    r = api_client.patch(URL, {"display_name": "سارا"}, format="json")
+    # then
+    assert r.status_code == 200, r.content
+    assert r.json()["display_name"] == "سارا"

@@ -256,3 +256,12 @@ def test_register_refuses_a_body_that_is_not_json(client, db, unchanged):
         r = client.post(URL, "{not json", content_type="application/json")
     # then
     assert r.status_code == 400, r.content
+
+
+def test_register_refuses_a_display_name_with_a_bidi_override(client, db, unchanged):
+    # when
+    with unchanged():
+        r = client.post(URL, payload(display_name="\u202eeciffo"), content_type="application/json")
+    # then
+    assert r.status_code == 400, r.content
+    assert list(r.json()) == ["display_name"]

@@ -1,7 +1,7 @@
 // The sidebar: who I am, the connection state, search (chats by name, people to start a direct
 // chat with), the chat list with previews, times and unread badges, and "new group".
-import { h, avatar, replaceChildren, debounce } from '../dom.js';
-import { displayName } from '../store.js';
+import { h, avatar, replaceChildren, debounce, userName } from '../dom.js';
+import { displayName, isolated } from '../store.js';
 import { shortStamp, preview } from '../format.js';
 import { openNewGroup } from './newGroup.js';
 import { icon } from '../icons.js';
@@ -96,7 +96,7 @@ export function mountSidebar(layout, app) {
     replaceChildren(meBox, [
       avatar(displayName(me), me.id, { size: 'sm' }),
       h('div', { class: 'sidebar__me-text' },
-        h('strong', { text: displayName(me) }),
+        h('strong', {}, userName(me)),
         h('span', { class: 'muted', text: `@${me.username}` })),
     ]);
   }
@@ -113,7 +113,7 @@ export function mountSidebar(layout, app) {
     const last = chat.last_message;
     const me = store.state.user;
     const mine = last && last.sender && me && last.sender.id === me.id;
-    const sender = last && chat.is_group && !mine && last.sender ? `${displayName(last.sender)}: ` : '';
+    const sender = last && chat.is_group && !mine && last.sender ? `${isolated(displayName(last.sender))}: ` : '';
     const active = store.state.activeChatId === chat.id;
     const unread = chat.unread_count || 0;
     const typing = store.typingIn(chat.id);
@@ -125,11 +125,11 @@ export function mountSidebar(layout, app) {
     avatar(title, chat.is_group ? -chat.id : peer?.id, { online: peer ? Boolean(peer.is_online) : null }),
     h('span', { class: 'chat-item__body' },
       h('span', { class: 'chat-item__top' },
-        h('span', { class: 'chat-item__title', text: title }),
+        h('span', { class: 'chat-item__title' }, h('bdi', { text: title })),
         h('time', { class: 'chat-item__time', datetime: last?.created_at || '', text: shortStamp(last?.created_at) })),
       h('span', { class: 'chat-item__bottom' },
         typing.length
-          ? h('span', { class: 'chat-item__preview chat-item__typing', text: chat.is_group ? `${displayName(typing[0])} is typing…` : 'typing…' })
+          ? h('span', { class: 'chat-item__preview chat-item__typing', text: chat.is_group ? `${isolated(displayName(typing[0]))} is typing…` : 'typing…' })
           : h('span', { class: 'chat-item__preview' },
             mine ? h('span', { class: 'chat-item__you', text: 'You: ' }) : sender,
             preview(last)),
@@ -143,7 +143,7 @@ export function mountSidebar(layout, app) {
     },
     avatar(displayName(user), user.id, { online: Boolean(user.is_online) }),
     h('span', { class: 'chat-item__body' },
-      h('span', { class: 'chat-item__title', text: displayName(user) }),
+      h('span', { class: 'chat-item__title' }, userName(user)),
       h('span', { class: 'chat-item__preview', text: `@${user.username}` })));
   }
 
