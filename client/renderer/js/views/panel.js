@@ -101,8 +101,9 @@ export function mountPanel(layout, app) {
       return h('li', { class: 'member' },
         avatar(displayName(user), user.id, { size: 'sm', online: Boolean(user.is_online) }),
         h('span', { class: 'member__text' },
-          h('strong', {}, userName(user, { handle: true, suffix: isMe ? ' (you)' : '' })),
-          h('span', { class: 'muted', text: lastSeen(user) })),
+          h('strong', {}, userName(user, { suffix: isMe ? ' (you)' : '' })),
+          // The @username on its own line, where a long display name cannot push it out of sight.
+          h('span', { class: 'muted' }, h('span', { class: 'handle', text: `@${user.username}` }), ` · ${lastSeen(user)}`)),
         h('span', { class: `role role--${member.role}`, text: ROLE_LABEL[member.role] || member.role }),
         removable ? h('button', {
           class: 'icon-button', type: 'button', 'aria-label': `Remove ${displayName(user)}`, title: 'Remove from group',

@@ -16,6 +16,8 @@ export function mountSidebar(layout, app) {
 
   const status = h('p', { class: 'sidebar__status', role: 'status' });
   const meBox = h('div', { class: 'sidebar__me' });
+  // An address given at registration (or a new one) waits for the code mailed to it.
+  const confirmBox = h('div', { class: 'sidebar__confirm' });
   const search = h('input', {
     class: 'search', type: 'search', placeholder: 'Search chats and people', 'aria-label': 'Search chats and people',
     oninput: () => {
@@ -52,6 +54,7 @@ export function mountSidebar(layout, app) {
       h('button', { class: 'icon-button', type: 'button', title: 'New group', 'aria-label': 'New group', onclick: () => openNewGroup(app) }, icon('group')),
       h('button', { class: 'icon-button', type: 'button', title: 'Sign out', 'aria-label': 'Sign out', onclick: () => app.logout() }, icon('logout'))),
     status,
+    confirmBox,
     h('div', { class: 'sidebar__search' }, search),
     list);
   layout.append(element);
@@ -99,6 +102,28 @@ export function mountSidebar(layout, app) {
         h('strong', {}, userName(me)),
         h('span', { class: 'muted', text: `@${me.username}` })),
     ]);
+    renderConfirm(me);
+  }
+
+  function renderConfirm(me) {
+    const pending = me.pending_email;
+    confirmBox.hidden = !pending;
+    if (!pending) return replaceChildren(confirmBox, []);
+    const code = h('input', { id: 'email-code', autocomplete: 'one-time-code', placeholder: 'Code', required: true });
+    const error = h('span', { class: 'sidebar__confirm-error', role: 'alert' });
+    replaceChildren(confirmBox, h('form', {
+      onsubmit: async (event) => {
+        event.preventDefault();
+        try {
+          store.setUser(await api.confirmEmail(code.value.trim()));
+        } catch (e) {
+          error.textContent = e.message;
+        }
+      },
+    },
+    h('label', { for: 'email-code', text: `Confirm ${pending} with the code mailed to it` }),
+    h('span', { class: 'sidebar__confirm-row' }, code, h('button', { class: 'button', type: 'submit' }, 'Confirm')),
+    error));
   }
 
   function renderStatus() {
