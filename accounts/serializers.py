@@ -2,6 +2,8 @@ from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
 from django.contrib.auth import authenticate
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
@@ -75,21 +77,32 @@ class MeSerializer(PublicUserSerializer):
     (`email_verified` false); `pending_email`: an address asked for and not yet confirmed, or null
     (accounts.email_confirmation)."""
 
-    email = serializers.EmailField()
-    email_verified = serializers.BooleanField()
-    pending_email = serializers.EmailField(allow_null=True)
+    email = serializers.SerializerMethodField()
+    email_verified = serializers.SerializerMethodField()
+    pending_email = serializers.SerializerMethodField()
 
     class Meta:
         model = User
         fields = [*PublicUserSerializer.Meta.fields, "email", "email_verified", "pending_email", "date_joined"]
         read_only_fields = fields
 
+    @extend_schema_field(OpenApiTypes.EMAIL)
+    def get_email(self, user: User) -> str:
+        return user.email or user.pending_email
+
+    def get_email_verified(self, user: User) -> bool:
+        return user.email is not None
+
+    @extend_schema_field({"type": "string", "format": "email", "nullable": True})
+    def get_pending_email(self, user: User) -> str | None:
+        return user.pending_email or None
+
     def to_representation(self, user: User) -> dict[str, Any]:
         return {
             **super().to_representation(user),
-            "email": user.email or user.pending_email,
-            "email_verified": user.email is not None,
-            "pending_email": user.pending_email or None,
+            "email": self.get_email(user),
+            "email_verified": self.get_email_verified(user),
+            "pending_email": self.get_pending_email(user),
             "date_joined": datetime_text(user.date_joined),
         }
 
