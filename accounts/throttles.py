@@ -5,7 +5,8 @@ front of the server: then it is the TRUSTED_PROXIES-th address from the right of
 the one our outermost proxy saw (DRF's NUM_PROXIES semantics,
 https://www.django-rest-framework.org/api-guide/throttling/#how-clients-are-identified). Addresses to
 its left are whatever the client wrote, so with the default of 0 the header is ignored: a client
-that sends a new X-Forwarded-For with every request is still one client.
+that sends a new X-Forwarded-For with every request is still one client. (A header with fewer
+entries than TRUSTED_PROXIES gives its leftmost, as DRF does: set it to the proxies there really are.)
 
 A per-address limit alone lets a botnet guess one account's password from many addresses, so login
 also counts attempts per username (`LoginAttempts`): LOGIN_FAILURES_PER_USERNAME failures within
