@@ -113,7 +113,11 @@ class EmailConfirmSerializer(serializers.Serializer[Any]):
 
 class MeUpdateSerializer(serializers.Serializer[User]):
     display_name = serializers.CharField(
-        max_length=64, required=False, allow_blank=True, validators=[validate_no_bidi_controls]
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        validators=[validate_no_bidi_controls],
+        help_text="No bidi controls (U+202A to U+202E, U+2066 to U+2069)",
     )
     email = serializers.EmailField(required=False)
     password = serializers.CharField(
@@ -138,7 +142,12 @@ class RegisterSerializer(serializers.Serializer[User]):
     email = serializers.EmailField()
     password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
     display_name = serializers.CharField(
-        max_length=64, required=False, allow_blank=True, default="", validators=[validate_no_bidi_controls]
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[validate_no_bidi_controls],
+        help_text="No bidi controls (U+202A to U+202E, U+2066 to U+2069)",
     )
 
 

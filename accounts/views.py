@@ -46,7 +46,17 @@ class AuthThrottled(APIView):
 
 
 class RegisterView(AuthThrottled):
-    @extend_schema(request=RegisterSerializer, responses={201: AuthResultSerializer}, tags=["auth"])
+    @extend_schema(
+        request=RegisterSerializer,
+        responses={201: AuthResultSerializer},
+        tags=["auth"],
+        description=(
+            "The answer is the same whether or not another account has the email: the address waits as the "
+            "new account's `pending_email` (`email_verified: false`) until the code mailed to it is given to "
+            "`POST /api/auth/email/confirm`; when another account has it, its owner is mailed a notice instead. "
+            "A taken username is a 400 (usernames are public)."
+        ),
+    )
     def post(self, request: Request) -> Response:
         data = RegisterSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -203,6 +213,7 @@ class UserSearchView(generics.ListAPIView[User]):
     @extend_schema(
         parameters=[OpenApiParameter("q", str, required=True, description="Part of a username or display name")],
         tags=["users"],
+        description="`is_online` and `last_seen` are null for users who share no chat with the caller.",
     )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
@@ -222,6 +233,9 @@ class UserDetailView(generics.RetrieveAPIView[User]):
         }
         return super().get_serializer(*args, **kwargs)
 
-    @extend_schema(tags=["users"])
+    @extend_schema(
+        tags=["users"],
+        description="`is_online` and `last_seen` are null when the caller shares no chat with the user.",
+    )
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
