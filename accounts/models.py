@@ -1,6 +1,8 @@
+import re
 from typing import Any
 
 from django.contrib.auth.models import AbstractUser, UserManager
+from django.core.exceptions import ValidationError
 from django.core.validators import MinLengthValidator, RegexValidator
 from django.db import models, transaction
 from django.db.models.functions import Lower
@@ -11,6 +13,19 @@ username_validator = RegexValidator(
 )
 
 
+# Bidi embeddings, overrides and isolates: in a name they reorder the text shown after it, wherever
+# it is shown ("Remove <U+202E>nimda" reads as another name). The client also removes them.
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def validate_no_bidi_controls(value: str) -> None:
+    if BIDI_CONTROLS.search(value):
+        raise ValidationError(
+            "A display name may not contain bidirectional control characters (U+202A to U+202E, U+2066 to U+2069).",
+            code="bidi_control",
+        )
+
+
 class MessengerUserManager(UserManager["User"]):
     def get_by_natural_key(self, username: str | None) -> "User":
         # Logins and lookups ignore case, as the uniqueness rule does.
@@ -18,7 +33,7 @@ class MessengerUserManager(UserManager["User"]):
 
 
 class User(AbstractUser):
-    """A person with an account. Usernames are unique ignoring case; emails are unique too."""
+    """A person with an account. Usernames are unique ignoring case; confirmed emails are unique too."""
 
     username = models.CharField(
         max_length=32,
@@ -26,8 +41,15 @@ class User(AbstractUser):
         validators=[MinLengthValidator(3), username_validator],
         error_messages={"unique": "A user with that username already exists."},
     )
-    email = models.EmailField(unique=True, error_messages={"unique": "A user with that email already exists."})
-    display_name = models.CharField(max_length=64, blank=True)
+    # The confirmed address (null until one is confirmed): unique, and a login name. (AbstractUser's is
+    # never null, hence the ignore.)
+    email = models.EmailField(  # type: ignore[assignment]
+        unique=True, null=True, error_messages={"unique": "A user with that email already exists."}
+    )
+    # The address given at registration or in PATCH /api/auth/me, awaiting its confirmation by mail;
+    # not unique, so that neither tells whether an address is taken (accounts.email_confirmation).
+    pending_email = models.EmailField(blank=True, default="")
+    display_name = models.CharField(max_length=64, blank=True, validators=[validate_no_bidi_controls])
     last_seen = models.DateTimeField(null=True, blank=True)
     # Carried by every token as its `generation` claim; a token of an older generation is refused
     # everywhere (REST, refresh, sockets). Bumped by accounts.sessions.sessions_end: a password

@@ -4,7 +4,7 @@ from collections.abc import Iterable
 
 from django.db.models import Case, IntegerField, Q, QuerySet, Value, When
 
-from accounts import presence
+from accounts import contacts, presence
 from accounts.models import User
 from accounts.serializers import PublicUser
 
@@ -25,6 +25,14 @@ def user_search(*, query: str, exclude: User | None = None) -> QuerySet[User]:
     ).order_by("rank", "username", "id")
 
 
-def presence_context(users: Iterable[PublicUser]) -> dict[str, set[int]]:
-    """One presence lookup for a whole page of users, as the serializers' context["online_ids"]."""
-    return {"online_ids": presence.online_ids(u.pk for u in users)}
+def presence_context(users: Iterable[PublicUser], *, viewer: User | None = None) -> dict[str, set[int]]:
+    """One presence lookup for a whole page of users, as the serializers' context["online_ids"].
+
+    With a `viewer`, also context["presence_visible_ids"]: those of the users who share a chat with
+    the viewer (accounts.contacts); the others' presence is shown as null, and not looked up.
+    """
+    ids = {u.pk for u in users}
+    if viewer is None:
+        return {"online_ids": presence.online_ids(ids)}
+    visible = contacts.shared_with(viewer.pk, ids)
+    return {"online_ids": presence.online_ids(visible), "presence_visible_ids": visible}

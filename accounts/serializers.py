@@ -2,6 +2,8 @@ from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
 from django.contrib.auth import authenticate
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenRefreshSerializer
@@ -9,7 +11,8 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts import presence, rotation, sessions
-from accounts.models import User
+from accounts.models import User, validate_no_bidi_controls
+from accounts.throttles import LoginAttempts
 from messenger.rendering import datetime_text
 
 
@@ -26,29 +29,40 @@ class PublicUser(Protocol):
     def last_seen(self) -> datetime | None: ...
 
 
-def public_user_data(user: PublicUser, *, is_online: bool, zone: tzinfo | None = None) -> dict[str, Any]:
-    """PublicUserSerializer's output, built directly (see messenger.rendering; `zone` as there)."""
+def public_user_data(user: PublicUser, *, is_online: bool | None, zone: tzinfo | None = None) -> dict[str, Any]:
+    """PublicUserSerializer's output, built directly (see messenger.rendering; `zone` as there).
+
+    `is_online=None`: the viewer shares no chat with the user, so neither field of presence is shown."""
     return {
         "id": user.pk,
         "username": user.username,
         "display_name": user.display_name,
         "is_online": is_online,
-        "last_seen": datetime_text(user.last_seen, zone),
+        "last_seen": datetime_text(user.last_seen, zone) if is_online is not None else None,
     }
 
 
 class PublicUserSerializer(serializers.ModelSerializer[User]):
-    """What anyone may see of a user. `is_online` comes from context["online_ids"] when the
-    caller gathered it for the whole page, and from the presence cache otherwise."""
+    """What anyone may see of a user. Presence (`is_online`, `last_seen`) is null when the caller
+    shares no chat with the user."""
 
-    is_online = serializers.SerializerMethodField()
+    # `is_online` comes from context["online_ids"] when the caller gathered it for the whole page,
+    # and from the presence cache otherwise; a user outside context["presence_visible_ids"], when
+    # given, shares no chat with the viewer (accounts.selectors.presence_context).
+
+    is_online = serializers.SerializerMethodField(
+        help_text="null (with last_seen) when the caller shares no chat with this user"
+    )
 
     class Meta:
         model = User
         fields = ["id", "username", "display_name", "is_online", "last_seen"]
         read_only_fields = fields
 
-    def get_is_online(self, user: User) -> bool:
+    def get_is_online(self, user: User) -> bool | None:
+        visible = self.context.get("presence_visible_ids")
+        if visible is not None and user.pk not in visible:
+            return None
         online = self.context.get("online_ids")
         if online is None:
             return user.pk in presence.online_ids([user.pk])
@@ -59,32 +73,82 @@ class PublicUserSerializer(serializers.ModelSerializer[User]):
 
 
 class MeSerializer(PublicUserSerializer):
+    """`email`: the confirmed address, or the one given at registration while it awaits confirmation
+    (`email_verified` false); `pending_email`: an address asked for and not yet confirmed, or null
+    (accounts.email_confirmation)."""
+
+    email = serializers.SerializerMethodField()
+    email_verified = serializers.SerializerMethodField()
+    pending_email = serializers.SerializerMethodField()
+
     class Meta:
         model = User
-        fields = [*PublicUserSerializer.Meta.fields, "email", "date_joined"]
+        fields = [*PublicUserSerializer.Meta.fields, "email", "email_verified", "pending_email", "date_joined"]
         read_only_fields = fields
 
+    @extend_schema_field(OpenApiTypes.EMAIL)
+    def get_email(self, user: User) -> str:
+        return user.email or user.pending_email
+
+    def get_email_verified(self, user: User) -> bool:
+        return user.email is not None
+
+    @extend_schema_field({"type": "string", "format": "email", "nullable": True})
+    def get_pending_email(self, user: User) -> str | None:
+        return user.pending_email or None
+
     def to_representation(self, user: User) -> dict[str, Any]:
-        return {**super().to_representation(user), "email": user.email, "date_joined": datetime_text(user.date_joined)}
+        return {
+            **super().to_representation(user),
+            "email": self.get_email(user),
+            "email_verified": self.get_email_verified(user),
+            "pending_email": self.get_pending_email(user),
+            "date_joined": datetime_text(user.date_joined),
+        }
+
+
+class EmailConfirmSerializer(serializers.Serializer[Any]):
+    code = serializers.CharField(max_length=512, help_text="The code mailed to the pending address")
 
 
 class MeUpdateSerializer(serializers.Serializer[User]):
-    display_name = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    display_name = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        validators=[validate_no_bidi_controls],
+        help_text="No bidi controls (U+202A to U+202E, U+2066 to U+2069)",
+    )
     email = serializers.EmailField(required=False)
     password = serializers.CharField(
         write_only=True,
         required=False,
         max_length=128,
         style={"input_type": "password"},
-        help_text="The current password: needed to change `email`.",
+        help_text="The current password: required to change `email`",
     )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """A new email takes the current password: a stolen access token alone cannot move the account
+        (and, with it, a password reset) to another address. Checked by the view (MeView.patch),
+        under the login's limits; here only its presence."""
+        if "email" in attrs and not attrs.get("password"):
+            raise serializers.ValidationError({"password": ["Your current password is required to change the email."]})
+        return attrs
 
 
 class RegisterSerializer(serializers.Serializer[User]):
     username = serializers.CharField(min_length=3, max_length=32)
     email = serializers.EmailField()
     password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
-    display_name = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
+    display_name = serializers.CharField(
+        max_length=64,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[validate_no_bidi_controls],
+        help_text="No bidi controls (U+202A to U+202E, U+2066 to U+2069)",
+    )
 
 
 class LoginSerializer(serializers.Serializer[User]):
@@ -97,9 +161,15 @@ class LoginSerializer(serializers.Serializer[User]):
             match = User.objects.filter(email__iexact=login).only("username").first()
             if match is not None:
                 login = match.username
+        # Per username (an email counts as its user's name), besides the view's per-address rate.
+        attempts = LoginAttempts(login)
+        wait = attempts.begin()
+        if wait is not None:
+            raise exceptions.Throttled(wait, "Too many failed logins for this account; try again later.")
         user = authenticate(self.context.get("request"), username=login, password=attrs["password"])
         if user is None or not user.is_active:
             raise exceptions.AuthenticationFailed("No active account found with these credentials.")
+        attempts.succeeded()
         attrs["user"] = user
         return attrs
 

@@ -2,7 +2,7 @@ from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
-from accounts import sessions
+from accounts import email_confirmation, sessions
 from accounts.models import User
 from messenger.deadlocks import retry_deadlocks
 
@@ -25,21 +25,26 @@ def _check_unique(*, username: str | None = None, email: str | None = None, excl
 def user_create(*, username: str, email: str, password: str, display_name: str = "") -> User:
     """Validate, hash the password, then insert in a transaction of its own (_user_insert).
 
+    The email becomes the account's pending address, confirmed by mail (accounts.email_confirmation),
+    whether or not another account holds it: the answer never tells.
+
     The hashing (PBKDF2: a few hundred ms of CPU) comes before the transaction: on SQLite a
     transaction holds the database's one write lock from its BEGIN IMMEDIATE, and hashing inside
     it made concurrent registrations queue for seconds, then fail with "database is locked".
     """
     username = username.strip()
     email = User.objects.normalize_email(email.strip())
+    # Validated as the address it will be (the password may not resemble it either), stored as pending.
     user = User(username=username, email=email, display_name=display_name.strip())
     user.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
-    _check_unique(username=username, email=email)
+    _check_unique(username=username)
     try:
         validate_password(password, user)
     except ValidationError as error:
         # The validators raise a bare list; name the field so a client can show it there.
         raise ValidationError({"password": error.messages}) from None
     user.set_password(password)
+    user.email, user.pending_email = None, email
     return _user_insert(user)
 
 
@@ -51,36 +56,30 @@ def _user_insert(user: User) -> User:
             user.save()
     except IntegrityError:
         # Another request took the name between the check and the insert.
-        _check_unique(username=user.username, email=user.email)
+        _check_unique(username=user.username)
         raise
+    email_confirmation.mail_on_commit(user, user.pending_email)
     return user
-
-
-def user_update(
-    *, user: User, display_name: str | None = None, email: str | None = None, password: str | None = None
-) -> User:
-    """Change the profile. A new email (not the same one in another case) needs the user's password:
-    a stolen access token alone cannot take the account over through a password reset by email.
-    The password is checked before the transaction (hashing: see user_create)."""
-    if email is not None and User.objects.normalize_email(email.strip()).lower() != user.email.lower():
-        if not password:
-            raise ValidationError({"password": ["Your password is needed to change the email."]})
-        if not user.check_password(password):
-            raise ValidationError({"password": ["The password is not correct."]})
-    return _user_update(user=user, display_name=display_name, email=email)
 
 
 @retry_deadlocks
 @transaction.atomic
-def _user_update(*, user: User, display_name: str | None, email: str | None) -> User:
+def user_update(*, user: User, display_name: str | None = None, email: str | None = None) -> User:
+    """Change the profile. A new email needs the current password, which the view checks first,
+    under the login's limits (accounts.views.MeView); it stays pending until confirmed by mail."""
     fields: list[str] = []
     if display_name is not None:
         user.display_name = display_name.strip()
         fields.append("display_name")
     if email is not None:
-        user.email = User.objects.normalize_email(email.strip())
-        fields.append("email")
-        _check_unique(email=user.email, exclude_id=user.pk)
+        # Pending until confirmed by mail, taken or not (accounts.email_confirmation); the account's
+        # own address (in any case) only cancels a pending change.
+        address = User.objects.normalize_email(email.strip())
+        same = user.email is not None and user.email.lower() == address.lower()
+        user.pending_email = "" if same else address
+        fields.append("pending_email")
+        if not same:
+            email_confirmation.mail_on_commit(user, address)
     if fields:
         user.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
         user.save(update_fields=fields)
@@ -115,3 +114,22 @@ def _password_save(user: User) -> User:
 def user_logout_all(*, user: User) -> None:
     """End every session of the user: all their tokens stop working, their sockets close (4401)."""
     sessions.sessions_end(user)
+
+
+@retry_deadlocks
+@transaction.atomic
+def user_email_confirm(*, user: User, code: str) -> User:
+    """Make the pending address the code names the account's email, if no account took it meanwhile."""
+    confirmed = email_confirmation.confirmed_address(code)
+    pending = user.pending_email
+    if confirmed is None or confirmed != (user.pk, pending.lower()):
+        raise ValidationError({"code": ["This code is not valid (or no longer: a newer address was asked for)."]})
+    user.email, user.pending_email = pending, ""
+    try:
+        _check_unique(email=pending, exclude_id=user.pk)
+        with transaction.atomic():
+            user.save(update_fields=["email", "pending_email"])
+    except (ValidationError, IntegrityError):
+        # Its owner holds the code, so saying so reveals nothing to anyone else.
+        raise ValidationError({"code": ["Another account uses this address now."]}) from None
+    return user

@@ -86,8 +86,11 @@ class Message(models.Model):
 
     class Meta:
         constraints = [
-            # NULL client ids never collide, on SQLite and MySQL alike.
-            models.UniqueConstraint(fields=["sender", "client_id"], name="message_sender_client_id_unique"),
+            # A client id names one send of a sender to one chat: reused in another chat it is another
+            # message. NULL client ids never collide, on SQLite and MySQL alike.
+            models.UniqueConstraint(
+                fields=["sender", "chat", "client_id"], name="message_sender_chat_client_id_unique"
+            ),
             models.UniqueConstraint(fields=["chat", "version"], name="message_chat_version_unique"),
         ]
         indexes = [

@@ -146,6 +146,15 @@ def users_in_chats(chats: Iterable[Chat]) -> list[User | MemberUser]:
     return users
 
 
+def users_sharing_a_chat(viewer_id: int, user_ids: Iterable[int]) -> set[int]:
+    """Which of these users are members of a chat the viewer is a member of; one query."""
+    ids = list(user_ids)
+    if not ids:
+        return set()
+    viewer_chats = ChatUser.objects.filter(user_id=viewer_id).values("chat_id")
+    return set(ChatUser.objects.filter(chat_id__in=viewer_chats, user_id__in=ids).values_list("user_id", flat=True))
+
+
 def attachment_for_viewer(*, attachment_id: int, user: User) -> Attachment | None:
     """The attachment with its blob if `user` may fetch it, else None (answered as 404); one query.
 

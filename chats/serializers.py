@@ -23,19 +23,25 @@ from messenger.rendering import current_zone, datetime_text
 MAX_ID = 2**63 - 1
 
 
-def _online(user_id: int, online_ids: set[int] | None) -> bool:
+def _online(user_id: int, online_ids: set[int] | None, visible_ids: set[int] | None = None) -> bool | None:
+    """Whether the user is online; None (presence hidden) outside `visible_ids` when given: a sender
+    who shares no chat with the viewer any more (accounts.selectors.presence_context)."""
+    if visible_ids is not None and user_id not in visible_ids:
+        return None
     if online_ids is None:
         return user_id in presence.online_ids([user_id])
     return user_id in online_ids
 
 
-def message_data(message: Message, *, online_ids: set[int] | None) -> dict[str, Any]:
+def message_data(
+    message: Message, *, online_ids: set[int] | None, visible_ids: set[int] | None = None
+) -> dict[str, Any]:
     """MessageSerializer's output, built directly (see messenger.rendering)."""
     attachment = None if message.deleted else message.attachment
     return {
         "id": message.pk,
         "chat_id": message.chat_id,
-        "sender": public_user_data(message.sender, is_online=_online(message.sender_id, online_ids)),
+        "sender": public_user_data(message.sender, is_online=_online(message.sender_id, online_ids, visible_ids)),
         "content": message.content,
         "attachment": attachment_data(attachment) if attachment is not None else None,
         "attachment_url": attachment.url if attachment is not None else None,
@@ -82,12 +88,14 @@ def chat_data(chat: Chat, *, viewer: User | MemberUser, online_ids: set[int] | N
     }
 
 
-def media_item_data(message: Message, *, online_ids: set[int] | None) -> dict[str, Any]:
+def media_item_data(
+    message: Message, *, online_ids: set[int] | None, visible_ids: set[int] | None = None
+) -> dict[str, Any]:
     """MediaItemSerializer's output, built directly (see messenger.rendering)."""
     attachment = message.attachment
     return {
         "message_id": message.pk,
-        "sender": public_user_data(message.sender, is_online=_online(message.sender_id, online_ids)),
+        "sender": public_user_data(message.sender, is_online=_online(message.sender_id, online_ids, visible_ids)),
         "attachment": attachment_data(attachment) if attachment is not None else None,
     }
 

@@ -277,8 +277,8 @@ def message_create(
 ) -> MessageResult:
     """Store a message and announce it (`created`), or find the sender's first with this client_id.
 
-    A client_id the sender used before returns the first message and creates nothing, so a
-    client may retry a send whose answer it never saw.
+    A client_id the sender used before in this chat returns the first message and creates nothing,
+    so a client may retry a send whose answer it never saw; in another chat it is a new message.
     """
     client_id = (client_id or "").strip() or None
     try:
@@ -289,7 +289,7 @@ def message_create(
         if client_id is None:
             raise
         # A concurrent retry with the same client_id won the insert.
-        first = Message.objects.filter(sender=sender, client_id=client_id).first()
+        first = Message.objects.filter(sender=sender, chat_id=chat_id, client_id=client_id).first()
         if first is None:
             raise
         return MessageResult(first, created=False)

@@ -27,13 +27,14 @@ class LockedMembership:
     membership_id: int
     unread_count: int
     last_read_id: int
-    # The sender's message with this send's client_id, if they sent one before.
+    # The sender's message in this chat with this send's client_id, if they sent one before.
     first_message_id: int | None
 
 
 def lock_chat_for_member(chat_id: int, user_id: int, client_id: str | None) -> LockedMembership | None:
     """Take the chat's row lock and read the sender's membership under it, in one statement, with
-    the id of the sender's message that already carries `client_id` (None: there is none).
+    the id of the sender's message in this chat that already carries `client_id` (None: there is none;
+    the same client_id in another chat is another send).
 
     None when the chat is missing or the user is not a member. The read is a locking one, so
     it sees a removal that committed while this send waited (removals take the same lock).
@@ -41,7 +42,7 @@ def lock_chat_for_member(chat_id: int, user_id: int, client_id: str | None) -> L
     for_update = " FOR UPDATE" if connection.features.has_select_for_update else ""
     sql = (
         f"SELECT c.version, m.id, m.unread_count, m.last_read_id, "
-        f"(SELECT f.id FROM {_table(Message)} f WHERE f.sender_id = %s AND f.client_id = %s) "
+        f"(SELECT f.id FROM {_table(Message)} f WHERE f.sender_id = %s AND f.chat_id = c.id AND f.client_id = %s) "
         f"FROM {_table(Chat)} c INNER JOIN {_table(ChatUser)} m ON m.chat_id = c.id "
         f"WHERE c.id = %s AND m.user_id = %s{for_update}"
     )

@@ -155,8 +155,12 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
         services.membership_get(chat_id=int(pk), user=request_user(request))
         paginator = NewestFirstCursorPagination()
         page = paginator.paginate_queryset(selectors.media_page_queryset(int(pk)), request, view=self) or []
-        online_ids = selectors.presence_context(m.sender for m in page)["online_ids"]
-        return paginator.get_paginated_response([media_item_data(message, online_ids=online_ids) for message in page])
+        # Senders who left and share no chat with the caller any more: presence hidden.
+        presence = selectors.presence_context([m.sender for m in page], viewer=request_user(request))
+        online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
+        return paginator.get_paginated_response(
+            [media_item_data(message, online_ids=online_ids, visible_ids=visible_ids) for message in page]
+        )
 
 
 class MessagePageSchema(ContractAutoSchema):
@@ -189,14 +193,17 @@ class MessageViewSet(PathIdsInRange, mixins.ListModelMixin, viewsets.GenericView
         query = MessagePageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         page = selectors.message_page(chat_id=self.chat_id(), **query.validated_data)
-        online_ids = selectors.presence_context(m.sender for m in page.results)["online_ids"]
-        results = [message_data(message, online_ids=online_ids) for message in page.results]
+        # Senders who left and share no chat with the caller any more: presence hidden.
+        presence = selectors.presence_context([m.sender for m in page.results], viewer=request_user(request))
+        online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
+        results = [message_data(m, online_ids=online_ids, visible_ids=visible_ids) for m in page.results]
         return Response({"results": results, "has_more": page.has_more})
 
     @extend_schema(
         request=MessageCreateSerializer,
         responses={201: MessageSerializer, 200: MessageSerializer},
-        description="A repeated client_id from the same sender answers 200 with the first message.",
+        description="A repeated client_id from the same sender in the same chat answers 200 with the first message "
+        "(in another chat it is a new message).",
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = MessageCreateSerializer(data=request.data)

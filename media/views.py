@@ -17,11 +17,11 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from accounts.auth import request_user
 from accounts.sessions import SessionJWTAuthentication
+from accounts.throttles import AddressScopedThrottle
 from media import access, services, store, validation
 from media.authentication import AccessTokenQueryAuthentication
 from media.models import Attachment
@@ -41,7 +41,7 @@ INSUFFICIENT_STORAGE_SCHEMA = {
 @extend_schema(tags=["attachments"])
 class AttachmentUploadView(APIView):
     parser_classes = [MultiPartParser, FormParser]
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [AddressScopedThrottle]
     throttle_scope = "upload"
 
     @extend_schema(

@@ -4,6 +4,7 @@ With nothing set, the server runs the embedded default: SQLite under DATA_DIR an
 in-memory channel layer. Production sets DATABASE_URL (MySQL/MariaDB) and REDIS_URL.
 """
 
+import contextlib
 import os
 import secrets
 import sys
@@ -15,6 +16,8 @@ from urllib.parse import parse_qs, unquote, urlparse
 
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
+
+from messenger.security_headers import client_headers
 
 # Lets classes such as ModelAdmin[Chat] be subscripted at run time, as the type hints spell them.
 django_stubs_ext.monkeypatch()
@@ -52,6 +55,27 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
+def _make_private(path: Path) -> None:
+    """Readable and writable by the server's user only (0600): an existing file too, if looser."""
+    if path.exists() and path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Create `path` holding `text`, mode 0600 from its first byte, unless it exists by then: written
+    beside it and linked into place, so a process starting at the same time reads all or nothing."""
+    draft = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+    try:
+        os.link(draft, path)
+    except FileExistsError:
+        pass  # another process's key won
+    finally:
+        draft.unlink()
+
+
 DEBUG = env_bool("DEBUG", default=False)
 TESTING = "pytest" in sys.modules or env_bool("TESTING", default=False)
 
@@ -66,7 +90,8 @@ if not SECRET_KEY:
     _key_file = Path(os.environ.get("DATA_DIR", BASE_DIR / "data")).resolve() / "dev-secret-key"
     _key_file.parent.mkdir(parents=True, exist_ok=True)
     if not _key_file.exists():
-        _key_file.write_text("dev-" + secrets.token_urlsafe(48))
+        _write_private(_key_file, "dev-" + secrets.token_urlsafe(48))
+    _make_private(_key_file)
     SECRET_KEY = _key_file.read_text().strip()
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if (DEBUG or TESTING) else [])
@@ -89,6 +114,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from here: /api/docs/ needs no internet
     "channels",
     "accounts",
     "chats",
@@ -178,10 +204,17 @@ DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
     DATABASES = {"default": database_from_url(DATABASE_URL)}
 else:
+    # Every account's password hash is in this file: it is created 0600 (an empty file is an empty
+    # database), and SQLite gives its -wal and -shm files the database file's mode.
+    _sqlite_file = DATA_DIR / "messenger.sqlite3"
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(_sqlite_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for _suffix in ("", "-wal", "-shm"):
+        _make_private(Path(f"{_sqlite_file}{_suffix}"))
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "messenger.sqlite3",
+            "NAME": _sqlite_file,
             # WAL lets readers and the writer proceed together; the timeout waits out short locks.
             "OPTIONS": {
                 "timeout": 20,
@@ -268,6 +301,8 @@ STATIC_ROOT.mkdir(exist_ok=True)
 # The client's renderer is plain ES modules; WhiteNoise serves its folder at the site root.
 WHITENOISE_ROOT = BASE_DIR / "client" / "renderer"
 WHITENOISE_INDEX_FILE = True
+# X-Frame-Options: DENY and the client's Content-Security-Policy on every file WhiteNoise serves.
+WHITENOISE_ADD_HEADERS_FUNCTION = client_headers
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -342,6 +377,30 @@ TYPING_THROTTLE_SECONDS = env_int("TYPING_THROTTLE_SECONDS", 2)
 PRESENCE_HEARTBEAT_SECONDS = env_int("PRESENCE_HEARTBEAT_SECONDS", 30)
 PRESENCE_TTL_SECONDS = env_int("PRESENCE_TTL_SECONDS", 90)
 
+# How many proxies of ours stand in front of the server and append to X-Forwarded-For: the client's
+# address (rate limits, logs) is the TRUSTED_PROXIES-th from the right; 0 ignores the header, which
+# a client can write anything in (accounts/throttles.py). Behind one nginx: 1.
+# https://www.django-rest-framework.org/api-guide/settings/#num_proxies
+TRUSTED_PROXIES = env_int("TRUSTED_PROXIES", 0)
+if TRUSTED_PROXIES < 0:
+    raise ImproperlyConfigured(f"TRUSTED_PROXIES={TRUSTED_PROXIES} must be 0 or more")
+# Mail: confirmation codes for email addresses (accounts/email_confirmation.py). The console backend
+# (the default) prints them to the server's output; set EMAIL_BACKEND=django.core.mail.backends.smtp.EmailBackend
+# with EMAIL_HOST etc. to send them. https://docs.djangoproject.com/en/5.2/topics/email/
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "messenger@localhost")
+EMAIL_CONFIRM_DAYS = env_int("EMAIL_CONFIRM_DAYS", 3)
+
+# Failed logins per username (an email counts as its user's name) within a window that starts at
+# the first; then 429 with Retry-After until it ends, whichever the address (accounts/throttles.py).
+LOGIN_FAILURES_PER_USERNAME = env_int("LOGIN_FAILURES_PER_USERNAME", 10)
+LOGIN_FAILURE_WINDOW_SECONDS = env_int("LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.sessions.SessionJWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -356,8 +415,13 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "auth": os.environ.get("THROTTLE_AUTH", "30/min"),
         "upload": os.environ.get("THROTTLE_UPLOAD", "60/min"),
+        # PATCH /api/auth/me with an email, per user (accounts.views.MeView).
+        "email": os.environ.get("THROTTLE_EMAIL", "10/hour"),
     },
     "UNAUTHENTICATED_USER": None,
+    # Every throttle names the client by accounts.throttles.client_address; DRF's own get_ident
+    # reads the same number, so that a stock throttle added later agrees.
+    "NUM_PROXIES": TRUSTED_PROXIES,
 }
 
 SIMPLE_JWT = {
@@ -381,6 +445,10 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # https://drf-spectacular.readthedocs.io/en/latest/settings.html#self-contained-ui-installation
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api",
     # Two choice sets share the field name "role": name both, or the schema gets "Role978Enum".

@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.admin import throttled_admin_login
 from messenger.health import healthz
 from messenger.ws_docs import asyncapi_yaml, ws_docs
 
 urlpatterns = [
+    # Before the admin's own: its login, rate-limited like the API's.
+    path("admin/login/", throttled_admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -224,3 +224,32 @@ def test_a_statement_over_the_limit_is_stopped_by_mariadb_and_answered_503(api_c
     # then
     assert r.status_code == 503, r.content
     assert r["Retry-After"] == "5"
+
+
+def test_the_generated_secret_key_and_the_sqlite_database_are_private_to_the_server(tmp_path):
+    # when: a development start that writes to its database, and reads the modes while it is open
+    code = (
+        "import django, os\ndjango.setup()\nfrom django.db import connection\n"
+        "with connection.cursor() as c:\n"
+        "    c.execute('CREATE TABLE t (x int)')\n    c.execute('INSERT INTO t VALUES (1)')\n"
+        "print(json.dumps({f: os.stat(s.DATA_DIR / f).st_mode & 0o777 for f in os.listdir(s.DATA_DIR)"
+        " if f.startswith(('messenger', 'dev-'))}))"
+    )
+    result = start(tmp_path, code, DEBUG="true", DJANGO_SETTINGS_MODULE="messenger.settings")
+    # then: the key, the database and its WAL files are 0600
+    assert result.returncode == 0, result.stderr
+    modes = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"dev-secret-key", "messenger.sqlite3", "messenger.sqlite3-wal", "messenger.sqlite3-shm"} <= set(modes)
+    assert modes == dict.fromkeys(modes, 0o600)
+
+
+def test_a_looser_existing_database_file_is_made_private(tmp_path):
+    # given: a database file from before, readable by all
+    database = tmp_path / "messenger.sqlite3"
+    database.touch(mode=0o644)
+    database.chmod(0o644)
+    # when
+    result = start(tmp_path, DEBUG="true")
+    # then
+    assert result.returncode == 0, result.stderr
+    assert database.stat().st_mode & 0o777 == 0o600

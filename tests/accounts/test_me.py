@@ -1,6 +1,7 @@
 """GET / PATCH /api/auth/me: Me = PublicUser + {email, date_joined}."""
 
 import pytest
+from rest_framework.throttling import ScopedRateThrottle
 
 from tests.factories import DEFAULT_PASSWORD, UserFactory
 
@@ -13,7 +14,17 @@ def test_me_answers_the_callers_own_profile_with_email(api_client, user):
     # then
     assert r.status_code == 200, r.content
     body = r.json()
-    assert set(body) == {"id", "username", "display_name", "is_online", "last_seen", "email", "date_joined"}
+    assert set(body) == {
+        "id",
+        "username",
+        "display_name",
+        "is_online",
+        "last_seen",
+        "email",
+        "email_verified",
+        "pending_email",
+        "date_joined",
+    }
     assert body["id"] == user.id
     assert body["email"] == user.email
 
@@ -43,14 +54,20 @@ def test_patch_me_may_clear_the_display_name(api_client, user):
     assert r.json()["display_name"] == ""
 
 
-def test_patch_me_changes_the_email(api_client, user):
+def test_patch_me_asks_for_a_new_email_which_a_mailed_code_confirms(
+    api_client, user, mailoutbox, django_capture_on_commit_callbacks
+):
     # when
-    r = api_client.patch(URL, {"email": "new@example.com", "password": DEFAULT_PASSWORD}, format="json")
-    # then
+    with django_capture_on_commit_callbacks(execute=True):
+        r = api_client.patch(URL, {"email": "new@example.com", "password": DEFAULT_PASSWORD}, format="json")
+    # then: the old address stays the account's until the new one is confirmed
     assert r.status_code == 200, r.content
-    assert r.json()["email"] == "new@example.com"
+    assert (r.json()["email"], r.json()["pending_email"]) == (user.email, "new@example.com")
+    code = mailoutbox[-1].body.split("\n\n")[1].strip()
+    confirmed = api_client.post("/api/auth/email/confirm", {"code": code}, format="json")
+    assert confirmed.status_code == 200, confirmed.content
     user.refresh_from_db()
-    assert user.email == "new@example.com"
+    assert (user.email, user.pending_email) == ("new@example.com", "")
 
 
 @pytest.mark.parametrize("password", [None, "", "not-my-password"], ids=["missing", "blank", "wrong"])
@@ -67,20 +84,24 @@ def test_patch_me_refuses_a_new_email_without_the_password(api_client, user, unc
 
 def test_patch_me_keeps_the_own_email_in_another_case(api_client, user):
     # when
-    r = api_client.patch(URL, {"email": user.email.upper()}, format="json")
+    r = api_client.patch(URL, {"email": user.email.upper(), "password": DEFAULT_PASSWORD}, format="json")
     # then
     assert r.status_code == 200, r.content
 
 
-def test_patch_me_refuses_an_email_another_user_has_ignoring_case(api_client, user, unchanged):
+def test_patch_me_answers_the_same_for_an_email_another_user_has(
+    api_client, user, mailoutbox, django_capture_on_commit_callbacks
+):
     # given
     UserFactory.create(username="carol", email="carol@example.com")
     # when
-    with unchanged():
+    with django_capture_on_commit_callbacks(execute=True):
         r = api_client.patch(URL, {"email": "CAROL@example.com", "password": DEFAULT_PASSWORD}, format="json")
-    # then
-    assert r.status_code == 400, r.content
-    assert r.json()["email"] == ["A user with that email already exists."]
+    # then: pending, as any address; carol is told, and keeps it
+    assert r.status_code == 200, r.content
+    assert r.json()["pending_email"] == "CAROL@example.com"
+    assert "already belongs to your account" in mailoutbox[-1].body
+    assert UserFactory._meta.model.objects.get(username="carol").email == "carol@example.com"
 
 
 @pytest.mark.parametrize(
@@ -113,3 +134,74 @@ def test_put_on_me_is_not_allowed(api_client):
     r = api_client.put(URL, {"display_name": "x"}, format="json")
     # then
     assert r.status_code == 405, r.content
+
+
+def test_patch_me_refuses_an_email_change_without_the_password(api_client, user, unchanged):
+    # when
+    with unchanged():
+        r = api_client.patch(URL, {"email": "new@example.com"}, format="json")
+    # then
+    assert r.status_code == 400, r.content
+    assert list(r.json()) == ["password"]
+
+
+def test_patch_me_refuses_an_email_change_with_a_wrong_password(api_client, user, unchanged):
+    # when
+    with unchanged():
+        r = api_client.patch(URL, {"email": "new@example.com", "password": "Not-the-password-1"}, format="json")
+    # then
+    assert r.status_code == 400, r.content
+    assert r.json() == {"password": ["The password is not correct."]}
+
+
+def test_patch_me_changes_the_display_name_without_a_password(api_client, user):
+    # when
+    r = api_client.patch(URL, {"display_name": "Al"}, format="json")
+    # then
+    assert r.status_code == 200, r.content
+
+
+def test_email_changes_are_rate_limited_per_user(api_client, user, monkeypatch):
+    # given
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"email": "2/hour"})
+    for n in range(2):
+        api_client.patch(URL, {"email": f"new{n}@example.com", "password": DEFAULT_PASSWORD}, format="json")
+    # when
+    r = api_client.patch(URL, {"email": "new9@example.com", "password": DEFAULT_PASSWORD}, format="json")
+    # then
+    assert r.status_code == 429, r.content
+    assert int(r["Retry-After"]) > 0
+    assert api_client.patch(URL, {"display_name": "Still free"}, format="json").status_code == 200
+
+
+def test_wrong_passwords_on_an_email_change_count_as_failed_logins(api_client, client, user, settings):
+    # given: a stolen access token guessing the password through PATCH
+    settings.LOGIN_FAILURES_PER_USERNAME = 2
+    for _ in range(2):
+        api_client.patch(URL, {"email": "new@example.com", "password": "Guess-number-1"}, format="json")
+    # when: the account's logins
+    r = client.post(
+        "/api/auth/login", {"username": "alice", "password": DEFAULT_PASSWORD}, content_type="application/json"
+    )
+    # then
+    assert r.status_code == 429, r.content
+
+
+@pytest.mark.parametrize(
+    "control", ["\u202a", "\u202b", "\u202c", "\u202d", "\u202e", "\u2066", "\u2067", "\u2068", "\u2069"]
+)
+def test_a_display_name_may_not_carry_bidi_controls(api_client, user, unchanged, control):
+    # when
+    with unchanged():
+        r = api_client.patch(URL, {"display_name": f"{control}nimda"}, format="json")
+    # then
+    assert r.status_code == 400, r.content
+    assert list(r.json()) == ["display_name"]
+
+
+def test_a_right_to_left_display_name_is_fine(api_client, user):
+    # when
+    r = api_client.patch(URL, {"display_name": "سارا"}, format="json")
+    # then
+    assert r.status_code == 200, r.content
+    assert r.json()["display_name"] == "سارا"

@@ -19,7 +19,17 @@ def test_register_creates_the_user_and_answers_me_with_a_token_pair(client, db):
     assert r.status_code == 201, r.content
     body = r.json()
     assert set(body) == {"user", "access", "refresh"}
-    assert set(body["user"]) == {"id", "username", "display_name", "is_online", "last_seen", "email", "date_joined"}
+    assert set(body["user"]) == {
+        "id",
+        "username",
+        "display_name",
+        "is_online",
+        "last_seen",
+        "email",
+        "email_verified",
+        "pending_email",
+        "date_joined",
+    }
     assert body["user"]["username"] == "carol"
     assert body["user"]["email"] == "carol@example.com"
     assert body["user"]["display_name"] == "Carol C."
@@ -85,15 +95,94 @@ def test_register_refuses_a_username_that_differs_only_in_case(client, db, uncha
     assert r.json()["username"] == ["A user with that username already exists."]
 
 
-def test_register_refuses_an_email_already_in_use_ignoring_case(client, db, unchanged):
+def test_register_answers_the_same_whether_or_not_the_email_is_taken(
+    client, db, mailoutbox, django_capture_on_commit_callbacks
+):
     # given
     UserFactory.create(username="alice", email="alice@example.com")
+    # when: one registration with alice's address (in another case), one with a free one
+    with django_capture_on_commit_callbacks(execute=True):
+        taken = client.post(
+            URL, payload(username="mallory", email="ALICE@example.com"), content_type="application/json"
+        )
+        free = client.post(URL, payload(username="carol", email="carol@example.com"), content_type="application/json")
+    # then: the same status and the same answer, but for the names and ids
+    assert taken.status_code == free.status_code == 201, (taken.content, free.content)
+
+    def shape(body):
+        user = body["user"]
+        return sorted(body), sorted(user), user["email_verified"], user["pending_email"] == user["email"]
+
+    assert (
+        shape(taken.json())
+        == shape(free.json())
+        == (
+            ["access", "refresh", "user"],
+            sorted(
+                [
+                    "id",
+                    "username",
+                    "display_name",
+                    "is_online",
+                    "last_seen",
+                    "email",
+                    "email_verified",
+                    "pending_email",
+                    "date_joined",
+                ]
+            ),
+            False,
+            True,
+        )
+    )
+    # and: alice keeps her address; its owner is told, the free address gets a code
+    assert User.objects.get(username="alice").email == "alice@example.com"
+    assert User.objects.get(username="mallory").email is None
+    assert [m.to for m in mailoutbox] == [["ALICE@example.com"], ["carol@example.com"]]
+    assert "already belongs to your account" in mailoutbox[0].body
+    assert "enter this code" in mailoutbox[1].body
+
+
+def test_a_registered_email_is_confirmed_by_the_mailed_code(client, db, mailoutbox, django_capture_on_commit_callbacks):
+    # given
+    with django_capture_on_commit_callbacks(execute=True):
+        r = client.post(URL, payload(), content_type="application/json")
+    code = mailoutbox[0].body.split("\n\n")[1].strip()
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {r.json()['access']}"}
     # when
-    with unchanged():
-        r = client.post(URL, payload(email="ALICE@example.com"), content_type="application/json")
+    confirmed = client.post("/api/auth/email/confirm", {"code": code}, content_type="application/json", **auth)
+    # then
+    assert confirmed.status_code == 200, confirmed.content
+    assert confirmed.json()["email"] == "carol@example.com"
+    assert confirmed.json()["email_verified"] is True
+    assert confirmed.json()["pending_email"] is None
+    login = client.post(
+        "/api/auth/login",
+        {"username": "carol@example.com", "password": DEFAULT_PASSWORD},
+        content_type="application/json",
+    )
+    assert login.status_code == 200, login.content
+
+
+def test_an_unconfirmed_email_is_no_login_name(client, db):
+    # given
+    client.post(URL, payload(), content_type="application/json")
+    # when
+    r = client.post(
+        "/api/auth/login",
+        {"username": "carol@example.com", "password": DEFAULT_PASSWORD},
+        content_type="application/json",
+    )
+    # then
+    assert r.status_code == 401, r.content
+
+
+def test_a_wrong_confirmation_code_is_refused(api_client, user):
+    # when
+    r = api_client.post("/api/auth/email/confirm", {"code": "forged"}, format="json")
     # then
     assert r.status_code == 400, r.content
-    assert r.json()["email"] == ["A user with that email already exists."]
+    assert list(r.json()) == ["code"]
 
 
 @pytest.mark.parametrize("email", ["not-an-email", "", "a@", "@example.com"])
@@ -167,3 +256,12 @@ def test_register_refuses_a_body_that_is_not_json(client, db, unchanged):
         r = client.post(URL, "{not json", content_type="application/json")
     # then
     assert r.status_code == 400, r.content
+
+
+def test_register_refuses_a_display_name_with_a_bidi_override(client, db, unchanged):
+    # when
+    with unchanged():
+        r = client.post(URL, payload(display_name="\u202eeciffo"), content_type="application/json")
+    # then
+    assert r.status_code == 400, r.content
+    assert list(r.json()) == ["display_name"]

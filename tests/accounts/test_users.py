@@ -1,8 +1,9 @@
 """GET /api/users/search?q= (prefix first, paginated) and GET /api/users/{id}: PublicUser, never an email."""
 
 import pytest
+from django.utils import timezone
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, group_with
 
 PUBLIC_FIELDS = {"id", "username", "display_name", "is_online", "last_seen"}
 
@@ -128,10 +129,11 @@ def test_search_without_q_answers_400(api_client):
     assert r.status_code == 400, r.content
 
 
-def test_search_shows_who_is_online(api_client, set_online):
-    # given
+def test_search_shows_who_is_online(api_client, user, set_online):
+    # given: both share a chat with the caller
     carol = UserFactory.create(username="carol")
-    UserFactory.create(username="carla")
+    carla = UserFactory.create(username="carla")
+    group_with(user, carol, carla, owner=user)
     set_online(carol)
     # when
     r = api_client.get("/api/users/search", {"q": "car"})
@@ -140,7 +142,7 @@ def test_search_shows_who_is_online(api_client, set_online):
     assert online == {"carol": True, "carla": False}
 
 
-def test_user_detail_answers_a_public_user(api_client, other_user):
+def test_user_detail_answers_a_public_user(api_client, other_user, chat):
     # when
     r = api_client.get(f"/api/users/{other_user.id}")
     # then
@@ -172,8 +174,43 @@ def test_search_costs_a_constant_number_of_queries(api_client, django_assert_max
     # given
     for n in range(40):
         UserFactory.create(username=f"zoe{n:02d}")
-    # when: authentication, the count for the paginator, one page of users
-    with django_assert_max_num_queries(3):
+    # when: authentication, the count for the paginator, one page of users, whom the caller shares a chat with
+    with django_assert_max_num_queries(4):
         r = api_client.get("/api/users/search", {"q": "zoe", "limit": 40})
     # then
     assert len(r.json()["results"]) == 40
+
+
+def test_search_hides_the_presence_of_users_who_share_no_chat_with_the_caller(api_client, user, set_online):
+    # given: carol is online and shares no chat with the caller; dora does
+    carol = UserFactory.create(username="carol")
+    dora = UserFactory.create(username="cdora")
+    group_with(user, dora, owner=user)
+    set_online(carol)
+    set_online(dora)
+    type(user).objects.filter(pk__in=[carol.pk, dora.pk]).update(last_seen=timezone.now())
+    # when
+    r = api_client.get("/api/users/search", {"q": "c"})
+    # then
+    shown = {u["username"]: (u["is_online"], u["last_seen"] is not None) for u in r.json()["results"]}
+    assert shown["carol"] == (None, False)
+    assert shown["cdora"] == (True, True)
+
+
+def test_user_detail_hides_the_presence_of_a_stranger(api_client, other_user):
+    # given: no chat in common; other_user was seen recently
+    type(other_user).objects.filter(pk=other_user.pk).update(last_seen=timezone.now())
+    # when
+    r = api_client.get(f"/api/users/{other_user.id}")
+    # then
+    assert r.status_code == 200, r.content
+    assert (r.json()["is_online"], r.json()["last_seen"]) == (None, None)
+
+
+def test_a_user_who_left_the_only_shared_chat_is_a_stranger_again(api_client, user, other_user, chat):
+    # given
+    chat.memberships.filter(user=other_user).delete()
+    # when
+    r = api_client.get(f"/api/users/{other_user.id}")
+    # then
+    assert r.json()["is_online"] is None

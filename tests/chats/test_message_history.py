@@ -2,6 +2,7 @@
 ascending by version (catch-up: everything created, edited or deleted after it). Answers {results, has_more}."""
 
 import pytest
+from django.utils import timezone
 
 from tests.factories import message_in
 
@@ -226,3 +227,26 @@ def test_a_single_message_cannot_be_fetched_alone(api_client, chat, ten):
     r = api_client.get(f"/api/chats/{chat.id}/messages/{ten[0].id}")
     # then
     assert r.status_code == 405, r.content
+
+
+def test_history_hides_the_presence_of_a_sender_who_left_and_shares_no_chat_with_the_caller(
+    api_client, user, other_user, chat
+):
+    # given: other_user wrote, then left the only chat they shared with the caller
+    message_in(chat, other_user, "bye")
+    type(other_user).objects.filter(pk=other_user.pk).update(last_seen=timezone.now())
+    chat.memberships.filter(user=other_user).delete()
+    # when
+    r = api_client.get(f"/api/chats/{chat.id}/messages")
+    # then
+    sender = r.json()["results"][0]["sender"]
+    assert (sender["id"], sender["is_online"], sender["last_seen"]) == (other_user.id, None, None)
+
+
+def test_history_shows_the_presence_of_a_sender_who_is_still_a_member(api_client, user, other_user, chat):
+    # given
+    message_in(chat, other_user, "hi")
+    # when
+    r = api_client.get(f"/api/chats/{chat.id}/messages")
+    # then
+    assert r.json()["results"][0]["sender"]["is_online"] is False

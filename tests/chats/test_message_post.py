@@ -1,5 +1,5 @@
 """POST /api/chats/{id}/messages {content?, attachment_id?, client_id?} → 201 Message;
-a repeated client_id from the same sender → 200 with the first message, nothing created."""
+a repeated client_id from the same sender in the same chat → 200 with the first message, nothing created."""
 
 from datetime import UTC, datetime
 
@@ -146,6 +146,19 @@ def test_the_same_client_id_from_another_sender_is_a_new_message(client_for, cha
     # then
     assert r.status_code == 201, r.content
     assert Message.objects.filter(client_id="shared").count() == 2
+
+
+def test_the_same_client_id_in_another_chat_is_a_new_message(api_client, chat, user, other_user):
+    # given: a send to one chat
+    first = post(api_client, chat, content="to the group", client_id="c-7")
+    direct = direct_between(user, other_user)
+    # when: the same client_id to another chat
+    r = post(api_client, direct, content="to bob", client_id="c-7")
+    # then: a message of its own in that chat, not the group's message
+    assert r.status_code == 201, r.content
+    assert (r.json()["chat_id"], r.json()["content"]) == (direct.id, "to bob")
+    assert r.json()["id"] != first.json()["id"]
+    assert Message.objects.filter(sender=user, client_id="c-7").count() == 2
 
 
 def test_messages_without_client_id_never_collide(api_client, chat):

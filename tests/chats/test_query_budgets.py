@@ -10,7 +10,8 @@ from tests.factories import ChatUserFactory, UserFactory, group_with, message_in
 # Authentication (the user) + the page of chats + their memberships with users + their last messages.
 CHAT_LIST_BUDGET = 4
 # Authentication + membership check + one page of messages with senders and attachments.
-HISTORY_BUDGET = 4  # the caller, their membership, the page's ids, the rows with senders and attachments
+# ... and which senders share a chat with the caller (presence is hidden from the others: a sender who left).
+HISTORY_BUDGET = 5  # the caller, their membership, the page's ids, the rows with senders and attachments, contacts
 # Authentication; the chat's row lock with the membership and the client_id's first message read under
 # it; the insert; the version bump; the unread counters; the message rendered for its event and the
 # answer (here, where the test's transaction never commits, by the answer's fallback; after a real

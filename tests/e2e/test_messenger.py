@@ -190,6 +190,21 @@ def test_group_info_lists_members_and_roles(pair: tuple[Person, Person], screens
     bob.page.get_by_role("button", name="Close panel").click()
 
 
+def test_a_group_shows_each_senders_username_beside_the_display_name(pair: tuple[Person, Person]) -> None:
+    alice, bob = pair
+    alice.page.locator(".chat-list .chat-item", has_text="Weekend plans").click()
+    alice.send("Who is who here?")
+    bob.page.locator(".chat-list .chat-item", has_text="Weekend plans").click()
+
+    # The name is isolated (<bdi>) and the @username, which no one else has, stands beside it.
+    sender = bob.page.locator(".msg", has_text="Who is who here?").locator(".bubble__sender")
+    expect(sender.locator("bdi")).to_have_text(alice.display_name)
+    expect(sender.locator(".handle")).to_have_text(f"@{alice.username}")
+    bob.page.get_by_role("button", name="Group info").click()
+    expect(bob.page.locator(".panel .member .handle")).to_have_text([f"@{bob.username}", f"@{alice.username}"])
+    bob.page.get_by_role("button", name="Close panel").click()
+
+
 def test_an_image_shows_in_the_chat_and_the_gallery(
     pair: tuple[Person, Person], screenshot_dir: Path, tmp_path: Path
 ) -> None:

@@ -7,7 +7,7 @@ from asgiref.sync import sync_to_async
 
 from chats.models import Message
 from chats.realtime import adapter
-from tests.factories import UserFactory, group_with, message_in
+from tests.factories import UserFactory, direct_between, group_with, message_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -52,6 +52,21 @@ async def test_message_send_with_a_repeated_client_id_acks_the_first_message_and
     assert again["message"]["id"] == first["message"]["id"]
     assert again["message"]["content"] == "first"
     assert await messages_of(chat) == [("first", "same")]
+
+
+async def test_message_send_with_a_client_id_used_in_another_chat_stores_a_new_message(connect, user, other_user, chat):
+    # given: a send to another chat with this client_id
+    other = await sync_to_async(direct_between)(user, other_user)
+    socket = await connect(user, "/ws/")
+    await socket.send({"type": "message.send", "chat_id": other.id, "content": "to bob", "client_id": "same"})
+    first = await socket.receive_type("message.ack")
+    # when
+    await socket.send({"type": "message.send", "chat_id": chat.id, "content": "to the group", "client_id": "same"})
+    # then
+    ack = await socket.receive_type("message.ack")
+    assert ack["message"]["id"] != first["message"]["id"]
+    assert (ack["message"]["chat_id"], ack["message"]["content"]) == (chat.id, "to the group")
+    assert await messages_of(chat) == [("to the group", "same")]
 
 
 async def test_message_send_without_client_id_is_an_error_and_the_socket_stays_open(connect, user, chat):

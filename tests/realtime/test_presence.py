@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from accounts import presence
 from accounts.models import User
 from chats.realtime.hub import get_hub
+from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -144,3 +145,15 @@ async def test_a_user_with_a_socket_on_this_process_is_online_without_asking_the
     await asyncio.sleep(0.05)
     with pytest.raises(AssertionError):
         await sync_to_async(presence.online_ids)([user.id])
+
+
+async def test_presence_reaches_only_users_who_share_a_chat(connect, user, other_user, chat):
+    # given: a stranger shares no chat with user; other_user does
+    stranger = await sync_to_async(UserFactory.create)(username="stranger")
+    outsider = await connect(stranger, "/ws/")
+    watcher = await connect(other_user, "/ws/")
+    # when
+    await connect(user, "/ws/")
+    # then
+    assert (await watcher.receive_type("presence"))["user_id"] == user.id
+    assert "presence" not in await outsider.received_types()

@@ -312,6 +312,8 @@ export function createApi({
     },
     me: () => send('GET', '/api/auth/me'),
     updateMe: (changes) => send('PATCH', '/api/auth/me', { body: changes }),
+    /** The code mailed to the pending address makes it the account's email; resolves to Me. */
+    confirmEmail: (code) => send('POST', '/api/auth/email/confirm', { body: { code } }),
 
     searchUsers: (q) => send('GET', '/api/users/search', { query: { q } }).then((page) => page.results || []),
     user: (id) => send('GET', `/api/users/${id}`),

@@ -1,6 +1,7 @@
 // Small DOM helpers shared by the views. Text always goes in through text nodes, never innerHTML,
 // so nothing a user types can become markup.
 import { icon } from './icons.js';
+import { displayName } from './store.js';
 
 /** h('div', {class: 'x', onclick: fn, 'aria-label': 'y'}, child, [children], 'text') */
 export function h(tag, props = {}, ...children) {
@@ -133,4 +134,17 @@ export function debounce(fn, ms) {
     clearTimeout(timer);
     timer = setTimeout(() => fn(...args), ms);
   };
+}
+
+/**
+ * A user's name as an element: the display name in a <bdi> (isolated: a right-to-left name cannot
+ * reorder what follows it), and with `handle` their `@username` beside it, which no one else has
+ * (display names are not unique: in a group, two "Alice"s are told apart by it).
+ */
+export function userName(user, { handle = false, suffix = '' } = {}) {
+  return [
+    h('bdi', { class: 'name', text: displayName(user) }),
+    suffix || null,
+    handle && user?.username ? h('span', { class: 'handle', text: ` @${user.username}` }) : null,
+  ];
 }

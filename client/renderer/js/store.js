@@ -20,9 +20,23 @@ export function chatActivityTime(chat) {
   return chat.last_message ? chat.last_message.created_at : chat.created_at;
 }
 
+// Bidi embeddings, overrides and isolates (U+202A–202E, U+2066–2069): a name carrying them could
+// reorder the text shown after it ("Remove <U+202E>nimda from the group?"). Removed from every
+// user-provided name shown; the server refuses them in display names besides.
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069]/g;
+
+export function withoutBidiControls(text) {
+  return String(text ?? '').replace(BIDI_CONTROLS, '');
+}
+
 export function displayName(user) {
   if (!user) return '';
-  return user.display_name || user.username;
+  return withoutBidiControls(user.display_name || user.username);
+}
+
+/** A name inside running text: isolated (FSI … PDI), so a right-to-left name keeps the words around it in order. */
+export function isolated(name) {
+  return `\u2068${withoutBidiControls(name)}\u2069`;
 }
 
 export function createStore({ storage = null, now = Date.now } = {}) {
@@ -188,7 +202,7 @@ export function createStore({ storage = null, now = Date.now } = {}) {
 
   function chatTitle(chat) {
     if (!chat) return '';
-    if (chat.is_group) return chat.title || 'Group';
+    if (chat.is_group) return withoutBidiControls(chat.title) || 'Group';
     const peer = peerOf(chat);
     return peer ? displayName(peer) : 'Saved messages';
   }

@@ -1,8 +1,8 @@
 // The chat area: header (title, presence or typing, media and info buttons), the history with
 // infinite scroll upward, day separators, bubbles with edited/deleted marks and read ticks, pending
 // sends, and the composer.
-import { h, avatar, renderKeyed, replaceChildren, linkified, openLightbox } from '../dom.js';
-import { displayName } from '../store.js';
+import { h, avatar, renderKeyed, replaceChildren, linkified, openLightbox, userName } from '../dom.js';
+import { displayName, isolated } from '../store.js';
 import { dayLabel, timeOfDay, lastSeen, sameDay } from '../format.js';
 import { mountComposer } from './composer.js';
 import { icon } from '../icons.js';
@@ -96,8 +96,8 @@ export function mountChat(layout, app) {
     let subtitleClass = 'chat__subtitle';
     if (typing.length) {
       subtitle = typing.length === 1
-        ? (chat.is_group ? `${displayName(typing[0])} is typing…` : 'typing…')
-        : `${typing.map(displayName).join(', ')} are typing…`;
+        ? (chat.is_group ? `${isolated(displayName(typing[0]))} is typing…` : 'typing…')
+        : `${typing.map((user) => isolated(displayName(user))).join(', ')} are typing…`;
       subtitleClass += ' chat__subtitle--typing';
     } else if (chat.is_group) {
       const online = chat.members.filter((m) => store.userById(m.user.id)?.is_online).length;
@@ -113,7 +113,7 @@ export function mountChat(layout, app) {
       h('button', { class: 'chat__title-button', type: 'button', onclick: () => app.openPanel('info'), 'aria-label': `${store.chatTitle(chat)}: details` },
         avatar(store.chatTitle(chat), chat.is_group ? -chat.id : peer?.id, { online: peer ? Boolean(peer.is_online) : null }),
         h('span', { class: 'chat__titles' },
-          h('strong', { class: 'chat__title', text: store.chatTitle(chat) }),
+          h('strong', { class: 'chat__title' }, h('bdi', { text: store.chatTitle(chat) })),
           h('span', { class: subtitleClass, 'aria-live': 'polite', text: subtitle }))),
       connection,
       h('button', { class: 'icon-button', type: 'button', title: 'Shared media', 'aria-label': 'Shared media', dataset: { focusKey: 'media' }, onclick: () => app.openPanel('media') }, icon('image')),
@@ -167,7 +167,7 @@ export function mountChat(layout, app) {
     const canModerate = chat?.is_group && (chat.my_role === 'owner' || chat.my_role === 'admin');
     const content = [];
     if (isGroup && !own && !grouped && message.sender) {
-      content.push(h('span', { class: 'bubble__sender', text: displayName(message.sender) }));
+      content.push(h('span', { class: 'bubble__sender' }, userName(message.sender, { handle: true })));
     }
     if (message.deleted) {
       content.push(h('span', { class: 'bubble__deleted', text: 'Message deleted' }));

@@ -1,5 +1,5 @@
 // The "new group" dialog: a title and members picked by search.
-import { h, avatar, openModal, debounce, replaceChildren } from '../dom.js';
+import { h, avatar, openModal, debounce, replaceChildren, userName } from '../dom.js';
 import { displayName } from '../store.js';
 import { icon } from '../icons.js';
 
@@ -16,7 +16,7 @@ export function openNewGroup(app) {
 
   function renderChips() {
     replaceChildren(chips, [...picked.values()].map((user) =>
-      h('span', { class: 'chip' }, displayName(user),
+      h('span', { class: 'chip' }, userName(user),
         h('button', {
           type: 'button', class: 'chip__remove', 'aria-label': `Remove ${displayName(user)}`,
           onclick: () => {
@@ -39,7 +39,7 @@ export function openNewGroup(app) {
           replaceChildren(results, []);
           search.focus();
         },
-      }, avatar(displayName(user), user.id, { size: 'sm' }), h('span', {}, displayName(user), h('span', { class: 'muted', text: ` @${user.username}` }))))
+      }, avatar(displayName(user), user.id, { size: 'sm' }), h('span', {}, userName(user, { handle: true }))))
       : [h('p', { class: 'muted', text: 'Nobody found' })]);
   }, 250);
   search.addEventListener('input', find);

@@ -1,7 +1,7 @@
 // The right-hand panel: group info (members, roles, add/remove, rename, leave) or a direct chat's
 // profile, and the chat's media gallery.
-import { h, avatar, replaceChildren, debounce, openLightbox } from '../dom.js';
-import { displayName } from '../store.js';
+import { h, avatar, replaceChildren, debounce, openLightbox, userName } from '../dom.js';
+import { displayName, isolated } from '../store.js';
 import { lastSeen, shortStamp } from '../format.js';
 import { icon } from '../icons.js';
 
@@ -61,7 +61,7 @@ export function mountPanel(layout, app) {
     if (!peer) return [];
     return [h('div', { class: 'profile' },
       avatar(displayName(peer), peer.id, { size: 'xl', online: Boolean(peer.is_online) }),
-      h('h3', { text: displayName(peer) }),
+      h('h3', {}, userName(peer)),
       h('p', { class: 'muted', text: `@${peer.username}` }),
       h('p', { class: peer.is_online ? 'online-text' : 'muted', text: lastSeen(peer) })),
     h('button', { class: 'button button--wide', type: 'button', onclick: () => open('media') }, 'Shared media')];
@@ -101,13 +101,14 @@ export function mountPanel(layout, app) {
       return h('li', { class: 'member' },
         avatar(displayName(user), user.id, { size: 'sm', online: Boolean(user.is_online) }),
         h('span', { class: 'member__text' },
-          h('strong', { text: isMe ? `${displayName(user)} (you)` : displayName(user) }),
-          h('span', { class: 'muted', text: lastSeen(user) })),
+          h('strong', {}, userName(user, { suffix: isMe ? ' (you)' : '' })),
+          // The @username on its own line, where a long display name cannot push it out of sight.
+          h('span', { class: 'muted' }, h('span', { class: 'handle', text: `@${user.username}` }), ` · ${lastSeen(user)}`)),
         h('span', { class: `role role--${member.role}`, text: ROLE_LABEL[member.role] || member.role }),
         removable ? h('button', {
           class: 'icon-button', type: 'button', 'aria-label': `Remove ${displayName(user)}`, title: 'Remove from group',
           onclick: async () => {
-            if (!window.confirm(`Remove ${displayName(user)} from the group?`)) return;
+            if (!window.confirm(`Remove ${isolated(displayName(user))} from the group?`)) return;
             try {
               await api.removeMember(chat.id, user.id);
               store.upsertChat(await api.chat(chat.id));
@@ -121,7 +122,7 @@ export function mountPanel(layout, app) {
     const addSection = canManage ? addMemberForm(chat, fail) : null;
     const leave = h('button', {
       class: 'button button--danger button--wide', type: 'button', onclick: async () => {
-        if (!window.confirm(`Leave “${chat.title}”?`)) return;
+        if (!window.confirm(`Leave “${store.chatTitle(chat)}”?`)) return;
         try {
           await api.removeMember(chat.id, me.id);
           close();
@@ -156,7 +157,7 @@ export function mountPanel(layout, app) {
             fail(e);
           }
         },
-      }, avatar(displayName(user), user.id, { size: 'sm' }), h('span', {}, displayName(user), h('span', { class: 'muted', text: ` @${user.username}` }))))
+      }, avatar(displayName(user), user.id, { size: 'sm' }), h('span', {}, userName(user, { handle: true }))))
         : [h('p', { class: 'muted', text: 'Nobody to add' })]);
     }, 250);
     input.addEventListener('input', find);

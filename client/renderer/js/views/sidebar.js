@@ -1,7 +1,7 @@
 // The sidebar: who I am, the connection state, search (chats by name, people to start a direct
 // chat with), the chat list with previews, times and unread badges, and "new group".
-import { h, avatar, replaceChildren, debounce } from '../dom.js';
-import { displayName } from '../store.js';
+import { h, avatar, replaceChildren, debounce, userName } from '../dom.js';
+import { displayName, isolated } from '../store.js';
 import { shortStamp, preview } from '../format.js';
 import { openNewGroup } from './newGroup.js';
 import { icon } from '../icons.js';
@@ -16,6 +16,8 @@ export function mountSidebar(layout, app) {
 
   const status = h('p', { class: 'sidebar__status', role: 'status' });
   const meBox = h('div', { class: 'sidebar__me' });
+  // An address given at registration (or a new one) waits for the code mailed to it.
+  const confirmBox = h('div', { class: 'sidebar__confirm' });
   const search = h('input', {
     class: 'search', type: 'search', placeholder: 'Search chats and people', 'aria-label': 'Search chats and people',
     oninput: () => {
@@ -52,6 +54,7 @@ export function mountSidebar(layout, app) {
       h('button', { class: 'icon-button', type: 'button', title: 'New group', 'aria-label': 'New group', onclick: () => openNewGroup(app) }, icon('group')),
       h('button', { class: 'icon-button', type: 'button', title: 'Sign out', 'aria-label': 'Sign out', onclick: () => app.logout() }, icon('logout'))),
     status,
+    confirmBox,
     h('div', { class: 'sidebar__search' }, search),
     list);
   layout.append(element);
@@ -96,9 +99,31 @@ export function mountSidebar(layout, app) {
     replaceChildren(meBox, [
       avatar(displayName(me), me.id, { size: 'sm' }),
       h('div', { class: 'sidebar__me-text' },
-        h('strong', { text: displayName(me) }),
+        h('strong', {}, userName(me)),
         h('span', { class: 'muted', text: `@${me.username}` })),
     ]);
+    renderConfirm(me);
+  }
+
+  function renderConfirm(me) {
+    const pending = me.pending_email;
+    confirmBox.hidden = !pending;
+    if (!pending) return replaceChildren(confirmBox, []);
+    const code = h('input', { id: 'email-code', autocomplete: 'one-time-code', placeholder: 'Code', required: true });
+    const error = h('span', { class: 'sidebar__confirm-error', role: 'alert' });
+    replaceChildren(confirmBox, h('form', {
+      onsubmit: async (event) => {
+        event.preventDefault();
+        try {
+          store.setUser(await api.confirmEmail(code.value.trim()));
+        } catch (e) {
+          error.textContent = e.message;
+        }
+      },
+    },
+    h('label', { for: 'email-code', text: `Confirm ${pending} with the code mailed to it` }),
+    h('span', { class: 'sidebar__confirm-row' }, code, h('button', { class: 'button', type: 'submit' }, 'Confirm')),
+    error));
   }
 
   function renderStatus() {
@@ -113,7 +138,7 @@ export function mountSidebar(layout, app) {
     const last = chat.last_message;
     const me = store.state.user;
     const mine = last && last.sender && me && last.sender.id === me.id;
-    const sender = last && chat.is_group && !mine && last.sender ? `${displayName(last.sender)}: ` : '';
+    const sender = last && chat.is_group && !mine && last.sender ? `${isolated(displayName(last.sender))}: ` : '';
     const active = store.state.activeChatId === chat.id;
     const unread = chat.unread_count || 0;
     const typing = store.typingIn(chat.id);
@@ -125,11 +150,11 @@ export function mountSidebar(layout, app) {
     avatar(title, chat.is_group ? -chat.id : peer?.id, { online: peer ? Boolean(peer.is_online) : null }),
     h('span', { class: 'chat-item__body' },
       h('span', { class: 'chat-item__top' },
-        h('span', { class: 'chat-item__title', text: title }),
+        h('span', { class: 'chat-item__title' }, h('bdi', { text: title })),
         h('time', { class: 'chat-item__time', datetime: last?.created_at || '', text: shortStamp(last?.created_at) })),
       h('span', { class: 'chat-item__bottom' },
         typing.length
-          ? h('span', { class: 'chat-item__preview chat-item__typing', text: chat.is_group ? `${displayName(typing[0])} is typing…` : 'typing…' })
+          ? h('span', { class: 'chat-item__preview chat-item__typing', text: chat.is_group ? `${isolated(displayName(typing[0]))} is typing…` : 'typing…' })
           : h('span', { class: 'chat-item__preview' },
             mine ? h('span', { class: 'chat-item__you', text: 'You: ' }) : sender,
             preview(last)),
@@ -143,7 +168,7 @@ export function mountSidebar(layout, app) {
     },
     avatar(displayName(user), user.id, { online: Boolean(user.is_online) }),
     h('span', { class: 'chat-item__body' },
-      h('span', { class: 'chat-item__title', text: displayName(user) }),
+      h('span', { class: 'chat-item__title' }, userName(user)),
       h('span', { class: 'chat-item__preview', text: `@${user.username}` })));
   }
 
