@@ -206,11 +206,14 @@ if REDIS_URL:
             },
         }
     }
+    # Rate-limit history, shared; while Redis is unreachable each process counts on its own
+    # (messenger/cache.py), so logins and refreshes never fail for it.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "messenger.cache.FallbackRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CHANNEL_LAYER_PREFIX", "messenger"),
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
 else:

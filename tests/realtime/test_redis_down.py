@@ -1,8 +1,13 @@
-"""With the channel layer unreachable, REST writes still succeed and are stored; the failure is logged."""
+"""With Redis unreachable, REST writes still succeed and are stored (the failure is logged), and logging
+in and refreshing work, rate-limited by each process on its own (messenger/cache.py)."""
 
 import logging
+import time
 
 import pytest
+from rest_framework.throttling import ScopedRateThrottle
+
+from tests.factories import DEFAULT_PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,7 +24,13 @@ def redis_unreachable(settings):
             "CONFIG": {"hosts": [{"address": UNREACHABLE, "max_connections": 10}], "prefix": "down"},
         }
     }
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": UNREACHABLE}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "messenger.cache.FallbackRedisCache",
+            "LOCATION": UNREACHABLE,
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
 
 
 def test_a_message_posted_while_redis_is_unreachable_is_stored_and_answered_201(
@@ -42,3 +53,32 @@ def test_health_names_the_channel_layer_as_down_while_redis_is_unreachable(redis
     # then
     assert r.status_code == 503, r.content
     assert r.json()["channel_layer"] == "down"
+
+
+def test_login_and_refresh_answer_200_while_redis_is_unreachable(redis_unreachable, client, user):
+    # when
+    started = time.monotonic()
+    login = client.post(
+        "/api/auth/login", {"username": user.username, "password": DEFAULT_PASSWORD}, content_type="application/json"
+    )
+    assert login.status_code == 200, login.content
+    refresh = client.post("/api/auth/refresh", {"refresh": login.json()["refresh"]}, content_type="application/json")
+    # then
+    assert refresh.status_code == 200, refresh.content
+    assert set(refresh.json()) >= {"access", "refresh"}
+    assert time.monotonic() - started < 3
+
+
+def test_login_is_still_rate_limited_in_the_process_while_redis_is_unreachable(
+    redis_unreachable, client, user, monkeypatch
+):
+    # given: DRF reads the rates once, into the throttle class
+    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", {"auth": "2/min"})
+    body = {"username": user.username, "password": "Wrong-password-1"}
+    for _ in range(2):
+        assert client.post("/api/auth/login", body, content_type="application/json").status_code == 401
+    # when
+    r = client.post("/api/auth/login", body, content_type="application/json")
+    # then
+    assert r.status_code == 429, r.content
+    assert int(r["Retry-After"]) > 0
