@@ -1,0 +1,165 @@
+"""A live daphne on a Redis of its own that is killed for a few seconds and started again.
+
+Redis PubSub keeps nothing: what is published while the layer is down is lost to every socket.
+The sockets stay open, a REST write is still stored (201), a socket that connects meanwhile is
+accepted, and once Redis is back every socket is told `resync` and catches up with ?since=.
+The Redis here is the test's own (a redis-server on a free loopback port, killed by its pid),
+never the shared one.
+"""
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect as ws_connect
+
+from tests.realtime.conftest import access_token
+from tests.realtime.test_live_daphne import Daphne, _free_port, _http
+
+REDIS_SERVER = shutil.which("redis-server")
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.redis,
+    pytest.mark.skipif(
+        not os.environ.get("DATABASE_URL"),
+        reason="needs DATABASE_URL (a database daphne shares with the test; the SQLite test database is in "
+        "this process's memory)",
+    ),
+    pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server to start a Redis of the test's own"),
+]
+
+
+class OwnRedis:
+    """A throwaway redis-server on a loopback port: nothing kept, nothing shared."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.port = _free_port()
+        self.dir = tmp_path
+        self.process: subprocess.Popen[bytes] | None = None
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        assert REDIS_SERVER is not None
+        self.process = subprocess.Popen(
+            [
+                REDIS_SERVER,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.dir),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                if redis.Redis.from_url(self.url, socket_connect_timeout=0.2).ping():
+                    return
+            except redis.RedisError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@pytest.fixture(params=["internals", "plain-asgi"])
+def outage(request, tmp_path) -> Iterator[tuple[OwnRedis, Daphne]]:
+    own = OwnRedis(tmp_path)
+    own.start()
+    internals = "true" if request.param == "internals" else "false"
+    server = Daphne(
+        tmp_path / "d",
+        extra_env={"REDIS_URL": own.url, "CHANNEL_LAYER_PREFIX": "outage", "SERVER_INTERNALS": internals},
+    )
+    try:
+        server.wait_ready()
+        yield own, server
+    finally:
+        server.stop()
+        own.kill()
+
+
+async def _frames_until(ws: Any, frame_type: str, timeout: float) -> tuple[dict[str, Any], list[str]]:
+    """The first frame of this type, and the types of those before it."""
+    before: list[str] = []
+    async with asyncio.timeout(timeout):
+        while True:
+            frame = json.loads(await ws.recv())
+            if frame["type"] == frame_type:
+                return frame, before
+            before.append(frame["type"])
+
+
+async def test_sockets_open_across_a_redis_outage_are_told_to_resync_and_catch_up_what_it_lost(
+    outage, user, other_user, chat
+):
+    own, server = outage
+    # given: a socket of each member; the chat at version 0
+    async with (
+        ws_connect(f"{server.ws}/ws/?token={access_token(user)}") as everything,
+        ws_connect(f"{server.ws}/ws/chat/{chat.id}/?token={access_token(other_user)}") as one_chat,
+    ):
+        await everything.send(json.dumps({"type": "ping"}))
+        await _frames_until(everything, "pong", 5)
+        # when: Redis dies, and a message is posted meanwhile
+        own.kill()
+        status, body = await asyncio.to_thread(
+            _http, "POST", f"{server.http}/api/chats/{chat.id}/messages", access_token(other_user), {"content": "lost"}
+        )
+        assert status == 201, body
+        # and a socket connects during the outage
+        async with ws_connect(f"{server.ws}/ws/?token={access_token(other_user)}") as late:
+            await late.send(json.dumps({"type": "ping"}))
+            await _frames_until(late, "pong", 5)
+            await asyncio.sleep(2)
+            # when Redis is back
+            own.start()
+            back = time.monotonic()
+            # then: every socket is told to resync within a few seconds, none was closed
+            resync, before = await _frames_until(everything, "resync", 15)
+            took = time.monotonic() - back
+            assert resync == {"type": "resync"}
+            assert "message.created" not in before  # it was lost: the resync is what says so
+            assert (await _frames_until(one_chat, "resync", 5))[0] == {"type": "resync", "chat_ids": [chat.id]}
+            assert (await _frames_until(late, "resync", 5))[0] == {"type": "resync"}
+            assert took < 10, took
+            # and catching up returns the message
+            status, page = await asyncio.to_thread(
+                _http, "GET", f"{server.http}/api/chats/{chat.id}/messages?since=0", access_token(user)
+            )
+            assert status == 200, page
+            assert [m["content"] for m in page["results"]] == ["lost"]
+            # and the sockets are live again: the next message arrives as an event
+            status, body = await asyncio.to_thread(
+                _http,
+                "POST",
+                f"{server.http}/api/chats/{chat.id}/messages",
+                access_token(other_user),
+                {"content": "live"},
+            )
+            assert status == 201, body
+            event, _ = await _frames_until(everything, "message.created", 5)
+            assert event["message"]["content"] == "live"
+            print(f"resync {took:.2f} s after Redis was back")
