@@ -10,21 +10,16 @@ never the shared one.
 import asyncio
 import json
 import os
-import shutil
-import signal
-import subprocess
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 
+from tests.own_redis import REDIS_SERVER, OwnRedis
 from tests.realtime.conftest import access_token
-from tests.realtime.test_live_daphne import Daphne, _free_port, _http
-
-REDIS_SERVER = shutil.which("redis-server")
+from tests.realtime.test_live_daphne import Daphne, _http
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -36,52 +31,6 @@ pytestmark = [
     ),
     pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server to start a Redis of the test's own"),
 ]
-
-
-class OwnRedis:
-    """A throwaway redis-server on a loopback port: nothing kept, nothing shared."""
-
-    def __init__(self, tmp_path: Path) -> None:
-        self.port = _free_port()
-        self.dir = tmp_path
-        self.process: subprocess.Popen[bytes] | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        assert REDIS_SERVER is not None
-        self.process = subprocess.Popen(
-            [
-                REDIS_SERVER,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        import redis
-
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if redis.Redis.from_url(self.url, socket_connect_timeout=0.2).ping():
-                    return
-            except redis.RedisError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-        self.process = None
 
 
 @pytest.fixture(params=["internals", "plain-asgi"])
