@@ -201,7 +201,10 @@ if REDIS_URL:
             if SERVER_INTERNALS
             else "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS}],
+                # A Redis that does not answer a connect is down after 2 s, not the OS's minutes.
+                "hosts": [
+                    {"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS, "socket_connect_timeout": 2}
+                ],
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "messenger"),
             },
         }
