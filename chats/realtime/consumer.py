@@ -12,7 +12,9 @@ sync thread. Every frame takes one road:
 sends of many sockets together; a socket's replies go out in the order of its frames, and a frame
 behind a send is handled once the send is answered. A frame that fails gets its `error` frame and
 the socket stays open; flooding gets `rate_limited`, then close 4429. Close codes are the
-contract's 4xxx, or 4503 when the channel layer cannot subscribe the socket (retry later).
+contract's 4xxx. A channel layer that is down closes nothing: the socket is accepted and told
+`resync` once the layer is back (chats.realtime.resync); 4503 (retry later) is left for a hub
+that fails in some other way.
 """
 
 from __future__ import annotations
@@ -160,7 +162,7 @@ class RealtimeConsumer:
         try:
             await hub.attach(self, groups, chats, user.last_seen)
         except Exception:
-            logger.warning("could not subscribe user %s's socket; closing it", user.pk, exc_info=True)
+            logger.warning("could not attach user %s's socket; closing it", user.pk, exc_info=True)
             await hub.detach(self)
             await self._refuse(CLOSE_UNAVAILABLE)
             return
