@@ -100,16 +100,16 @@ async def test_a_layer_that_stops_carrying_messages_is_noticed_by_the_probe_and_
 async def test_an_event_whose_publish_failed_leads_to_a_resync_of_its_chat_on_every_process(
     connect, rest, user, other_user, chat, monkeypatch
 ):
-    # given: sockets of both members, and a layer whose next publish fails
+    # given: sockets of both members, and a layer that fails the publish of the next message
     mine, theirs = await connect(user), await connect(other_user, f"/ws/chat/{chat.id}/")
     layer = get_channel_layer()
     real_group_send = layer.group_send
-    calls = 0
+    failures = 1
 
     async def fail_once(group: str, message: dict[str, Any]) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
+        nonlocal failures
+        if message.get("event") == "message.created" and failures:
+            failures -= 1
             raise ConnectionError("layer down")
         await real_group_send(group, message)
 
