@@ -18,18 +18,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def quick_watch(monkeypatch):
-    monkeypatch.setattr(resync, "PROBE_INTERVAL_SECONDS", 0.1)
-    monkeypatch.setattr(resync, "PROBE_TIMEOUT_SECONDS", 0.3)
-    monkeypatch.setattr(resync, "RETRY_SECONDS", 0.05)
+def quick_watch():
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(resync, "PROBE_INTERVAL_SECONDS", 0.1)
+        patch.setattr(resync, "PROBE_TIMEOUT_SECONDS", 0.3)
+        patch.setattr(resync, "RETRY_SECONDS", 0.05)
+        yield
 
 
-def failing(real: Any) -> Any:
-    async def fail(*args: Any, **kwargs: Any) -> None:
-        await asyncio.sleep(0.02)
-        raise ConnectionError("layer down")
-
-    return fail
+async def failing(*args: Any, **kwargs: Any) -> None:
+    await asyncio.sleep(0.02)
+    raise ConnectionError("layer down")
 
 
 async def test_sockets_whose_subscription_fails_are_kept_and_told_to_resync_once_the_layer_is_back(
@@ -37,7 +36,7 @@ async def test_sockets_whose_subscription_fails_are_kept_and_told_to_resync_once
 ):
     # given: the layer's subscriptions fail, slowly enough that both sockets wait on the same one
     layer = get_channel_layer()
-    monkeypatch.setattr(layer, "group_add", failing(layer.group_add))
+    monkeypatch.setattr(layer, "group_add", failing)
     # when
     first, second = await asyncio.gather(connect(user), connect(other_user, f"/ws/chat/{chat.id}/"))
     # then: both accepted
@@ -52,13 +51,31 @@ async def test_sockets_whose_subscription_fails_are_kept_and_told_to_resync_once
     assert (await second.receive_type("message.created"))["message"]["content"] == "after"
 
 
+async def test_a_process_that_starts_while_the_layer_is_down_gets_its_channel_once_it_is_back(
+    connect, rest, user, chat, monkeypatch
+):
+    # given: the layer cannot give the hub its channel as the first socket connects
+    layer = get_channel_layer()
+    monkeypatch.setattr(layer, "new_channel", failing)
+    socket = await connect(user)
+    # then: accepted all the same
+    assert socket.accepted and await socket.is_open()
+    # when the layer is back
+    monkeypatch.undo()
+    # then: told to resync, and live
+    assert await socket.receive_type("resync") == {"type": "resync"}
+    r = await rest(user, "post", f"/api/chats/{chat.id}/messages", {"content": "live"})
+    assert r.status_code == 201, r.content
+    assert (await socket.receive_type("message.created"))["message"]["content"] == "live"
+
+
 async def test_a_socket_that_connects_while_the_layer_is_down_is_accepted_and_told_to_resync(
     connect, user, chat, monkeypatch
 ):
     # given: a hub that found the layer down
     layer = get_channel_layer()
-    monkeypatch.setattr(layer, "group_add", failing(layer.group_add))
-    monkeypatch.setattr(layer, "send", failing(layer.send))
+    monkeypatch.setattr(layer, "group_add", failing)
+    monkeypatch.setattr(layer, "send", failing)
     early = await connect(user)
     hub = get_hub()
     for _ in range(50):
