@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections import defaultdict
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 PROBE_INTERVAL_SECONDS = 2.0
 PROBE_TIMEOUT_SECONDS = 3.0
 RETRY_SECONDS = 0.5
+REPORT_SECONDS = 30.0
 
 RESYNC_ALL = encode({"type": "resync"})
 
@@ -68,6 +70,7 @@ class LayerWatch:
         self.lost_groups: set[str] = set()
         self.resyncs = 0  # times the local sockets were told to resync (tests, logs)
         self._failures = 0
+        self._reported_at = time.monotonic()
         self._wake = asyncio.Event()
         self._probes: dict[str, asyncio.Future[None]] = {}
 
@@ -102,9 +105,16 @@ class LayerWatch:
                     await self._recover()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                logger.debug("channel layer still unreachable", exc_info=True)
+            except Exception as error:
+                self._still_down(error)
                 await asyncio.sleep(RETRY_SECONDS)
+
+    def _still_down(self, error: Exception) -> None:
+        """Say so every REPORT_SECONDS (a retry every RETRY_SECONDS would flood the log)."""
+        now = time.monotonic()
+        if now - self._reported_at >= REPORT_SECONDS:
+            self._reported_at = now
+            logger.warning("channel layer still unreachable: %r (sockets kept, resync when back)", error)
 
     async def _watch(self) -> None:
         with contextlib.suppress(asyncio.TimeoutError):
