@@ -1,4 +1,4 @@
-"""A live daphne on a Redis of its own that is killed for a few seconds and started again.
+"""Two live daphne processes on a Redis of their own that is killed for a few seconds and started again.
 
 Redis PubSub keeps nothing: what is published while the layer is down is lost to every socket.
 The sockets stay open, a REST write is still stored (201), a socket that connects meanwhile is
@@ -34,19 +34,20 @@ pytestmark = [
 
 
 @pytest.fixture(params=["internals", "plain-asgi"])
-def outage(request, tmp_path) -> Iterator[tuple[OwnRedis, Daphne]]:
+def outage(request, tmp_path) -> Iterator[tuple[OwnRedis, Daphne, Daphne]]:
+    """Two daphne processes on a Redis of the test's own."""
     own = OwnRedis(tmp_path)
     own.start()
     internals = "true" if request.param == "internals" else "false"
-    server = Daphne(
-        tmp_path / "d",
-        extra_env={"REDIS_URL": own.url, "CHANNEL_LAYER_PREFIX": "outage", "SERVER_INTERNALS": internals},
-    )
+    env = {"REDIS_URL": own.url, "CHANNEL_LAYER_PREFIX": "outage", "SERVER_INTERNALS": internals}
+    servers = [Daphne(tmp_path / f"d{i}", extra_env=env) for i in range(2)]
     try:
-        server.wait_ready()
-        yield own, server
+        for server in servers:
+            server.wait_ready()
+        yield own, servers[0], servers[1]
     finally:
-        server.stop()
+        for server in servers:
+            server.stop()
         own.kill()
 
 
@@ -64,22 +65,22 @@ async def _frames_until(ws: Any, frame_type: str, timeout: float) -> tuple[dict[
 async def test_sockets_open_across_a_redis_outage_are_told_to_resync_and_catch_up_what_it_lost(
     outage, user, other_user, chat
 ):
-    own, server = outage
-    # given: a socket of each member; the chat at version 0
+    own, a, b = outage
+    # given: a socket of each member, on two processes; the chat at version 0
     async with (
-        ws_connect(f"{server.ws}/ws/?token={access_token(user)}") as everything,
-        ws_connect(f"{server.ws}/ws/chat/{chat.id}/?token={access_token(other_user)}") as one_chat,
+        ws_connect(f"{a.ws}/ws/?token={access_token(user)}") as everything,
+        ws_connect(f"{b.ws}/ws/chat/{chat.id}/?token={access_token(other_user)}") as one_chat,
     ):
         await everything.send(json.dumps({"type": "ping"}))
         await _frames_until(everything, "pong", 5)
-        # when: Redis dies, and a message is posted meanwhile
+        # when: Redis dies, and a message is posted meanwhile (through process B)
         own.kill()
         status, body = await asyncio.to_thread(
-            _http, "POST", f"{server.http}/api/chats/{chat.id}/messages", access_token(other_user), {"content": "lost"}
+            _http, "POST", f"{b.http}/api/chats/{chat.id}/messages", access_token(other_user), {"content": "lost"}
         )
         assert status == 201, body
-        # and a socket connects during the outage
-        async with ws_connect(f"{server.ws}/ws/?token={access_token(other_user)}") as late:
+        # and a socket connects to process A during the outage
+        async with ws_connect(f"{a.ws}/ws/?token={access_token(other_user)}") as late:
             await late.send(json.dumps({"type": "ping"}))
             await _frames_until(late, "pong", 5)
             await asyncio.sleep(2)
@@ -96,15 +97,15 @@ async def test_sockets_open_across_a_redis_outage_are_told_to_resync_and_catch_u
             assert took < 10, took
             # and catching up returns the message
             status, page = await asyncio.to_thread(
-                _http, "GET", f"{server.http}/api/chats/{chat.id}/messages?since=0", access_token(user)
+                _http, "GET", f"{a.http}/api/chats/{chat.id}/messages?since=0", access_token(user)
             )
             assert status == 200, page
             assert [m["content"] for m in page["results"]] == ["lost"]
-            # and the sockets are live again: the next message arrives as an event
+            # and the sockets are live again: the next message, posted through B, reaches A's socket
             status, body = await asyncio.to_thread(
                 _http,
                 "POST",
-                f"{server.http}/api/chats/{chat.id}/messages",
+                f"{b.http}/api/chats/{chat.id}/messages",
                 access_token(other_user),
                 {"content": "live"},
             )
