@@ -21,7 +21,8 @@ What says the layer failed: a publish, a subscription or a receive raised; the P
 connection was made again (adapter.watch_reconnects: redis-py reconnects within a read's
 retries, silently); or a probe -- a message the hub sends to its own layer channel every
 PROBE_INTERVAL_SECONDS -- did not come back within PROBE_TIMEOUT_SECONDS. What says it is back:
-the groups subscribed again and a probe came back through the same connection as every event.
+a probe came back through the connection that carries every event, then every group subscribed
+again.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ logger = logging.getLogger(__name__)
 PROBE_INTERVAL_SECONDS = 2.0
 PROBE_TIMEOUT_SECONDS = 3.0
 RETRY_SECONDS = 0.5
+# While down, a probe is retried sooner: one sent before redis-py reconnected is lost, not late.
+RECOVERY_PROBE_SECONDS = 0.5
 REPORT_SECONDS = 30.0
 
 RESYNC_ALL = encode({"type": "resync"})
@@ -98,6 +101,7 @@ class LayerWatch:
 
     async def run(self) -> None:
         while True:
+            started = time.monotonic()
             try:
                 if self.up:
                     await self._watch()
@@ -107,7 +111,8 @@ class LayerWatch:
                 raise
             except Exception as error:
                 self._still_down(error)
-                await asyncio.sleep(RETRY_SECONDS)
+                # A retry every RETRY_SECONDS: sooner after a probe that waited for nothing.
+                await asyncio.sleep(max(0.0, RETRY_SECONDS - (time.monotonic() - started)))
 
     def _still_down(self, error: Exception) -> None:
         """Say so every REPORT_SECONDS (a retry every RETRY_SECONDS would flood the log)."""
@@ -131,9 +136,11 @@ class LayerWatch:
         self._wake.clear()
         failures = self._failures
         await self.hub.open_channel()
-        await self.hub.subscriptions.rejoin()
-        if not await self.probe():
+        # One message first: while the layer is down, a subscription per group every retry
+        # would fail by thousands (and each say so in the log).
+        if not await self.probe(RECOVERY_PROBE_SECONDS):
             raise ConnectionError("a probe did not come back")
+        await self.hub.subscriptions.rejoin()
         if self._failures != failures:
             return  # it failed again meanwhile: start over
         self.up = True
@@ -143,8 +150,9 @@ class LayerWatch:
         if self.lost_groups:
             await self._publish_lost()
 
-    async def probe(self) -> bool:
+    async def probe(self, timeout: float | None = None) -> bool:
         """Send a message to the hub's own layer channel; True once the router has it back."""
+        timeout = PROBE_TIMEOUT_SECONDS if timeout is None else timeout
         channel = self.hub.subscriptions.channel
         if channel is None:
             return False
@@ -153,8 +161,8 @@ class LayerWatch:
         self._probes[nonce] = arrived
         try:
             message: dict[str, Any] = {"type": "probe", "event": "probe", "nonce": nonce}
-            await asyncio.wait_for(self.hub.layer.send(channel, message), PROBE_TIMEOUT_SECONDS)
-            await asyncio.wait_for(arrived, PROBE_TIMEOUT_SECONDS)
+            await asyncio.wait_for(self.hub.layer.send(channel, message), timeout)
+            await asyncio.wait_for(arrived, timeout)
             return True
         except asyncio.CancelledError:
             raise

@@ -23,6 +23,7 @@ def quick_watch():
         patch.setattr(resync, "PROBE_INTERVAL_SECONDS", 0.1)
         patch.setattr(resync, "PROBE_TIMEOUT_SECONDS", 0.3)
         patch.setattr(resync, "RETRY_SECONDS", 0.05)
+        patch.setattr(resync, "RECOVERY_PROBE_SECONDS", 0.3)
         yield
 
 
