@@ -63,8 +63,8 @@ return #KEYS
 HEARTBEAT_CHUNK = 500
 
 # A Redis that does not answer (paused, a dropped network) must not hold a login or a page: a
-# command waits at most this, is tried once more, and a read that failed is not tried again
-# for UNREACHABLE_SECONDS (everyone elsewhere reported offline meanwhile).
+# command of the threads' client waits at most this, is tried once more, and a read that failed
+# is not tried again for UNREACHABLE_SECONDS (everyone elsewhere reported offline meanwhile).
 _CLIENT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 1, "socket_timeout": 1}
 UNREACHABLE_SECONDS = 5.0
 _unreachable_until = 0.0
@@ -179,12 +179,9 @@ def _redis_async() -> Any:
 
         for old in [old for old in _async_clients if old.is_closed()]:
             del _async_clients[old]
-        from redis.asyncio.retry import Retry
-        from redis.backoff import NoBackoff
-
-        client = aioredis.Redis.from_url(
-            url, max_connections=settings.REDIS_MAX_CONNECTIONS, retry=Retry(NoBackoff(), 1), **_CLIENT_OPTIONS
-        )
+        # No read timeout on the loop's client: a loop busy for a second (a connect storm) would
+        # time out answers that came; a Redis that never answers holds the presence worker only.
+        client = aioredis.Redis.from_url(url, max_connections=settings.REDIS_MAX_CONNECTIONS, socket_connect_timeout=1)
         current = (url, client)
         _async_clients[loop] = current
     return current[1]

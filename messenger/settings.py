@@ -201,14 +201,14 @@ if REDIS_URL:
             if SERVER_INTERNALS
             else "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                # A Redis that does not answer is down after seconds (a connect 2, a command 2), not
-                # the OS's minutes or never (paused): a REST write answers, the hub says down.
+                # A Redis that does not answer is down after seconds (a connect 2, a command 5: more
+                # than any stall of a busy loop), not the OS's minutes or never (paused).
                 "hosts": [
                     {
                         "address": REDIS_URL,
                         "max_connections": REDIS_MAX_CONNECTIONS,
                         "socket_connect_timeout": 2,
-                        "socket_timeout": 2,
+                        "socket_timeout": 5,
                     }
                 ],
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "messenger"),

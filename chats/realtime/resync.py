@@ -20,7 +20,8 @@ layer carries its messages again:
 What says the layer failed: a publish, a subscription or a receive raised; the PubSub
 connection was made again (adapter.watch_reconnects: redis-py reconnects within a read's
 retries, silently); or a probe -- a message the hub sends to its own layer channel every
-PROBE_INTERVAL_SECONDS -- did not come back within PROBE_TIMEOUT_SECONDS. What says it is back:
+PROBE_INTERVAL_SECONDS -- could not be sent, or PROBES_MISSED in a row did not come back within
+PROBE_TIMEOUT_SECONDS. What says it is back:
 a probe came back through the connection that carries every event, then every group subscribed
 again.
 """
@@ -45,6 +46,9 @@ logger = logging.getLogger(__name__)
 
 PROBE_INTERVAL_SECONDS = 2.0
 PROBE_TIMEOUT_SECONDS = 3.0
+# Down after this many probes in a row sent but not back in time (a failed send: at once).
+PROBES_MISSED = 2
+SEND_TIMEOUT_SECONDS = 30.0
 RETRY_SECONDS = 0.5
 # While down, a probe is retried sooner: one sent before redis-py reconnected is lost, not late.
 RECOVERY_PROBE_SECONDS = 0.5
@@ -73,6 +77,7 @@ class LayerWatch:
         self.lost_groups: set[str] = set()
         self.resyncs = 0  # times the local sockets were told to resync (tests, logs)
         self._failures = 0
+        self._missed = 0
         self._reported_at = time.monotonic()
         self._wake = asyncio.Event()
         self._probes: dict[str, asyncio.Future[None]] = {}
@@ -127,9 +132,21 @@ class LayerWatch:
         self._wake.clear()
         if not self.up:
             return
-        if not await self.probe():
-            self.failed("a probe did not come back")
-        elif self.lost_groups:
+        try:
+            arrived = await self.probe()
+        except Exception as error:
+            self.failed(f"a probe could not be sent: {error!r}")
+            return
+        if not arrived:
+            # Late is not lost: a loop or a layer busy for seconds (a connect storm queues its
+            # subscriptions ahead of the probe) is no outage, and a false alarm costs every
+            # client of the process a catch-up.
+            self._missed += 1
+            if self._missed >= PROBES_MISSED:
+                self.failed(f"{self._missed} probes in a row did not come back")
+            return
+        self._missed = 0
+        if self.lost_groups:
             await self._publish_lost()
 
     async def _recover(self) -> None:
@@ -144,6 +161,7 @@ class LayerWatch:
         if self._failures != failures:
             return  # it failed again meanwhile: start over
         self.up = True
+        self._missed = 0
         self.hub.router.restart()
         await self._resync_local()
         logger.warning("channel layer reachable again: %d sockets told to resync", len(self.hub.listeners))
@@ -151,23 +169,25 @@ class LayerWatch:
             await self._publish_lost()
 
     async def probe(self, timeout: float | None = None) -> bool:
-        """Send a message to the hub's own layer channel; True once the router has it back."""
+        """Send a message to the hub's own layer channel: True once the router has it back, False
+        if it has not within `timeout` of being sent. Raises if it could not be sent."""
         timeout = PROBE_TIMEOUT_SECONDS if timeout is None else timeout
         channel = self.hub.subscriptions.channel
         if channel is None:
-            return False
+            raise ConnectionError("no layer channel")
         nonce = uuid.uuid4().hex
         arrived: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._probes[nonce] = arrived
         try:
             message: dict[str, Any] = {"type": "probe", "event": "probe", "nonce": nonce}
-            await asyncio.wait_for(self.hub.layer.send(channel, message), timeout)
-            await asyncio.wait_for(arrived, timeout)
+            # The send may wait behind the layer's other commands; Redis's socket timeouts
+            # (settings) end one that Redis never answers.
+            await asyncio.wait_for(self.hub.layer.send(channel, message), SEND_TIMEOUT_SECONDS)
+            try:
+                await asyncio.wait_for(arrived, timeout)
+            except TimeoutError:
+                return False
             return True
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            return False
         finally:
             self._probes.pop(nonce, None)
 

@@ -115,6 +115,30 @@ async def test_a_layer_that_stops_carrying_messages_is_noticed_by_the_probe_and_
     assert hub.watch.resyncs == 1
 
 
+async def test_one_probe_that_comes_back_late_is_no_outage(connect, user, monkeypatch):
+    # given: a live socket, and a layer that loses one probe (a busy loop or layer: late, not lost)
+    socket = await connect(user)
+    assert await socket.is_open()
+    hub = get_hub()
+    real_on_probe = hub.router.on_probe
+    dropped = 0
+
+    def drop_one(nonce: str) -> None:
+        nonlocal dropped
+        if dropped == 0:
+            dropped += 1
+            return
+        real_on_probe(nonce)
+
+    monkeypatch.setattr(hub.router, "on_probe", drop_one)
+    # when: a few probes go by
+    await asyncio.sleep(1.2)
+    # then: still up, nobody told to resync
+    assert dropped == 1
+    assert hub.watch.up and hub.watch.resyncs == 0
+    assert "resync" not in await socket.received_types()
+
+
 async def test_an_event_whose_publish_failed_leads_to_a_resync_of_its_chat_on_every_process(
     connect, rest, user, other_user, chat, monkeypatch
 ):
