@@ -62,6 +62,13 @@ return #KEYS
 """
 HEARTBEAT_CHUNK = 500
 
+# A Redis that does not answer (paused, a dropped network) must not hold a login or a page: a
+# command of the threads' client waits at most this, is tried once more, and a read that failed
+# is not tried again for UNREACHABLE_SECONDS (everyone elsewhere reported offline meanwhile).
+_CLIENT_OPTIONS: dict[str, Any] = {"socket_connect_timeout": 1, "socket_timeout": 1}
+UNREACHABLE_SECONDS = 5.0
+_unreachable_until = 0.0
+
 
 def _redis() -> Any:
     """A synchronous redis-py client of its own (thread-safe pool), or None without REDIS_URL."""
@@ -76,7 +83,13 @@ def _redis() -> Any:
         with _client_lock:
             current = _client
             if current is None or current[0] != url:
-                current = (url, redis.Redis.from_url(url, max_connections=settings.REDIS_MAX_CONNECTIONS))
+                from redis.backoff import NoBackoff
+                from redis.retry import Retry
+
+                client = redis.Redis.from_url(
+                    url, max_connections=settings.REDIS_MAX_CONNECTIONS, retry=Retry(NoBackoff(), 1), **_CLIENT_OPTIONS
+                )
+                current = (url, client)
                 _client = current
     return current[1]
 
@@ -123,11 +136,20 @@ def online_ids(user_ids: Iterable[int]) -> set[int]:
     return here | _online_elsewhere(ids)
 
 
+def forget_unreachable() -> None:
+    """Ask Redis again at the next read, though it failed less than UNREACHABLE_SECONDS ago (tests)."""
+    global _unreachable_until
+    _unreachable_until = 0.0
+
+
 def _online_elsewhere(ids: list[int]) -> set[int]:
+    global _unreachable_until
     client = _redis()
     if client is None:
         found = cache.get_many([_cache_key(i) for i in ids])
         return {i for i in ids if found.get(_cache_key(i))}
+    if time.monotonic() < _unreachable_until:
+        return set()
     now = f"({time.time()}"
     pipe = client.pipeline(transaction=False)
     for user_id in ids:
@@ -137,6 +159,7 @@ def _online_elsewhere(ids: list[int]) -> set[int]:
     except Exception:
         # Presence is a nicety: with Redis away, pages still render (everyone offline).
         logger.warning("presence: Redis unreachable; reporting users offline", exc_info=True)
+        _unreachable_until = time.monotonic() + UNREACHABLE_SECONDS
         return set()
     return {user_id for user_id, count in zip(ids, counts, strict=True) if count}
 
@@ -156,7 +179,10 @@ def _redis_async() -> Any:
 
         for old in [old for old in _async_clients if old.is_closed()]:
             del _async_clients[old]
-        current = (url, aioredis.Redis.from_url(url, max_connections=settings.REDIS_MAX_CONNECTIONS))
+        # No read timeout on the loop's client: a loop busy for a second (a connect storm) would
+        # time out answers that came; a Redis that never answers holds the presence worker only.
+        client = aioredis.Redis.from_url(url, max_connections=settings.REDIS_MAX_CONNECTIONS, socket_connect_timeout=1)
+        current = (url, client)
         _async_clients[loop] = current
     return current[1]
 

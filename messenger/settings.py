@@ -251,16 +251,28 @@ if REDIS_URL:
             if SERVER_INTERNALS
             else "channels_redis.pubsub.RedisPubSubChannelLayer",
             "CONFIG": {
-                "hosts": [{"address": REDIS_URL, "max_connections": REDIS_MAX_CONNECTIONS}],
+                # A Redis that does not answer is down after seconds (a connect 2, a command 5: more
+                # than any stall of a busy loop), not the OS's minutes or never (paused).
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": REDIS_MAX_CONNECTIONS,
+                        "socket_connect_timeout": 2,
+                        "socket_timeout": 5,
+                    }
+                ],
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "messenger"),
             },
         }
     }
+    # Rate-limit history, shared; while Redis is unreachable each process counts on its own
+    # (messenger/cache.py), so logins and refreshes never fail for it.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "BACKEND": "messenger.cache.FallbackRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CHANNEL_LAYER_PREFIX", "messenger"),
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         }
     }
 else:

@@ -9,6 +9,7 @@ from django.core.cache import cache
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts import presence
 from accounts.models import User
 from chats.models import Chat, ChatUser, Message
 from tests.factories import UserFactory, group_with
@@ -28,8 +29,10 @@ def _sqlite_test_files_removed() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def _clean_cache() -> None:
-    # Throttle counters and presence live in the cache; each test starts from nothing.
+    # Throttle counters and presence live in the cache; each test starts from nothing, also after
+    # a test that left presence not asking an unreachable Redis for a while.
     cache.clear()
+    presence.forget_unreachable()
 
 
 @pytest.fixture(autouse=True)

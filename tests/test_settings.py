@@ -96,7 +96,7 @@ def test_start_with_database_and_redis_urls_uses_mysql_and_redis(tmp_path):
     engine, layer, cache = json.loads(result.stdout.splitlines()[-1])
     assert engine == "django.db.backends.mysql"
     assert layer == "chats.realtime.adapter.BatchedRedisPubSubChannelLayer"
-    assert cache == "django.core.cache.backends.redis.RedisCache"
+    assert cache == "messenger.cache.FallbackRedisCache"
 
 
 def test_without_debug_no_host_is_allowed_unless_configured(tmp_path):

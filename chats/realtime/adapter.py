@@ -10,7 +10,9 @@ offer as API, where bench/ measured it worth it (figures in docs/realtime.md and
   frames already waiting, so a fast sender's sends are stored together;
 - channels-redis's PubSub shard sends each command alone: `BatchedShard` sends those of one
   moment together; Channels' in-memory layer sweeps every group on every event:
-  `SweepingInMemoryChannelLayer` sweeps once a second.
+  `SweepingInMemoryChannelLayer` sweeps once a second;
+- redis-py reconnects the PubSub connection and subscribes again without a word to anyone, and
+  what was published in between is lost: `watch_reconnects` tells the hub (chats.realtime.resync).
 
 The one other place that reaches into daphne is messenger/paced_server.py (its connection checks
 and pings, spread out; its graceful shutdown, which tells each socket's application with a
@@ -35,8 +37,10 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from channels.layers import InMemoryChannelLayer
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
-from channels_redis.utils import _wrap_close, decode_hosts
+from channels_redis.utils import _wrap_close, create_pool, decode_hosts
 from django.conf import settings
+from redis import asyncio as aioredis
+from redis.asyncio.client import PubSub
 from twisted.internet import tcp
 
 T = TypeVar("T")
@@ -219,6 +223,18 @@ class BatchedShard(RedisSingleShardConnection):
         self._changes: Batches[tuple[bool, str]] = Batches(self._apply_changes)
         self._publishes: Batches[tuple[str, bytes]] = Batches(self._publish)
 
+    def _ensure_redis(self) -> None:
+        # channels-redis's own, with a PubSub that says when it reconnected (WatchedPubSub).
+        if self._redis is None:
+            pool = create_pool(self.host)
+            self._redis: Any = aioredis.Redis(connection_pool=pool)
+            self._pubsub = WatchedPubSub(pool, self._reconnected)
+
+    def _reconnected(self) -> None:
+        callback = getattr(self.channel_layer, "reconnected", None)
+        if callback is not None:
+            callback()
+
     async def subscribe(self, channel: str) -> None:
         await self._changes.put((True, channel))
 
@@ -328,10 +344,43 @@ def _settle(futures: list[asyncio.Future[None]], error: BaseException | None = N
             future.set_exception(error)
 
 
+class WatchedPubSub(PubSub):
+    """redis-py's PubSub, calling `after_reconnect` once it has subscribed again after a reconnect.
+
+    redis-py registers `on_connect` on the connection after its first connect, so it runs on
+    reconnects only: when the connection was lost (Redis restarted, the network dropped) and
+    made again, inside a read's retries or by the next read. Whatever was published meanwhile
+    never reached this process.
+    """
+
+    def __init__(self, connection_pool: Any, after_reconnect: Callable[[], None]) -> None:
+        super().__init__(connection_pool)
+        self.after_reconnect = after_reconnect
+
+    async def on_connect(self, connection: Any) -> None:
+        await super().on_connect(connection)
+        self.after_reconnect()
+
+
 class BatchedLoopLayer(RedisPubSubLoopLayer):
     def __init__(self, *args: Any, hosts: Any = None, **kwargs: Any) -> None:
         super().__init__(*args, hosts=hosts, **kwargs)
         self._shards = [BatchedShard(host, self) for host in decode_hosts(hosts)]
+        # Called when a shard's PubSub connection was made again (see watch_reconnects).
+        self.reconnected: Callable[[], None] | None = None
+
+
+def watch_reconnects(layer: Any, callback: Callable[[], None]) -> bool:
+    """Call `callback` whenever the running loop's layer connection to Redis was made again.
+
+    False when the layer cannot tell (the stock layers, SERVER_INTERNALS=false, in memory): the
+    hub's probes (chats.realtime.resync) are then all it has.
+    """
+    if not enabled() or not isinstance(layer, BatchedRedisPubSubChannelLayer):
+        return False
+    loop_layer = layer._get_layer()
+    loop_layer.reconnected = callback
+    return True
 
 
 class BatchedRedisPubSubChannelLayer(RedisPubSubChannelLayer):

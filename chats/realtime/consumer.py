@@ -13,10 +13,10 @@ sends of many sockets together; a socket's replies go out in the order of its fr
 behind a send is handled once the send is answered. A frame that fails gets its `error` frame and
 the socket stays open; flooding gets `rate_limited`, then close 4429. A socket lives no longer
 than its access token (renewed with an `auth` frame) nor than its user's session: close 4401
-(chats.realtime.sessions). Close codes are the
-contract's 4xxx, or 4503 when the database cannot look the socket up or the channel layer
-cannot subscribe it (retry later), or 1001 when the server shuts down, once the frames received
-before are answered.
+(chats.realtime.sessions). Close codes are the contract's 4xxx; 4503 (retry later) when the
+database cannot look the socket up, or the hub fails in some other way; 1001 when the server
+shuts down, once the frames received before are answered. A channel layer that is down closes
+nothing: the socket is accepted and told `resync` once the layer is back (chats.realtime.resync).
 """
 
 from __future__ import annotations
@@ -186,7 +186,7 @@ class RealtimeConsumer:
         try:
             await hub.attach(self, groups, chats, user.last_seen)
         except Exception:
-            logger.warning("could not subscribe user %s's socket; closing it", user.pk, exc_info=True)
+            logger.warning("could not attach user %s's socket; closing it", user.pk, exc_info=True)
             await hub.detach(self)
             await self._refuse(CLOSE_UNAVAILABLE)
             return

@@ -3,7 +3,9 @@
 Every frame is encoded to JSON once, by whoever renders it, and crosses the channel layer in an
 envelope naming the group it was sent to; each process's router (chats.realtime.router) routes
 on that name and writes the encoded text to its local sockets as it is. A publish never raises:
-the write it announces has committed, and clients catch up with ?since=<version>.
+the write it announces has committed, and clients catch up with ?since=<version>. The groups of
+a publish that failed are handed to the loop's watcher (the hub's, `watch_failures`), which tells
+their sockets on every process to catch up (`resync`) once the layer is reachable again.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -23,6 +25,21 @@ logger = logging.getLogger(__name__)
 Frame = dict[str, Any]
 # (group, layer message)
 Envelope = tuple[str, dict[str, Any]]
+
+
+# Frames of these kinds are not caught up with ?since=: losing one is no reason to resync.
+EPHEMERAL = frozenset({"typing", "presence"})
+
+# Per event loop: who hears of the groups whose publish failed (the loop's hub).
+_failure_watchers: dict[asyncio.AbstractEventLoop, Callable[[list[str]], None]] = {}
+
+
+def watch_failures(loop: asyncio.AbstractEventLoop, callback: Callable[[list[str]], None] | None) -> None:
+    """Hand the groups of every failed publish on `loop` to `callback` (None: stop)."""
+    if callback is None:
+        _failure_watchers.pop(loop, None)
+    else:
+        _failure_watchers[loop] = callback
 
 
 def chat_group(chat_id: int) -> str:
@@ -70,10 +87,19 @@ async def publish(envelopes: Iterable[Envelope]) -> bool:
         *(layer.group_send(group, message) for group, message in pending), return_exceptions=True
     )
     ok = True
+    failed: list[str] = []
     for (group, message), result in zip(pending, results, strict=True):
         if isinstance(result, BaseException):
             ok = False
             logger.warning("could not announce %s to %s: %r", message.get("event"), group, result)
+            if message.get("event") not in EPHEMERAL:
+                failed.append(group)
+    if failed:
+        watcher = _failure_watchers.get(asyncio.get_running_loop())
+        if watcher is None:
+            logger.warning("no hub on this loop: %d groups missed events and will not be told to resync", len(failed))
+        else:
+            watcher(failed)
     return ok
 
 

@@ -5,7 +5,10 @@ one event to a chat of 100 members costs 100 layer messages. Here a process has 
 (the hub's): it joins the group `chat.<id>` / `user.<id>` when the first local socket needs it
 and leaves when the last one goes. Layer operations of one group run in the order asked (a
 join, leave, join stays so); a socket joining a group whose subscription is under way waits for
-it, so that it is live -- hears every later event -- once `attach`/`join` returns.
+it, so that it is live -- hears every later event -- once `attach`/`join` returns. While the
+layer is unreachable sockets join without subscribing (`subscribe=False`); once it is back the
+hub subscribes every group again (`rejoin`) and tells the sockets to catch up
+(chats.realtime.resync).
 """
 
 from __future__ import annotations
@@ -36,11 +39,17 @@ class Listener(Protocol):
 
 class Subscriptions:
     def __init__(
-        self, layer: Any, loop: asyncio.AbstractEventLoop, on_group_left: Callable[[str], None] | None = None
+        self,
+        layer: Any,
+        loop: asyncio.AbstractEventLoop,
+        on_group_left: Callable[[str], None] | None = None,
+        on_failure: Callable[[str], None] | None = None,
     ) -> None:
         self.layer = layer
         self.loop = loop
         self.on_group_left = on_group_left
+        # Told of every layer operation that failed: the layer is unreachable (chats.realtime.resync).
+        self.on_failure = on_failure
         self.channel: str | None = None  # set once the hub has its layer channel
         self.members: dict[str, set[Listener]] = {}
         # The pending group_add of each group; joiners wait for it before they are live.
@@ -48,25 +57,30 @@ class Subscriptions:
         # The last layer operation queued per group: adds and discards run in call order.
         self._tails: dict[str, asyncio.Task[None]] = {}
 
-    async def join_all(self, listener: Listener, groups: Iterable[str]) -> None:
-        """Add a socket to groups; returns once each is subscribed. Raises if one could not be."""
+    async def join_all(self, listener: Listener, groups: Iterable[str], *, subscribe: bool = True) -> None:
+        """Add a socket to groups; returns once each is subscribed. Raises if one could not be.
+
+        With `subscribe=False` (the layer is down) a group new to the process is not subscribed
+        now: `rejoin` does it once the layer is back.
+        """
         pending = {}
         for group in groups:
-            ready = self._add(listener, group)
+            ready = self._add(listener, group, subscribe)
             if ready is not None:
                 pending[group] = ready
         if pending:
             await self._subscribed(pending)
 
-    def _add(self, listener: Listener, group: str) -> asyncio.Task[None] | None:
+    def _add(self, listener: Listener, group: str, subscribe: bool = True) -> asyncio.Task[None] | None:
         listener.groups.add(group)
         members = self.members.get(group)
         if members is None:
             self.members[group] = {listener}
-            self._ready[group] = self._enqueue(group, self.layer.group_add)
+            if subscribe:
+                self._ready[group] = self._enqueue(group, self.layer.group_add)
         else:
             members.add(listener)
-        return self._ready.get(group)
+        return self._ready.get(group) if subscribe else None
 
     async def _subscribed(self, pending: dict[str, asyncio.Task[None]]) -> None:
         # asyncio.wait, unlike gather, never cancels them: other sockets may wait on the same one.
@@ -116,6 +130,24 @@ class Subscriptions:
             del self._tails[group]
         if not task.cancelled() and task.exception() is not None:
             logger.warning("channel layer operation on %s failed: %r", group, task.exception())
+            if self.on_failure is not None:
+                self.on_failure(f"subscription of {group}")
+
+    async def rejoin(self) -> None:
+        """Subscribe every group the sockets need again (the layer was down). Raises if one failed.
+
+        Groups already subscribed cost nothing more on the PubSub layer (redis-py subscribed them
+        again itself when it reconnected); those that failed, or were joined while the layer was
+        down, are subscribed now.
+        """
+        self._ready.clear()
+        tasks = [self._enqueue(group, self.layer.group_add) for group in list(self.members)]
+        if not tasks:
+            return
+        await asyncio.wait(tasks)
+        for task in tasks:
+            if task.cancelled() or task.exception() is not None:
+                raise ConnectionError("could not subscribe every group again")
 
     async def refresh(self) -> None:
         """Join every group again (a layer whose memberships expire: the core Redis layer)."""

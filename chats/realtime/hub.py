@@ -7,6 +7,7 @@
     sends.SendBatches      the sockets' sends, stored in batches, chats side by side
     sessions.Sessions      the sockets' token expiry timers, the users whose sessions ended
     connects.BatchedCall   sockets connecting together, authorised together
+    resync.LayerWatch      the layer watched; sockets told to catch up once it failed them
 
 Lifecycle: `get_hub()` returns the running loop's hub, starting it on first use; `stop_hub()`
 stops it (tests stop one per test, see tests/realtime/conftest.py).
@@ -25,9 +26,11 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from accounts import presence as presence_store
+from chats.realtime import adapter, envelopes
 from chats.realtime.connects import BatchedCall
 from chats.realtime.groups import Listener, Subscriptions
 from chats.realtime.presence import PresenceTransitions
+from chats.realtime.resync import LayerWatch
 from chats.realtime.router import Router
 from chats.realtime.sends import SendBatches
 from chats.realtime.sessions import ENDED, Sessions
@@ -42,8 +45,15 @@ class Hub:
         self.loop = loop
         self.stopped = False
         self.listeners: set[Listener] = set()
-        self.subscriptions = Subscriptions(layer, loop, on_group_left=self._group_left)
-        self.router = Router(self.subscriptions, loop, on_member_removed=self._forget_membership)
+        self.watch = LayerWatch(self)
+        self.subscriptions = Subscriptions(layer, loop, on_group_left=self._group_left, on_failure=self.watch.failed)
+        self.router = Router(
+            self.subscriptions,
+            loop,
+            on_member_removed=self._forget_membership,
+            on_probe=self.watch.probe_arrived,
+            on_failure=self.watch.failed,
+        )
         # Presence: open local sockets per user, and the user's chats (whom to tell).
         self.user_sockets: dict[int, int] = {}
         self.user_chats: dict[int, list[int]] = {}
@@ -69,14 +79,29 @@ class Hub:
         await asyncio.shield(self._started)
 
     async def _start(self) -> None:
+        envelopes.watch_failures(self.loop, self.watch.publish_failed)
+        self._tasks.append(self.loop.create_task(self._heartbeat_loop()))
+        self._tasks.append(self.loop.create_task(self.watch.run()))
+        try:
+            await self.open_channel()
+        except Exception:
+            # Redis is down as the process starts: sockets are accepted and told to resync later.
+            logger.warning("hub: no channel-layer channel yet", exc_info=True)
+            self.watch.failed("new channel")
+
+    async def open_channel(self) -> None:
+        """The hub's one layer channel, and the router reading it (once; again if it failed)."""
+        if self.subscriptions.channel is not None:
+            return
         channel = await self.layer.new_channel()
         self.subscriptions.channel = channel
         self._tasks.append(self.loop.create_task(self.router.run(self.layer.receive, channel)))
-        self._tasks.append(self.loop.create_task(self._heartbeat_loop()))
+        adapter.watch_reconnects(self.layer, lambda: self.watch.failed("connection made again"))
 
     async def stop(self) -> None:
         """Stop receiving and leave every group (tests; a server process just exits)."""
         self.stopped = True
+        envelopes.watch_failures(self.loop, None)
         await self.sends.close()
         for task in self._tasks:
             task.cancel()
@@ -100,8 +125,8 @@ class Hub:
         """Subscribe a newly authorised socket to its groups; live once this returns.
 
         `chats` are the user's chats and each one's version when the socket was authorised: the
-        router delivers the changes after it in order. Raises when the channel layer cannot
-        subscribe (Redis down): the caller closes.
+        router delivers the changes after it in order. When the channel layer is down, or cannot
+        subscribe, the socket is kept all the same: it is told to resync once the layer is back.
         """
         await self.start()
         groups = list(groups)
@@ -118,7 +143,14 @@ class Hub:
         if count == 0:
             presence_store.socket_opened_here(user_id)
             self.transitions.change(user_id, online=True, last_seen=last_seen)
-        await self.subscriptions.join_all(listener, groups)
+        if not self.watch.up or self.subscriptions.channel is None:
+            await self.subscriptions.join_all(listener, groups, subscribe=False)
+            return
+        try:
+            await self.subscriptions.join_all(listener, groups)
+        except Exception:
+            # The failure has reached the watch (Subscriptions.on_failure): resync to come.
+            logger.warning("hub: could not subscribe user %s's socket; it will be told to resync", user_id)
 
     async def detach(self, listener: Listener) -> None:
         """Forget a socket (idempotent); the user's last local socket takes them offline here."""

@@ -17,6 +17,9 @@ dispatch, database query or JSON encoding per recipient. Besides delivering:
   sockets are closed with 4403 and their `/ws/` sockets leave the chat's group.
 - **Presence** arrives once per chat the user shares with a socket's user; each socket gets it
   once, and the user's own sockets not at all.
+- **Resync** (chats.realtime.resync): a `resync` to a chat's group means its events were lost; the
+  chat's order starts over (`restart`) before the frame is delivered. A `probe` (no group) is
+  the hub's own message, sent to its channel to see that the layer carries it.
 """
 
 from __future__ import annotations
@@ -54,16 +57,21 @@ class Router:
         subscriptions: Subscriptions,
         loop: asyncio.AbstractEventLoop,
         on_member_removed: Callable[[int, int], None],
+        on_probe: Callable[[str], None] = lambda nonce: None,
+        on_failure: Callable[[str], None] = lambda reason: None,
     ) -> None:
         self.subscriptions = subscriptions
         self.loop = loop
         self.on_member_removed = on_member_removed
+        self.on_probe = on_probe
+        self.on_failure = on_failure
         self.sequences: dict[int, ChatSequence] = {}
         self._presence_seen: OrderedDict[str, set[int]] = OrderedDict()
         self._controls: dict[str, Callable[[str, dict[str, Any], set[Listener]], Awaitable[None]]] = {
             "chat.created": self._on_chat_created,
             "member.removed": self._on_member_removed,
             "presence": self._on_presence,
+            "resync": self._on_resync,
         }
 
     def add_control(self, kind: str, handler: Callable[[str, dict[str, Any], set[Listener]], Awaitable[None]]) -> None:
@@ -78,6 +86,7 @@ class Router:
                 raise
             except Exception:
                 logger.warning("router: channel layer receive failed; retrying", exc_info=True)
+                self.on_failure("receive")
                 await asyncio.sleep(1)
                 continue
             try:
@@ -86,6 +95,9 @@ class Router:
                 logger.exception("router: could not dispatch %s", message.get("event"))
 
     async def dispatch(self, message: dict[str, Any]) -> None:
+        if message.get("event") == "probe":
+            self.on_probe(message.get("nonce", ""))
+            return
         group = message.get("group")
         listeners = self.subscriptions.members.get(group) if group else None
         if not listeners:
@@ -150,7 +162,30 @@ class Router:
         if sequence is not None and sequence.timer is not None:
             sequence.timer.cancel()
 
-    # Membership and presence ------------------------------------------------------------------
+    def restart(self, chat_ids: Iterable[int] | None = None) -> None:
+        """Events of these chats (None: every chat) were lost: what waits for a missing version is
+        delivered now, in order, and the next version that comes is where each chat's order starts."""
+        for chat_id in list(self.sequences) if chat_ids is None else list(chat_ids):
+            sequence = self.sequences.pop(chat_id, None)
+            if sequence is None:
+                continue
+            if sequence.timer is not None:
+                sequence.timer.cancel()
+            if sequence.held:
+                held = [sequence.held.pop(version) for version in sorted(sequence.held)]
+                self.loop.create_task(self._deliver_all(held))
+
+    async def _deliver_all(self, messages: list[dict[str, Any]]) -> None:
+        for message in messages:
+            await self._deliver_message(message)
+
+    # Membership, presence, resync -------------------------------------------------------------
+
+    async def _on_resync(self, group: str, message: dict[str, Any], listeners: set[Listener]) -> None:
+        chat_id = message.get("chat_id")
+        if chat_id is not None:
+            self.restart([chat_id])
+        await deliver(listeners, message["text"])
 
     async def _on_chat_created(self, group: str, message: dict[str, Any], listeners: set[Listener]) -> None:
         """Through a user's group: deliver, then subscribe that user's /ws/ sockets to the chat."""

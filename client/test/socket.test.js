@@ -317,6 +317,102 @@ test('a rename is merged into the chat and keeps its members', async () => {
   assert.equal(store.getChat(10).members.length, 2);
 });
 
+test('a resync naming chats catches up each of them with since=<known version>', async () => {
+  const { socket, instances, store, api, log } = setup({ chats: [chat(10, 2), chat(11, 5), chat(12, 1)] });
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  await flush();
+  api.calls.length = 0;
+  log[10] = [message(3, 10, 3)];
+  log[11] = [message(6, 11, 6), message(7, 11, 7)];
+
+  instances[0].serverSend({ type: 'resync', chat_ids: [10, 11] });
+  await flush();
+
+  assert.deepEqual(api.calls, [['since', 10, 2], ['since', 11, 5]], 'only the chats it names');
+  assert.deepEqual(store.messagesOf(11).map((m) => m.id), [6, 7]);
+  assert.equal(store.knownVersion(10), 3);
+  assert.equal(store.knownVersion(11), 7);
+});
+
+test('a resync without chat_ids takes the chat list and catches up every chat that moved', async () => {
+  const { socket, instances, store, api, log, serverChats } = setup({ chats: [chat(10, 2), chat(11, 5)] });
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  await flush();
+  api.calls.length = 0;
+  log[11] = [message(6, 11, 6)];
+  serverChats[1].version = 6;
+  serverChats.push(chat(12, 0)); // created while events were lost
+
+  instances[0].serverSend({ type: 'resync' });
+  await flush();
+
+  assert.deepEqual(api.calls, [['chats'], ['since', 11, 5]]);
+  assert.equal(store.knownVersion(11), 6);
+  assert.ok(store.getChat(12), 'the chat list is taken too');
+  assert.equal(instances.length, 1, 'the socket stays open');
+});
+
+test('a catch-up a resync asked for is tried again if the server cannot answer', async () => {
+  const { socket, instances, store, api, log, clock } = setup();
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  await flush();
+  const real = api.changesSince;
+  let failures = 1;
+  api.changesSince = async (...args) => {
+    if (failures-- > 0) throw Object.assign(new Error('503'), { status: 503 });
+    return real.apply(api, args);
+  };
+  log[10] = [message(3, 10, 3)];
+
+  instances[0].serverSend({ type: 'resync', chat_ids: [10] });
+  await flush();
+  assert.equal(store.knownVersion(10), 2);
+  await clock.advance(2000);
+
+  assert.equal(store.knownVersion(10), 3);
+});
+
+test('close code 1001 (the server restarts) reconnects after a short random delay, then catches up', async () => {
+  const { socket, instances, clock, api } = setup();
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  await flush();
+  api.calls.length = 0;
+
+  instances[0].serverClose(1001);
+  assert.deepEqual(clock.delays(), [2250], 'at most 0.25 + 2 s (random() = 1 here)');
+  await clock.advance(2250);
+  instances[1].serverOpen();
+  await flush();
+
+  assert.deepEqual(api.calls.map((c) => c[0]), ['chats'], 'caught up after the reconnect');
+});
+
+test('close code 4503 retries with growing delays though each socket was accepted first', async () => {
+  const { socket, instances, clock } = setup();
+  socket.start();
+  await flush();
+  const delays = [];
+  for (let i = 0; i < 3; i += 1) {
+    instances[i].serverOpen();
+    instances[i].serverClose(4503);
+    delays.push(...clock.delays());
+    await clock.advance(clock.delays()[0]);
+  }
+  assert.deepEqual(delays, [2000, 4000, 8000]);
+  instances[3].serverOpen();
+  instances[3].serverSend({ type: 'pong' });
+  instances[3].serverClose(4503);
+  assert.deepEqual(clock.delays(), [2000], 'a socket that got a frame resets the count');
+});
+
 /** setup() with an API that announces new access tokens, as the real one does after each refresh. */
 function setupWithTokens({ current: initial = null } = {}) {
   const listeners = new Set();

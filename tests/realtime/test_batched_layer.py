@@ -1,6 +1,7 @@
 """The Redis layer sends the commands of one moment together (chats.realtime.adapter.BatchedShard), in order."""
 
 import asyncio
+import contextlib
 import os
 import uuid
 from unittest import mock
@@ -8,7 +9,8 @@ from unittest import mock
 import pytest
 from django.conf import settings
 
-from chats.realtime.adapter import BatchedRedisPubSubChannelLayer
+from chats.realtime.adapter import BatchedRedisPubSubChannelLayer, watch_reconnects
+from tests.own_redis import REDIS_SERVER, OwnRedis
 from tests.test_health import unused_port
 
 pytestmark = [
@@ -116,3 +118,33 @@ async def test_callers_waiting_when_the_layer_is_flushed_get_an_error_not_a_hang
         await asyncio.wait_for(first, 2)
     # then
     assert all(isinstance(result, ConnectionError) for result in results), results
+
+
+@pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server to start a Redis of the test's own")
+async def test_a_pubsub_connection_made_again_after_redis_restarts_is_reported_and_subscribed_again(tmp_path):
+    # given: a layer on a Redis of the test's own, a group joined, the hub's callback registered
+    own = OwnRedis(tmp_path)
+    await asyncio.to_thread(own.start)
+    layer = make_layer(own.url)
+    try:
+        channel = await layer.new_channel()
+        await layer.group_add("chat.1", channel)
+        reconnects: list[float] = []
+        assert watch_reconnects(layer, lambda: reconnects.append(asyncio.get_running_loop().time()))
+        # when: Redis dies and starts again (empty: it knows no subscriptions)
+        await asyncio.to_thread(own.kill)
+        await asyncio.sleep(0.5)
+        assert reconnects == []
+        await asyncio.to_thread(own.start)
+        for _ in range(100):
+            if reconnects:
+                break
+            await asyncio.sleep(0.05)
+        # then: reported once made again, and the group is subscribed again by redis-py itself
+        assert len(reconnects) == 1
+        await layer.group_send("chat.1", {"type": "relay", "number": 1})
+        assert [message["number"] for message in await receive_all(layer, channel, 1)] == [1]
+    finally:
+        with contextlib.suppress(Exception):
+            await layer.flush()
+        own.kill()

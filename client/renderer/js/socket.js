@@ -2,13 +2,21 @@
 // It reconnects with exponential backoff and jitter; each time it (re)connects it sends the queued
 // messages and asks every chat for what changed since the last version this client saw
 // (`GET /api/chats/{id}/messages?since=<version>`), so a dropped connection loses nothing.
-// An event whose version skips ahead triggers the same catch-up for its chat.
+// An event whose version skips ahead triggers the same catch-up for its chat, and so does a
+// `resync` frame (the server could not deliver some events: its channel layer was unreachable):
+// `chat_ids` names the chats to catch up; without it, every chat and the chat list.
+// Close codes: 4401 gets a fresh token first; 1001 (the server is going away: a restart) reconnects
+// after a short random delay, so its clients do not all come back at one instant; 4503 (the server
+// cannot take the socket now) and 4429 (flooding) retry after a longer, growing delay.
 // A socket lives no longer than the access token it was opened with (the server closes it with 4401):
 // after every refresh of the access token (the API client refreshes ahead of expiry) the open socket
 // is renewed with `{"type": "auth", "token"}`, which the server answers with `auth.ok`.
 
 export const BACKOFF_BASE_MS = 500;
 export const BACKOFF_MAX_MS = 30_000;
+// After a close 1001: reconnect within GOING_AWAY_MIN_MS + [0, GOING_AWAY_SPREAD_MS).
+export const GOING_AWAY_MIN_MS = 250;
+export const GOING_AWAY_SPREAD_MS = 2_000;
 const HEARTBEAT_MS = 25_000;
 const SILENCE_LIMIT_MS = 60_000;
 const ACK_TIMEOUT_MS = 8_000;
@@ -50,6 +58,7 @@ export function createSocket({
   let ws = null;
   let stopped = true;
   let attempts = 0;
+  let unavailable = 0; // 4503 closes in a row: each waits longer, though the socket was accepted first
   let reconnectTimer = null;
   let heartbeatTimer = null;
   let lastFrameAt = 0;
@@ -145,6 +154,7 @@ export function createSocket({
     socket.onmessage = (event) => {
       if (ws !== socket) return;
       lastFrameAt = now();
+      unavailable = 0;
       let frame;
       try {
         frame = JSON.parse(event.data);
@@ -169,14 +179,24 @@ export function createSocket({
         );
         return;
       }
+      if (event.code === 1001) {
+        // A restart: the server is back in a moment. Catch-up follows the next open, as always.
+        scheduleReconnect(0, GOING_AWAY_MIN_MS + Math.round(random() * GOING_AWAY_SPREAD_MS));
+        return;
+      }
+      if (event.code === 4503) {
+        unavailable += 1;
+        scheduleReconnect(1 + unavailable);
+        return;
+      }
       scheduleReconnect(event.code === 4429 ? 4 : 0);
     };
   }
 
-  function scheduleReconnect(extraAttempts = 0) {
+  function scheduleReconnect(extraAttempts = 0, fixedDelay = null) {
     if (stopped) return;
     store.setConnection('connecting');
-    const delay = backoffDelay(attempts + extraAttempts, random);
+    const delay = fixedDelay ?? backoffDelay(attempts + extraAttempts, random);
     attempts += 1;
     timers.clearTimeout(reconnectTimer);
     reconnectTimer = timers.setTimeout(() => {
@@ -245,6 +265,17 @@ export function createSocket({
     },
     pong: () => {},
     'auth.ok': () => {},
+    // The server lost events for us: catch up the chats it names, or everything.
+    resync: (f) => {
+      if (!Array.isArray(f.chat_ids)) {
+        if (ws) syncUntilDone(ws);
+        return;
+      }
+      for (const chatId of f.chat_ids) {
+        if (!store.getChat(chatId)) refreshChat(chatId);
+        else if (ws) catchUpUntilDone(ws, chatId);
+      }
+    },
   };
 
   function handleFrame(frame) {
@@ -331,6 +362,16 @@ export function createSocket({
       log('catch-up failed', error);
       if (ws !== socket || stopped) return;
       timers.setTimeout(() => ws === socket && !stopped && syncUntilDone(socket, attempt + 1),
+        backoffDelay(attempt + 2, random));
+    });
+  }
+
+  /** One chat's catch-up (a resync named it); if the server cannot answer now, again while connected. */
+  function catchUpUntilDone(socket, chatId, attempt = 0) {
+    catchUp(chatId).catch((error) => {
+      log('catch-up failed', error);
+      if (ws !== socket || stopped) return;
+      timers.setTimeout(() => ws === socket && !stopped && catchUpUntilDone(socket, chatId, attempt + 1),
         backoffDelay(attempt + 2, random));
     });
   }

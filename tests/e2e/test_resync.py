@@ -1,0 +1,146 @@
+"""The browser client across a Redis outage: a message posted while Redis is down reaches the open
+chat once Redis is back, through the server's `resync` frame -- on the same socket, no reconnect.
+
+A server of its own (SQLite, and a redis-server of the test's own that is killed and started
+again by its pid), not the session's e2e server: the shared Redis is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import ROOT, free_port, wait_for_health
+from tests.e2e.test_messenger import TIMEOUT_MS, expect
+from tests.own_redis import REDIS_SERVER, OwnRedis
+
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server to start a Redis of the test's own"),
+]
+
+PASSWORD = "Quiet-Harbor-2048"
+
+
+def _post(url: str, body: dict[str, Any], token: str | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def outage_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, OwnRedis]]:
+    data_dir = tmp_path_factory.mktemp("e2e-outage")
+    own = OwnRedis(data_dir)
+    own.start()
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "DEBUG": "false",
+        "TESTING": "false",
+        "SECRET_KEY": f"e2e-{os.urandom(24).hex()}",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_SETTINGS_MODULE": "messenger.settings",
+        "REDIS_URL": own.url,
+        "CHANNEL_LAYER_PREFIX": "e2e-outage",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("DATABASE_URL", None)  # SQLite in DATA_DIR
+    python = ROOT / ".venv" / "bin" / "python"
+    if not python.exists():
+        python = Path(sys.executable)
+    port = free_port()
+    log = data_dir / "daphne.log"
+    process = None
+    try:
+        subprocess.run(
+            [str(python), "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
+        )
+        with log.open("wb") as log_file:
+            process = subprocess.Popen(
+                [str(python), "-m", "messenger.serve", "-b", "127.0.0.1", "-p", str(port)],
+                cwd=ROOT,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        url = f"http://127.0.0.1:{port}"
+        wait_for_health(url, process, log)
+        yield url, own
+    finally:
+        if process is not None and process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+        own.kill()
+
+
+def test_a_message_lost_to_a_redis_outage_shows_in_the_open_chat_once_redis_is_back(
+    browser: Any, outage_server: tuple[str, OwnRedis]
+) -> None:
+    url, own = outage_server
+    suffix = uuid.uuid4().hex[:6]
+    # given: Alice and Bob, a direct chat between them, and Alice's browser open on it
+    people = {}
+    for name in ("alice", "bob"):
+        status, body = _post(
+            f"{url}/api/auth/register",
+            {
+                "username": f"{name}_{suffix}",
+                "email": f"{name}_{suffix}@example.com",
+                "password": PASSWORD,
+                "display_name": f"{name.title()} {suffix}",
+            },
+        )
+        assert status == 201, body
+        people[name] = body
+    status, chat = _post(
+        f"{url}/api/chats", {"is_group": False, "member_ids": [people["bob"]["user"]["id"]]}, people["alice"]["access"]
+    )
+    assert status in (200, 201), chat
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    sockets: list[Any] = []
+    page.on("websocket", lambda socket: sockets.append(socket))
+    page.goto(url)
+    page.fill("#auth-username", f"alice_{suffix}")
+    page.fill("#auth-password", PASSWORD)
+    page.click("button[type=submit]")
+    expect(page.locator(".sidebar__status")).to_be_hidden(timeout=TIMEOUT_MS)  # the socket is connected
+    page.locator(".chat-list .chat-item", has_text=f"Bob {suffix}").click()
+    page.locator(".chat__title", has_text=f"Bob {suffix}").wait_for(timeout=TIMEOUT_MS)
+    try:
+        # when: Redis dies, Bob posts meanwhile (stored: 201), and nothing reaches Alice
+        own.kill()
+        status, _ = _post(
+            f"{url}/api/chats/{chat['id']}/messages", {"content": "said while Redis was down"}, people["bob"]["access"]
+        )
+        assert status == 201
+        bubble = page.locator(".msg .bubble__text", has_text="said while Redis was down")
+        time.sleep(2)
+        assert bubble.count() == 0
+        # when Redis is back
+        own.start()
+        # then: the message shows, on the same socket
+        expect(bubble).to_be_visible(timeout=TIMEOUT_MS)
+        assert len(sockets) == 1, "caught up through the resync frame, not a reconnect"
+    finally:
+        context.close()
