@@ -9,6 +9,7 @@ e2e server's channel groups and caches apart from the other tests'.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -19,6 +20,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -91,6 +93,71 @@ def wait_for_health(url: str, process: subprocess.Popen[bytes], log: Path, timeo
                 return
         time.sleep(0.25)
     raise RuntimeError(f"daphne did not become healthy within {timeout}s:\n{log.read_text()[-4000:]}")
+
+
+def post_json(url: str, body: dict[str, Any], token: str | None = None) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return response.status, json.loads(response.read())
+
+
+def own_server_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a server of a test's own: SQLite in `data_dir` unless `extra` says otherwise."""
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "DEBUG": "false",
+        "TESTING": "false",
+        "SECRET_KEY": f"e2e-{os.urandom(24).hex()}",
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        "DJANGO_SETTINGS_MODULE": "messenger.settings",
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+    env.pop("DATABASE_URL", None)
+    if "REDIS_URL" not in extra:
+        env.pop("REDIS_URL", None)
+    return env
+
+
+def venv_python() -> Path:
+    python = ROOT / ".venv" / "bin" / "python"
+    return python if python.exists() else Path(sys.executable)
+
+
+def start_own_server(env: dict[str, str], port: int, log: Path) -> subprocess.Popen[bytes]:
+    """`python -m messenger.serve` on 127.0.0.1:port, healthy when this returns (migrated first)."""
+    subprocess.run(
+        [str(venv_python()), "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    with log.open("ab") as log_file:
+        process = subprocess.Popen(
+            [str(venv_python()), "-m", "messenger.serve", "-b", "127.0.0.1", "-p", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    wait_for_health(f"http://127.0.0.1:{port}", process, log)
+    return process
+
+
+def stop_own_server(process: subprocess.Popen[bytes] | None, timeout: float = 15) -> int | None:
+    """SIGTERM (the graceful shutdown), then SIGKILL after `timeout`; its exit code."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    return process.returncode
 
 
 @pytest.fixture(scope="session")

@@ -7,21 +7,14 @@ again by its pid), not the session's e2e server: the shared Redis is never touch
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ROOT, free_port, wait_for_health
+from tests.e2e.conftest import free_port, own_server_env, post_json, start_own_server, stop_own_server
 from tests.e2e.test_messenger import TIMEOUT_MS, expect
 from tests.own_redis import REDIS_SERVER, OwnRedis
 
@@ -33,62 +26,19 @@ pytestmark = [
 PASSWORD = "Quiet-Harbor-2048"
 
 
-def _post(url: str, body: dict[str, Any], token: str | None = None) -> tuple[int, Any]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST")
-    request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return response.status, json.loads(response.read())
-
-
 @pytest.fixture(scope="module")
 def outage_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, OwnRedis]]:
     data_dir = tmp_path_factory.mktemp("e2e-outage")
     own = OwnRedis(data_dir)
     own.start()
-    env = {
-        **os.environ,
-        "DATA_DIR": str(data_dir),
-        "DEBUG": "false",
-        "TESTING": "false",
-        "SECRET_KEY": f"e2e-{os.urandom(24).hex()}",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_SETTINGS_MODULE": "messenger.settings",
-        "REDIS_URL": own.url,
-        "CHANNEL_LAYER_PREFIX": "e2e-outage",
-        "PYTHONUNBUFFERED": "1",
-    }
-    env.pop("DATABASE_URL", None)  # SQLite in DATA_DIR
-    python = ROOT / ".venv" / "bin" / "python"
-    if not python.exists():
-        python = Path(sys.executable)
+    env = own_server_env(data_dir, REDIS_URL=own.url, CHANNEL_LAYER_PREFIX="e2e-outage")
     port = free_port()
-    log = data_dir / "daphne.log"
     process = None
     try:
-        subprocess.run(
-            [str(python), "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
-        )
-        with log.open("wb") as log_file:
-            process = subprocess.Popen(
-                [str(python), "-m", "messenger.serve", "-b", "127.0.0.1", "-p", str(port)],
-                cwd=ROOT,
-                env=env,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        url = f"http://127.0.0.1:{port}"
-        wait_for_health(url, process, log)
-        yield url, own
+        process = start_own_server(env, port, data_dir / "daphne.log")
+        yield f"http://127.0.0.1:{port}", own
     finally:
-        if process is not None and process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+        stop_own_server(process, timeout=10)
         own.kill()
 
 
@@ -100,7 +50,7 @@ def test_a_message_lost_to_a_redis_outage_shows_in_the_open_chat_once_redis_is_b
     # given: Alice and Bob, a direct chat between them, and Alice's browser open on it
     people = {}
     for name in ("alice", "bob"):
-        status, body = _post(
+        status, body = post_json(
             f"{url}/api/auth/register",
             {
                 "username": f"{name}_{suffix}",
@@ -111,7 +61,7 @@ def test_a_message_lost_to_a_redis_outage_shows_in_the_open_chat_once_redis_is_b
         )
         assert status == 201, body
         people[name] = body
-    status, chat = _post(
+    status, chat = post_json(
         f"{url}/api/chats", {"is_group": False, "member_ids": [people["bob"]["user"]["id"]]}, people["alice"]["access"]
     )
     assert status in (200, 201), chat
@@ -130,7 +80,7 @@ def test_a_message_lost_to_a_redis_outage_shows_in_the_open_chat_once_redis_is_b
     try:
         # when: Redis dies, Bob posts meanwhile (stored: 201), and nothing reaches Alice
         own.kill()
-        status, _ = _post(
+        status, _ = post_json(
             f"{url}/api/chats/{chat['id']}/messages", {"content": "said while Redis was down"}, people["bob"]["access"]
         )
         assert status == 201
