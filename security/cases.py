@@ -343,9 +343,11 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-async def _flood(port: int, seeded: dict[str, Any], rate: int) -> tuple[list[float], int, int, int]:
-    """FLOOD_SOCKETS sockets of sec0 send `rate` frames a second each into its group for
-    FLOOD_SECONDS, while sec2 sends MEASURED_SENDS_PER_SECOND into its own group on one socket and
+async def _flood(
+    port: int, seeded: dict[str, Any], rate: int, sockets: int, seconds: float
+) -> tuple[list[float], int, int, int]:
+    """`sockets` sockets of sec0 send `rate` frames a second each into its group for
+    `seconds`, while sec2 sends MEASURED_SENDS_PER_SECOND into its own group on one socket and
     times each send to its message.ack. Returns the latencies (ms; an ack that never came counts as
     the whole window), the flood frames sent, the flood sockets closed early, and the unacked sends."""
     flooder, measured = seeded["users"][0], seeded["users"][2]
@@ -358,7 +360,7 @@ async def _flood(port: int, seeded: dict[str, Any], rate: int) -> tuple[list[flo
             latencies[frame["client_id"]] = (time.monotonic() - sent_at[frame["client_id"]]) * 1000
 
     flood_sockets: list[Socket] = []
-    for _ in range(FLOOD_SOCKETS):
+    for _ in range(sockets):
         url = socket_url(port, flooder["token"])
         flood_sockets.append(await open_socket(url, origin(port), lambda _: None, timeout=10))
     probe = await open_socket(socket_url(port, measured["token"]), origin(port), on_measured, timeout=10)
@@ -367,7 +369,7 @@ async def _flood(port: int, seeded: dict[str, Any], rate: int) -> tuple[list[flo
     every = max(1, rate // MEASURED_SENDS_PER_SECOND)
     started = time.monotonic()
     step = 0
-    while time.monotonic() - started < FLOOD_SECONDS:
+    while time.monotonic() - started < seconds:
         for index, sock in enumerate(flood_sockets):
             if sock.is_open:
                 frame = {"type": "message.send", "chat_id": seeded["flood_chat"], "content": "flood"}
@@ -392,12 +394,17 @@ async def _flood(port: int, seeded: dict[str, Any], rate: int) -> tuple[list[flo
 
 
 def flood_vs_sender(port: int, seeded: dict[str, Any], rate: int) -> Row:
-    latencies, flood_sent, closed, unacked = asyncio.run(_flood(port, seeded, rate))
+    """The same sends timed first without the flood (2 s), for scale, then beside it."""
+    alone, _, _, _ = asyncio.run(_flood(port, seeded, rate, 0, 2.0))
+    wall, cpu = time.monotonic(), time.process_time()
+    latencies, flood_sent, closed, unacked = asyncio.run(_flood(port, seeded, rate, FLOOD_SOCKETS, FLOOD_SECONDS))
+    client_cpu = (time.process_time() - cpu) / (time.monotonic() - wall)
     p99 = percentile(latencies, 0.99)
     return Row(
         f"{FLOOD_SOCKETS} sockets of one user at {rate} frames/s each ({FLOOD_SECONDS:.0f} s) vs another user's sends",
         f"the other user's send→ack p99 < {ACK_P99_BOUND_MS:.0f} ms",
         f"p50 {statistics.median(latencies):.0f} ms, p99 {p99:.0f} ms of {len(latencies)} sends "
-        f"({unacked} unacked); {flood_sent} flood frames, {closed} flood sockets closed",
+        f"({unacked} unacked; alone: p99 {percentile(alone, 0.99):.0f} ms); "
+        f"{flood_sent} flood frames, {closed} flood sockets closed; the suite's own CPU {client_cpu:.0%}",
         p99 < ACK_P99_BOUND_MS and unacked == 0,
     )
