@@ -310,9 +310,13 @@ def presence(base: str, port: int, users: list[dict[str, Any]]) -> Row:
     async def observe() -> tuple[Any, Any]:
         sock = await open_socket(socket_url(port, target["token"]), origin(port), lambda _: None, timeout=10)
         try:
-            await asyncio.sleep(0.5)  # presence is recorded after the connect
             loop = asyncio.get_running_loop()
-            by_contact = await loop.run_in_executor(None, seen_by, contact["token"])
+            deadline = time.monotonic() + 5
+            while True:  # presence is recorded just after the connect: wait (bounded) for the contact to see it
+                by_contact = await loop.run_in_executor(None, seen_by, contact["token"])
+                if by_contact is True or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
             by_stranger = await loop.run_in_executor(None, seen_by, stranger["token"])
             return by_contact, by_stranger
         finally:

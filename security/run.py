@@ -17,11 +17,13 @@ import argparse
 import json
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 from bench.procs import (
     LOOPBACK,
@@ -131,9 +133,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=RESULTS, help="where latest.md and logs/ go")
     args = parser.parse_args(argv)
-    raise_nofile_limit()
+    raise_nofile_limit()  # the flood's 100 sockets and more
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt  # run()'s `finally` stops the servers
+
+    signal.signal(signal.SIGTERM, on_signal)
     started = time.monotonic()
-    rows = run(args.out)
+    try:
+        rows = run(args.out)
+    except KeyboardInterrupt:
+        print("interrupted: the servers it started are stopped", file=sys.stderr)
+        return 130
     report = table(rows)
     failed = sum(1 for row in rows if not row.passed)
     summary = f"{len(rows) - failed} of {len(rows)} pass, {time.monotonic() - started:.0f} s"
