@@ -213,8 +213,10 @@ def location_left(data: bytes) -> list[str]:
 def metadata(base: str, token: str) -> list[Row]:
     rows = []
     for fmt in ("JPEG", "PNG", "WEBP"):
-        for place, exif in (("IFD0", images.gps_exif_bytes), ("IFD1", images.exif_with_gps_in_ifd1)):
-            status, data = served(base, token, images.hostile(fmt, exif()), f"gps.{fmt.lower()}")
+        for places in (("IFD0", "IFD1"), ("IFD1",)):
+            exif = images.exif_with_gps_in(*places)
+            place = " and ".join(places)
+            status, data = served(base, token, images.hostile(fmt, exif), f"gps.{fmt.lower()}")
             left = location_left(data) if data else ["nothing served"]
             rows.append(
                 Row(

@@ -5,7 +5,7 @@ import io
 import struct
 
 import pytest
-from PIL import Image
+from PIL import ExifTags, Image
 
 from bench.upload_rss import solid_image
 from security import cases
@@ -59,12 +59,22 @@ def test_the_big_png_is_39_megapixels_in_under_200_kb():
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
-def test_the_location_check_sees_gps_in_ifd0_and_xmp_in_the_files_sent(fmt):
+def test_the_location_check_sees_gps_in_ifd0_and_ifd1_and_xmp_in_the_files_sent(fmt):
     # when
-    left = cases.location_left(images.hostile(fmt, images.gps_exif_bytes()))
+    left = cases.location_left(images.hostile(fmt, images.exif_with_gps_in("IFD0", "IFD1")))
     # then
-    assert "GPS IFD" in left
-    assert "XMP exif:GPS" in left
+    assert left == ["GPS IFD", "IFD1", "XMP exif:GPS", "the GPS text"]
+
+
+def test_exif_with_gps_in_both_ifds_has_a_gps_ifd_behind_each_pointer():
+    # given
+    exif = Image.Exif()
+    # when
+    exif.load(images.exif_with_gps_in("IFD0", "IFD1")[6:])
+    # then
+    assert exif.get_ifd(ExifTags.IFD.GPSInfo)[ExifTags.GPS.GPSLatitudeRef] == "N"
+    assert ExifTags.IFD.GPSInfo in exif.get_ifd(ExifTags.IFD.IFD1)
+    assert exif[ExifTags.Base.Orientation] == images.GPS_ORIENTATION
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
