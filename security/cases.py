@@ -12,7 +12,6 @@ import re
 import statistics
 import threading
 import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -64,27 +63,28 @@ def runs(statuses: list[int]) -> str:
 # Logins -------------------------------------------------------------------------------------
 
 
-def api_login_attempts(base: str, username: str, passwords: list[str], forwarded: Callable[[int], str]) -> list[int]:
+def rotating_forwarded_for(index: int) -> str:
+    return f"203.0.{index // 250}.{index % 250 + 1}"
+
+
+def api_login_attempts(base: str, username: str, passwords: list[str]) -> list[int]:
+    """One login a password, in order, each with an X-Forwarded-For of its own; the statuses."""
     statuses = []
     for index, password in enumerate(passwords):
         answer = requests.post(
             f"{base}/api/auth/login",
             json={"username": username, "password": password},
-            headers={"X-Forwarded-For": forwarded(index)},
+            headers={"X-Forwarded-For": rotating_forwarded_for(index)},
             timeout=TIMEOUT,
         )
         statuses.append(answer.status_code)
     return statuses
 
 
-def rotating_forwarded_for(index: int) -> str:
-    return f"203.0.{index // 250}.{index % 250 + 1}"
-
-
 def login_rotating_xff(base: str, username: str, rate: int) -> Row:
     """TRUSTED_PROXIES=0: a new X-Forwarded-For on each attempt is still one client (its socket's address)."""
     attempts = rate + 5
-    statuses = api_login_attempts(base, username, ["wrong"] * attempts, rotating_forwarded_for)
+    statuses = api_login_attempts(base, username, ["wrong"] * attempts)
     expected = [401] * rate + [429] * 5
     return Row(
         f"{attempts} wrong passwords, a new X-Forwarded-For each (TRUSTED_PROXIES=0)",
@@ -97,7 +97,7 @@ def login_rotating_xff(base: str, username: str, rate: int) -> Row:
 def login_per_username(base: str, username: str, password: str, limit: int) -> Row:
     """TRUSTED_PROXIES=1: each attempt from its own address; the username's failures still add up."""
     passwords = ["wrong"] * (limit + 4) + [password]
-    statuses = api_login_attempts(base, username, passwords, rotating_forwarded_for)
+    statuses = api_login_attempts(base, username, passwords)
     expected = [401] * limit + [429] * 5
     return Row(
         f"{limit + 4} wrong passwords from {limit + 5} addresses, then the right one (TRUSTED_PROXIES=1)",
