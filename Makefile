@@ -1,6 +1,7 @@
 # make run   — set up and serve the embedded default (SQLite, in-memory channel layer) with demo data
 # make test  — the whole suite
 # make faults — the fault suite (its own MariaDB + Redis; see README "Faults")
+# make security — the abuse cases replayed against a live server of its own (see README "Security")
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -9,7 +10,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 export DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: run test lint typecheck check venv deps mysql-headers demo migrate bench faults client-test e2e clean
+.PHONY: run test lint typecheck check venv deps mysql-headers demo migrate bench faults security client-test e2e clean
 
 venv: $(BIN)/.installed
 
@@ -83,6 +84,12 @@ bench: venv
 # load, on a redis-server and a mariadbd of its own; FAULTS_ARGS="--only redis,worker --duration 20".
 faults: venv
 	$(BIN)/python -m faults.run $(FAULTS_ARGS)
+
+# Replays the abuse cases (login throttles past X-Forwarded-For, framing headers, image metadata,
+# decompression bombs, upload memory, presence, a socket flood) against a messenger of its own on
+# SQLite in a temporary DATA_DIR; prints a Markdown table, exits 1 when a case fails.
+security: venv
+	$(BIN)/python -m security.run
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

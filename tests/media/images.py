@@ -93,23 +93,42 @@ def png_declaring(width: int, height: int) -> bytes:
 SECRET_PLACE = b"SECRETPLACE"  # written into every hostile GPS block: a byte search finds any copy
 
 
-def exif_with_gps_in_ifd1(orientation: int = GPS_ORIENTATION) -> bytes:
-    """EXIF (with the `Exif\\0\\0` prefix) whose GPS pointer sits in IFD1, the thumbnail's IFD, by hand.
+def exif_with_gps_in(*ifds: str, orientation: int = GPS_ORIENTATION) -> bytes:
+    """EXIF (with the `Exif\\0\\0` prefix) whose GPS pointer sits in each of `ifds` ("IFD0", "IFD1":
+    the thumbnail's IFD), by hand.
 
-    IFD0: Orientation. IFD1: GPSInfo -> a GPS IFD with GPSLatitudeRef "N" and a GPSProcessingMethod
-    naming SECRET_PLACE. Little-endian, as phones write it.
+    IFD0: Orientation (and GPSInfo). IFD1, always there: GPSInfo or nothing. Each pointer leads to a
+    GPS IFD of its own with GPSLatitudeRef "N" and a GPSProcessingMethod naming SECRET_PLACE.
+    Little-endian, as phones write it.
     """
     method = b"ASCII\x00\x00\x00" + SECRET_PLACE
-    ifd0 = struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack("<I", 26)
-    ifd1 = struct.pack("<H", 1) + struct.pack("<HHII", 0x8825, 4, 1, 44) + struct.pack("<I", 0)
-    gps = (
-        struct.pack("<H", 2)
-        + struct.pack("<HHI", 0x0001, 2, 2) + b"N\x00\x00\x00"
-        + struct.pack("<HHII", 0x001B, 7, len(method), 44 + 2 + 24 + 4)
-        + struct.pack("<I", 0)
-    )  # fmt: skip
-    tiff = b"II\x2a\x00" + struct.pack("<I", 8) + ifd0 + ifd1 + gps + method
+    in_ifd0, in_ifd1 = "IFD0" in ifds, "IFD1" in ifds
+    ifd0_at = 8
+    ifd1_at = ifd0_at + 2 + 12 * (1 + in_ifd0) + 4
+    gps0_at = ifd1_at + 2 + 12 * in_ifd1 + 4
+    gps1_at = gps0_at + 30 * in_ifd0
+    method_at = gps1_at + 30 * in_ifd1
+
+    def entry(tag: int, kind: int, count: int, value: int) -> bytes:
+        return struct.pack("<HHII", tag, kind, count, value)
+
+    def gps_ifd() -> bytes:
+        latitude_ref = struct.pack("<HHI", 0x0001, 2, 2) + b"N\x00\x00\x00"
+        return struct.pack("<H", 2) + latitude_ref + entry(0x001B, 7, len(method), method_at) + struct.pack("<I", 0)
+
+    orientation_entry = struct.pack("<HHIHH", 0x0112, 3, 1, orientation, 0)
+    ifd0 = struct.pack("<H", 1 + in_ifd0) + orientation_entry
+    ifd0 += (entry(0x8825, 4, 1, gps0_at) if in_ifd0 else b"") + struct.pack("<I", ifd1_at)
+    ifd1 = struct.pack("<H", int(in_ifd1)) + (entry(0x8825, 4, 1, gps1_at) if in_ifd1 else b"") + struct.pack("<I", 0)
+    gps = (gps_ifd() if in_ifd0 else b"") + (gps_ifd() if in_ifd1 else b"")
+    tiff = b"II\x2a\x00" + struct.pack("<I", ifd0_at) + ifd0 + ifd1 + gps + method
+    assert len(tiff) == method_at + len(method)
     return b"Exif\x00\x00" + tiff
+
+
+def exif_with_gps_in_ifd1(orientation: int = GPS_ORIENTATION) -> bytes:
+    """EXIF whose GPS pointer sits in IFD1 only (see exif_with_gps_in)."""
+    return exif_with_gps_in("IFD1", orientation=orientation)
 
 
 def gps_exif_bytes() -> bytes:
