@@ -10,17 +10,15 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-import uuid
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import free_port, own_server_env, post_json, start_own_server, stop_own_server
+from tests.e2e.direct_chat import alice_and_bob, alice_on_the_chat
 from tests.e2e.test_messenger import TIMEOUT_MS, expect
 
 pytestmark = pytest.mark.e2e
-
-PASSWORD = "Quiet-Harbor-2048"
 
 # Every socket the page opens records the code it was closed with.
 RECORD_CLOSE_CODES = """
@@ -54,37 +52,9 @@ def test_a_restart_closes_with_1001_and_the_client_sends_what_waited_and_catches
     context = None
     try:
         # given: Alice and Bob, a direct chat, and Alice's browser open on it
-        suffix = uuid.uuid4().hex[:6]
-        people = {}
-        for name in ("alice", "bob"):
-            status, body = post_json(
-                f"{url}/api/auth/register",
-                {
-                    "username": f"{name}_{suffix}",
-                    "email": f"{name}_{suffix}@example.com",
-                    "password": PASSWORD,
-                    "display_name": f"{name.title()} {suffix}",
-                },
-            )
-            assert status == 201, body
-            people[name] = body
-        bob_token = people["bob"]["access"]
-        direct = {"is_group": False, "member_ids": [people["bob"]["user"]["id"]]}
-        status, chat = post_json(f"{url}/api/chats", direct, people["alice"]["access"])
-        assert status in (200, 201), chat
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        context.set_default_timeout(TIMEOUT_MS)
-        context.add_init_script(RECORD_CLOSE_CODES)
-        page = context.new_page()
-        sockets: list[Any] = []
-        page.on("websocket", lambda socket: sockets.append(socket))
-        page.goto(url)
-        page.fill("#auth-username", f"alice_{suffix}")
-        page.fill("#auth-password", PASSWORD)
-        page.click("button[type=submit]")
-        expect(page.locator(".sidebar__status")).to_be_hidden(timeout=TIMEOUT_MS)  # the socket is connected
-        page.locator(".chat-list .chat-item", has_text=f"Bob {suffix}").click()
-        page.locator(".chat__title", has_text=f"Bob {suffix}").wait_for(timeout=TIMEOUT_MS)
+        direct = alice_and_bob(url)
+        chat, bob_token = direct.chat, direct.token("bob")
+        context, page, sockets = alice_on_the_chat(browser, direct, init_script=RECORD_CLOSE_CODES)
 
         # when: the server shuts down
         assert stop_own_server(process) == 0

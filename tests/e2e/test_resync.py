@@ -8,13 +8,13 @@ again by its pid), not the session's e2e server: the shared Redis is never touch
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from tests.e2e.conftest import free_port, own_server_env, post_json, start_own_server, stop_own_server
+from tests.e2e.direct_chat import alice_and_bob, alice_on_the_chat
 from tests.e2e.test_messenger import TIMEOUT_MS, expect
 from tests.own_redis import REDIS_SERVER, OwnRedis
 
@@ -22,8 +22,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(REDIS_SERVER is None, reason="needs redis-server to start a Redis of the test's own"),
 ]
-
-PASSWORD = "Quiet-Harbor-2048"
 
 
 @pytest.fixture(scope="module")
@@ -46,42 +44,15 @@ def test_a_message_lost_to_a_redis_outage_shows_in_the_open_chat_once_redis_is_b
     browser: Any, outage_server: tuple[str, OwnRedis]
 ) -> None:
     url, own = outage_server
-    suffix = uuid.uuid4().hex[:6]
     # given: Alice and Bob, a direct chat between them, and Alice's browser open on it
-    people = {}
-    for name in ("alice", "bob"):
-        status, body = post_json(
-            f"{url}/api/auth/register",
-            {
-                "username": f"{name}_{suffix}",
-                "email": f"{name}_{suffix}@example.com",
-                "password": PASSWORD,
-                "display_name": f"{name.title()} {suffix}",
-            },
-        )
-        assert status == 201, body
-        people[name] = body
-    status, chat = post_json(
-        f"{url}/api/chats", {"is_group": False, "member_ids": [people["bob"]["user"]["id"]]}, people["alice"]["access"]
-    )
-    assert status in (200, 201), chat
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    sockets: list[Any] = []
-    page.on("websocket", lambda socket: sockets.append(socket))
-    page.goto(url)
-    page.fill("#auth-username", f"alice_{suffix}")
-    page.fill("#auth-password", PASSWORD)
-    page.click("button[type=submit]")
-    expect(page.locator(".sidebar__status")).to_be_hidden(timeout=TIMEOUT_MS)  # the socket is connected
-    page.locator(".chat-list .chat-item", has_text=f"Bob {suffix}").click()
-    page.locator(".chat__title", has_text=f"Bob {suffix}").wait_for(timeout=TIMEOUT_MS)
+    direct = alice_and_bob(url)
+    chat = direct.chat
+    context, page, sockets = alice_on_the_chat(browser, direct)
     try:
         # when: Redis dies, Bob posts meanwhile (stored: 201), and nothing reaches Alice
         own.kill()
         status, _ = post_json(
-            f"{url}/api/chats/{chat['id']}/messages", {"content": "said while Redis was down"}, people["bob"]["access"]
+            f"{url}/api/chats/{chat['id']}/messages", {"content": "said while Redis was down"}, direct.token("bob")
         )
         assert status == 201
         bubble = page.locator(".msg .bubble__text", has_text="said while Redis was down")
