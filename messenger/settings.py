@@ -383,6 +383,9 @@ WEBSOCKET_MAX_FRAME_BYTES = env_int("WEBSOCKET_MAX_FRAME_BYTES", 64 * 1024)
 WEBSOCKET_RATE_PER_SECOND = env_int("WEBSOCKET_RATE_PER_SECOND", 20)
 WEBSOCKET_RATE_BURST = env_int("WEBSOCKET_RATE_BURST", 40)
 WEBSOCKET_FLOOD_CLOSE_AFTER = env_int("WEBSOCKET_FLOOD_CLOSE_AFTER", 20)
+# At most this many open sockets per user, across every process (0: no limit); one more closes the
+# user's oldest with 4429 (chats.realtime.limits).
+WEBSOCKET_MAX_PER_USER = env_int("WEBSOCKET_MAX_PER_USER", 20)
 # At most one `typing` event per user and chat in this many seconds.
 TYPING_THROTTLE_SECONDS = env_int("TYPING_THROTTLE_SECONDS", 2)
 # Presence: each process renews its claims every HEARTBEAT seconds; a crashed process's fade after TTL.

@@ -91,6 +91,7 @@ class RealtimeConsumer:
         "groups",
         "scope",
         "send",
+        "socket_key",
         "user",
         "user_id",
         "wire",
@@ -110,6 +111,7 @@ class RealtimeConsumer:
         self.groups: set[str] = set()
         self.wire: Any = None
         self.closed = False
+        self.socket_key = ""  # among the user's sockets (chats.realtime.limits)
         # The session: the generation of the token it was opened (or renewed) with, and the timer
         # that closes it when that token expires (chats.realtime.sessions).
         self.generation = 0
@@ -200,6 +202,8 @@ class RealtimeConsumer:
             await self.close(CLOSE_UNAUTHORIZED)
             return
         self._expiry = hub.sessions.expire(self, token["exp"] if token is not None else None, None)
+        self.socket_key = hub.limits.new_key()
+        await hub.limits.opened(self)
 
     async def _refuse(self, code: int) -> None:
         """Accept then close, so that the client sees the code (a refused handshake has none)."""

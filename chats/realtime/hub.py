@@ -6,6 +6,7 @@
     typing_throttle.Typing typing notices, throttled
     sends.SendBatches      the sockets' sends, stored in batches, chats side by side
     sessions.Sessions      the sockets' token expiry timers, the users whose sessions ended
+    limits.SocketLimit     the sockets per user, the oldest closed past WEBSOCKET_MAX_PER_USER
     connects.BatchedCall   sockets connecting together, authorised together
     resync.LayerWatch      the layer watched; sockets told to catch up once it failed them
 
@@ -29,6 +30,7 @@ from accounts import presence as presence_store
 from chats.realtime import adapter, envelopes
 from chats.realtime.connects import BatchedCall
 from chats.realtime.groups import Listener, Subscriptions
+from chats.realtime.limits import EVICTED, SocketLimit
 from chats.realtime.presence import PresenceTransitions
 from chats.realtime.resync import LayerWatch
 from chats.realtime.router import Router
@@ -61,6 +63,8 @@ class Hub:
         self.typing = Typing()
         self.sessions = Sessions(loop)
         self.router.add_control(ENDED, self.sessions.on_ended)
+        self.limits = SocketLimit()
+        self.router.add_control(EVICTED, self.limits.on_evicted)
         self.sends = SendBatches(loop)
         self._batched: dict[Callable[..., Any], BatchedCall] = {}
         self._started: asyncio.Task[None] | None = None
@@ -112,6 +116,7 @@ class Hub:
             with contextlib.suppress(BaseException):
                 await task
         await self.subscriptions.close()
+        await self.limits.stop()
         for user_id in list(self.user_sockets):
             presence_store.socket_closed_here(user_id)
             with contextlib.suppress(Exception):
@@ -167,6 +172,7 @@ class Hub:
             presence_store.socket_closed_here(user_id)
             self.typing.forget_user(user_id)
             self.transitions.change(user_id, online=False, last_seen=None)
+        await self.limits.closed(listener)
 
     def _group_left(self, group: str) -> None:
         """The process's last socket left the group: what the router knows of it is stale from now on."""
@@ -201,6 +207,7 @@ class Hub:
     async def heartbeat(self) -> None:
         """Renew presence claims, forget stale typing stamps, refresh expiring group memberships."""
         await presence_store.heartbeat(list(self.user_sockets))
+        await self.limits.heartbeat()
         self.typing.sweep()
         group_expiry = getattr(self.layer, "group_expiry", None)
         now = time.monotonic()
