@@ -432,6 +432,9 @@ REST_FRAMEWORK = {
         "upload": os.environ.get("THROTTLE_UPLOAD", "60/min"),
         # PATCH /api/auth/me with an email, per user (accounts.views.MeView).
         "email": os.environ.get("THROTTLE_EMAIL", "10/hour"),
+        # Per user: POST /api/chats with is_group true, PATCH /api/chats/{id} (chats.views.ChatViewSet).
+        "group_create": os.environ.get("THROTTLE_GROUP_CREATE", "20/hour"),
+        "rename": os.environ.get("THROTTLE_RENAME", "30/hour"),
     },
     "UNAUTHENTICATED_USER": None,
     # Every throttle names the client by accounts.throttles.client_address; DRF's own get_ident
