@@ -386,6 +386,9 @@ WEBSOCKET_FLOOD_CLOSE_AFTER = env_int("WEBSOCKET_FLOOD_CLOSE_AFTER", 20)
 # At most this many open sockets per user, across every process (0: no limit); one more closes the
 # user's oldest with 4429 (chats.realtime.limits).
 WEBSOCKET_MAX_PER_USER = env_int("WEBSOCKET_MAX_PER_USER", 20)
+# `message.send` frames per second per user, all their sockets on one process together (burst
+# twice that; 0: no limit); one over it gets `rate_limited` (chats.realtime.sends.UserRates).
+WEBSOCKET_SENDS_PER_SECOND_PER_USER = env_int("WEBSOCKET_SENDS_PER_SECOND_PER_USER", 50)
 # At most one `typing` event per user and chat in this many seconds.
 TYPING_THROTTLE_SECONDS = env_int("TYPING_THROTTLE_SECONDS", 2)
 # Presence: each process renews its claims every HEARTBEAT seconds; a crashed process's fade after TTL.

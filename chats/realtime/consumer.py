@@ -315,6 +315,8 @@ class RealtimeConsumer:
             return None
         data = _valid(MessageSendSerializer, frame)
         chat_id = self._chat_of(data)
+        if not get_hub().send_rates.allow(self.user_id):
+            raise Refused("rate_limited", "Too many messages from this user; slow down.")
         data.pop("chat_id", None)
         assert self.user is not None
         return get_hub().sends.submit(self.user, chat_id, data)

@@ -4,7 +4,8 @@
     router.Router          the hub's layer channel read, each frame written to the local sockets
     presence.*             the user's first and last socket here, the heartbeat of claims
     typing_throttle.Typing typing notices, throttled
-    sends.SendBatches      the sockets' sends, stored in batches, chats side by side
+    sends.SendBatches      the sockets' sends, stored in batches, chats side by side, users in turn
+    sends.UserRates        each user's sends per second, all their sockets together
     sessions.Sessions      the sockets' token expiry timers, the users whose sessions ended
     limits.SocketLimit     the sockets per user, the oldest closed past WEBSOCKET_MAX_PER_USER
     connects.BatchedCall   sockets connecting together, authorised together
@@ -34,7 +35,7 @@ from chats.realtime.limits import EVICTED, SocketLimit
 from chats.realtime.presence import PresenceTransitions
 from chats.realtime.resync import LayerWatch
 from chats.realtime.router import Router
-from chats.realtime.sends import SendBatches
+from chats.realtime.sends import SendBatches, UserRates
 from chats.realtime.sessions import ENDED, Sessions
 from chats.realtime.typing_throttle import Typing
 
@@ -66,6 +67,7 @@ class Hub:
         self.limits = SocketLimit()
         self.router.add_control(EVICTED, self.limits.on_evicted)
         self.sends = SendBatches(loop)
+        self.send_rates = UserRates()
         self._batched: dict[Callable[..., Any], BatchedCall] = {}
         self._started: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []

@@ -36,7 +36,7 @@ def test_direct_chats_are_not_counted(rates, api_client, other_user):
     for n in range(2):
         create_group(api_client, f"G{n}", [other_user.pk])
     # when
-    r = api_client.post("/api/chats", {"is_group": False, "member_ids": [UserFactory().pk]}, format="json")
+    r = api_client.post("/api/chats", {"is_group": False, "member_ids": [UserFactory.create().pk]}, format="json")
     # then
     assert r.status_code == 201, r.content
 
