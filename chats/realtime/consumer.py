@@ -313,10 +313,16 @@ class RealtimeConsumer:
         if get_hub().sessions.ended(self.user_id, self.generation):
             await self.close(CLOSE_UNAUTHORIZED)  # the close is on its way: store nothing more
             return None
+        # Before the validation: a flood refused here costs its parse and its answer only. Each
+        # refusal is a strike against the socket too, so that a flood that goes on is closed 4429.
+        if not get_hub().send_rates.allow(self.user_id):
+            self._strikes += 1
+            if self._strikes > settings.WEBSOCKET_FLOOD_CLOSE_AFTER:
+                await self.close(CLOSE_FLOODING)
+                return None
+            raise Refused("rate_limited", "Too many messages from this user; slow down.")
         data = _valid(MessageSendSerializer, frame)
         chat_id = self._chat_of(data)
-        if not get_hub().send_rates.allow(self.user_id):
-            raise Refused("rate_limited", "Too many messages from this user; slow down.")
         data.pop("chat_id", None)
         assert self.user is not None
         return get_hub().sends.submit(self.user, chat_id, data)

@@ -24,7 +24,8 @@ batch's room no sooner than another user's one (each user's sends stay in their 
 chat's versions follow the order they were stored in). A chat that gave sends to a batch goes to
 the back of the line. And a user's sends are rate-limited on each process, across all of their
 sockets (`UserRates`: WEBSOCKET_SENDS_PER_SECOND_PER_USER, burst twice that): one over it gets
-`rate_limited`, as a socket's own flood control answers.
+`rate_limited` and a strike against its socket, as a socket's own flood control answers (and
+closes it 4429 when the strikes go on).
 """
 
 from __future__ import annotations

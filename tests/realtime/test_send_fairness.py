@@ -74,3 +74,30 @@ def test_a_user_s_sends_over_the_rate_are_refused_across_their_sockets(settings)
     # then
     assert answers == [True] * 10 + [False]
     assert rates.allow(QUIET.pk)
+
+
+async def test_a_user_s_sends_over_the_rate_on_any_of_their_sockets_get_rate_limited(connect, user, chat, settings):
+    # given two sockets of the user, the user's rate 1 a second (burst 2)
+    settings.WEBSOCKET_SENDS_PER_SECOND_PER_USER = 1
+    first, second = await connect(user), await connect(user)
+    answers = []
+    # when
+    for n, socket in enumerate([first, second, first]):
+        await socket.send({"type": "message.send", "chat_id": chat.id, "content": "hi", "client_id": f"c{n}"})
+        while (answer := await socket.receive())["type"] not in ("message.ack", "error"):
+            pass
+        answers.append((answer["type"], answer.get("code"), answer["client_id"]))
+    # then
+    assert answers == [("message.ack", None, "c0"), ("message.ack", None, "c1"), ("error", "rate_limited", "c2")]
+
+
+async def test_a_socket_whose_sends_the_user_s_rate_keeps_refusing_is_closed_4429(connect, user, chat, settings):
+    # given
+    settings.WEBSOCKET_SENDS_PER_SECOND_PER_USER = 1
+    settings.WEBSOCKET_FLOOD_CLOSE_AFTER = 3
+    socket = await connect(user)
+    # when
+    for n in range(8):
+        await socket.send({"type": "message.send", "chat_id": chat.id, "content": "hi", "client_id": f"c{n}"})
+    # then
+    assert await socket.closed_with() == 4429
