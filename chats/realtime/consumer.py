@@ -11,7 +11,9 @@ sync thread. Every frame takes one road:
 `message.send` frames are queued to their chat's lane (chats.realtime.sends), which stores the
 sends of many sockets together; a socket's replies go out in the order of its frames, and a frame
 behind a send is handled once the send is answered. A frame that fails gets its `error` frame and
-the socket stays open; flooding gets `rate_limited`, then close 4429. A socket lives no longer
+the socket stays open; flooding gets `rate_limited`, then close 4429 (the socket's own frames, and
+its user's sends on all their sockets: chats.realtime.sends.UserRates). A user's sockets past
+WEBSOCKET_MAX_PER_USER close their oldest with 4429 (chats.realtime.limits). A socket lives no longer
 than its access token (renewed with an `auth` frame) nor than its user's session: close 4401
 (chats.realtime.sessions). Close codes are the contract's 4xxx; 4503 (retry later) when the
 database cannot look the socket up, or the hub fails in some other way; 1001 when the server
