@@ -72,8 +72,10 @@ async def flood_socket(url: str, chat_id: int, rate: float, stop: asyncio.Event,
         reader.cancel()
 
 
-async def quiet_socket(url: str, chat_id: int, seconds: float, warmup: float) -> list[float]:
+async def quiet_socket(url: str, chat_id: int, seconds: float, warmup: float) -> tuple[list[float], list[list[float]]]:
+    """The quiet user's send -> ack times (ms), and [seconds into the measuring, ms] of those over 100 ms."""
     latencies: list[float] = []
+    slow: list[list[float]] = []
     sent: dict[str, float] = {}
     async with websockets.connect(url, origin=ORIGIN) as socket:  # type: ignore[arg-type]
 
@@ -84,6 +86,8 @@ async def quiet_socket(url: str, chat_id: int, seconds: float, warmup: float) ->
                     began = sent.pop(frame["client_id"])
                     if frame["type"] == "message.ack" and began >= measuring_from:
                         latencies.append((time.monotonic() - began) * 1000)
+                        if latencies[-1] > 100:
+                            slow.append([round(began - measuring_from, 2), round(latencies[-1], 1)])
 
         measuring_from = time.monotonic() + warmup
         reader = asyncio.create_task(read())
@@ -98,7 +102,7 @@ async def quiet_socket(url: str, chat_id: int, seconds: float, warmup: float) ->
             await asyncio.sleep(0.05)
         await asyncio.sleep(1)
         reader.cancel()
-    return latencies
+    return latencies, slow
 
 
 async def flood_for(base: str, seed: dict[str, Any], seconds: float) -> dict[str, int]:
@@ -127,7 +131,7 @@ async def one_run(port: int, seed: dict[str, Any], *, flood: bool, seconds: floa
         flooder = multiprocessing.Process(target=flood_process, args=(base, seed, seconds + warmup + 3, tallies))
         flooder.start()
         await asyncio.sleep(2)
-    latencies = await quiet_socket(f"{base}/ws/?token={seed['quiet']}", seed["quiet_chat"], seconds, warmup)
+    latencies, slow = await quiet_socket(f"{base}/ws/?token={seed['quiet']}", seed["quiet_chat"], seconds, warmup)
     tally: dict[str, int] = {}
     if flooder is not None:
         tally = await asyncio.to_thread(tallies.get, True, 60)
@@ -139,6 +143,7 @@ async def one_run(port: int, seed: dict[str, Any], *, flood: bool, seconds: floa
         "p99_ms": round(percentile(latencies, 0.99), 1) if latencies else None,
         "max_ms": round(latencies[-1], 1) if latencies else None,
         "flooder": tally,
+        "over_100ms_at": slow[:20],
     }
 
 
