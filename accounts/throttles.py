@@ -23,6 +23,7 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.http import HttpRequest
+from rest_framework.exceptions import Throttled
 from rest_framework.throttling import ScopedRateThrottle
 
 
@@ -57,6 +58,15 @@ def address_wait(request: HttpRequest, scope: str) -> float | None:
     if throttle.allow_request(request, _Scope(scope)):  # type: ignore[arg-type]
         return None
     return throttle.wait() or 1.0
+
+
+def check_rate(request: Any, scope: str) -> None:
+    """Count a request in `scope`, per user (by address when anonymous); Throttled (429 with
+    Retry-After) when it is over the rate. For a limit on some requests of a view only, decided
+    after its input is read (a group's creation, not a direct chat's)."""
+    wait = address_wait(request, scope)
+    if wait is not None:
+        raise Throttled(wait)
 
 
 class LoginAttempts:

@@ -214,7 +214,8 @@ async def run_biggroup(context: Context, seed: dict[str, Any], *, operations: in
     operations = max(1, min(operations, len(spare_ids)))
     budget = 60.0 if context.quick else PHASE_SECONDS
     members = len(data["members"])
-    env = dict(context.env, GROUP_MAX_MEMBERS=str(members + len(spare_ids)))
+    # The scenario renames far past THROTTLE_RENAME's 30 an hour on purpose.
+    env = dict(context.env, GROUP_MAX_MEMBERS=str(members + len(spare_ids)), THROTTLE_RENAME="1000000/hour")
     target = Messenger(dataclasses.replace(context, env=env))
     log(f"big group: messenger, {members} members, {operations} operations of each kind")
     target.start()

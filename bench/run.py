@@ -243,6 +243,8 @@ def main() -> None:
             # sender posts hundreds of frames a second on purpose, so its bucket is made deep.
             "WEBSOCKET_RATE_PER_SECOND": "1000000",
             "WEBSOCKET_RATE_BURST": "1000000",
+            # Likewise the per-user rate of sends (all of a user's sockets together).
+            "WEBSOCKET_SENDS_PER_SECOND_PER_USER": "0",
         },
     )
     results: dict[str, Any] = {

@@ -3,7 +3,7 @@
 from typing import Any
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.auth import request_user
+from accounts.throttles import check_rate
 from chats import selectors, services
 from chats.models import Chat, Message
 from chats.serializers import (
@@ -81,22 +82,43 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
 
     @extend_schema(
         request=ChatCreateSerializer,
-        responses={201: ChatSerializer, 200: ChatSerializer},
-        description="Create a group, or a direct chat (200 with the existing one when the pair has one).",
+        responses={
+            201: ChatSerializer,
+            200: ChatSerializer,
+            429: OpenApiResponse(
+                description="Groups created over `THROTTLE_GROUP_CREATE` per user: try again after Retry-After seconds"
+            ),
+        },
+        description=(
+            "Create a group, or a direct chat (200 with the existing one when the pair has one). "
+            "Creating groups is rate-limited per user (`THROTTLE_GROUP_CREATE`); direct chats are not."
+        ),
     )
     def create(self, request: Request) -> Response:
         data = ChatCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        if data.validated_data["is_group"]:
+            check_rate(request, "group_create")
         chat, created = services.chat_create(creator=request_user(request), **data.validated_data)
         return render_chat(request, chat.pk, status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     def retrieve(self, request: Request, pk: str) -> Response:
         return render_chat(request, int(pk))
 
-    @extend_schema(request=ChatUpdateSerializer, responses=ChatSerializer)
+    @extend_schema(
+        request=ChatUpdateSerializer,
+        responses={
+            200: ChatSerializer,
+            429: OpenApiResponse(
+                description="Renames over `THROTTLE_RENAME` per user: try again after Retry-After seconds"
+            ),
+        },
+        description="Rename a group; rate-limited per user (`THROTTLE_RENAME`).",
+    )
     def partial_update(self, request: Request, pk: str) -> Response:
         data = ChatUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
+        check_rate(request, "rename")
         services.chat_update(chat_id=int(pk), actor=request_user(request), title=data.validated_data["title"])
         return render_chat(request, int(pk))
 

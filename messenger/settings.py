@@ -383,6 +383,12 @@ WEBSOCKET_MAX_FRAME_BYTES = env_int("WEBSOCKET_MAX_FRAME_BYTES", 64 * 1024)
 WEBSOCKET_RATE_PER_SECOND = env_int("WEBSOCKET_RATE_PER_SECOND", 20)
 WEBSOCKET_RATE_BURST = env_int("WEBSOCKET_RATE_BURST", 40)
 WEBSOCKET_FLOOD_CLOSE_AFTER = env_int("WEBSOCKET_FLOOD_CLOSE_AFTER", 20)
+# At most this many open sockets per user, across every process (0: no limit); one more closes the
+# user's oldest with 4429 (chats.realtime.limits).
+WEBSOCKET_MAX_PER_USER = env_int("WEBSOCKET_MAX_PER_USER", 20)
+# `message.send` frames per second per user, all their sockets on one process together (burst
+# twice that; 0: no limit); one over it gets `rate_limited` (chats.realtime.sends.UserRates).
+WEBSOCKET_SENDS_PER_SECOND_PER_USER = env_int("WEBSOCKET_SENDS_PER_SECOND_PER_USER", 50)
 # At most one `typing` event per user and chat in this many seconds.
 TYPING_THROTTLE_SECONDS = env_int("TYPING_THROTTLE_SECONDS", 2)
 # Presence: each process renews its claims every HEARTBEAT seconds; a crashed process's fade after TTL.
@@ -429,6 +435,9 @@ REST_FRAMEWORK = {
         "upload": os.environ.get("THROTTLE_UPLOAD", "60/min"),
         # PATCH /api/auth/me with an email, per user (accounts.views.MeView).
         "email": os.environ.get("THROTTLE_EMAIL", "10/hour"),
+        # Per user: POST /api/chats with is_group true, PATCH /api/chats/{id} (chats.views.ChatViewSet).
+        "group_create": os.environ.get("THROTTLE_GROUP_CREATE", "20/hour"),
+        "rename": os.environ.get("THROTTLE_RENAME", "30/hour"),
     },
     "UNAUTHENTICATED_USER": None,
     # Every throttle names the client by accounts.throttles.client_address; DRF's own get_ident

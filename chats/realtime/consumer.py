@@ -11,7 +11,9 @@ sync thread. Every frame takes one road:
 `message.send` frames are queued to their chat's lane (chats.realtime.sends), which stores the
 sends of many sockets together; a socket's replies go out in the order of its frames, and a frame
 behind a send is handled once the send is answered. A frame that fails gets its `error` frame and
-the socket stays open; flooding gets `rate_limited`, then close 4429. A socket lives no longer
+the socket stays open; flooding gets `rate_limited`, then close 4429 (the socket's own frames, and
+its user's sends on all their sockets: chats.realtime.sends.UserRates). A user's sockets past
+WEBSOCKET_MAX_PER_USER close their oldest with 4429 (chats.realtime.limits). A socket lives no longer
 than its access token (renewed with an `auth` frame) nor than its user's session: close 4401
 (chats.realtime.sessions). Close codes are the contract's 4xxx; 4503 (retry later) when the
 database cannot look the socket up, or the hub fails in some other way; 1001 when the server
@@ -91,6 +93,7 @@ class RealtimeConsumer:
         "groups",
         "scope",
         "send",
+        "socket_key",
         "user",
         "user_id",
         "wire",
@@ -110,6 +113,7 @@ class RealtimeConsumer:
         self.groups: set[str] = set()
         self.wire: Any = None
         self.closed = False
+        self.socket_key = ""  # among the user's sockets (chats.realtime.limits)
         # The session: the generation of the token it was opened (or renewed) with, and the timer
         # that closes it when that token expires (chats.realtime.sessions).
         self.generation = 0
@@ -200,6 +204,8 @@ class RealtimeConsumer:
             await self.close(CLOSE_UNAUTHORIZED)
             return
         self._expiry = hub.sessions.expire(self, token["exp"] if token is not None else None, None)
+        self.socket_key = hub.limits.new_key()
+        await hub.limits.opened(self)
 
     async def _refuse(self, code: int) -> None:
         """Accept then close, so that the client sees the code (a refused handshake has none)."""
@@ -309,6 +315,14 @@ class RealtimeConsumer:
         if get_hub().sessions.ended(self.user_id, self.generation):
             await self.close(CLOSE_UNAUTHORIZED)  # the close is on its way: store nothing more
             return None
+        # Before the validation: a flood refused here costs its parse and its answer only. Each
+        # refusal is a strike against the socket too, so that a flood that goes on is closed 4429.
+        if not get_hub().send_rates.allow(self.user_id):
+            self._strikes += 1
+            if self._strikes > settings.WEBSOCKET_FLOOD_CLOSE_AFTER:
+                await self.close(CLOSE_FLOODING)
+                return None
+            raise Refused("rate_limited", "Too many messages from this user; slow down.")
         data = _valid(MessageSendSerializer, frame)
         chat_id = self._chat_of(data)
         data.pop("chat_id", None)

@@ -33,6 +33,7 @@ class Listener(Protocol):
     groups: set[str]
     send: Send
     wire: Any  # see chats.realtime.adapter.wire_of
+    socket_key: str  # among the user's sockets (chats.realtime.limits)
 
     async def close(self, code: int) -> None: ...
 

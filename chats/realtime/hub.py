@@ -4,8 +4,10 @@
     router.Router          the hub's layer channel read, each frame written to the local sockets
     presence.*             the user's first and last socket here, the heartbeat of claims
     typing_throttle.Typing typing notices, throttled
-    sends.SendBatches      the sockets' sends, stored in batches, chats side by side
+    sends.SendBatches      the sockets' sends, stored in batches, chats side by side, users in turn
+    sends.UserRates        each user's sends per second, all their sockets together
     sessions.Sessions      the sockets' token expiry timers, the users whose sessions ended
+    limits.SocketLimit     the sockets per user, the oldest closed past WEBSOCKET_MAX_PER_USER
     connects.BatchedCall   sockets connecting together, authorised together
     resync.LayerWatch      the layer watched; sockets told to catch up once it failed them
 
@@ -29,10 +31,11 @@ from accounts import presence as presence_store
 from chats.realtime import adapter, envelopes
 from chats.realtime.connects import BatchedCall
 from chats.realtime.groups import Listener, Subscriptions
+from chats.realtime.limits import EVICTED, SocketLimit
 from chats.realtime.presence import PresenceTransitions
 from chats.realtime.resync import LayerWatch
 from chats.realtime.router import Router
-from chats.realtime.sends import SendBatches
+from chats.realtime.sends import SendBatches, UserRates
 from chats.realtime.sessions import ENDED, Sessions
 from chats.realtime.typing_throttle import Typing
 
@@ -61,7 +64,10 @@ class Hub:
         self.typing = Typing()
         self.sessions = Sessions(loop)
         self.router.add_control(ENDED, self.sessions.on_ended)
+        self.limits = SocketLimit()
+        self.router.add_control(EVICTED, self.limits.on_evicted)
         self.sends = SendBatches(loop)
+        self.send_rates = UserRates()
         self._batched: dict[Callable[..., Any], BatchedCall] = {}
         self._started: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -112,6 +118,7 @@ class Hub:
             with contextlib.suppress(BaseException):
                 await task
         await self.subscriptions.close()
+        await self.limits.stop()
         for user_id in list(self.user_sockets):
             presence_store.socket_closed_here(user_id)
             with contextlib.suppress(Exception):
@@ -167,6 +174,7 @@ class Hub:
             presence_store.socket_closed_here(user_id)
             self.typing.forget_user(user_id)
             self.transitions.change(user_id, online=False, last_seen=None)
+        await self.limits.closed(listener)
 
     def _group_left(self, group: str) -> None:
         """The process's last socket left the group: what the router knows of it is stale from now on."""
@@ -201,6 +209,7 @@ class Hub:
     async def heartbeat(self) -> None:
         """Renew presence claims, forget stale typing stamps, refresh expiring group memberships."""
         await presence_store.heartbeat(list(self.user_sockets))
+        await self.limits.heartbeat()
         self.typing.sweep()
         group_expiry = getattr(self.layer, "group_expiry", None)
         now = time.monotonic()

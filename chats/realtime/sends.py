@@ -17,6 +17,15 @@ again in a transaction of its own, and the one that still fails gets `unavailabl
 
 After the commit the batch's events are published (rendered once, with the messages that the
 acks reuse), and only then is each sender answered.
+
+Fairness between users: each chat's queue is kept per sender, and a batch is filled round-robin,
+one send of each (chat, sender) queue per round, so that one user's thousand queued sends take a
+batch's room no sooner than another user's one (each user's sends stay in their order, and a
+chat's versions follow the order they were stored in). A chat that gave sends to a batch goes to
+the back of the line. And a user's sends are rate-limited on each process, across all of their
+sockets (`UserRates`: WEBSOCKET_SENDS_PER_SECOND_PER_USER, burst twice that): one over it gets
+`rate_limited` and a strike against its socket, as a socket's own flood control answers (and
+closes it 4429 when the strikes go on).
 """
 
 from __future__ import annotations
@@ -25,10 +34,12 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from typing import Any
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.db import DatabaseError
 
 from accounts.models import User
@@ -115,11 +126,34 @@ _store_in_thread = database_sync_to_async(store_sends, thread_sensitive=False)
 Queued = tuple[User, dict[str, Any], "asyncio.Future[str]"]
 
 
+class UserRates:
+    """A token bucket of `message.send` frames per user, over all their sockets on this process."""
+
+    def __init__(self) -> None:
+        self._buckets: dict[int, tuple[float, float]] = {}  # user id -> (tokens, when counted)
+
+    def allow(self, user_id: int) -> bool:
+        rate = float(settings.WEBSOCKET_SENDS_PER_SECOND_PER_USER)
+        if rate <= 0:  # no limit
+            return True
+        burst = 2 * rate
+        now = time.monotonic()
+        tokens, stamp = self._buckets.get(user_id, (burst, now))
+        tokens = min(burst, tokens + (now - stamp) * rate)
+        allowed = tokens >= 1
+        self._buckets[user_id] = (tokens - 1 if allowed else tokens, now)
+        if len(self._buckets) > 100_000:  # full buckets are forgotten: a new one starts full
+            self._buckets = {
+                user: (left, when) for user, (left, when) in self._buckets.items() if left + (now - when) * rate < burst
+            }
+        return allowed
+
+
 class SendBatches:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        # Chats with sends waiting, oldest first.
-        self._queued: OrderedDict[int, list[Queued]] = OrderedDict()
+        # Chats with sends waiting, oldest first; each chat's per sender, in the order they came.
+        self._queued: OrderedDict[int, OrderedDict[int, deque[Queued]]] = OrderedDict()
         # Chats whose sends a batch in flight is storing.
         self._held: set[int] = set()
         self._batches: set[asyncio.Task[None]] = set()
@@ -127,7 +161,13 @@ class SendBatches:
     def submit(self, user: User, chat_id: int, data: dict[str, Any]) -> asyncio.Future[str]:
         """Queue a validated send; the future is its reply, once stored and announced."""
         future: asyncio.Future[str] = self.loop.create_future()
-        self._queued.setdefault(chat_id, []).append((user, data, future))
+        senders = self._queued.get(chat_id)
+        if senders is None:
+            senders = self._queued[chat_id] = OrderedDict()
+        queue = senders.get(user.pk)
+        if queue is None:
+            queue = senders[user.pk] = deque()
+        queue.append((user, data, future))
         self._start_batches()
         return future
 
@@ -140,22 +180,29 @@ class SendBatches:
             self._batches.add(task)
 
     def _take(self) -> list[tuple[int, Queued]]:
-        """The queued sends of chats no batch holds, oldest chat first, up to MAX_BATCH (whole chats)."""
+        """Queued sends of chats no batch holds, up to MAX_BATCH: round-robin over each chat's
+        senders, the oldest chat first (see the module's docstring)."""
         batch: list[tuple[int, Queued]] = []
-        for chat_id in list(self._queued):
-            if chat_id in self._held:
-                continue
-            queue = self._queued[chat_id]
-            room = MAX_BATCH - len(batch)
-            taken, rest = queue[:room], queue[room:]
-            batch += [(chat_id, item) for item in taken]
+        chats = [chat_id for chat_id in self._queued if chat_id not in self._held]
+        while chats and len(batch) < MAX_BATCH:
+            for chat_id in chats:
+                senders = self._queued[chat_id]
+                for user_id in list(senders):
+                    queue = senders[user_id]
+                    batch.append((chat_id, queue.popleft()))
+                    if not queue:
+                        del senders[user_id]
+                    if len(batch) >= MAX_BATCH:
+                        break
+                if len(batch) >= MAX_BATCH:
+                    break
+            chats = [chat_id for chat_id in chats if self._queued[chat_id]]
+        for chat_id in dict.fromkeys(chat_id for chat_id, _ in batch):
             self._held.add(chat_id)
-            if rest:
-                self._queued[chat_id] = rest
+            if self._queued[chat_id]:
+                self._queued.move_to_end(chat_id)  # the chats behind it go first next time
             else:
                 del self._queued[chat_id]
-            if len(batch) >= MAX_BATCH:
-                break
         return batch
 
     async def _store(self, batch: list[tuple[int, Queued]]) -> None:

@@ -24,6 +24,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.factories import UserFactory, group_with
 from tests.realtime.conftest import access_token
@@ -238,6 +239,35 @@ async def test_concurrent_sends_to_one_chat_reach_sockets_on_both_processes_in_v
     # then: every change, each once, in version order on both processes
     assert seen_a == list(range(1, count + 1))
     assert seen_b == list(range(1, count + 1))
+
+
+async def test_a_socket_past_the_user_s_limit_on_process_b_closes_their_oldest_on_process_a_with_4429(tmp_path, user):
+    # given two processes, a limit of 2 sockets, the user's oldest on A
+    servers = [Daphne(tmp_path / f"d{i}", extra_env={"WEBSOCKET_MAX_PER_USER": "2"}) for i in range(2)]
+    try:
+        for server in servers:
+            server.wait_ready()
+        a, b = servers
+        url = f"/ws/?token={access_token(user)}"
+        async with ws_connect(f"{a.ws}{url}") as oldest, ws_connect(f"{b.ws}{url}") as second:
+            await oldest.send(json.dumps({"type": "ping"}))
+            await _next_of_type(oldest, "pong")
+            # when
+            async with ws_connect(f"{b.ws}{url}") as third:
+                # then
+                async with asyncio.timeout(5):
+                    while True:
+                        try:
+                            await oldest.recv()
+                        except ConnectionClosed as closed:
+                            assert closed.rcvd is not None and closed.rcvd.code == 4429
+                            break
+                for socket_ in (second, third):
+                    await socket_.send(json.dumps({"type": "ping"}))
+                    assert (await _next_of_type(socket_, "pong"))["type"] == "pong"
+    finally:
+        for server in servers:
+            server.stop()
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ chats side by side, one chat's sends in order."""
 
 import asyncio
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -164,7 +165,7 @@ async def test_sends_to_different_chats_run_side_by_side_and_one_chats_stay_in_o
 
     monkeypatch.setattr(sends, "_store_in_thread", fake_store)
     batcher = sends.SendBatches(asyncio.get_running_loop())
-    user: Any = object()
+    user: Any = SimpleNamespace(pk=1)  # a sender: the queue is kept per sender
     # when
     first = batcher.submit(user, 1, send("a1"))
     await asyncio.sleep(0)
@@ -190,10 +191,10 @@ async def test_sends_that_wait_are_taken_together_many_chats_a_batch(monkeypatch
 
     monkeypatch.setattr(sends, "_store_in_thread", fake_store)
     batcher = sends.SendBatches(asyncio.get_running_loop())
-    busy = [batcher.submit(object(), 100 + n, send(f"busy{n}")) for n in range(sends.PARALLEL_BATCHES)]  # type: ignore[arg-type]
+    busy = [batcher.submit(SimpleNamespace(pk=1), 100 + n, send(f"busy{n}")) for n in range(sends.PARALLEL_BATCHES)]  # type: ignore[arg-type]
     await asyncio.sleep(0)
     # when: sends to ten chats queue meanwhile
-    waiting = [batcher.submit(object(), chat, send(f"c{chat}")) for chat in range(10)]  # type: ignore[arg-type]
+    waiting = [batcher.submit(SimpleNamespace(pk=1), chat, send(f"c{chat}")) for chat in range(10)]  # type: ignore[arg-type]
     release.set()
     # then: at most PARALLEL_BATCHES at once; the ten went as one batch
     assert await asyncio.gather(*busy, *waiting) == ["ok"] * (sends.PARALLEL_BATCHES + 10)
@@ -247,8 +248,8 @@ async def test_a_batch_whose_worker_hop_fails_answers_each_send_unavailable_and_
     monkeypatch.setattr(sends, "_store_in_thread", flaky_store)
     batcher = sends.SendBatches(asyncio.get_running_loop())
     # when
-    failed = await batcher.submit(object(), 1, send("a1"))  # type: ignore[arg-type]
-    later = await batcher.submit(object(), 1, send("a2"))  # type: ignore[arg-type]
+    failed = await batcher.submit(SimpleNamespace(pk=1), 1, send("a1"))  # type: ignore[arg-type]
+    later = await batcher.submit(SimpleNamespace(pk=1), 1, send("a2"))  # type: ignore[arg-type]
     # then
     assert json.loads(failed) == {
         "type": "error",

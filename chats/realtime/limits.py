@@ -1,0 +1,179 @@
+"""Sockets per user: at most WEBSOCKET_MAX_PER_USER open at once, across every process; a socket
+past the limit closes the user's oldest with 4429.
+
+- **Without REDIS_URL** (one process): the hub's own list of the user's sockets, oldest first.
+- **With REDIS_URL**: a sorted set per user, member = `<hub id>|<n>` (one per socket), score = the
+  time it opened. A socket that opens runs one script: add it, drop the members of hubs no longer
+  alive, and take out the oldest members past the limit, which it returns. A socket that closes
+  removes its member. A hub is alive while its key `<prefix>:ws-hub:<hub id>` is: the script sets
+  the opener's own, the hub's heartbeat renews it (PRESENCE_TTL_SECONDS), a hub that stops
+  deletes it, and a process that crashed lets it expire -- its sockets then stop counting at the
+  next open, with nobody cleaning up after it.
+- The evicted sockets of this hub are closed here. Those of other hubs are named in a control
+  event `socket.evicted` {user_id, sockets} published to the user's groups `user.<id>` (their /ws/
+  sockets) and `session.<id>` (their /ws/chat/<id>/ sockets), as chats.realtime.sessions does;
+  each hub's router hands it to `on_evicted`, which closes its own of them.
+
+Redis unreachable (or silent for REDIS_WAIT_SECONDS): the socket is kept and nothing is evicted (a
+limit is no reason to refuse service); a close whose removal failed leaves a member that is the
+oldest and so the next evicted, closing nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from typing import Any, Protocol
+
+from django.conf import settings
+
+from accounts import presence as presence_store
+from chats.realtime.envelopes import envelope, publish, user_group
+from chats.realtime.sessions import session_group
+
+logger = logging.getLogger(__name__)
+
+CLOSE_TOO_MANY = 4429
+EVICTED = "socket.evicted"
+# A Redis that does not answer holds a connect or a close no longer than this (the loop's client
+# has no read timeout: accounts.presence).
+REDIS_WAIT_SECONDS = 1.0
+
+# KEYS[1] = the user's sockets, KEYS[2] = this hub's key; ARGV = now, member, limit, ttl, the hubs'
+# key prefix. Returns the members evicted (the oldest past the limit).
+_OPENED = """
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[4])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], 86400)
+local alive = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local hub = string.match(member, '^(.*)|')
+  if alive[hub] == nil then alive[hub] = redis.call('EXISTS', ARGV[5] .. hub) == 1 end
+  if not alive[hub] then redis.call('ZREM', KEYS[1], member) end
+end
+local excess = redis.call('ZCARD', KEYS[1]) - tonumber(ARGV[3])
+if excess <= 0 then return {} end
+local evicted = redis.call('ZRANGE', KEYS[1], 0, excess - 1)
+redis.call('ZREM', KEYS[1], unpack(evicted))
+return evicted
+"""
+
+
+class LimitedSocket(Protocol):
+    """What this module needs of a socket (chats.realtime.consumer.RealtimeConsumer)."""
+
+    user_id: int
+    socket_key: str
+
+    async def close(self, code: int) -> None: ...
+
+
+def _prefix() -> str:
+    return str(settings.CACHES["default"].get("KEY_PREFIX", "") or "messenger")
+
+
+def _sockets_key(user_id: int) -> str:
+    return f"{_prefix()}:ws-sockets:{user_id}"
+
+
+def _hubs_prefix() -> str:
+    return f"{_prefix()}:ws-hub:"
+
+
+class SocketLimit:
+    """One per hub: the hub's sockets by key, and the user's oldest closed past the limit."""
+
+    def __init__(self) -> None:
+        self.hub_id = uuid.uuid4().hex[:12]
+        self._numbers = itertools.count(1)
+        # Every socket of this hub by key; per user, oldest first (the limit without Redis).
+        self.sockets: dict[str, LimitedSocket] = {}
+        self.by_user: dict[int, OrderedDict[str, LimitedSocket]] = {}
+
+    def new_key(self) -> str:
+        return f"{self.hub_id}|{next(self._numbers)}"
+
+    async def opened(self, socket: LimitedSocket) -> None:
+        """An accepted socket: count it; close the user's oldest sockets past the limit."""
+        self.sockets[socket.socket_key] = socket
+        mine = self.by_user.setdefault(socket.user_id, OrderedDict())
+        mine[socket.socket_key] = socket
+        limit = settings.WEBSOCKET_MAX_PER_USER
+        if limit <= 0:  # no limit
+            return
+        client = presence_store._redis_async()
+        if client is None:
+            evicted = list(itertools.islice(mine, max(0, len(mine) - limit)))
+        else:
+            try:
+                found = await asyncio.wait_for(
+                    client.eval(
+                        _OPENED,
+                        2,
+                        _sockets_key(socket.user_id),
+                        _hubs_prefix() + self.hub_id,
+                        time.time(),
+                        socket.socket_key,
+                        limit,
+                        settings.PRESENCE_TTL_SECONDS,
+                        _hubs_prefix(),
+                    ),
+                    REDIS_WAIT_SECONDS,
+                )
+            except Exception:
+                logger.warning("could not count user %s's sockets; none closed", socket.user_id, exc_info=True)
+                return
+            evicted = [key.decode() if isinstance(key, bytes) else key for key in found]
+        elsewhere = [key for key in evicted if key not in self.sockets]
+        if elsewhere:
+            await publish(
+                [
+                    envelope(group, EVICTED, "", user_id=socket.user_id, sockets=elsewhere)
+                    for group in (user_group(socket.user_id), session_group(socket.user_id))
+                ]
+            )
+        await self._close(key for key in evicted if key in self.sockets)
+
+    async def closed(self, socket: LimitedSocket) -> None:
+        """A socket that closed (idempotent): it no longer counts."""
+        if self.sockets.pop(socket.socket_key, None) is None:
+            return
+        mine = self.by_user.get(socket.user_id)
+        if mine is not None:
+            mine.pop(socket.socket_key, None)
+            if not mine:
+                del self.by_user[socket.user_id]
+        client = presence_store._redis_async()
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.zrem(_sockets_key(socket.user_id), socket.socket_key), REDIS_WAIT_SECONDS)
+            except Exception:
+                logger.warning("could not uncount user %s's socket", socket.user_id, exc_info=True)
+
+    async def on_evicted(self, group: str, message: dict[str, Any], listeners: set[Any]) -> None:
+        """The router's control for `socket.evicted`: close this hub's sockets named in it."""
+        await self._close(key for key in message["sockets"] if key in self.sockets)
+
+    async def _close(self, keys: Any) -> None:
+        for socket in [self.sockets[key] for key in keys]:
+            await socket.close(CLOSE_TOO_MANY)
+
+    async def heartbeat(self) -> None:
+        """Keep this hub alive in the shared sets (its sockets count only while it is)."""
+        client = presence_store._redis_async()
+        if client is not None and self.sockets:
+            await client.set(_hubs_prefix() + self.hub_id, "1", ex=settings.PRESENCE_TTL_SECONDS)
+
+    async def stop(self) -> None:
+        client = presence_store._redis_async()
+        if client is not None:
+            try:
+                await asyncio.wait_for(client.delete(_hubs_prefix() + self.hub_id), REDIS_WAIT_SECONDS)
+            except Exception:
+                logger.warning("could not retire hub %s's socket count", self.hub_id, exc_info=True)
+        self.sockets.clear()
+        self.by_user.clear()
