@@ -283,8 +283,8 @@ async def _everyone_gets_the_next_message(server: Daphne, chat: Any, sender: Any
     urls = [f"{server.ws}/ws/?token={access_token(member)}" for member in members]
     sockets = await asyncio.gather(*(ws_connect(url, open_timeout=30) for url in urls))
     try:
-        # The answer waits behind the connects' presence fan-out (300 users coming online in one chat:
-        # ~90,000 presence frames): on a loaded 2-core machine that took over 10 s. Not a timing test.
+        # The answer may wait behind the connects' presence fan-out (300 users coming online in one chat,
+        # each told to every member): on a loaded 2-core machine that took over 10 s. Not a timing test.
         status, body = await asyncio.to_thread(
             _http, "POST", f"{server.http}/api/chats/{chat.id}/messages", access_token(sender), {"content": "all"}, 30
         )
