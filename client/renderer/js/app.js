@@ -136,7 +136,6 @@ function openChat(chatId) {
   store.setActiveChat(chatId);
   const hash = chatId ? `#/chat/${chatId}` : '';
   if (location.hash !== hash) history.replaceState(null, '', hash || location.pathname + location.search);
-  if (chatId) markRead(chatId);
 }
 
 function openFromHash() {
@@ -147,26 +146,26 @@ function openFromHash() {
 window.addEventListener('hashchange', openFromHash);
 window.addEventListener('online', () => socket.kick());
 document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible' && store.state.activeChatId) markRead(store.state.activeChatId);
   if (document.visibilityState === 'visible') socket.kick();
 });
-window.addEventListener('focus', () => store.state.activeChatId && markRead(store.state.activeChatId));
 desktop?.onOpenChat?.((chatId) => store.getChat(chatId) && openChat(chatId));
 
 // ---- read state, notifications, unread total --------------------------------------------------
 
 const readInFlight = new Map();
 
-/** Mark everything in a chat read if the user can see it. */
-function markRead(chatId) {
+/**
+ * Mark a chat read up to a message the reader has seen. The chat view calls it only for messages
+ * that were on screen while the page was visible and focused; nothing here guesses.
+ */
+function markRead(chatId, upTo) {
   if (document.visibilityState !== 'visible') return;
   const chat = store.getChat(chatId);
-  const upTo = store.unreadMarker(chatId);
-  if (!chat || !upTo || upTo <= (chat.last_read_id || 0) && !chat.unread_count) return;
+  if (!chat || !upTo || upTo <= (chat.last_read_id || 0)) return;
   if (readInFlight.get(chatId) >= upTo) return;
   readInFlight.set(chatId, upTo);
   const me = store.state.user.id;
-  store.applyRead({ chat_id: chatId, user_id: me, last_read_id: upTo, unread_count: 0 });
+  store.applyRead({ chat_id: chatId, user_id: me, last_read_id: upTo, unread_count: null });
   api.markRead(chatId, upTo).then(
     (answer) => store.applyRead({ chat_id: chatId, user_id: me, ...answer }),
     (error) => console.warn('mark read failed', error),
@@ -180,9 +179,6 @@ function handleEvent(frame) {
   const message = frame.message;
   const me = store.state.user;
   if (!me || !message || message.sender?.id === me.id) return;
-  const chatId = message.chat_id;
-  const looking = document.visibilityState === 'visible' && store.state.activeChatId === chatId;
-  if (looking) queueMicrotask(() => markRead(chatId));
   if (!document.hasFocus() || document.visibilityState !== 'visible') notify(message);
 }
 
