@@ -113,7 +113,9 @@ export function mountChat(layout, app) {
 
   /** Mark read up to the newest message from others that is on screen, if the reader can see it. */
   function markSeen() {
-    if (!chatId || !onScreen.size || !attentive()) return;
+    // Before the history arrives the view may hold only the chat's last message, alone and so on
+    // screen; the reader has not seen it in place yet.
+    if (!chatId || !onScreen.size || !attentive() || !store.historyState(chatId).loaded) return;
     app.markRead(chatId, Math.max(...onScreen));
   }
 
@@ -373,6 +375,8 @@ export function mountChat(layout, app) {
     seen.disconnect();
     const opened = id ? store.getChat(id) : null;
     unreadAfter = opened && opened.unread_count ? (opened.last_read_id || 0) : null;
+    // With unread messages the view opens at the divider, so no render may pull it to the end first.
+    stickToBottom = unreadAfter === null;
     items.__keyed = null;
     replaceChildren(items, []);
     composer.setChat(id);
@@ -391,7 +395,12 @@ export function mountChat(layout, app) {
         }
         updateDayFloat();
         updateJump();
-        markSeen();
+        // Forget what was on screen before the history arrived and ask the observer afresh.
+        onScreen.clear();
+        for (const node of items.querySelectorAll('.msg--other[data-message-id]')) {
+          seen.unobserve(node);
+          seen.observe(node);
+        }
         fillViewport();
       });
     }
