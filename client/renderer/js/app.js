@@ -1,7 +1,7 @@
 // Start-up and the glue between the modules: pick the server, restore the session, show the login
 // screen or the main layout, and react to events that need more than a store update (marking a
 // visible chat read, notifications, the unread total for the tray and the title).
-import { createApi, ApiError } from './api.js';
+import { createApi, ApiError, REFRESH_KEY } from './api.js';
 import { createStore, displayName } from './store.js';
 import { createSocket, socketUrl } from './socket.js';
 import { h, replaceChildren } from './dom.js';
@@ -91,6 +91,7 @@ function showLogin(notice = '') {
 }
 
 function enterApp(user) {
+  signedIn = true;
   store.setUser(user);
   const layout = h('div', { class: 'layout' });
   replaceChildren(root, layout);
@@ -115,6 +116,7 @@ function enterApp(user) {
 }
 
 function leaveApp() {
+  signedIn = false;
   socket.stop();
   for (const part of teardown) part?.destroy?.();
   teardown = [];
@@ -126,9 +128,30 @@ function leaveApp() {
 async function logout() {
   socket.stop();
   await api.logout();
+  sessionChannel?.postMessage({ type: 'signed-out' });
   leaveApp();
   showLogin();
 }
+
+// Every tab of this origin shares the refresh token, so signing out in one signs out all: the
+// others hear it on a BroadcastChannel, or, where there is none, from the token leaving storage.
+const sessionChannel = 'BroadcastChannel' in window ? new BroadcastChannel('messenger.session') : null;
+let signedIn = false;
+
+function signedOutElsewhere() {
+  if (!signedIn) return;
+  socket.stop();
+  api.forget();
+  leaveApp();
+  showLogin('You signed out in another tab.');
+}
+
+sessionChannel?.addEventListener('message', (event) => {
+  if (event.data?.type === 'signed-out') signedOutElsewhere();
+});
+window.addEventListener('storage', (event) => {
+  if ((event.key === REFRESH_KEY && event.newValue === null) || event.key === null) signedOutElsewhere();
+});
 
 // ---- navigation -------------------------------------------------------------------------------
 
