@@ -315,6 +315,8 @@ export function createApi({
       }
     },
     me: () => send('GET', '/api/auth/me'),
+    /** The server's limits, where it publishes them (GET /api/config); null where it does not. */
+    config: () => send('GET', '/api/config', { auth: false }).catch(() => null),
     updateMe: (changes) => send('PATCH', '/api/auth/me', { body: changes }),
     /** The code mailed to the pending address makes it the account's email; resolves to Me. */
     confirmEmail: (code) => send('POST', '/api/auth/email/confirm', { body: { code } }),

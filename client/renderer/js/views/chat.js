@@ -313,9 +313,12 @@ export function mountChat(layout, app) {
       img.addEventListener('load', () => stickToBottom && scrollToBottom(), { once: true });
       button.addEventListener('click', () => openLightbox(src));
     }, () => {
-      img.alt = 'Image unavailable';
-      img.classList.add('bubble__image--broken');
+      // No broken image: say what happened instead.
+      button.replaceWith(h('span', { class: 'bubble__image-missing', role: 'img', 'aria-label': 'Image unavailable', text: 'Image unavailable' }));
     });
+    img.addEventListener('error', () => {
+      if (button.isConnected) button.replaceWith(h('span', { class: 'bubble__image-missing', text: 'Image unavailable' }));
+    }, { once: true });
     return button;
   }
 
