@@ -24,11 +24,15 @@ LINES = [
 
 
 @pytest.mark.parametrize("scheme", ["light", "dark"])
-def test_the_page_follows_the_systems_colour_scheme(browser: Any, e2e_server: str, screenshot_dir: Any, scheme: str) -> None:
+def test_the_page_follows_the_systems_colour_scheme(
+    browser: Any, e2e_server: str, screenshot_dir: Any, scheme: str
+) -> None:
     direct = alice_and_bob(e2e_server)
     sent = bob_posts(direct, LINES[:3])
     post_json(f"{direct.url}/api/chats/{direct.chat['id']}/read", {"message_id": sent[-1]["id"]}, direct.token("alice"))
-    post_json(f"{direct.url}/api/chats/{direct.chat['id']}/messages", {"content": "Sounds good to me."}, direct.token("alice"))
+    post_json(
+        f"{direct.url}/api/chats/{direct.chat['id']}/messages", {"content": "Sounds good to me."}, direct.token("alice")
+    )
     bob_posts(direct, LINES[3:])
     context, page = alice_opens(browser, direct, {"width": 1100, "height": 640})
     try:
