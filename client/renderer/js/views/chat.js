@@ -201,7 +201,8 @@ export function mountChat(layout, app) {
       if (!previous || !sameDay(previous.created_at, message.created_at)) {
         list.push({ kind: 'day', key: `day-${message.created_at.slice(0, 10)}-${message.id}`, at: message.created_at });
       }
-      if (!dividerPlaced && unreadAfter !== null && message.id > unreadAfter && message.sender?.id !== me?.id) {
+      // Placed once the history is in: before it the view may hold only the chat's last message.
+      if (!dividerPlaced && state.loaded && unreadAfter !== null && message.id > unreadAfter && message.sender?.id !== me?.id) {
         list.push({ kind: 'unread', key: 'unread' });
         dividerPlaced = true;
       }
