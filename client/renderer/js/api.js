@@ -293,6 +293,10 @@ export function createApi({
         blobUrls.clear();
       }
     },
+    /** Drop the tokens here without asking the server: another tab of this origin signed out. */
+    forget() {
+      clearTokens();
+    },
     /**
      * Change the password: every other session of the user ends (their sockets close with 4401);
      * this one continues with the answer's new pair. A wrong old password or a refused new one is
@@ -311,6 +315,8 @@ export function createApi({
       }
     },
     me: () => send('GET', '/api/auth/me'),
+    /** The server's limits, where it publishes them (GET /api/config); null where it does not. */
+    config: () => send('GET', '/api/config', { auth: false }).catch(() => null),
     updateMe: (changes) => send('PATCH', '/api/auth/me', { body: changes }),
     /** The code mailed to the pending address makes it the account's email; resolves to Me. */
     confirmEmail: (code) => send('POST', '/api/auth/email/confirm', { body: { code } }),

@@ -1,7 +1,7 @@
 // Start-up and the glue between the modules: pick the server, restore the session, show the login
 // screen or the main layout, and react to events that need more than a store update (marking a
 // visible chat read, notifications, the unread total for the tray and the title).
-import { createApi, ApiError } from './api.js';
+import { createApi, ApiError, REFRESH_KEY } from './api.js';
 import { createStore, displayName } from './store.js';
 import { createSocket, socketUrl } from './socket.js';
 import { h, replaceChildren } from './dom.js';
@@ -91,6 +91,7 @@ function showLogin(notice = '') {
 }
 
 function enterApp(user) {
+  signedIn = true;
   store.setUser(user);
   const layout = h('div', { class: 'layout' });
   replaceChildren(root, layout);
@@ -115,6 +116,7 @@ function enterApp(user) {
 }
 
 function leaveApp() {
+  signedIn = false;
   socket.stop();
   for (const part of teardown) part?.destroy?.();
   teardown = [];
@@ -126,9 +128,30 @@ function leaveApp() {
 async function logout() {
   socket.stop();
   await api.logout();
+  sessionChannel?.postMessage({ type: 'signed-out' });
   leaveApp();
   showLogin();
 }
+
+// Every tab of this origin shares the refresh token, so signing out in one signs out all: the
+// others hear it on a BroadcastChannel, or, where there is none, from the token leaving storage.
+const sessionChannel = 'BroadcastChannel' in window ? new BroadcastChannel('messenger.session') : null;
+let signedIn = false;
+
+function signedOutElsewhere() {
+  if (!signedIn) return;
+  socket.stop();
+  api.forget();
+  leaveApp();
+  showLogin('You signed out in another tab.');
+}
+
+sessionChannel?.addEventListener('message', (event) => {
+  if (event.data?.type === 'signed-out') signedOutElsewhere();
+});
+window.addEventListener('storage', (event) => {
+  if ((event.key === REFRESH_KEY && event.newValue === null) || event.key === null) signedOutElsewhere();
+});
 
 // ---- navigation -------------------------------------------------------------------------------
 
@@ -136,7 +159,6 @@ function openChat(chatId) {
   store.setActiveChat(chatId);
   const hash = chatId ? `#/chat/${chatId}` : '';
   if (location.hash !== hash) history.replaceState(null, '', hash || location.pathname + location.search);
-  if (chatId) markRead(chatId);
 }
 
 function openFromHash() {
@@ -147,26 +169,26 @@ function openFromHash() {
 window.addEventListener('hashchange', openFromHash);
 window.addEventListener('online', () => socket.kick());
 document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState === 'visible' && store.state.activeChatId) markRead(store.state.activeChatId);
   if (document.visibilityState === 'visible') socket.kick();
 });
-window.addEventListener('focus', () => store.state.activeChatId && markRead(store.state.activeChatId));
 desktop?.onOpenChat?.((chatId) => store.getChat(chatId) && openChat(chatId));
 
 // ---- read state, notifications, unread total --------------------------------------------------
 
 const readInFlight = new Map();
 
-/** Mark everything in a chat read if the user can see it. */
-function markRead(chatId) {
+/**
+ * Mark a chat read up to a message the reader has seen. The chat view calls it only for messages
+ * that were on screen while the page was visible and focused; nothing here guesses.
+ */
+function markRead(chatId, upTo) {
   if (document.visibilityState !== 'visible') return;
   const chat = store.getChat(chatId);
-  const upTo = store.unreadMarker(chatId);
-  if (!chat || !upTo || upTo <= (chat.last_read_id || 0) && !chat.unread_count) return;
+  if (!chat || !upTo || upTo <= (chat.last_read_id || 0)) return;
   if (readInFlight.get(chatId) >= upTo) return;
   readInFlight.set(chatId, upTo);
   const me = store.state.user.id;
-  store.applyRead({ chat_id: chatId, user_id: me, last_read_id: upTo, unread_count: 0 });
+  store.applyRead({ chat_id: chatId, user_id: me, last_read_id: upTo, unread_count: null });
   api.markRead(chatId, upTo).then(
     (answer) => store.applyRead({ chat_id: chatId, user_id: me, ...answer }),
     (error) => console.warn('mark read failed', error),
@@ -180,9 +202,6 @@ function handleEvent(frame) {
   const message = frame.message;
   const me = store.state.user;
   if (!me || !message || message.sender?.id === me.id) return;
-  const chatId = message.chat_id;
-  const looking = document.visibilityState === 'visible' && store.state.activeChatId === chatId;
-  if (looking) queueMicrotask(() => markRead(chatId));
   if (!document.hasFocus() || document.visibilityState !== 'visible') notify(message);
 }
 

@@ -58,6 +58,30 @@ export function preview(message) {
   return text;
 }
 
+/**
+ * Where a draft stands against the message limit: the counter shows from 90% of it on, and a
+ * draft over it cannot be sent (the text is never cut: a paste arrives whole).
+ */
+export function lengthStatus(text, limit) {
+  const length = [...String(text || '').trim()].length;
+  return { length, limit, over: length > limit, near: length >= Math.floor(limit * 0.9), left: limit - length };
+}
+
+/**
+ * What the sign-up form can tell before asking the server, field by field (empty fields are the
+ * form's own check). The server's validators still decide: a common password is only known there.
+ */
+export function registrationProblems({ username = '', email = '', password = '' }) {
+  const problems = {};
+  if (username && !/^[A-Za-z0-9_.]{3,32}$/.test(username)) problems.username = ['Use 3–32 letters, digits, _ or .'];
+  if (email && !/^[^\s@]+@[^\s@]+$/.test(email)) problems.email = ['Enter an email address like name@example.com.'];
+  const passwordProblems = [];
+  if (password && password.length < 8) passwordProblems.push('Use at least 8 characters.');
+  if (password && /^\d+$/.test(password)) passwordProblems.push('Use more than digits.');
+  if (passwordProblems.length) problems.password = passwordProblems;
+  return problems;
+}
+
 export function fileSize(bytes) {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;

@@ -15,6 +15,14 @@ export function mountChat(layout, app) {
   let chatId = null;
   let loadingOlder = false;
   let stickToBottom = true;
+  // Where the reader left off when the chat was opened: the divider goes above the first message
+  // after it, and stays there while the chat is open.
+  let unreadAfter = null;
+  let newWhileAway = 0;
+  let renderedUpTo = 0;
+  // Messages from others that are on screen now; only these are marked read, and only while the
+  // page is visible and focused.
+  const onScreen = new Set();
 
   const header = h('header', { class: 'chat__header' });
   const loader = h('div', { class: 'chat__loader', 'aria-hidden': 'true' });
@@ -23,6 +31,21 @@ export function mountChat(layout, app) {
     class: 'chat__messages', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', tabindex: '0',
     onscroll: onScroll,
   }, loader, items);
+  // One floating day label, updated on scroll: the in-flow separators never stick, so two days
+  // never pile on top of each other.
+  const dayFloat = h('div', { class: 'chat__day-float', 'aria-hidden': 'true', hidden: true }, h('span'));
+  const jump = h('button', {
+    class: 'chat__jump', type: 'button', hidden: true, 'aria-label': 'Jump to newest messages', onclick: () => jumpToNewest(),
+  }, h('span', { class: 'chat__jump-count' }), icon('back', { size: 18 }));
+  const history = h('div', { class: 'chat__history' }, scroller, dayFloat, jump);
+  const seen = new IntersectionObserver((records) => {
+    for (const record of records) {
+      const id = Number(record.target.dataset.messageId);
+      if (record.isIntersecting) onScreen.add(id);
+      else onScreen.delete(id);
+    }
+    markSeen();
+  }, { root: scroller, threshold: 0.6 });
   const empty = h('div', { class: 'chat__empty' },
     h('img', { src: './assets/icon.png', alt: '', width: 96, height: 96 }),
     h('p', { text: 'Select a chat or search for someone to start messaging.' }));
@@ -31,7 +54,7 @@ export function mountChat(layout, app) {
       stickToBottom = true;
     },
   });
-  const body = h('div', { class: 'chat__body' }, header, scroller, composer.element);
+  const body = h('div', { class: 'chat__body' }, header, history, composer.element);
   const element = h('main', { class: 'chat' }, empty, body);
   layout.append(element);
 
@@ -77,7 +100,50 @@ export function mountChat(layout, app) {
   function onScroll() {
     stickToBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
     if (scroller.scrollTop < LOAD_MORE_WITHIN_PX) loadOlder();
-    if (stickToBottom && chatId) app.markRead(chatId);
+    if (stickToBottom) {
+      newWhileAway = 0;
+    }
+    updateDayFloat();
+    updateJump();
+  }
+
+  function attentive() {
+    return document.visibilityState === 'visible' && document.hasFocus();
+  }
+
+  /** Mark read up to the newest message from others that is on screen, if the reader can see it. */
+  function markSeen() {
+    // Before the history arrives the view may hold only the chat's last message, alone and so on
+    // screen; the reader has not seen it in place yet.
+    if (!chatId || !onScreen.size || !attentive() || !store.historyState(chatId).loaded) return;
+    app.markRead(chatId, Math.max(...onScreen));
+  }
+
+  function updateDayFloat() {
+    const top = scroller.scrollTop;
+    let current = null;
+    for (const node of items.querySelectorAll('.day')) {
+      if (node.offsetTop - items.offsetTop <= top + 4) current = node;
+      else break;
+    }
+    // Hidden while a separator itself sits at the top, so the label never shows twice.
+    const label = current?.textContent || '';
+    dayFloat.hidden = !label || top < 8;
+    dayFloat.firstChild.textContent = label;
+  }
+
+  function updateJump() {
+    jump.hidden = stickToBottom;
+    const count = jump.firstChild;
+    count.textContent = newWhileAway ? `${newWhileAway} new message${newWhileAway === 1 ? '' : 's'}` : '';
+    count.hidden = !newWhileAway;
+  }
+
+  function jumpToNewest() {
+    stickToBottom = true;
+    newWhileAway = 0;
+    scrollToBottom();
+    updateJump();
   }
 
   /** When the history does not fill the view there is nothing to scroll, so load more now. */
@@ -126,12 +192,19 @@ export function mountChat(layout, app) {
     const chat = store.getChat(chatId);
     const list = [];
     let previous = null;
+    let dividerPlaced = false;
+    const me = store.state.user;
     const state = store.historyState(chatId);
     if (state.loaded && !state.hasMoreBefore) list.push({ kind: 'start', key: 'start' });
     for (const message of store.messagesOf(chatId)) {
       if (!message.created_at) continue;
       if (!previous || !sameDay(previous.created_at, message.created_at)) {
         list.push({ kind: 'day', key: `day-${message.created_at.slice(0, 10)}-${message.id}`, at: message.created_at });
+      }
+      // Placed once the history is in: before it the view may hold only the chat's last message.
+      if (!dividerPlaced && state.loaded && unreadAfter !== null && message.id > unreadAfter && message.sender?.id !== me?.id) {
+        list.push({ kind: 'unread', key: 'unread' });
+        dividerPlaced = true;
       }
       const grouped = previous && previous.sender?.id === message.sender?.id && sameDay(previous.created_at, message.created_at)
         && new Date(message.created_at) - new Date(previous.created_at) < 5 * 60_000;
@@ -156,6 +229,7 @@ export function mountChat(layout, app) {
   function build(entry) {
     if (entry.kind === 'start') return h('div', { class: 'chat__start', text: 'This is the beginning of the conversation' });
     if (entry.kind === 'day') return h('div', { class: 'day', role: 'separator' }, h('span', { text: dayLabel(entry.at) }));
+    if (entry.kind === 'unread') return h('div', { class: 'unread-divider', role: 'separator' }, h('span', { text: 'Unread messages' }));
     if (entry.kind === 'pending') return pendingBubble(entry.pending);
     return messageBubble(entry);
   }
@@ -240,9 +314,12 @@ export function mountChat(layout, app) {
       img.addEventListener('load', () => stickToBottom && scrollToBottom(), { once: true });
       button.addEventListener('click', () => openLightbox(src));
     }, () => {
-      img.alt = 'Image unavailable';
-      img.classList.add('bubble__image--broken');
+      // No broken image: say what happened instead.
+      button.replaceWith(h('span', { class: 'bubble__image-missing', role: 'img', 'aria-label': 'Image unavailable', text: 'Image unavailable' }));
     });
+    img.addEventListener('error', () => {
+      if (button.isConnected) button.replaceWith(h('span', { class: 'bubble__image-missing', text: 'Image unavailable' }));
+    }, { once: true });
     return button;
   }
 
@@ -257,8 +334,32 @@ export function mountChat(layout, app) {
   function renderMessages() {
     if (!chatId) return;
     const wasAtBottom = stickToBottom;
-    renderKeyed(items, entries(), { key: (e) => e.key, signature, build });
+    const before = items.__keyed ? new Set(items.__keyed.keys()) : new Set();
+    const list = entries();
+    renderKeyed(items, list, { key: (e) => e.key, signature, build });
+    observeMessages(list, before);
     if (wasAtBottom) scrollToBottom();
+    updateDayFloat();
+    updateJump();
+  }
+
+  /** Watch the others' messages for visibility; count the ones that arrived while scrolled up. */
+  function observeMessages(list, before) {
+    const me = store.state.user;
+    const chat = store.getChat(chatId);
+    for (const node of items.querySelectorAll('.msg--other[data-message-id]')) {
+      if (node.__observed) continue;
+      node.__observed = true;
+      seen.observe(node);
+    }
+    const newest = renderedUpTo;
+    for (const entry of list) if (entry.kind === 'message') renderedUpTo = Math.max(renderedUpTo, entry.message.id);
+    if (!before.size || stickToBottom) return;
+    for (const entry of list) {
+      if (entry.kind !== 'message' || before.has(entry.key)) continue;
+      const m = entry.message;
+      if (m.id > newest && m.sender?.id !== me?.id && m.id > (chat?.last_read_id || 0)) newWhileAway += 1;
+    }
   }
 
   function renderAll() {
@@ -272,6 +373,14 @@ export function mountChat(layout, app) {
   function switchTo(id) {
     chatId = id;
     stickToBottom = true;
+    newWhileAway = 0;
+    renderedUpTo = 0;
+    onScreen.clear();
+    seen.disconnect();
+    const opened = id ? store.getChat(id) : null;
+    unreadAfter = opened && opened.unread_count ? (opened.last_read_id || 0) : null;
+    // With unread messages the view opens at the divider, so no render may pull it to the end first.
+    stickToBottom = unreadAfter === null;
     items.__keyed = null;
     replaceChildren(items, []);
     composer.setChat(id);
@@ -280,8 +389,22 @@ export function mountChat(layout, app) {
       loadInitial(id).then(() => {
         if (id !== chatId) return;
         renderMessages();
-        scrollToBottom();
-        app.markRead(id);
+        const divider = items.querySelector('.unread-divider');
+        if (divider) {
+          // Show where the unread part starts rather than its end; reading marks it read.
+          scroller.scrollTop = Math.max(0, divider.offsetTop - items.offsetTop - 8);
+          stickToBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
+        } else {
+          scrollToBottom();
+        }
+        updateDayFloat();
+        updateJump();
+        // Forget what was on screen before the history arrived and ask the observer afresh.
+        onScreen.clear();
+        for (const node of items.querySelectorAll('.msg--other[data-message-id]')) {
+          seen.unobserve(node);
+          seen.observe(node);
+        }
         fillViewport();
       });
     }
@@ -302,6 +425,9 @@ export function mountChat(layout, app) {
   });
 
   const resize = new ResizeObserver(() => stickToBottom && scrollToBottom());
+  const onAttention = () => markSeen();
+  document.addEventListener('visibilitychange', onAttention);
+  window.addEventListener('focus', onAttention);
   resize.observe(scroller);
   switchTo(store.state.activeChatId);
 
@@ -310,6 +436,9 @@ export function mountChat(layout, app) {
     destroy() {
       unsubscribe();
       resize.disconnect();
+      seen.disconnect();
+      document.removeEventListener('visibilitychange', onAttention);
+      window.removeEventListener('focus', onAttention);
       composer.destroy();
     },
   };

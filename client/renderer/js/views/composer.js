@@ -1,11 +1,13 @@
 // The composer: Enter sends, Shift+Enter adds a line; paste or pick an image to upload it with a
 // progress bar and a preview; typing notices; editing one of my messages.
 import { h, replaceChildren } from '../dom.js';
-import { fileSize } from '../format.js';
+import { fileSize, lengthStatus } from '../format.js';
 import { icon } from '../icons.js';
 
 const TYPING_EVERY_MS = 3000;
-const MAX_LENGTH = 4000;
+// The server's message limit when GET /api/config publishes it; this until then (the server's
+// default MESSAGE_MAX_LENGTH).
+const DEFAULT_MAX_LENGTH = 4000;
 const IMAGE_TYPES = 'image/png,image/jpeg,image/gif,image/webp';
 const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
 
@@ -16,9 +18,15 @@ export function mountComposer(app, { onSent }) {
   let editing = null; // the message being edited
   let upload = null; // { file, previewUrl, progress, attachment, error, cancelled }
   const drafts = new Map();
+  let maxLength = DEFAULT_MAX_LENGTH;
+  api.config?.().then((config) => {
+    const limit = Number(config?.message_max_length ?? config?.limits?.message_max_length);
+    if (Number.isInteger(limit) && limit > 0) maxLength = limit;
+    updateCounter();
+  });
 
   const textarea = h('textarea', {
-    class: 'composer__input', rows: 1, placeholder: 'Write a message…', 'aria-label': 'Message', maxlength: MAX_LENGTH,
+    class: 'composer__input', rows: 1, placeholder: 'Write a message…', 'aria-label': 'Message', 'aria-describedby': 'composer-counter',
     onkeydown: onKeyDown, oninput: onInput, onpaste: onPaste,
   });
   const fileInput = h('input', {
@@ -34,10 +42,11 @@ export function mountComposer(app, { onSent }) {
   }, icon('attach'));
   const sendButton = h('button', { type: 'button', class: 'composer__send', 'aria-label': 'Send', title: 'Send (Enter)', onclick: submit }, icon('send'));
   const banner = h('div', { class: 'composer__banner', hidden: true });
+  const counter = h('span', { class: 'composer__counter', id: 'composer-counter', 'aria-live': 'polite', hidden: true });
   const tray = h('div', { class: 'composer__upload', hidden: true });
   const element = h('div', { class: 'composer' },
     banner, tray,
-    h('div', { class: 'composer__row' }, attachButton, fileInput, textarea, sendButton));
+    h('div', { class: 'composer__row' }, attachButton, fileInput, textarea, counter, sendButton));
 
   function onKeyDown(event) {
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
@@ -51,6 +60,7 @@ export function mountComposer(app, { onSent }) {
 
   function onInput() {
     autosize();
+    updateCounter();
     if (chatId && !editing) drafts.set(chatId, textarea.value);
     const now = Date.now();
     if (!editing && textarea.value && now - lastTypingAt > TYPING_EVERY_MS) {
@@ -65,6 +75,17 @@ export function mountComposer(app, { onSent }) {
       event.preventDefault();
       startUpload(file);
     }
+  }
+
+  function updateCounter() {
+    const status = lengthStatus(textarea.value, maxLength);
+    counter.hidden = !status.near;
+    counter.textContent = status.over ? `${status.length - maxLength} over` : `${status.left}`;
+    counter.title = `${status.length} of ${maxLength} characters`;
+    counter.classList.toggle('composer__counter--over', status.over);
+    if (status.over) textarea.setAttribute('aria-invalid', 'true');
+    else textarea.removeAttribute('aria-invalid');
+    if (!status.over && banner.dataset.kind === 'length') hideBanner();
   }
 
   function autosize() {
@@ -98,7 +119,9 @@ export function mountComposer(app, { onSent }) {
       textarea.focus();
     }, (error) => {
       if (current.cancelled) return;
-      current.error = error.message;
+      current.error = error.message || 'The server refused this image.';
+      URL.revokeObjectURL(current.previewUrl);
+      current.previewUrl = null;
       renderUpload();
     });
   }
@@ -153,9 +176,15 @@ export function mountComposer(app, { onSent }) {
     if (upload && !upload.attachment && !upload.error) return; // still uploading
     const attachment = upload?.attachment ? { ...upload.attachment, previewUrl: upload.previewUrl } : null;
     if (!content && !attachment) return;
-    if (content.length > MAX_LENGTH) return showBanner(`A message can be at most ${MAX_LENGTH} characters.`, true);
+    const status = lengthStatus(content, maxLength);
+    if (status.over) {
+      showBanner(`This message is ${status.length} characters; the limit is ${maxLength}. Shorten it by ${status.length - maxLength} to send it.`, true);
+      banner.dataset.kind = 'length';
+      return;
+    }
     socket.sendMessage({ chat_id: chatId, content, attachment });
     textarea.value = '';
+    updateCounter();
     drafts.delete(chatId);
     if (attachment) discardUpload({ keepPreview: true });
     autosize();
@@ -202,6 +231,7 @@ export function mountComposer(app, { onSent }) {
 
   function hideBanner() {
     banner.hidden = true;
+    delete banner.dataset.kind;
   }
 
   function setChat(id) {
@@ -212,6 +242,7 @@ export function mountComposer(app, { onSent }) {
     chatId = id;
     textarea.value = drafts.get(id) || '';
     autosize();
+    updateCounter();
     if (id && window.matchMedia('(pointer: fine)').matches) textarea.focus();
   }
 

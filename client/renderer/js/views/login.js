@@ -1,6 +1,7 @@
 // Sign in and registration. Server validation errors are shown next to the field they belong to.
 import { h } from '../dom.js';
 import { ApiError } from '../api.js';
+import { registrationProblems } from '../format.js';
 
 const FIELDS = {
   login: [
@@ -11,7 +12,10 @@ const FIELDS = {
     { name: 'username', label: 'Username', autocomplete: 'username', required: true, hint: '3–32 letters, digits, _ or .' },
     { name: 'display_name', label: 'Display name', autocomplete: 'name', hint: 'Optional: how others see you' },
     { name: 'email', label: 'Email', type: 'email', autocomplete: 'email', required: true },
-    { name: 'password', label: 'Password', type: 'password', autocomplete: 'new-password', required: true },
+    {
+      name: 'password', label: 'Password', type: 'password', autocomplete: 'new-password', required: true,
+      hint: 'At least 8 characters, not only digits, not a common password, and not like your username or email.',
+    },
   ],
 };
 
@@ -52,10 +56,13 @@ export function renderLogin({ api, desktop, serverUrl, notice = '', onSignedIn }
       formError.hidden = true;
       const values = Object.fromEntries(Object.entries(inputs).map(([k, input]) => [k, input.value.trim()]));
       values.password = inputs.password.value; // passwords are taken exactly as typed
-      const missing = fields.filter((f) => f.required && !values[f.name]);
-      if (missing.length) {
-        for (const f of missing) showFieldError(f.name, ['This field is required.']);
-        inputs[missing[0].name].focus();
+      // Every field's problem at once, not one per attempt; the server has the last word.
+      const problems = mode === 'register' ? registrationProblems(values) : {};
+      for (const f of fields) if (f.required && !values[f.name]) problems[f.name] = ['This field is required.'];
+      const wrong = fields.filter((f) => problems[f.name]);
+      if (wrong.length) {
+        for (const f of wrong) showFieldError(f.name, problems[f.name]);
+        inputs[wrong[0].name].focus();
         return;
       }
       submit.disabled = true;
