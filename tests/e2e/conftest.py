@@ -174,6 +174,9 @@ def e2e_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_SETTINGS_MODULE": "messenger.settings",
         "PYTHONUNBUFFERED": "1",
+        # The browser tests sign up some forty accounts from one address within a minute or two; the
+        # sign-up and login limits are what tests/accounts and `make security` check, not these.
+        "THROTTLE_AUTH": "1000/min",
     }
     database_name = None
     if os.environ.get("DATABASE_URL"):
