@@ -165,19 +165,9 @@ def e2e_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a daphne serving the whole app (REST, WebSocket, the renderer at /)."""
     data_dir = tmp_path_factory.mktemp("e2e-data")
     port = free_port()
-    env = {
-        **os.environ,
-        "DATA_DIR": str(data_dir),
-        "DEBUG": "false",
-        "TESTING": "false",
-        "SECRET_KEY": f"e2e-{os.urandom(24).hex()}",
-        "ALLOWED_HOSTS": "127.0.0.1,localhost",
-        "DJANGO_SETTINGS_MODULE": "messenger.settings",
-        "PYTHONUNBUFFERED": "1",
-        # The browser tests sign up some forty accounts from one address within a minute or two; the
-        # sign-up and login limits are what tests/accounts and `make security` check, not these.
-        "THROTTLE_AUTH": "1000/min",
-    }
+    # The browser tests sign up some forty accounts from one address within a minute or two; the
+    # sign-up and login limits are what tests/accounts and `make security` check, not these.
+    env = own_server_env(data_dir, THROTTLE_AUTH="1000/min")
     database_name = None
     if os.environ.get("DATABASE_URL"):
         env["DATABASE_URL"], database_name = e2e_database_url(os.environ["DATABASE_URL"])
