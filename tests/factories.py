@@ -73,3 +73,19 @@ def direct_between(a: User, b: User) -> Chat:
     ChatUserFactory.create(chat=chat, user=a)
     ChatUserFactory.create(chat=chat, user=b)
     return chat
+
+
+# The fields of Me (PublicUser + the caller's own email, its confirmation state and date_joined).
+ME_FIELDS = frozenset(
+    {
+        "id",
+        "username",
+        "display_name",
+        "is_online",
+        "last_seen",
+        "email",
+        "email_verified",
+        "pending_email",
+        "date_joined",
+    }
+)

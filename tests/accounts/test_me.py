@@ -3,7 +3,7 @@
 import pytest
 from rest_framework.throttling import ScopedRateThrottle
 
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.factories import DEFAULT_PASSWORD, ME_FIELDS, UserFactory
 
 URL = "/api/auth/me"
 
@@ -14,17 +14,7 @@ def test_me_answers_the_callers_own_profile_with_email(api_client, user):
     # then
     assert r.status_code == 200, r.content
     body = r.json()
-    assert set(body) == {
-        "id",
-        "username",
-        "display_name",
-        "is_online",
-        "last_seen",
-        "email",
-        "email_verified",
-        "pending_email",
-        "date_joined",
-    }
+    assert set(body) == ME_FIELDS
     assert body["id"] == user.id
     assert body["email"] == user.email
 

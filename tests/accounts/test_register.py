@@ -3,7 +3,7 @@
 import pytest
 
 from accounts.models import User
-from tests.factories import DEFAULT_PASSWORD, UserFactory
+from tests.factories import DEFAULT_PASSWORD, ME_FIELDS, UserFactory
 
 URL = "/api/auth/register"
 
@@ -19,17 +19,7 @@ def test_register_creates_the_user_and_answers_me_with_a_token_pair(client, db):
     assert r.status_code == 201, r.content
     body = r.json()
     assert set(body) == {"user", "access", "refresh"}
-    assert set(body["user"]) == {
-        "id",
-        "username",
-        "display_name",
-        "is_online",
-        "last_seen",
-        "email",
-        "email_verified",
-        "pending_email",
-        "date_joined",
-    }
+    assert set(body["user"]) == ME_FIELDS
     assert body["user"]["username"] == "carol"
     assert body["user"]["email"] == "carol@example.com"
     assert body["user"]["display_name"] == "Carol C."
@@ -118,19 +108,7 @@ def test_register_answers_the_same_whether_or_not_the_email_is_taken(
         == shape(free.json())
         == (
             ["access", "refresh", "user"],
-            sorted(
-                [
-                    "id",
-                    "username",
-                    "display_name",
-                    "is_online",
-                    "last_seen",
-                    "email",
-                    "email_verified",
-                    "pending_email",
-                    "date_joined",
-                ]
-            ),
+            sorted(ME_FIELDS),
             False,
             True,
         )
