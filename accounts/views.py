@@ -1,6 +1,7 @@
 from typing import Any
 
 from django.contrib.auth.models import update_last_login
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
@@ -141,7 +142,20 @@ class PasswordChangeView(APIView):
     def post(self, request: Request) -> Response:
         data = PasswordChangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_password_change(user=request_user(request), **data.validated_data)
+        user = request_user(request)
+        # A wrong old password counts as a failed login of the account, as for an email change: a
+        # stolen access token is no way round the per-username limit to guess the password.
+        attempts = LoginAttempts(user.username)
+        wait = attempts.begin()
+        if wait is not None:
+            raise Throttled(wait, "Too many failed logins for this account; try again later.")
+        try:
+            user = services.user_password_change(user=user, **data.validated_data)
+        except DjangoValidationError as error:
+            if "old_password" not in error.message_dict:
+                attempts.succeeded()
+            raise
+        attempts.succeeded()
         return Response(tokens_for(user))
 
 

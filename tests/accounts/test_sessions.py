@@ -107,6 +107,25 @@ def test_a_new_password_the_validators_refuse_is_400_on_its_field(client, alice,
     assert me(client, pair["access"]).status_code == 200
 
 
+def test_wrong_old_passwords_count_as_failed_logins_of_the_account(client, alice, settings):
+    # given: a limit of two failures, both spent through the password change
+    settings.LOGIN_FAILURES_PER_USERNAME = 2
+    pair = login(client)
+    assert change_password(client, pair["access"], old="not-my-password").status_code == 400
+    assert change_password(client, pair["access"], old="still-not-it").status_code == 400
+    # when: the right old password, and a login
+    r = change_password(client, pair["access"])
+    # then: both refused for the account until the window ends; nothing changed
+    assert r.status_code == 429, r.content
+    assert "Retry-After" in r
+    refused = client.post(
+        "/api/auth/login", {"username": "alice", "password": DEFAULT_PASSWORD}, content_type="application/json"
+    )
+    assert refused.status_code == 429, refused.content
+    alice.refresh_from_db()
+    assert alice.check_password(DEFAULT_PASSWORD)
+
+
 def test_a_password_change_needs_both_fields(client, alice):
     # given
     pair = login(client)
