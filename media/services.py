@@ -221,7 +221,7 @@ def attachment_expire(*, attachment_id: int) -> bool:
 
 SWEEP_BATCH = 20  # uploads expired per sweep: bounded work on the upload that pays for it
 GLOBAL_SWEEP_SECONDS = 300  # how often a process looks at everyone's expired uploads
-_last_global_sweep = 0.0
+_last_global_sweep = float("-inf")  # the first upload of a process sweeps (monotonic may be < 300 s after boot)
 _global_sweep_lock = threading.Lock()
 
 

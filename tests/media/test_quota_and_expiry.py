@@ -17,7 +17,7 @@ from tests.media.conftest import upload
 @pytest.fixture(autouse=True)
 def global_sweep_due(monkeypatch):
     """Each test starts with the process's everyone-sweep due, as a fresh server process would."""
-    monkeypatch.setattr(services, "_last_global_sweep", 0.0)
+    monkeypatch.setattr(services, "_last_global_sweep", float("-inf"))
 
 
 def age(*attachments: Attachment, hours: float) -> None:
