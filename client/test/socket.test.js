@@ -235,6 +235,46 @@ test('with the socket down but REST up, a message goes out over REST at once', a
   assert.equal(store.messagesOf(10)[0].client_id, entry.client_id);
 });
 
+test('a reply goes out with reply_to_id on the socket, and over REST when no ack comes', async () => {
+  const { socket, instances, clock, store, api } = setup();
+  const posted = [];
+  const original = api.sendMessage.bind(api);
+  api.sendMessage = (chatId, entry) => {
+    posted.push(entry.reply_to_id);
+    return original(chatId, entry);
+  };
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  await flush();
+  const quoted = { id: 7, sender: bob, content: 'the question', attachment: null, deleted: false };
+  const entry = socket.sendMessage({ chat_id: 10, content: 'the answer', reply_to: quoted });
+
+  assert.deepEqual(instances[0].sent.filter((f) => f.type === 'message.send'), [
+    { type: 'message.send', chat_id: 10, content: 'the answer', client_id: entry.client_id, reply_to_id: 7 },
+  ]);
+  assert.deepEqual(store.pendingIn(10)[0].reply_to, quoted, 'the pending bubble can show the quote');
+  await clock.advance(8000);
+  assert.deepEqual(posted, [7]);
+});
+
+test('a reaction arriving as message.updated replaces the message whole, and an older copy never wins', async () => {
+  const { socket, instances, store } = setup({ chats: [chat(10, 1)] });
+  socket.start();
+  await flush();
+  instances[0].serverOpen();
+  await flush();
+  instances[0].serverSend({ type: 'message.created', chat_id: 10, version: 2, message: message(5, 10, 2) });
+  const reacted = message(5, 10, 3, { reactions: [{ emoji: '👍', count: 1, user_ids: [1] }], pinned: true });
+  instances[0].serverSend({ type: 'message.updated', chat_id: 10, version: 3, message: reacted });
+  instances[0].serverSend({ type: 'message.created', chat_id: 10, version: 2, message: message(5, 10, 2) });
+  await flush();
+  const shown = store.messageById(10, 5);
+  assert.deepEqual(shown.reactions, [{ emoji: '👍', count: 1, user_ids: [1] }]);
+  assert.equal(shown.pinned, true);
+  assert.equal(store.knownVersion(10), 3);
+});
+
 test('an error frame naming a client_id marks that send failed', async () => {
   const { socket, instances, store } = setup();
   socket.start();

@@ -161,3 +161,26 @@ test('subscribers hear one batched notification per burst of changes', async () 
   assert.equal(heard.length, 1);
   assert.ok(heard[0].includes('messages:10') && heard[0].includes('presence'));
 });
+
+test('a system line from someone else never counts as unread', () => {
+  const store = signedIn();
+  store.applyMessage(message(4, { kind: 'system', system: { action: 'chat.renamed', actor_id: 2, title: 'X' } }));
+  assert.equal(store.getChat(10).unread_count, 0);
+  store.applyMessage(message(5));
+  assert.equal(store.getChat(10).unread_count, 1);
+});
+
+test('a muted chat keeps its unread count but leaves the total', () => {
+  const store = signedIn();
+  store.upsertChat(chat({ id: 11, unread_count: 4, muted: true }));
+  store.upsertChat(chat({ id: 12, unread_count: 2, muted: false }));
+  assert.equal(store.getChat(11).unread_count, 4);
+  assert.equal(store.unreadTotal(), 2);
+});
+
+test('a reply waits in the outbox with the id of the message it answers', () => {
+  const store = signedIn(memoryStorage());
+  const entry = store.enqueue({ chat_id: 10, content: 'yes', reply_to: { id: 3, content: 'really?' } });
+  assert.equal(entry.reply_to_id, 3);
+  assert.equal(store.outbox()[0].reply_to.content, 'really?');
+});

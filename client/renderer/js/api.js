@@ -338,16 +338,33 @@ export function createApi({
     /** Everything changed after `since`, ascending by version: `{results, has_more}`. */
     changesSince: (id, since, limit = 100) =>
       send('GET', `/api/chats/${id}/messages`, { query: { since, limit } }),
-    sendMessage: (id, { content, attachment_id, client_id }) => {
+    sendMessage: (id, { content, attachment_id, client_id, reply_to_id, forward_of_id }) => {
       const body = { client_id };
       if (content) body.content = content;
       if (attachment_id) body.attachment_id = attachment_id;
+      if (reply_to_id) body.reply_to_id = reply_to_id;
+      if (forward_of_id) body.forward_of_id = forward_of_id;
       return send('POST', `/api/chats/${id}/messages`, { body });
     },
     editMessage: (id, messageId, content) =>
       send('PATCH', `/api/chats/${id}/messages/${messageId}`, { body: { content } }),
     deleteMessage: (id, messageId) => send('DELETE', `/api/chats/${id}/messages/${messageId}`),
     markRead: (id, messageId) => send('POST', `/api/chats/${id}/read`, { body: { message_id: messageId } }),
+    /** Add or remove my reaction; the emoji is one path segment, URL-encoded. Resolves to the Message. */
+    react: (id, messageId, emoji) =>
+      send('PUT', `/api/chats/${id}/messages/${messageId}/reactions/${encodeURIComponent(emoji)}`),
+    unreact: (id, messageId, emoji) =>
+      send('DELETE', `/api/chats/${id}/messages/${messageId}/reactions/${encodeURIComponent(emoji)}`),
+    pin: (id, messageId) => send('POST', `/api/chats/${id}/pins`, { body: { message_id: messageId } }),
+    unpin: (id, messageId) => send('DELETE', `/api/chats/${id}/pins/${messageId}`),
+    /** Pinned messages, most recently pinned first (the first page). */
+    pins: (id) => send('GET', `/api/chats/${id}/pins`).then((page) => page.results || []),
+    /** Messages that mention me, newest first: `{results, has_more}`. */
+    mentions: ({ before, limit = 30 } = {}) => send('GET', '/api/mentions', { query: { before, limit } }),
+    /** Messages of my chats matching `q` (3 characters or more), newest first: `{results, has_more}`. */
+    searchMessages: (q, { chatId, before, limit = 30 } = {}) =>
+      send('GET', '/api/search/messages', { query: { q, chat_id: chatId, before, limit } }),
+    setMuted: (id, muted) => send('PATCH', `/api/chats/${id}`, { body: { muted } }),
     media: (id, next) => (next ? send('GET', next) : send('GET', `/api/chats/${id}/media`)),
 
     /**

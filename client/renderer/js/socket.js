@@ -388,6 +388,7 @@ export function createSocket({
   function transmit(entry) {
     const frame = { type: 'message.send', chat_id: entry.chat_id, content: entry.content || '', client_id: entry.client_id };
     if (entry.attachment_id) frame.attachment_id = entry.attachment_id;
+    if (entry.reply_to_id) frame.reply_to_id = entry.reply_to_id;
     if (!write(frame)) {
       // No socket right now: REST may still work. If it does not either, the entry stays queued
       // and goes out when the socket is back.
@@ -419,8 +420,8 @@ export function createSocket({
     }
   }
 
-  function sendMessage({ chat_id, content, attachment = null }) {
-    const entry = store.enqueue({ chat_id, content, attachment });
+  function sendMessage({ chat_id, content, attachment = null, reply_to = null }) {
+    const entry = store.enqueue({ chat_id, content, attachment, reply_to });
     transmit(entry);
     return entry;
   }

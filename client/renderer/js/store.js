@@ -213,10 +213,16 @@ export function createStore({ storage = null, now = Date.now } = {}) {
     emit('active');
   }
 
+  /** Unread messages over all chats, for the title and the tray; a muted chat does not count. */
   function unreadTotal() {
     let total = 0;
-    for (const chat of state.chats.values()) total += chat.unread_count || 0;
+    for (const chat of state.chats.values()) if (!chat.muted) total += chat.unread_count || 0;
     return total;
+  }
+
+  /** A message loaded in its chat, or null. */
+  function messageById(chatId, messageId) {
+    return state.messages.get(chatId)?.byId.get(messageId) || null;
   }
 
   function knownVersion(chatId) {
@@ -257,7 +263,9 @@ export function createStore({ storage = null, now = Date.now } = {}) {
       if (!chat.last_message || message.id >= chat.last_message.id) chat.last_message = message;
       const isNew = !known;
       const fromOther = state.user && message.sender && message.sender.id !== state.user.id;
-      if (isNew && countUnread && fromOther && !message.deleted && message.id > (chat.last_read_id || 0)) {
+      // A system line (a rename, a member added) never counts as unread.
+      if (isNew && countUnread && fromOther && !message.deleted && message.kind !== 'system'
+        && message.id > (chat.last_read_id || 0)) {
         chat.unread_count = (chat.unread_count || 0) + 1;
       }
       if (fromOther) clearTyping(message.chat_id, message.sender.id);
@@ -342,7 +350,7 @@ export function createStore({ storage = null, now = Date.now } = {}) {
     const chat = state.chats.get(chatId);
     if (chat && chat.last_message && chat.last_message.id <= lastReadId) return 0;
     return messagesOf(chatId).filter(
-      (m) => m.id > lastReadId && !m.deleted && m.sender && m.sender.id !== state.user?.id,
+      (m) => m.id > lastReadId && !m.deleted && m.kind !== 'system' && m.sender && m.sender.id !== state.user?.id,
     ).length;
   }
 
@@ -424,13 +432,16 @@ export function createStore({ storage = null, now = Date.now } = {}) {
   }
 
   /** Queue a message; it shows as pending until the server acknowledges its client_id. */
-  function enqueue({ chat_id, content, attachment = null, client_id = newClientId() }) {
+  function enqueue({ chat_id, content, attachment = null, reply_to = null, client_id = newClientId() }) {
     const entry = {
       client_id,
       chat_id,
       content,
       attachment,
       attachment_id: attachment ? attachment.id : null,
+      // the message answered: its `reply_to` summary, shown in the pending bubble; its id goes to the server
+      reply_to,
+      reply_to_id: reply_to ? reply_to.id : null,
       created_at: new Date(now()).toISOString(),
       status: 'queued', // 'queued' → 'sent' (frame written) or 'posting' (REST) → gone when acked; or 'failed'
       error: null,
@@ -497,6 +508,7 @@ export function createStore({ storage = null, now = Date.now } = {}) {
     applyDeleted,
     addHistory,
     messagesOf,
+    messageById,
     historyState,
     oldestMessageId,
     applyRead,
