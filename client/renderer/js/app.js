@@ -4,6 +4,8 @@
 import { createApi, ApiError, REFRESH_KEY } from './api.js';
 import { createStore, displayName } from './store.js';
 import { createSocket, socketUrl } from './socket.js';
+import { createActions } from './actions.js';
+import { shouldNotify } from './conversation.js';
 import { h, replaceChildren } from './dom.js';
 import { preview } from './format.js';
 import { renderLogin } from './views/login.js';
@@ -48,6 +50,7 @@ const app = {
   api,
   store,
   socket,
+  actions: createActions({ api, store }),
   desktop,
   serverUrl,
   openChat,
@@ -57,6 +60,7 @@ const app = {
   markRead,
 };
 let panel = null;
+let chatView = null;
 // Exposed for debugging and the end-to-end tests (e.g. to drop the socket on purpose).
 window.messenger = app;
 
@@ -97,6 +101,7 @@ function enterApp(user) {
   replaceChildren(root, layout);
   const sidebar = mountSidebar(layout, app);
   const chat = mountChat(layout, app);
+  chatView = chat;
   panel = mountPanel(layout, app);
   teardown = [sidebar, chat, panel];
 
@@ -121,6 +126,7 @@ function leaveApp() {
   for (const part of teardown) part?.destroy?.();
   teardown = [];
   panel = null;
+  chatView = null;
   store.reset();
   if (location.hash) history.replaceState(null, '', location.pathname + location.search);
 }
@@ -155,8 +161,10 @@ window.addEventListener('storage', (event) => {
 
 // ---- navigation -------------------------------------------------------------------------------
 
-function openChat(chatId) {
+/** Open a chat; with `messageId`, at that message (loading older history as needed). */
+function openChat(chatId, { messageId = null } = {}) {
   store.setActiveChat(chatId);
+  if (chatId && messageId) chatView?.reveal(chatId, messageId);
   const hash = chatId ? `#/chat/${chatId}` : '';
   if (location.hash !== hash) history.replaceState(null, '', hash || location.pathname + location.search);
 }
@@ -201,7 +209,7 @@ function handleEvent(frame) {
   if (frame.type !== 'message.created') return;
   const message = frame.message;
   const me = store.state.user;
-  if (!me || !message || message.sender?.id === me.id) return;
+  if (!me || !shouldNotify(message, store.getChat(message.chat_id), me.id)) return;
   if (!document.hasFocus() || document.visibilityState !== 'visible') notify(message);
 }
 

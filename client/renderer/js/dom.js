@@ -2,6 +2,7 @@
 // so nothing a user types can become markup.
 import { icon } from './icons.js';
 import { displayName } from './store.js';
+import { messageParts, highlightParts } from './conversation.js';
 
 /** h('div', {class: 'x', onclick: fn, 'aria-label': 'y'}, child, [children], 'text') */
 export function h(tag, props = {}, ...children) {
@@ -93,6 +94,25 @@ export function linkified(text) {
   }
   if (last < text.length) parts.push(text.slice(last));
   return parts;
+}
+
+/**
+ * A message's text as nodes: links clickable (opened outside the app), `@username` of a member marked
+ * (`mention--me` when it names me); every piece enters as text.
+ */
+export function richText(text, members, meId) {
+  return messageParts(text, members).map((part) => {
+    if (part.type === 'link') return h('a', { href: part.text, target: '_blank', rel: 'noopener noreferrer' }, part.text);
+    if (part.type === 'mention') {
+      return h('span', { class: `mention${part.user.id === meId ? ' mention--me' : ''}`, title: displayName(part.user), text: part.text });
+    }
+    return part.text;
+  });
+}
+
+/** Text with the parts matching a search in <mark>. */
+export function highlighted(text, query) {
+  return highlightParts(text, query).map((part) => (part.hit ? h('mark', { class: 'hit', text: part.text }) : part.text));
 }
 
 /** A modal dialog: Escape and the backdrop close it, focus moves in and returns when it closes. */

@@ -1,11 +1,17 @@
-// The chat area: header (title, presence or typing, media and info buttons), the history with
-// infinite scroll upward, day separators, bubbles with edited/deleted marks and read ticks, pending
-// sends, and the composer.
-import { h, avatar, renderKeyed, replaceChildren, linkified, openLightbox, userName } from '../dom.js';
+// The chat area: header (title, presence or typing, media and info buttons, the chat menu with mute),
+// the latest pinned message, the history with infinite scroll upward, day separators, system lines,
+// bubbles with replies, forwards, mentions, reactions, edited/deleted marks and read ticks, hover
+// actions (reply, react, forward, pin, edit, delete), pending sends, and the composer.
+import { h, avatar, renderKeyed, replaceChildren, linkified, openLightbox, userName, richText } from '../dom.js';
 import { displayName, isolated } from '../store.js';
 import { dayLabel, timeOfDay, lastSeen, sameDay } from '../format.js';
+import { systemText, isSystem, quoteText, canPin, mentionsMe } from '../conversation.js';
 import { mountComposer } from './composer.js';
+import { reactionRow, openReactionBar, closeReactionBar } from './reactions.js';
+import { openForwardPicker } from './forward.js';
 import { icon } from '../icons.js';
+
+const FLASH_MS = 1600;
 
 const PAGE_SIZE = 50;
 const LOAD_MORE_WITHIN_PX = 300;
@@ -23,13 +29,19 @@ export function mountChat(layout, app) {
   // Messages from others that are on screen now; only these are marked read, and only while the
   // page is visible and focused.
   const onScreen = new Set();
+  // A message to show once the chat opens (a mention, a search hit): {chatId, messageId}.
+  let pendingReveal = null;
+  let pins = []; // the chat's pinned messages, most recently pinned first
+  let pinsKey = null; // which loaded messages were pinned when `pins` was fetched
+  let pinsRequest = 0;
 
   const header = h('header', { class: 'chat__header' });
+  const pinBar = h('div', { class: 'pinned', hidden: true });
   const loader = h('div', { class: 'chat__loader', 'aria-hidden': 'true' });
   const items = h('div', { class: 'chat__items' });
   const scroller = h('div', {
     class: 'chat__messages', role: 'log', 'aria-live': 'polite', 'aria-label': 'Messages', tabindex: '0',
-    onscroll: onScroll,
+    onscroll: onScroll, onkeydown: onHistoryKey,
   }, loader, items);
   // One floating day label, updated on scroll: the in-flow separators never stick, so two days
   // never pile on top of each other.
@@ -53,8 +65,9 @@ export function mountChat(layout, app) {
     onSent: () => {
       stickToBottom = true;
     },
+    onQuoteClick: (messageId) => focusMessage(messageId),
   });
-  const body = h('div', { class: 'chat__body' }, header, history, composer.element);
+  const body = h('div', { class: 'chat__body' }, header, pinBar, history, composer.element);
   const element = h('main', { class: 'chat' }, empty, body);
   layout.append(element);
 
@@ -182,9 +195,195 @@ export function mountChat(layout, app) {
           h('strong', { class: 'chat__title' }, h('bdi', { text: store.chatTitle(chat) })),
           h('span', { class: subtitleClass, 'aria-live': 'polite', text: subtitle }))),
       connection,
+      chat.muted ? h('span', { class: 'chat__muted', title: 'Muted' }, icon('notificationsOff', { size: 18, label: 'Muted' })) : null,
       h('button', { class: 'icon-button', type: 'button', title: 'Shared media', 'aria-label': 'Shared media', dataset: { focusKey: 'media' }, onclick: () => app.openPanel('media') }, icon('image')),
       h('button', { class: 'icon-button', type: 'button', title: chat.is_group ? 'Group info' : 'Profile', 'aria-label': chat.is_group ? 'Group info' : 'Profile', dataset: { focusKey: 'info' }, onclick: () => app.openPanel('info') }, icon('info')),
+      h('button', {
+        class: 'icon-button chat__menu-button', type: 'button', title: 'More', 'aria-label': 'Chat menu', 'aria-haspopup': 'menu',
+        dataset: { focusKey: 'menu' }, onclick: (event) => toggleMenu(event.currentTarget),
+      }, icon('more')),
     ]);
+  }
+
+  // ---- the chat menu ------------------------------------------------------------------------
+
+  let closeMenu = null;
+
+  function toggleMenu(anchor) {
+    if (closeMenu) return closeMenu();
+    const chat = store.getChat(chatId);
+    if (!chat) return;
+    const item = (label, onclick) => h('button', { type: 'button', class: 'menu__item', role: 'menuitem', onclick: () => {
+      close();
+      onclick();
+    } }, label);
+    const menu = h('div', { class: 'menu', role: 'menu', 'aria-label': 'Chat menu' },
+      item(chat.muted ? 'Unmute notifications' : 'Mute notifications', () => setMuted(chat.id, !chat.muted)),
+      pins.length ? item('Show pinned message', () => focusMessage(pins[0].id)) : null);
+    const outside = (event) => {
+      if (!menu.contains(event.target) && event.target !== anchor && !anchor.contains(event.target)) close();
+    };
+    const onKey = (event) => {
+      if (event.key === 'Escape') {
+        event.stopPropagation();
+        close();
+        anchor.focus();
+      }
+    };
+    function close() {
+      menu.remove();
+      document.removeEventListener('pointerdown', outside, true);
+      document.removeEventListener('keydown', onKey, true);
+      closeMenu = null;
+    }
+    closeMenu = close;
+    header.append(menu);
+    document.addEventListener('pointerdown', outside, true);
+    document.addEventListener('keydown', onKey, true);
+    menu.querySelector('button')?.focus();
+  }
+
+  async function setMuted(id, muted) {
+    try {
+      await app.actions.setMuted(id, muted);
+    } catch (error) {
+      window.alert(error.message);
+    }
+  }
+
+  // ---- pinned messages ----------------------------------------------------------------------
+
+  /** The ids of loaded messages that are pinned: when it changes (a pin or unpin arrived), fetch again. */
+  function pinnedKey() {
+    return store.messagesOf(chatId).filter((m) => m.pinned).map((m) => m.id).join(',');
+  }
+
+  async function loadPins(id) {
+    const request = ++pinsRequest;
+    pinsKey = pinnedKey();
+    try {
+      const list = await api.pins(id);
+      if (request !== pinsRequest || id !== chatId) return;
+      pins = list;
+    } catch {
+      if (request !== pinsRequest) return;
+      pins = [];
+    }
+    renderPins();
+  }
+
+  function renderPins() {
+    const chat = store.getChat(chatId);
+    const latest = pins[0];
+    pinBar.hidden = !latest;
+    if (!latest) return replaceChildren(pinBar, []);
+    const shown = store.messageById(chatId, latest.id) || latest;
+    replaceChildren(pinBar, [
+      h('button', {
+        type: 'button', class: 'pinned__open', 'aria-label': `Pinned message: ${quoteText(shown)}`,
+        onclick: () => focusMessage(latest.id),
+      },
+      icon('pin', { size: 18 }),
+      h('span', { class: 'pinned__body' },
+        h('span', { class: 'pinned__label', text: pins.length > 1 ? `Pinned message (${pins.length})` : 'Pinned message' }),
+        h('span', { class: 'pinned__text', text: quoteText(shown) }))),
+      canPin(chat) ? h('button', {
+        type: 'button', class: 'icon-button pinned__unpin', 'aria-label': 'Unpin message', title: 'Unpin',
+        onclick: () => unpin(latest),
+      }, icon('close', { size: 18 })) : null,
+    ]);
+  }
+
+  async function pin(message) {
+    try {
+      // The answer marks the message pinned, which fetches the pins again (see renderMessages).
+      await app.actions.pin(message);
+    } catch (error) {
+      window.alert(error.message);
+    }
+  }
+
+  async function unpin(message) {
+    try {
+      await app.actions.unpin(message.chat_id, message.id);
+      // 204: the message.updated event follows; an unpinned message not loaded here changes nothing
+      // renderMessages would notice, so ask now.
+      if (message.chat_id === chatId) loadPins(chatId);
+    } catch (error) {
+      window.alert(error.message);
+    }
+  }
+
+  // ---- jumping to a message -----------------------------------------------------------------
+
+  /** Show a message of this chat (a quote, a pin, a mention or a search hit), loading older history as needed. */
+  async function focusMessage(messageId) {
+    const id = chatId;
+    if (!id || !messageId) return;
+    stickToBottom = false;
+    let found = false;
+    try {
+      found = await app.actions.loadUntil(id, messageId);
+    } catch (error) {
+      console.warn('could not load the history up to a message', error);
+    }
+    if (id !== chatId) return;
+    renderMessages();
+    const node = items.querySelector(`[data-message-id="${messageId}"]`);
+    if (!found || !node) {
+      flashNotice('That message is no longer in this chat.');
+      return;
+    }
+    node.scrollIntoView({ block: 'center' });
+    stickToBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
+    updateDayFloat();
+    updateJump();
+    node.classList.remove('msg--flash');
+    void node.offsetWidth; // restart the animation when the same message is shown twice
+    node.classList.add('msg--flash');
+    setTimeout(() => node.classList.remove('msg--flash'), FLASH_MS);
+    (node.querySelector('.bubble') || node).focus({ preventScroll: true });
+  }
+
+  const notice = h('div', { class: 'chat__notice', role: 'status', hidden: true });
+  history.append(notice);
+  function flashNotice(text) {
+    notice.textContent = text;
+    notice.hidden = false;
+    clearTimeout(flashNotice.timer);
+    flashNotice.timer = setTimeout(() => {
+      notice.hidden = true;
+    }, 3000);
+  }
+
+  /** Open `id` at `messageId`: at once when it is the open chat, else once the chat has switched. */
+  function reveal(id, messageId) {
+    if (id === chatId) {
+      focusMessage(messageId);
+      return;
+    }
+    pendingReveal = { chatId: id, messageId };
+  }
+
+  /** Keys on a focused message: R replies, E edits mine, F forwards. */
+  function onHistoryKey(event) {
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const target = event.target;
+    if (!(target instanceof Element) || !target.classList.contains('bubble')) return;
+    const node = target.closest('[data-message-id]');
+    const message = node && store.messageById(chatId, Number(node.dataset.messageId));
+    if (!message || message.deleted || isSystem(message)) return;
+    const key = event.key.toLowerCase();
+    if (key === 'r') {
+      event.preventDefault();
+      composer.reply(message);
+    } else if (key === 'e' && message.sender?.id === store.state.user?.id && message.content && !message.forwarded_from) {
+      event.preventDefault();
+      composer.edit(message);
+    } else if (key === 'f') {
+      event.preventDefault();
+      openForwardPicker(app, message);
+    }
   }
 
   /** The history as render items: day separators, messages, then pending sends. */
@@ -201,12 +400,18 @@ export function mountChat(layout, app) {
       if (!previous || !sameDay(previous.created_at, message.created_at)) {
         list.push({ kind: 'day', key: `day-${message.created_at.slice(0, 10)}-${message.id}`, at: message.created_at });
       }
+      if (isSystem(message)) {
+        list.push({ kind: 'system', key: `m-${message.id}`, message });
+        previous = message;
+        continue;
+      }
       // Placed once the history is in: before it the view may hold only the chat's last message.
       if (!dividerPlaced && state.loaded && unreadAfter !== null && message.id > unreadAfter && message.sender?.id !== me?.id) {
         list.push({ kind: 'unread', key: 'unread' });
         dividerPlaced = true;
       }
-      const grouped = previous && previous.sender?.id === message.sender?.id && sameDay(previous.created_at, message.created_at)
+      const grouped = previous && !isSystem(previous) && previous.sender?.id === message.sender?.id
+        && sameDay(previous.created_at, message.created_at)
         && new Date(message.created_at) - new Date(previous.created_at) < 5 * 60_000;
       list.push({ kind: 'message', key: `m-${message.id}`, message, grouped, isGroup: chat?.is_group });
       previous = message;
@@ -220,8 +425,9 @@ export function mountChat(layout, app) {
   function signature(entry) {
     if (entry.kind === 'message') {
       const m = entry.message;
-      return `${m.version}|${m.is_read}|${m.deleted}|${entry.grouped}`;
+      return `${m.version}|${m.is_read}|${m.deleted}|${entry.grouped}|${canPin(store.getChat(chatId))}`;
     }
+    if (entry.kind === 'system') return `${entry.message.version}`;
     if (entry.kind === 'pending') return `${entry.pending.status}|${entry.pending.error}`;
     return entry.key;
   }
@@ -231,7 +437,37 @@ export function mountChat(layout, app) {
     if (entry.kind === 'day') return h('div', { class: 'day', role: 'separator' }, h('span', { text: dayLabel(entry.at) }));
     if (entry.kind === 'unread') return h('div', { class: 'unread-divider', role: 'separator' }, h('span', { text: 'Unread messages' }));
     if (entry.kind === 'pending') return pendingBubble(entry.pending);
+    if (entry.kind === 'system') return systemLine(entry.message);
     return messageBubble(entry);
+  }
+
+  function nameOf(id) {
+    const user = store.userById(id);
+    return user ? displayName(user) : null;
+  }
+
+  /** A centred grey line: "Alice renamed the group to “Plans”"; a pin's line opens the pinned message. */
+  function systemLine(message) {
+    const text = systemText(message.system, { meId: store.state.user?.id, nameOf });
+    const target = message.system?.action === 'message.pinned' ? message.system.message_id : null;
+    return h('div', { class: 'system-line', role: 'note', dataset: { messageId: message.id } },
+      target
+        ? h('button', { type: 'button', class: 'system-line__text', onclick: () => focusMessage(target) }, text)
+        : h('span', { class: 'system-line__text', text }));
+  }
+
+  function quoteBlock(reply) {
+    const sender = reply.sender ? displayName(reply.sender) : '';
+    return h('button', {
+      type: 'button', class: `quote${reply.deleted ? ' quote--deleted' : ''}`,
+      'aria-label': `Reply to ${sender}: ${quoteText(reply)}. Show the original`,
+      onclick: (event) => {
+        event.stopPropagation();
+        focusMessage(reply.id);
+      },
+    },
+    h('bdi', { class: 'quote__sender', text: sender }),
+    h('span', { class: 'quote__text', text: quoteText(reply) }));
   }
 
   function messageBubble({ message, grouped, isGroup }) {
@@ -246,23 +482,43 @@ export function mountChat(layout, app) {
     if (message.deleted) {
       content.push(h('span', { class: 'bubble__deleted', text: 'Message deleted' }));
     } else {
+      if (message.forwarded_from) {
+        content.push(h('span', { class: 'bubble__forwarded' },
+          icon('forward', { size: 14 }), 'Forwarded from ', userName(message.forwarded_from.sender)));
+      }
+      if (message.reply_to) content.push(quoteBlock(message.reply_to));
       const attachmentPath = message.attachment?.url || message.attachment_url;
       if (attachmentPath) content.push(attachmentImage(attachmentPath, message.attachment));
-      if (message.content) content.push(h('span', { class: 'bubble__text' }, linkified(message.content)));
+      if (message.content) {
+        content.push(h('span', { class: 'bubble__text' }, richText(message.content, chat?.members || [], me?.id)));
+      }
     }
     const ticks = own && !message.deleted
       ? h('span', { class: `ticks${message.is_read ? ' ticks--read' : ''}`, title: message.is_read ? 'Read' : 'Sent' },
         icon(message.is_read ? 'doneAll' : 'check', { size: 16, label: message.is_read ? 'Read' : 'Sent' }))
       : null;
     content.push(h('span', { class: 'bubble__meta' },
+      message.pinned && !message.deleted ? h('span', { class: 'bubble__pinned', title: 'Pinned' }, icon('pin', { size: 13, label: 'Pinned' })) : null,
       message.edited_at && !message.deleted ? h('span', { class: 'bubble__edited', text: 'edited' }) : null,
       h('time', { datetime: message.created_at, title: new Date(message.created_at).toLocaleString(), text: timeOfDay(message.created_at) }),
       ticks));
 
-    const actions = !message.deleted && (own || canModerate)
+    const action = (name, label, title, onclick) => h('button', {
+      type: 'button', class: `bubble__action bubble__action--${name}`, 'aria-label': label, title, onclick,
+    }, icon(name, { size: 16 }));
+    let row = null;
+    const actions = !message.deleted
       ? h('span', { class: 'bubble__actions' },
-        own && message.content ? h('button', { type: 'button', class: 'bubble__action', 'aria-label': 'Edit message', title: 'Edit', onclick: () => composer.edit(message) }, icon('edit', { size: 16 })) : null,
-        h('button', {
+        action('reply', 'Reply', 'Reply (R)', () => composer.reply(message)),
+        action('mood', 'React', 'React', () => openReactionBar(row, {
+          below: row.getBoundingClientRect().top - scroller.getBoundingClientRect().top < 70,
+          onPick: (emoji) => toggleReaction(message, emoji),
+        })),
+        action('forward', 'Forward', 'Forward (F)', () => openForwardPicker(app, message)),
+        canPin(chat) ? action('pin', message.pinned ? 'Unpin message' : 'Pin message', message.pinned ? 'Unpin' : 'Pin',
+          () => (message.pinned ? unpin(message) : pin(message))) : null,
+        own && message.content && !message.forwarded_from ? action('edit', 'Edit message', 'Edit (E)', () => composer.edit(message)) : null,
+        own || canModerate ? h('button', {
           type: 'button', class: 'bubble__action', 'aria-label': 'Delete message', title: 'Delete', onclick: async () => {
             if (!window.confirm('Delete this message for everyone?')) return;
             try {
@@ -271,20 +527,35 @@ export function mountChat(layout, app) {
               window.alert(error.message);
             }
           },
-        }, icon('delete', { size: 16 })))
+        }, icon('delete', { size: 16 })) : null)
       : null;
 
-    return h('div', {
-      class: `msg ${own ? 'msg--own' : 'msg--other'}${grouped ? ' msg--grouped' : ''}`,
+    const mentioned = !own && !message.deleted && mentionsMe(message, me?.id);
+    row = h('div', {
+      class: `msg ${own ? 'msg--own' : 'msg--other'}${grouped ? ' msg--grouped' : ''}${mentioned ? ' msg--mentions-me' : ''}`,
       dataset: { messageId: message.id },
     },
-    h('div', { class: `bubble${message.deleted ? ' bubble--deleted' : ''}`, tabindex: '-1' }, content),
+    h('div', { class: 'msg__column' },
+      h('div', { class: `bubble${message.deleted ? ' bubble--deleted' : ''}`, tabindex: '-1' }, content),
+      message.deleted ? null : reactionRow(message, { store, onToggle: (emoji) => toggleReaction(message, emoji) })),
     actions);
+    return row;
+  }
+
+  async function toggleReaction(message, emoji) {
+    // The newest copy: the bubble's own may be older than what the store holds by now.
+    const current = store.messageById(message.chat_id, message.id) || message;
+    try {
+      await app.actions.toggleReaction(current, emoji);
+    } catch (error) {
+      flashNotice(error.message);
+    }
   }
 
   function pendingBubble(pending) {
     const failed = pending.status === 'failed';
     const content = [];
+    if (pending.reply_to) content.push(quoteBlock(pending.reply_to));
     if (pending.attachment) content.push(localImage(pending.attachment));
     if (pending.content) content.push(h('span', { class: 'bubble__text' }, linkified(pending.content)));
     content.push(h('span', { class: 'bubble__meta' },
@@ -341,6 +612,8 @@ export function mountChat(layout, app) {
     if (wasAtBottom) scrollToBottom();
     updateDayFloat();
     updateJump();
+    if (pinsKey !== null && pinnedKey() !== pinsKey) loadPins(chatId);
+    else if (pins.length) renderPins();
   }
 
   /** Watch the others' messages for visibility; count the ones that arrived while scrolled up. */
@@ -371,6 +644,14 @@ export function mountChat(layout, app) {
   }
 
   function switchTo(id) {
+    closeReactionBar();
+    closeMenu?.();
+    const target = pendingReveal && pendingReveal.chatId === id ? pendingReveal.messageId : null;
+    pendingReveal = null;
+    pins = [];
+    pinsKey = null;
+    pinsRequest += 1;
+    renderPins();
     chatId = id;
     stickToBottom = true;
     newWhileAway = 0;
@@ -380,17 +661,21 @@ export function mountChat(layout, app) {
     const opened = id ? store.getChat(id) : null;
     unreadAfter = opened && opened.unread_count ? (opened.last_read_id || 0) : null;
     // With unread messages the view opens at the divider, so no render may pull it to the end first.
-    stickToBottom = unreadAfter === null;
+    stickToBottom = unreadAfter === null && !target;
     items.__keyed = null;
     replaceChildren(items, []);
     composer.setChat(id);
     renderAll();
     if (id) {
-      loadInitial(id).then(() => {
+      loadInitial(id).then(async () => {
         if (id !== chatId) return;
+        loadPins(id);
         renderMessages();
         const divider = items.querySelector('.unread-divider');
-        if (divider) {
+        if (target) {
+          await focusMessage(target);
+          if (id !== chatId) return;
+        } else if (divider) {
           // Show where the unread part starts rather than its end; reading marks it read.
           scroller.scrollTop = Math.max(0, divider.offsetTop - items.offsetTop - 8);
           stickToBottom = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 40;
@@ -433,6 +718,7 @@ export function mountChat(layout, app) {
 
   return {
     element,
+    reveal,
     destroy() {
       unsubscribe();
       resize.disconnect();

@@ -1,7 +1,13 @@
 // The composer: Enter sends, Shift+Enter adds a line; paste or pick an image to upload it with a
-// progress bar and a preview; typing notices; editing one of my messages.
-import { h, replaceChildren } from '../dom.js';
+// progress bar and a preview; typing notices; editing one of my messages (Up in an empty composer
+// edits the last one); replying (the quote above the input, Ctrl+Up / Ctrl+Down pick the message,
+// Esc cancels); `@` offers the chat's members.
+import { h, avatar, replaceChildren, userName } from '../dom.js';
 import { fileSize, lengthStatus } from '../format.js';
+import { displayName } from '../store.js';
+import {
+  quoteText, lastEditable, replyStep, mentionAt, mentionCandidates, insertMention,
+} from '../conversation.js';
 import { icon } from '../icons.js';
 
 const TYPING_EVERY_MS = 3000;
@@ -11,11 +17,26 @@ const DEFAULT_MAX_LENGTH = 4000;
 const IMAGE_TYPES = 'image/png,image/jpeg,image/gif,image/webp';
 const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
 
-export function mountComposer(app, { onSent }) {
-  const { api, socket } = app;
+const REPLY_PREVIEW_CHARS = 200;
+
+/** The `reply_to` summary of a message, as the server will render it (shown while the reply is pending). */
+function replySummary(message) {
+  return {
+    id: message.id,
+    sender: message.sender,
+    content: [...(message.content || '')].slice(0, REPLY_PREVIEW_CHARS).join(''),
+    attachment: message.attachment || null,
+    deleted: Boolean(message.deleted),
+  };
+}
+
+export function mountComposer(app, { onSent, onQuoteClick = () => {} }) {
+  const { api, socket, store } = app;
   let chatId = null;
   let lastTypingAt = 0;
   let editing = null; // the message being edited
+  let replying = null; // the message being answered
+  let suggestions = null; // { start, caret, users, index } while `@` autocomplete is open
   let upload = null; // { file, previewUrl, progress, attachment, error, cancelled }
   const drafts = new Map();
   let maxLength = DEFAULT_MAX_LENGTH;
@@ -27,8 +48,12 @@ export function mountComposer(app, { onSent }) {
 
   const textarea = h('textarea', {
     class: 'composer__input', rows: 1, placeholder: 'Write a message…', 'aria-label': 'Message', 'aria-describedby': 'composer-counter',
+    'aria-autocomplete': 'list', 'aria-controls': 'composer-mentions',
     onkeydown: onKeyDown, oninput: onInput, onpaste: onPaste,
+    onclick: () => updateSuggestions(), onblur: () => setTimeout(closeSuggestions, 150),
   });
+  const quoteBox = h('div', { class: 'composer__quote', hidden: true });
+  const mentionList = h('div', { class: 'composer__mentions', id: 'composer-mentions', role: 'listbox', 'aria-label': 'Members', hidden: true });
   const fileInput = h('input', {
     type: 'file', accept: IMAGE_TYPES, class: 'visually-hidden', id: 'composer-file', tabindex: '-1',
     onchange: () => {
@@ -45,21 +70,106 @@ export function mountComposer(app, { onSent }) {
   const counter = h('span', { class: 'composer__counter', id: 'composer-counter', 'aria-live': 'polite', hidden: true });
   const tray = h('div', { class: 'composer__upload', hidden: true });
   const element = h('div', { class: 'composer' },
-    banner, tray,
+    banner, quoteBox, mentionList, tray,
     h('div', { class: 'composer__row' }, attachButton, fileInput, textarea, counter, sendButton));
 
   function onKeyDown(event) {
+    if (suggestions && !event.isComposing) {
+      if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+        event.preventDefault();
+        const step = event.key === 'ArrowDown' ? 1 : -1;
+        suggestions.index = (suggestions.index + step + suggestions.users.length) % suggestions.users.length;
+        renderSuggestions();
+        return;
+      }
+      if (event.key === 'Enter' || event.key === 'Tab') {
+        event.preventDefault();
+        chooseSuggestion(suggestions.users[suggestions.index]);
+        return;
+      }
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        closeSuggestions();
+        return;
+      }
+    }
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
       submit();
-    } else if (event.key === 'Escape' && editing) {
+    } else if (event.key === 'Escape' && (editing || replying)) {
       event.preventDefault();
-      cancelEdit();
+      if (editing) cancelEdit();
+      else cancelReply();
+    } else if ((event.key === 'ArrowUp' || event.key === 'ArrowDown') && (event.ctrlKey || event.metaKey) && !editing) {
+      // Ctrl+Up answers the newest message, and each press an older one; Ctrl+Down goes back down.
+      event.preventDefault();
+      const next = replyStep(store.messagesOf(chatId), replying?.id ?? null, event.key === 'ArrowUp' ? 'older' : 'newer');
+      if (next) reply(next);
+      else cancelReply();
+    } else if (event.key === 'ArrowUp' && !event.shiftKey && !event.ctrlKey && !event.metaKey && !event.altKey
+      && !textarea.value && !editing && !upload) {
+      const mine = lastEditable(store.messagesOf(chatId), store.state.user?.id);
+      if (mine) {
+        event.preventDefault();
+        edit(mine);
+      }
     }
+  }
+
+  // ---- @ mentions -----------------------------------------------------------------------------
+
+  function updateSuggestions() {
+    const chat = store.getChat(chatId);
+    const at = mentionAt(textarea.value, textarea.selectionStart);
+    if (!chat || !at || textarea.selectionStart !== textarea.selectionEnd) return closeSuggestions();
+    const users = mentionCandidates(chat.members || [], at.query, { meId: store.state.user?.id });
+    if (!users.length) return closeSuggestions();
+    const previous = suggestions?.users[suggestions.index]?.id;
+    const index = Math.max(0, users.findIndex((u) => u.id === previous));
+    suggestions = { start: at.start, caret: textarea.selectionStart, users, index };
+    renderSuggestions();
+  }
+
+  function renderSuggestions() {
+    mentionList.hidden = !suggestions;
+    if (!suggestions) {
+      textarea.removeAttribute('aria-activedescendant');
+      return replaceChildren(mentionList, []);
+    }
+    replaceChildren(mentionList, suggestions.users.map((user, i) => h('div', {
+      class: `composer__mention${i === suggestions.index ? ' composer__mention--active' : ''}`,
+      role: 'option', id: `composer-mention-${user.id}`, 'aria-selected': i === suggestions.index ? 'true' : 'false',
+      dataset: { username: user.username },
+      // mousedown, not click: the textarea keeps its focus and caret
+      onmousedown: (event) => {
+        event.preventDefault();
+        chooseSuggestion(user);
+      },
+    },
+    avatar(displayName(user), user.id, { size: 'sm' }),
+    h('span', { class: 'composer__mention-name' }, userName(user, { handle: true })))));
+    textarea.setAttribute('aria-activedescendant', `composer-mention-${suggestions.users[suggestions.index].id}`);
+  }
+
+  function chooseSuggestion(user) {
+    if (!suggestions || !user) return;
+    const next = insertMention(textarea.value, suggestions, user.username);
+    textarea.value = next.value;
+    textarea.setSelectionRange(next.caret, next.caret);
+    closeSuggestions();
+    onInput();
+    textarea.focus();
+  }
+
+  function closeSuggestions() {
+    if (!suggestions && mentionList.hidden) return;
+    suggestions = null;
+    renderSuggestions();
   }
 
   function onInput() {
     autosize();
+    updateSuggestions();
     updateCounter();
     if (chatId && !editing) drafts.set(chatId, textarea.value);
     const now = Date.now();
@@ -182,7 +292,8 @@ export function mountComposer(app, { onSent }) {
       banner.dataset.kind = 'length';
       return;
     }
-    socket.sendMessage({ chat_id: chatId, content, attachment });
+    socket.sendMessage({ chat_id: chatId, content, attachment, reply_to: replying ? replySummary(replying) : null });
+    cancelReply({ focus: false });
     textarea.value = '';
     updateCounter();
     drafts.delete(chatId);
@@ -191,8 +302,39 @@ export function mountComposer(app, { onSent }) {
     onSent();
   }
 
+  // ---- replies ----------------------------------------------------------------------------------
+
+  function reply(message) {
+    if (!chatId || !message || message.chat_id !== chatId) return;
+    if (editing) cancelEdit();
+    replying = message;
+    const sender = message.sender ? displayName(message.sender) : '';
+    quoteBox.hidden = false;
+    replaceChildren(quoteBox, [
+      icon('reply', { size: 20 }),
+      h('button', {
+        type: 'button', class: 'composer__quote-body', 'aria-label': `Replying to ${sender}: show the message`,
+        onclick: () => onQuoteClick(message.id),
+      },
+      h('span', { class: 'composer__quote-label' }, 'Reply to ', h('bdi', { text: sender })),
+      h('span', { class: 'composer__quote-text', text: quoteText(message) })),
+      h('button', { type: 'button', class: 'icon-button', 'aria-label': 'Cancel reply', title: 'Cancel reply (Esc)', onclick: () => cancelReply() },
+        icon('close', { size: 18 })),
+    ]);
+    textarea.focus();
+  }
+
+  function cancelReply({ focus = true } = {}) {
+    replying = null;
+    quoteBox.hidden = true;
+    replaceChildren(quoteBox, []);
+    if (focus && chatId) textarea.focus();
+  }
+
   function edit(message) {
     if (!editing) drafts.set(chatId, textarea.value);
+    cancelReply({ focus: false });
+    closeSuggestions();
     discardUpload();
     editing = message;
     textarea.value = message.content;
@@ -237,6 +379,8 @@ export function mountComposer(app, { onSent }) {
   function setChat(id) {
     if (chatId) drafts.set(chatId, editing ? drafts.get(chatId) || '' : textarea.value);
     editing = null;
+    cancelReply({ focus: false });
+    closeSuggestions();
     hideBanner();
     discardUpload();
     chatId = id;
@@ -250,6 +394,7 @@ export function mountComposer(app, { onSent }) {
     element,
     setChat,
     edit,
+    reply,
     destroy() {
       discardUpload();
     },

@@ -1,29 +1,39 @@
 // The sidebar: who I am, the connection state, search (chats by name, people to start a direct
-// chat with), the chat list with previews, times and unread badges, and "new group".
-import { h, avatar, replaceChildren, debounce, userName } from '../dom.js';
+// chat with, messages of my chats with the hits highlighted), the chat list with previews, times and
+// unread badges (grey when muted), "new group", and the Mentions view (messages that name me).
+import { h, avatar, replaceChildren, debounce, userName, highlighted } from '../dom.js';
 import { displayName, isolated } from '../store.js';
 import { shortStamp, preview } from '../format.js';
+import { systemText, isSystem, hitExcerpt, quoteText } from '../conversation.js';
 import { openNewGroup } from './newGroup.js';
 import { icon } from '../icons.js';
 
 const CONNECTION_TEXT = { online: '', connecting: 'Connecting…', offline: 'Offline' };
+// The server matches substrings of 3 characters or more.
+const MESSAGE_SEARCH_MIN = 3;
 
 export function mountSidebar(layout, app) {
   const { store, api } = app;
   let query = '';
   let people = [];
   let searching = false;
+  // Message search: the hits for `hits.query`, in the server's order (newest first).
+  let hits = { query: '', results: [], hasMore: false, loading: false, error: '' };
+  // The Mentions view replaces the chat list while open.
+  let mentions = null; // { results, hasMore, loading, error }
 
   const status = h('p', { class: 'sidebar__status', role: 'status' });
   const meBox = h('div', { class: 'sidebar__me' });
   // An address given at registration (or a new one) waits for the code mailed to it.
   const confirmBox = h('div', { class: 'sidebar__confirm' });
   const search = h('input', {
-    class: 'search', type: 'search', placeholder: 'Search chats and people', 'aria-label': 'Search chats and people',
+    class: 'search', type: 'search', placeholder: 'Search chats, people and messages', 'aria-label': 'Search chats, people and messages',
     oninput: () => {
       query = search.value.trim();
+      mentions = null;
       renderList();
       findPeople(query);
+      findMessages(query);
     },
     onkeydown: (event) => {
       if (event.key === 'ArrowDown') {
@@ -33,6 +43,7 @@ export function mountSidebar(layout, app) {
         search.value = '';
         query = '';
         people = [];
+        hits = { query: '', results: [], hasMore: false, loading: false, error: '' };
         renderList();
       }
     },
@@ -51,6 +62,10 @@ export function mountSidebar(layout, app) {
     h('header', { class: 'sidebar__header' },
       meBox,
       notificationsButton,
+      h('button', {
+        class: 'icon-button sidebar__mentions-button', type: 'button', title: 'Mentions', 'aria-label': 'Mentions',
+        onclick: () => (mentions ? closeMentions() : openMentions()),
+      }, icon('at')),
       h('button', { class: 'icon-button', type: 'button', title: 'New group', 'aria-label': 'New group', onclick: () => openNewGroup(app) }, icon('group')),
       h('button', { class: 'icon-button', type: 'button', title: 'Sign out', 'aria-label': 'Sign out', onclick: () => app.logout() }, icon('logout'))),
     status,
@@ -78,6 +93,104 @@ export function mountSidebar(layout, app) {
     }
     renderList();
   }, 250);
+
+  const findMessages = debounce((q) => searchMessages(q), 300);
+
+  async function searchMessages(q, { more = false } = {}) {
+    if ([...q].length < MESSAGE_SEARCH_MIN) {
+      hits = { query: q, results: [], hasMore: false, loading: false, error: '' };
+      renderList();
+      return;
+    }
+    const before = more ? hits.results.at(-1)?.id : undefined;
+    hits = more ? { ...hits, loading: true } : { query: q, results: [], hasMore: false, loading: true, error: '' };
+    renderList();
+    try {
+      const page = await api.searchMessages(q, { before });
+      if (q !== query) return;
+      hits = { query: q, results: [...(more ? hits.results : []), ...(page.results || [])], hasMore: Boolean(page.has_more), loading: false, error: '' };
+    } catch (error) {
+      if (q !== query) return;
+      hits = { ...hits, loading: false, error: error.message };
+    }
+    renderList();
+  }
+
+  async function loadMentions({ more = false } = {}) {
+    const before = more ? mentions.results.at(-1)?.id : undefined;
+    mentions = { ...(mentions || { results: [], hasMore: false }), loading: true, error: '' };
+    renderList();
+    try {
+      const page = await api.mentions({ before });
+      if (!mentions) return;
+      mentions = { results: [...(more ? mentions.results : []), ...(page.results || [])], hasMore: Boolean(page.has_more), loading: false, error: '' };
+    } catch (error) {
+      if (!mentions) return;
+      mentions = { ...mentions, loading: false, error: error.message };
+    }
+    renderList();
+  }
+
+  function openMentions() {
+    search.value = '';
+    query = '';
+    people = [];
+    mentions = { results: [], hasMore: false, loading: true, error: '' };
+    loadMentions();
+  }
+
+  function closeMentions() {
+    mentions = null;
+    renderList();
+  }
+
+  /** A found message (a search hit or a mention): its chat, sender, the text, when; opens the chat at it. */
+  function messageItem(message, { highlight = '' } = {}) {
+    const chat = store.getChat(message.chat_id);
+    const title = chat ? store.chatTitle(chat) : 'Chat';
+    const sender = message.sender ? displayName(message.sender) : '';
+    const text = message.content ? hitExcerpt(message.content, highlight) : quoteText(message);
+    return h('button', {
+      class: 'chat-item found', type: 'button', dataset: { focusKey: `found-${message.id}`, messageId: message.id, chatId: message.chat_id },
+      onclick: () => app.openChat(message.chat_id, { messageId: message.id }),
+    },
+    avatar(sender || title, message.sender?.id, { size: 'sm' }),
+    h('span', { class: 'chat-item__body' },
+      h('span', { class: 'chat-item__top' },
+        h('span', { class: 'chat-item__title' }, h('bdi', { text: title })),
+        h('time', { class: 'chat-item__time', datetime: message.created_at || '', text: shortStamp(message.created_at) })),
+      h('span', { class: 'found__line' },
+        sender && chat?.is_group ? h('bdi', { class: 'found__sender', text: `${sender}: ` }) : null,
+        h('span', { class: 'found__text' }, highlight ? highlighted(text, highlight) : text))));
+  }
+
+  function moreButton(label, onclick) {
+    return h('button', { type: 'button', class: 'link-button chat-list__more', onclick }, label);
+  }
+
+  function mentionsParts() {
+    const parts = [h('div', { class: 'chat-list__view-header' },
+      h('h3', { class: 'chat-list__heading', text: 'Mentions' }),
+      h('button', { type: 'button', class: 'link-button', onclick: closeMentions }, 'Back to chats'))];
+    parts.push(...mentions.results.map((m) => messageItem(m)));
+    if (mentions.error) parts.push(h('p', { class: 'chat-list__empty', role: 'alert', text: mentions.error }));
+    else if (mentions.loading) parts.push(h('p', { class: 'chat-list__empty', text: 'Loading…' }));
+    else if (!mentions.results.length) parts.push(h('p', { class: 'chat-list__empty', text: 'Nobody has mentioned you yet.' }));
+    else if (mentions.hasMore) parts.push(moreButton('Show older mentions', () => loadMentions({ more: true })));
+    return parts;
+  }
+
+  function hitParts() {
+    if ([...query].length < MESSAGE_SEARCH_MIN) return [];
+    const parts = [h('h3', { class: 'chat-list__heading', text: 'Messages' })];
+    const current = hits.query === query;
+    if (current) parts.push(...hits.results.map((m) => messageItem(m, { highlight: query })));
+    if (current && hits.error) parts.push(h('p', { class: 'chat-list__empty', role: 'alert', text: hits.error }));
+    else if (!current || hits.loading) parts.push(h('p', { class: 'chat-list__empty', text: 'Searching…' }));
+    else if (!hits.results.length) parts.push(h('p', { class: 'chat-list__empty', text: 'No messages found' }));
+    else if (hits.hasMore) parts.push(moreButton('Show older messages', () => searchMessages(query, { more: true })));
+    return parts;
+  }
 
   async function startDirectChat(user) {
     try {
@@ -137,8 +250,13 @@ export function mountSidebar(layout, app) {
     const title = store.chatTitle(chat);
     const last = chat.last_message;
     const me = store.state.user;
-    const mine = last && last.sender && me && last.sender.id === me.id;
-    const sender = last && chat.is_group && !mine && last.sender ? `${isolated(displayName(last.sender))}: ` : '';
+    const system = isSystem(last);
+    const mine = !system && last && last.sender && me && last.sender.id === me.id;
+    const sender = !system && last && chat.is_group && !mine && last.sender ? `${isolated(displayName(last.sender))}: ` : '';
+    const nameOf = (id) => {
+      const user = store.userById(id);
+      return user ? displayName(user) : null;
+    };
     const active = store.state.activeChatId === chat.id;
     const unread = chat.unread_count || 0;
     const typing = store.typingIn(chat.id);
@@ -157,8 +275,12 @@ export function mountSidebar(layout, app) {
           ? h('span', { class: 'chat-item__preview chat-item__typing', text: chat.is_group ? `${isolated(displayName(typing[0]))} is typing…` : 'typing…' })
           : h('span', { class: 'chat-item__preview' },
             mine ? h('span', { class: 'chat-item__you', text: 'You: ' }) : sender,
-            preview(last)),
-        unread ? h('span', { class: 'badge', 'aria-label': `${unread} unread`, text: unread > 99 ? '99+' : String(unread) }) : null)));
+            system ? systemText(last.system, { meId: me?.id, nameOf }) : preview(last)),
+        chat.muted ? h('span', { class: 'chat-item__muted', title: 'Muted' }, icon('notificationsOff', { size: 16, label: 'Muted' })) : null,
+        unread ? h('span', {
+          class: `badge${chat.muted ? ' badge--muted' : ''}`, 'aria-label': `${unread} unread${chat.muted ? ', muted' : ''}`,
+          text: unread > 99 ? '99+' : String(unread),
+        }) : null)));
   }
 
   function personItem(user) {
@@ -173,6 +295,10 @@ export function mountSidebar(layout, app) {
   }
 
   function renderList() {
+    if (mentions) {
+      replaceChildren(list, mentionsParts());
+      return;
+    }
     const needle = query.toLowerCase();
     const chats = store.chatList().filter((chat) => !needle || store.chatTitle(chat).toLowerCase().includes(needle));
     const parts = [];
@@ -186,6 +312,7 @@ export function mountSidebar(layout, app) {
       parts.push(h('h3', { class: 'chat-list__heading', text: 'People' }));
       if (people.length) parts.push(...people.map(personItem));
       else parts.push(h('p', { class: 'chat-list__empty', text: searching ? 'Searching…' : 'Nobody found' }));
+      parts.push(...hitParts());
     }
     replaceChildren(list, parts);
   }
