@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import {
   systemText, reactionChips, toggleReaction, reactorsLabel, messageParts, mentionsMe, mentionAt,
   mentionCandidates, insertMention, highlightParts, hitExcerpt, quoteText, replyStep, lastEditable, canPin,
-  shouldNotify, fold,
+  shouldNotify, fold, replySummary,
 } from '../renderer/js/conversation.js';
 
 const ann = { id: 1, username: 'ann', display_name: 'Ann' };
@@ -216,4 +216,12 @@ test('a muted chat notifies only when I am mentioned; system lines and my own me
   assert.equal(shouldNotify({ ...message, mentions: [1] }, { muted: true }, 1), true);
   assert.equal(shouldNotify({ ...message, kind: 'system' }, { muted: false }, 1), false);
   assert.equal(shouldNotify({ ...message, sender: ann }, { muted: false }, 1), false);
+});
+
+test('a pending reply quotes at most the first 200 characters, counting an emoji as one', () => {
+  const long = { id: 4, sender: bob, content: '😀'.repeat(250), attachment: null, deleted: false, reactions: [] };
+  const summary = replySummary(long);
+  assert.deepEqual(Object.keys(summary).sort(), ['attachment', 'content', 'deleted', 'id', 'sender']);
+  assert.equal([...summary.content].length, 200);
+  assert.equal(summary.content, '😀'.repeat(200));
 });

@@ -289,6 +289,22 @@ export function quoteText(original) {
   return text;
 }
 
+const REPLY_PREVIEW_CHARS = 200;
+
+/**
+ * The `reply_to` of a message answering `message`, as the server renders it (at most the first 200
+ * characters): what a pending reply shows until the server's copy arrives.
+ */
+export function replySummary(message) {
+  return {
+    id: message.id,
+    sender: message.sender || null,
+    content: [...(message.content || '')].slice(0, REPLY_PREVIEW_CHARS).join(''),
+    attachment: message.attachment || null,
+    deleted: Boolean(message.deleted),
+  };
+}
+
 /** The reply target the keyboard moves to: from `current` (a message id or null) one step older or newer. */
 export function replyStep(messages, current, direction) {
   const candidates = (messages || []).filter((m) => m && !m.deleted && !isSystem(m) && m.id > 0);

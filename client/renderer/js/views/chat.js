@@ -237,7 +237,8 @@ export function mountChat(layout, app) {
       closeMenu = null;
     }
     closeMenu = close;
-    header.append(menu);
+    // Beside the header, not in it: the header re-renders on every presence or typing change.
+    body.append(menu);
     document.addEventListener('pointerdown', outside, true);
     document.addEventListener('keydown', onKey, true);
     menu.querySelector('button')?.focus();

@@ -6,7 +6,7 @@ import { h, avatar, replaceChildren, userName } from '../dom.js';
 import { fileSize, lengthStatus } from '../format.js';
 import { displayName } from '../store.js';
 import {
-  quoteText, lastEditable, replyStep, mentionAt, mentionCandidates, insertMention,
+  quoteText, lastEditable, replyStep, mentionAt, mentionCandidates, insertMention, replySummary,
 } from '../conversation.js';
 import { icon } from '../icons.js';
 
@@ -16,19 +16,6 @@ const TYPING_EVERY_MS = 3000;
 const DEFAULT_MAX_LENGTH = 4000;
 const IMAGE_TYPES = 'image/png,image/jpeg,image/gif,image/webp';
 const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
-
-const REPLY_PREVIEW_CHARS = 200;
-
-/** The `reply_to` summary of a message, as the server will render it (shown while the reply is pending). */
-function replySummary(message) {
-  return {
-    id: message.id,
-    sender: message.sender,
-    content: [...(message.content || '')].slice(0, REPLY_PREVIEW_CHARS).join(''),
-    attachment: message.attachment || null,
-    deleted: Boolean(message.deleted),
-  };
-}
 
 export function mountComposer(app, { onSent, onQuoteClick = () => {} }) {
   const { api, socket, store } = app;
