@@ -8,7 +8,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from accounts.models import User
 from accounts.selectors import presence_context as presence_context  # chats.views uses it from here
-from chats import statements
+from chats import search, statements
 from chats.models import Chat, ChatUser, Message
 from media.models import Attachment
 
@@ -126,6 +126,22 @@ def message_page(*, chat_id: int, before: int | None = None, since: int | None =
     page_ids = ids[:limit]
     rows = message_queryset().in_bulk(page_ids)
     return MessagePage(results=[rows[i] for i in page_ids], has_more=len(ids) > limit)
+
+
+def message_search(
+    *, user: User, query: str, chat_id: int | None = None, before: int | None = None, limit: int = 50
+) -> MessagePage:
+    """Messages of the user's chats (or of `chat_id` alone: the caller checked the membership) whose
+    text or file name holds `query` (folded: chats.search.fold), newest first, keyset by id < before.
+
+    The ids come from the search index (chats.search), then the rows as the history reads them:
+    a fixed number of queries whatever the page, the chats or the matches.
+    """
+    chat_ids = [chat_id] if chat_id is not None else chat_ids_for(user.pk)
+    ids = search.matching_ids(query=query, chat_ids=chat_ids, before=before, limit=limit + 1)
+    page_ids = ids[:limit]
+    rows = message_queryset().in_bulk(page_ids)
+    return MessagePage(results=[rows[i] for i in page_ids if i in rows], has_more=len(ids) > limit)
 
 
 def media_page_queryset(chat_id: int) -> QuerySet[Message]:

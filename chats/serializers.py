@@ -13,6 +13,7 @@ from rest_framework import serializers
 from accounts import presence
 from accounts.models import User
 from accounts.serializers import PublicUserSerializer, public_user_data
+from chats import search
 from chats.models import Chat, ChatUser, Message
 from chats.selectors import Member, MemberUser, members_of
 from media.serializers import AttachmentSerializer, attachment_data
@@ -291,6 +292,22 @@ class MessagePageQuerySerializer(serializers.Serializer[Any]):
         if "before" in attrs and "since" in attrs:
             raise serializers.ValidationError({"since": ["Use either before or since, not both."]})
         return attrs
+
+
+class MessageSearchQuerySerializer(serializers.Serializer[Any]):
+    """GET /api/search/messages: `q` is validated and folded here (chats.search.fold)."""
+
+    q = serializers.CharField(max_length=search.MAX_QUERY_LENGTH, trim_whitespace=True)
+    chat_id = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    before = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=settings.MESSAGE_PAGE_MAX, default=50)
+
+    def validate_q(self, value: str) -> str:
+        folded = search.fold(value)
+        # The index holds trigrams: fewer characters than a trigram can match nothing precisely.
+        if len(value) < search.MIN_QUERY_LENGTH or len(folded) < search.MIN_QUERY_LENGTH:
+            raise serializers.ValidationError(f"Type at least {search.MIN_QUERY_LENGTH} characters to search.")
+        return folded
 
 
 class MessagePageSerializer(serializers.Serializer[Any]):

@@ -22,7 +22,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
-from chats import statements
+from chats import search, statements
 from chats.models import Chat, ChatUser, Message
 from chats.realtime import outbox, render
 from chats.realtime.events import (
@@ -325,6 +325,7 @@ def _message_create(
     # The foreign keys were checked above; validating them again would cost a query each.
     message.full_clean(exclude=["chat", "sender", "attachment"], validate_unique=False, validate_constraints=False)
     statements.insert_message(message)
+    search.index_new(message)
     statements.chat_advance(chat_id, version=message.version, at=now, last_message_id=message.pk)
     # Writing in a chat means having read it, up to the new message (the newest, under the lock).
     statements.members_count_new_message(chat_id, sender_id=sender.pk, message_id=message.pk)
@@ -375,6 +376,7 @@ def message_edit(*, chat_id: int, message_id: int, actor: User, content: str) ->
     message.edited_at = timezone.now()
     message.version = chat.version
     message.save(update_fields=["content", "edited_at", "version"])
+    search.reindex(message)
     entry = outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
     return MessageResult(message, created=False, entry=entry)
 
@@ -413,6 +415,7 @@ def message_soft_delete(*, message: Message) -> Message:
         message.attachment = None
         message.version = chat.version
         message.save(update_fields=["deleted", "content", "attachment", "version"])
+        search.unindex(message.pk)
         # Members who had not read it yet no longer count it.
         ChatUser.objects.filter(chat=chat, last_read_id__lt=message.pk, unread_count__gt=0).exclude(
             user_id=message.sender_id

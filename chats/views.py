@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.auth import request_user
 from accounts.throttles import check_rate
@@ -26,6 +27,7 @@ from chats.serializers import (
     MessageEditSerializer,
     MessagePageQuerySerializer,
     MessagePageSerializer,
+    MessageSearchQuerySerializer,
     MessageSerializer,
     ReadResultSerializer,
     ReadSerializer,
@@ -249,3 +251,46 @@ class MessageViewSet(PathIdsInRange, mixins.ListModelMixin, viewsets.GenericView
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.message_delete(chat_id=self.chat_id(), message_id=int(kwargs["pk"]), actor=request_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MessageSearchView(APIView):
+    """GET /api/search/messages: the caller's messages holding a substring, newest first."""
+
+    # A chat_id of a chat the caller is not in: 404, as everywhere (messenger.schema).
+    error_statuses = (404,)
+
+    @extend_schema(
+        tags=["messages"],
+        operation_id="search_messages",
+        parameters=[
+            OpenApiParameter(
+                "q",
+                str,
+                required=True,
+                description="At least 3 characters (after trimming), matched anywhere in a message's text or "
+                "its file's name, in any script; case and accents do not matter",
+            ),
+            OpenApiParameter("chat_id", int, description="Only this chat (404 when the caller is not a member)"),
+            OpenApiParameter("before", int, description="Messages with an id below this (the next page)"),
+            OpenApiParameter("limit", int, description="At most this many (1..100, default 50)"),
+        ],
+        responses=MessagePageSerializer,
+        description="Messages of the caller's chats whose text or file name holds `q`, newest first; deleted "
+        "messages never match. A `q` shorter than 3 characters is a 400.",
+    )
+    def get(self, request: Request) -> Response:
+        query = MessageSearchQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        viewer = request_user(request)
+        params = query.validated_data
+        chat_id = params.get("chat_id")
+        if chat_id is not None:
+            services.membership_get(chat_id=chat_id, user=viewer)
+        page = selectors.message_search(
+            user=viewer, query=params["q"], chat_id=chat_id, before=params.get("before"), limit=params["limit"]
+        )
+        # Senders who left and share no chat with the caller any more: presence hidden (as in history).
+        presence = selectors.presence_context([m.sender for m in page.results], viewer=viewer)
+        online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
+        results = [message_data(m, online_ids=online_ids, visible_ids=visible_ids) for m in page.results]
+        return Response({"results": results, "has_more": page.has_more})

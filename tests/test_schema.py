@@ -25,6 +25,8 @@ CONTRACT = {
     "/api/chats/{id}/read": {"post"},
     "/api/chats/{id}/media": {"get"},
     "/api/attachments": {"post"},
+    # v1.1 additions
+    "/api/search/messages": {"get"},
 }
 
 
@@ -115,3 +117,9 @@ def test_schema_documents_507_when_the_disk_is_full_on_upload(schema):
     responses = schema["paths"]["/api/attachments"]["post"]["responses"]
     assert "507" in responses
     assert responses["507"]["content"]["application/json"]["schema"]["required"] == ["detail"]
+
+
+def test_schema_documents_every_status_of_message_search(schema):
+    operation = schema["paths"]["/api/search/messages"]["get"]
+    assert {"200", "400", "401", "404", "500", "503"} <= set(operation["responses"])
+    assert {p["name"] for p in operation["parameters"]} >= {"q", "chat_id", "before", "limit"}

@@ -1,0 +1,243 @@
+"""GET /api/search/messages: any substring of 3+ characters of the caller's messages, in any script,
+case and accents folded, over text and file names; newest first, keyset pages by `before`."""
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+
+from chats import search, services
+from chats.models import Chat
+from media import services as media_services
+from tests.chats.test_query_budgets import queries_for
+from tests.factories import UserFactory, group_with, message_in
+from tests.media import images
+
+# Authentication; the caller's chat ids (or the membership of chat_id); on MariaDB the query's
+# rarest trigram; the matching ids; their rows with senders and attachments; which senders share a
+# chat with the caller (presence).
+SEARCH_BUDGET = 6
+
+
+def say(chat: Chat, sender, content: str = "", **kwargs):
+    return services.message_create(chat_id=chat.pk, sender=sender, content=content, **kwargs).message
+
+
+def found(client, q: str, **params) -> list[int]:
+    r = client.get("/api/search/messages", {"q": q, **params})
+    assert r.status_code == 200, r.content
+    return [m["id"] for m in r.json()["results"]]
+
+
+def test_a_latin_substring_in_the_middle_of_a_word_matches(api_client, chat, user):
+    # given
+    message = say(chat, user, "Internationalization is hard")
+    say(chat, user, "something else")
+    # when / then
+    assert found(api_client, "nation") == [message.pk]
+
+
+def test_cyrillic_matches_in_any_case(api_client, chat, user, other_user):
+    # given
+    message = say(chat, other_user, "Привет, мир! Как дела?")
+    # when / then
+    assert found(api_client, "ривет") == [message.pk]
+    assert found(api_client, "МИР!") == [message.pk]
+
+
+def test_a_cjk_substring_matches(api_client, chat, user):
+    # given
+    message = say(chat, user, "東京タワーに行きました")
+    say(chat, user, "京都に行きました")
+    # when / then
+    assert found(api_client, "京タワ") == [message.pk]
+    assert found(api_client, "行きまし") == [message.pk + 1, message.pk]
+
+
+def test_accents_are_folded_in_the_text_and_in_the_query(api_client, chat, user):
+    # given
+    accented = say(chat, user, "Un café au lait")
+    plain = say(chat, user, "cafe noir")
+    # when / then
+    assert found(api_client, "cafe") == [plain.pk, accented.pk]
+    assert found(api_client, "CAFÉ") == [plain.pk, accented.pk]
+
+
+def test_case_does_not_matter(api_client, chat, user):
+    # given
+    message = say(chat, user, "Hello World")
+    # when / then
+    assert found(api_client, "WORLD") == [message.pk]
+    assert found(api_client, "hello w") == [message.pk]
+
+
+def test_a_file_name_matches(api_client, chat, user):
+    # given
+    upload = SimpleUploadedFile("Quarterly-Report.png", images.png())
+    attachment = media_services.attachment_create(uploader=user, file=upload)
+    message = say(chat, user, "", attachment_id=attachment.pk)
+    say(chat, user, "a report-less text")
+    # when
+    r = api_client.get("/api/search/messages", {"q": "ly-report"})
+    # then
+    assert r.status_code == 200, r.content
+    assert [m["id"] for m in r.json()["results"]] == [message.pk]
+    assert r.json()["results"][0]["attachment"]["id"] == attachment.pk
+
+
+def test_a_match_never_spans_the_text_and_the_file_name(api_client, chat, user):
+    # given: text "abc", file "def.png": "c d" and "cdef" are in neither
+    attachment = media_services.attachment_create(uploader=user, file=SimpleUploadedFile("def.png", images.png()))
+    say(chat, user, "abc", attachment_id=attachment.pk)
+    # when / then
+    assert found(api_client, "c d") == []
+    assert found(api_client, "cdef") == []
+
+
+def test_other_peoples_chats_never_match(api_client, make_client, chat, user, other_user):
+    # given: a chat the caller is not in
+    third = UserFactory.create()
+    theirs = group_with(other_user, third, owner=other_user)
+    say(theirs, other_user, "the secret plan")
+    mine = say(chat, other_user, "no secrets here")
+    # when / then
+    assert found(api_client, "secret") == [mine.pk]
+    assert len(found(make_client(other_user), "secret")) == 2
+
+
+def test_a_deleted_message_never_matches(api_client, chat, user):
+    # given
+    message = say(chat, user, "forget this sentence")
+    # when
+    services.message_delete(chat_id=chat.pk, message_id=message.pk, actor=user)
+    # then
+    assert found(api_client, "forget") == []
+
+
+def test_an_edited_message_matches_its_new_text_only(api_client, chat, user):
+    # given
+    message = say(chat, user, "meeting on monday")
+    # when
+    services.message_edit(chat_id=chat.pk, message_id=message.pk, actor=user, content="meeting on friday")
+    # then
+    assert found(api_client, "friday") == [message.pk]
+    assert found(api_client, "monday") == []
+    assert found(api_client, "meeting") == [message.pk]
+
+
+def test_chat_id_keeps_to_that_chat(api_client, chat, user, other_user):
+    # given
+    elsewhere = group_with(user, other_user, owner=user, title="Elsewhere")
+    here = say(chat, user, "budget for 2027")
+    there = say(elsewhere, user, "budget again")
+    # when / then
+    assert found(api_client, "budget") == [there.pk, here.pk]
+    assert found(api_client, "budget", chat_id=chat.pk) == [here.pk]
+
+
+def test_chat_id_of_a_chat_the_caller_is_not_in_is_404(api_client, other_user):
+    # given
+    theirs = group_with(other_user, UserFactory.create(), owner=other_user)
+    say(theirs, other_user, "budget")
+    # when
+    r = api_client.get("/api/search/messages", {"q": "budget", "chat_id": theirs.pk})
+    # then
+    assert r.status_code == 404, r.content
+
+
+def test_pages_go_back_with_before(api_client, chat, user):
+    # given
+    ids = [say(chat, user, f"report number {n}").pk for n in range(5)]
+    say(chat, user, "nothing to see")
+    # when
+    first = api_client.get("/api/search/messages", {"q": "report", "limit": 2}).json()
+    second = api_client.get("/api/search/messages", {"q": "report", "limit": 2, "before": ids[3]}).json()
+    last = api_client.get("/api/search/messages", {"q": "report", "limit": 2, "before": ids[1]}).json()
+    # then: newest first
+    assert [m["id"] for m in first["results"]] == [ids[4], ids[3]]
+    assert first["has_more"] is True
+    assert [m["id"] for m in second["results"]] == [ids[2], ids[1]]
+    assert second["has_more"] is True
+    assert [m["id"] for m in last["results"]] == [ids[0]]
+    assert last["has_more"] is False
+
+
+def test_results_are_rendered_as_history_renders_them(api_client, chat, user, other_user):
+    # given
+    say(chat, other_user, "render me the same")
+    # when
+    hit = api_client.get("/api/search/messages", {"q": "render"}).json()["results"]
+    history = api_client.get(f"/api/chats/{chat.pk}/messages").json()["results"]
+    # then
+    assert hit == history
+
+
+@pytest.mark.parametrize("q", ["ab", "  ab  ", "", "é\u0301\u0301"], ids=["two", "two-trimmed", "empty", "one-folded"])
+def test_a_query_shorter_than_3_characters_is_400(api_client, chat, user, q):
+    # given
+    say(chat, user, "ab ab ab")
+    # when
+    r = api_client.get("/api/search/messages", {"q": q})
+    # then
+    assert r.status_code == 400, r.content
+    assert "q" in r.json()
+
+
+def test_a_missing_query_is_400(api_client):
+    r = api_client.get("/api/search/messages")
+    assert r.status_code == 400, r.content
+    assert "q" in r.json()
+
+
+def test_like_wildcards_and_quotes_are_plain_characters(api_client, chat, user):
+    # given
+    percent = say(chat, user, 'he said "100% sure"')
+    say(chat, user, "1000 sure, 10_0 too")
+    # when / then
+    assert found(api_client, "100%") == [percent.pk]
+    assert found(api_client, '"100') == [percent.pk]
+    assert found(api_client, "0_0") == [percent.pk + 1]
+    assert found(api_client, "1_0") == []
+
+
+def test_unauthenticated_is_401(client, db):
+    r = client.get("/api/search/messages", {"q": "hello"})
+    assert r.status_code == 401, r.content
+
+
+def test_messages_stored_before_the_index_are_found_after_a_rebuild(api_client, chat, user):
+    # given: rows written around the services (as before migration 0004)
+    old = message_in(chat, user, "an old message")
+    assert found(api_client, "old mess") == []
+    # when
+    search.rebuild()
+    # then
+    assert found(api_client, "old mess") == [old.pk]
+
+
+@pytest.mark.parametrize("chat_filter", [False, True], ids=["all-chats", "one-chat"])
+def test_a_page_costs_the_same_whatever_the_matches_and_chats(
+    api_client, chat, user, other_user, django_assert_max_num_queries, chat_filter
+):
+    # given
+    params = {"q": "hello", "limit": 100, **({"chat_id": chat.pk} if chat_filter else {})}
+    say(chat, other_user, "hello there")
+    few, _ = queries_for(api_client, "/api/search/messages", params)
+    senders = [UserFactory.create() for _ in range(10)]
+    for n in range(10):
+        group = group_with(user, senders[n], owner=user, title=f"g{n}")
+        say(group, senders[n], "hello from elsewhere")
+        say(chat, user, f"hello number {n}")
+    # when
+    with django_assert_max_num_queries(SEARCH_BUDGET):
+        r = api_client.get("/api/search/messages", params)
+    many, _ = queries_for(api_client, "/api/search/messages", params)
+    # then
+    assert r.status_code == 200, r.content
+    assert len(r.json()["results"]) == (11 if chat_filter else 21)
+    assert many == few
+
+
+def test_fold():
+    # Full-width Latin (U+FF21..) becomes ASCII.
+    assert search.fold("  Straße\tCAFÉ  Ёж \uff21\uff22\uff23 ") == "strasse cafe \u0435ж abc"
+    assert search.fold("バス") == "バス"
+    assert search.fold("한국어") == "한국어"
