@@ -71,6 +71,13 @@ class ChatUser(models.Model):
 
 
 class Message(models.Model):
+    """A message of a chat: text (with an attachment or not), or a system message recording a
+    change to the chat (`kind` "system", `system` saying what: see services.system_message_record)."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text"
+        SYSTEM = "system"
+
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
     content = models.TextField(blank=True)
@@ -83,6 +90,9 @@ class Message(models.Model):
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted = models.BooleanField(default=False)
     version = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEXT)
+    # {action, actor_id, user_id?, title?, message_id?, role?} on a system message; null on text.
+    system = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [

@@ -51,6 +51,8 @@ def message_data(
         "edited_at": datetime_text(message.edited_at),
         "deleted": message.deleted,
         "version": message.version,
+        "kind": message.kind,
+        "system": message.system,
     }
 
 
@@ -109,11 +111,37 @@ class MemberSerializer(serializers.ModelSerializer[ChatUser]):
         read_only_fields = fields
 
 
+SYSTEM_ACTIONS = [
+    "chat.created",
+    "chat.renamed",
+    "member.added",
+    "member.removed",
+    "member.left",
+    "role.changed",
+    "message.pinned",
+]
+
+
+class SystemEventSerializer(serializers.Serializer[Any]):
+    """What a system message records: `actor_id` did `action` (to `user_id`, naming `title`, ...)."""
+
+    action = serializers.ChoiceField(choices=SYSTEM_ACTIONS)
+    actor_id = serializers.IntegerField()
+    user_id = serializers.IntegerField(required=False, help_text="member.added/removed/left, role.changed")
+    title = serializers.CharField(required=False, help_text="chat.created, chat.renamed: the new title")
+    message_id = serializers.IntegerField(required=False, help_text="message.pinned: the pinned message")
+    role = serializers.ChoiceField(
+        choices=ChatUser.Role.choices, required=False, help_text="role.changed: the member's new role"
+    )
+
+
 class MessageSerializer(serializers.ModelSerializer[Message]):
     chat_id = serializers.IntegerField(read_only=True)
     sender = PublicUserSerializer(read_only=True)
     attachment = serializers.SerializerMethodField()
     attachment_url = serializers.SerializerMethodField()
+    kind = serializers.ChoiceField(choices=Message.Kind.choices, read_only=True)
+    system = serializers.SerializerMethodField(help_text="What a system message records; null on text messages")
 
     class Meta:
         model = Message
@@ -130,8 +158,14 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "edited_at",
             "deleted",
             "version",
+            "kind",
+            "system",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(SystemEventSerializer(allow_null=True))
+    def get_system(self, message: Message) -> dict[str, Any] | None:
+        return message.system
 
     @extend_schema_field(AttachmentSerializer(allow_null=True))
     def get_attachment(self, message: Message) -> dict[str, Any] | None:

@@ -40,6 +40,7 @@ from media.models import Attachment
 from messenger.deadlocks import retry_deadlocks
 
 Role = ChatUser.Role
+Kind = Message.Kind
 
 
 def membership_get(*, chat_id: int, user: User) -> ChatUser:
@@ -111,6 +112,8 @@ def _group_create(*, creator: User, title: str | None, member_ids: list[int]) ->
         + [ChatUser(chat=chat, user=user, role=Role.MEMBER) for user in users]
     )
     outbox.record(ChatCreated(chat_id=chat.pk))
+    # The new row is this transaction's alone: no lock to take for its first version.
+    system_message_record(chat=chat, actor=creator, action="chat.created", title=clean_title)
     return chat
 
 
@@ -148,9 +151,12 @@ def chat_update(*, chat_id: int, actor: User, title: str) -> Chat:
         raise ValidationError({"title": ["A direct chat has no title."]})
     if not membership.is_manager:
         raise PermissionDenied("Only the group's owner or an admin can rename it.")
-    chat.title = _clean_title(title)
+    clean_title = _clean_title(title)
+    chat = _lock_chat(chat_id)
+    chat.title = clean_title
     chat.save(update_fields=["title"])
     outbox.record(ChatRenamed(chat_id=chat.pk))
+    system_message_record(chat=chat, actor=actor, action="chat.renamed", title=clean_title)
     return chat
 
 
@@ -174,7 +180,10 @@ def chat_member_add(*, chat_id: int, actor: User, user_id: int) -> outbox.Entry:
         raise ValidationError({"user_id": [f"No such user: {user_id}."]})
     # A newcomer starts with everything before them read: the newest message, kept under this lock.
     ChatUser.objects.create(chat=chat, user=user, role=Role.MEMBER, last_read_id=chat.last_message_id or 0)
-    return outbox.record(MemberAdded(chat_id=chat.pk, user_id=user.pk))
+    added = outbox.record(MemberAdded(chat_id=chat.pk, user_id=user.pk))
+    # After MemberAdded: the newcomer's sockets have joined the chat when its message.created comes.
+    system_message_record(chat=chat, actor=actor, action="member.added", user_id=user.pk)
+    return added
 
 
 def chats_refresh_last_message(chat_ids: Sequence[int]) -> None:
@@ -206,6 +215,10 @@ def chat_member_remove(*, chat_id: int, actor: User, user_id: int) -> None:
         if membership.role == Role.ADMIN and target.role != Role.MEMBER:
             raise PermissionDenied("An admin can remove members only; the owner removes admins.")
     target.delete()
+    # Before MemberRemoved: the one who leaves or is removed still hears it.
+    system_message_record(
+        chat=chat, actor=actor, action="member.left" if leaving else "member.removed", user_id=user_id
+    )
     if target.role == Role.OWNER:
         heir = (
             ChatUser.objects.filter(chat=chat)
@@ -216,6 +229,7 @@ def chat_member_remove(*, chat_id: int, actor: User, user_id: int) -> None:
             heir.role = Role.OWNER
             heir.save(update_fields=["role"])
             outbox.record(MemberRoleChanged(chat_id=chat.pk, user_id=heir.user_id, role=Role.OWNER))
+            system_message_record(chat=chat, actor=actor, action="role.changed", user_id=heir.user_id, role=Role.OWNER)
     outbox.record(MemberRemoved(chat_id=chat.pk, user_id=user_id))
 
 
@@ -235,13 +249,45 @@ def chat_member_set_role(*, chat_id: int, actor: User, user_id: int, role: str) 
     if target.role == Role.OWNER:
         raise ValidationError({"role": ["The owner's role cannot change."]})
     if target.role != role:
+        chat = _lock_chat(chat_id)
         target.role = role
         target.save(update_fields=["role"])
         outbox.record(MemberRoleChanged(chat_id=chat_id, user_id=user_id, role=role))
+        system_message_record(chat=chat, actor=actor, action="role.changed", user_id=user_id, role=role)
     return membership.chat
 
 
 # Messages -----------------------------------------------------------------------------
+
+
+def system_message_record(
+    *,
+    chat: Chat,
+    actor: User,
+    action: str,
+    user_id: int | None = None,
+    title: str | None = None,
+    message_id: int | None = None,
+    role: str | None = None,
+) -> Message:
+    """Store a system message recording a change to the chat, and announce it (`message.created`).
+
+    Called holding the chat's row lock (or on a chat created in this transaction), with `chat` that
+    locked row: the message takes the chat's next version like any message, but counts as unread
+    for nobody (the members' counters are left alone) and can be neither edited nor deleted.
+    """
+    system: dict[str, Any] = {"action": action, "actor_id": actor.pk}
+    details = {"user_id": user_id, "title": title, "message_id": message_id, "role": role}
+    system.update({key: value for key, value in details.items() if value is not None})
+    now = timezone.now()
+    chat.version += 1
+    message = Message.objects.create(
+        chat=chat, sender=actor, kind=Kind.SYSTEM, system=system, created_at=now, version=chat.version
+    )
+    chat.last_activity_at, chat.last_message = now, message
+    chat.save(update_fields=["version", "last_activity_at", "last_message"])
+    outbox.record(MessageCreated(chat_id=chat.pk, message_id=message.pk, version=message.version), message)
+    return message
 
 
 @dataclass
@@ -364,6 +410,8 @@ def message_edit(*, chat_id: int, message_id: int, actor: User, content: str) ->
     message = Message.objects.filter(pk=message_id, chat_id=chat_id).first()
     if message is None:
         raise Http404("No message matches the given query.")
+    if message.kind == Kind.SYSTEM:
+        raise ValidationError({"content": ["A system message cannot be edited."]})
     if message.sender_id != actor.pk:
         raise PermissionDenied("Only the sender can edit a message.")
     if message.deleted:
@@ -386,6 +434,8 @@ def message_delete(*, chat_id: int, message_id: int, actor: User) -> None:
     message = Message.objects.filter(pk=message_id, chat_id=chat_id).first()
     if message is None:
         raise Http404("No message matches the given query.")
+    if message.kind == Kind.SYSTEM:
+        raise ValidationError("A system message cannot be deleted.")
     may_moderate = membership.chat.is_group and membership.is_manager
     if message.sender_id != actor.pk and not may_moderate:
         raise PermissionDenied("Only the sender or a group owner/admin can delete this message.")
@@ -447,7 +497,9 @@ def _advance_read(*, chat: Chat, user: User, message_id: int) -> tuple[bool, int
         raise Http404("No chat matches the given query.")
     if message_id <= membership.last_read_id:
         return False, 0
-    unread = Message.objects.filter(chat=chat, id__gt=message_id, deleted=False).exclude(sender=user).count()
+    unread = (
+        Message.objects.filter(chat=chat, id__gt=message_id, deleted=False, kind=Kind.TEXT).exclude(sender=user).count()
+    )
     ChatUser.objects.filter(pk=membership.pk).update(last_read_id=message_id, unread_count=unread)
     newly_read = _mark_others_read(chat_id=chat.pk, reader=user, after_id=membership.last_read_id, up_to_id=message_id)
     return True, newly_read

@@ -19,6 +19,8 @@ MESSAGE_FIELDS = {
     "edited_at",
     "deleted",
     "version",
+    "kind",
+    "system",
 }
 
 
