@@ -93,6 +93,8 @@ class Message(models.Model):
     kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEXT)
     # {action, actor_id, user_id?, title?, message_id?, role?} on a system message; null on text.
     system = models.JSONField(null=True, blank=True)
+    # The message this one answers, in the same chat; shown as it is now (edited, or deleted).
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         constraints = [

@@ -43,6 +43,12 @@ class Member:
         return self.user.id
 
 
+# What rendering a Message reads besides its row (chats.serializers.message_data): joined, never a
+# query per message.
+MESSAGE_RELATED = ("sender", "attachment__blob", "reply_to__sender", "reply_to__attachment__blob")
+LAST_MESSAGE_RELATED = tuple(f"last_message__{name}" for name in MESSAGE_RELATED)
+
+
 def chats_for(user: User) -> QuerySet[Chat]:
     """The user's chats, most recent activity first, each with its last message joined in.
 
@@ -50,7 +56,7 @@ def chats_for(user: User) -> QuerySet[Chat]:
     """
     return (
         Chat.objects.filter(memberships__user=user)
-        .select_related("last_message__sender", "last_message__attachment__blob")
+        .select_related(*LAST_MESSAGE_RELATED)
         .order_by(F("last_activity_at").desc(), F("id").desc())
     )
 
@@ -84,7 +90,7 @@ def chat_detail(*, chat_id: int, user: User) -> Chat | None:
 def chat_with_members_or_none(chat_id: int) -> Chat | None:
     """A chat with its members and last message (two queries), for rendering its events."""
     chat = (
-        Chat.objects.select_related("last_message__sender", "last_message__attachment__blob").filter(pk=chat_id).first()
+        Chat.objects.select_related(*LAST_MESSAGE_RELATED).filter(pk=chat_id).first()
     )
     return attach_members([chat])[0] if chat is not None else None
 
@@ -98,7 +104,17 @@ def chat_ids_for(user_id: int) -> list[int]:
 
 
 def message_queryset() -> QuerySet[Message]:
-    return Message.objects.select_related("sender", "attachment__blob")
+    return Message.objects.select_related(*MESSAGE_RELATED)
+
+
+def users_shown(messages: Iterable[Message]) -> list[User]:
+    """Every user the messages' renderings show: their senders and the senders they quote."""
+    users = []
+    for message in messages:
+        users.append(message.sender)
+        if message.reply_to is not None:
+            users.append(message.reply_to.sender)
+    return users
 
 
 @dataclass
@@ -142,7 +158,7 @@ def users_in_chats(chats: Iterable[Chat]) -> list[User | MemberUser]:
     for chat in chats:
         users.extend(m.user for m in members_of(chat))
         if chat.last_message is not None:
-            users.append(chat.last_message.sender)
+            users.extend(users_shown([chat.last_message]))
     return users
 
 

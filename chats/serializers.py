@@ -33,11 +33,32 @@ def _online(user_id: int, online_ids: set[int] | None, visible_ids: set[int] | N
     return user_id in online_ids
 
 
+# How much of the text a reply quotes from the message it answers.
+QUOTE_LENGTH = 200
+
+
+def reply_data(original: Message, *, online_ids: set[int] | None, visible_ids: set[int] | None) -> dict[str, Any]:
+    """ReplySerializer's output: the answered message as it is now (its current text; nothing once deleted)."""
+    attachment = None if original.deleted else original.attachment
+    return {
+        "id": original.pk,
+        "sender": public_user_data(original.sender, is_online=_online(original.sender_id, online_ids, visible_ids)),
+        "content": "" if original.deleted else original.content[:QUOTE_LENGTH],
+        "attachment": attachment_data(attachment) if attachment is not None else None,
+        "deleted": original.deleted,
+    }
+
+
 def message_data(
     message: Message, *, online_ids: set[int] | None, visible_ids: set[int] | None = None
 ) -> dict[str, Any]:
-    """MessageSerializer's output, built directly (see messenger.rendering)."""
+    """MessageSerializer's output, built directly (see messenger.rendering).
+
+    Reads the message's sender, attachment and the message it replies to with theirs, all joined in
+    by the selectors (selectors.MESSAGE_RELATED).
+    """
     attachment = None if message.deleted else message.attachment
+    original = message.reply_to if message.reply_to_id is not None else None
     return {
         "id": message.pk,
         "chat_id": message.chat_id,
@@ -53,6 +74,7 @@ def message_data(
         "version": message.version,
         "kind": message.kind,
         "system": message.system,
+        "reply_to": reply_data(original, online_ids=online_ids, visible_ids=visible_ids) if original else None,
     }
 
 
@@ -135,6 +157,16 @@ class SystemEventSerializer(serializers.Serializer[Any]):
     )
 
 
+class ReplySerializer(serializers.Serializer[Any]):
+    """The message a reply answers, as it is now."""
+
+    id = serializers.IntegerField()
+    sender = PublicUserSerializer()
+    content = serializers.CharField(help_text="Its current text, at most the first 200 characters; empty once deleted")
+    attachment = AttachmentSerializer(allow_null=True)
+    deleted = serializers.BooleanField()
+
+
 class MessageSerializer(serializers.ModelSerializer[Message]):
     chat_id = serializers.IntegerField(read_only=True)
     sender = PublicUserSerializer(read_only=True)
@@ -142,6 +174,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
     attachment_url = serializers.SerializerMethodField()
     kind = serializers.ChoiceField(choices=Message.Kind.choices, read_only=True)
     system = serializers.SerializerMethodField(help_text="What a system message records; null on text messages")
+    reply_to = serializers.SerializerMethodField(help_text="The message this one answers, as it is now; or null")
 
     class Meta:
         model = Message
@@ -160,8 +193,14 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "version",
             "kind",
             "system",
+            "reply_to",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(ReplySerializer(allow_null=True))
+    def get_reply_to(self, message: Message) -> dict[str, Any] | None:
+        original = message.reply_to
+        return reply_data(original, online_ids=self.context.get("online_ids"), visible_ids=None) if original else None
 
     @extend_schema_field(SystemEventSerializer(allow_null=True))
     def get_system(self, message: Message) -> dict[str, Any] | None:
@@ -281,6 +320,9 @@ class MessageCreateSerializer(serializers.Serializer[Any]):
     content = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=100_000)
     attachment_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
     client_id = serializers.CharField(required=False, allow_null=True, max_length=64)
+    reply_to_id = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_ID, help_text="A message of the same chat"
+    )
 
 
 class MessageSendSerializer(MessageCreateSerializer):

@@ -320,6 +320,7 @@ def message_create(
     content: str | None = None,
     attachment_id: int | None = None,
     client_id: str | None = None,
+    reply_to_id: int | None = None,
 ) -> MessageResult:
     """Store a message and announce it (`created`), or find the sender's first with this client_id.
 
@@ -329,7 +330,12 @@ def message_create(
     client_id = (client_id or "").strip() or None
     try:
         return _message_create(
-            chat_id=chat_id, sender=sender, content=content, attachment_id=attachment_id, client_id=client_id
+            chat_id=chat_id,
+            sender=sender,
+            content=content,
+            attachment_id=attachment_id,
+            client_id=client_id,
+            reply_to_id=reply_to_id,
         )
     except IntegrityError:
         if client_id is None:
@@ -343,7 +349,13 @@ def message_create(
 
 @outbox.atomic()
 def _message_create(
-    *, chat_id: int, sender: User, content: str | None, attachment_id: int | None, client_id: str | None
+    *,
+    chat_id: int,
+    sender: User,
+    content: str | None,
+    attachment_id: int | None,
+    client_id: str | None,
+    reply_to_id: int | None = None,
 ) -> MessageResult:
     # The hot path of the messenger: four statements, all fixed SQL (chats.statements).
     # The chat's row lock comes first, with the membership and the client_id's first message read
@@ -357,6 +369,7 @@ def _message_create(
     if attachment_id is not None:
         attachment = _attachment_for(chat_id=chat_id, user=sender, attachment_id=attachment_id)
     text = _clean_content(content, required=attachment is None)
+    reply_to = _reply_target(chat_id=chat_id, message_id=reply_to_id) if reply_to_id is not None else None
 
     now = timezone.now()
     message = Message(
@@ -367,9 +380,12 @@ def _message_create(
         client_id=client_id,
         created_at=now,
         version=locked.chat_version + 1,
+        reply_to=reply_to,
     )
     # The foreign keys were checked above; validating them again would cost a query each.
-    message.full_clean(exclude=["chat", "sender", "attachment"], validate_unique=False, validate_constraints=False)
+    message.full_clean(
+        exclude=["chat", "sender", "attachment", "reply_to"], validate_unique=False, validate_constraints=False
+    )
     statements.insert_message(message)
     statements.chat_advance(chat_id, version=message.version, at=now, last_message_id=message.pk)
     # Writing in a chat means having read it, up to the new message (the newest, under the lock).
@@ -387,6 +403,18 @@ def _message_create(
         # Others' messages just became read (is_read): their senders' ticks change.
         outbox.record(ChatRead(chat_id=chat_id, user_id=sender.pk, last_read_id=message.pk))
     return MessageResult(message, created=True, entry=entry)
+
+
+def _reply_target(*, chat_id: int, message_id: int) -> Message:
+    """The message a reply answers: one of the same chat that still has something to quote, with
+    what its quote shows loaded (the new message's rendering reads it from here, no query)."""
+    quoted = Message.objects.select_related("sender", "attachment__blob")
+    original = quoted.filter(pk=message_id, chat_id=chat_id).first()
+    if original is None:
+        raise ValidationError({"reply_to_id": ["No such message in this chat."]})
+    if original.deleted or original.kind == Kind.SYSTEM:
+        raise ValidationError({"reply_to_id": ["A deleted or system message cannot be replied to."]})
+    return original
 
 
 def _attachment_for(*, chat_id: int, user: User, attachment_id: int) -> Attachment:

@@ -216,7 +216,7 @@ class MessageViewSet(PathIdsInRange, mixins.ListModelMixin, viewsets.GenericView
         query.is_valid(raise_exception=True)
         page = selectors.message_page(chat_id=self.chat_id(), **query.validated_data)
         # Senders who left and share no chat with the caller any more: presence hidden.
-        presence = selectors.presence_context([m.sender for m in page.results], viewer=request_user(request))
+        presence = selectors.presence_context(selectors.users_shown(page.results), viewer=request_user(request))
         online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
         results = [message_data(m, online_ids=online_ids, visible_ids=visible_ids) for m in page.results]
         return Response({"results": results, "has_more": page.has_more})
