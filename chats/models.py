@@ -95,6 +95,12 @@ class Message(models.Model):
     system = models.JSONField(null=True, blank=True)
     # The message this one answers, in the same chat; shown as it is now (edited, or deleted).
     reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # A forward's original author and time (the first author's, through a forward of a forward); never
+    # the original's chat. The sender is null once that account is gone.
+    forwarded_sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    forwarded_created_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [

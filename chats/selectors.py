@@ -45,7 +45,13 @@ class Member:
 
 # What rendering a Message reads besides its row (chats.serializers.message_data): joined, never a
 # query per message.
-MESSAGE_RELATED = ("sender", "attachment__blob", "reply_to__sender", "reply_to__attachment__blob")
+MESSAGE_RELATED = (
+    "sender",
+    "attachment__blob",
+    "reply_to__sender",
+    "reply_to__attachment__blob",
+    "forwarded_sender",
+)
 LAST_MESSAGE_RELATED = tuple(f"last_message__{name}" for name in MESSAGE_RELATED)
 
 
@@ -89,9 +95,7 @@ def chat_detail(*, chat_id: int, user: User) -> Chat | None:
 
 def chat_with_members_or_none(chat_id: int) -> Chat | None:
     """A chat with its members and last message (two queries), for rendering its events."""
-    chat = (
-        Chat.objects.select_related(*LAST_MESSAGE_RELATED).filter(pk=chat_id).first()
-    )
+    chat = Chat.objects.select_related(*LAST_MESSAGE_RELATED).filter(pk=chat_id).first()
     return attach_members([chat])[0] if chat is not None else None
 
 

@@ -75,6 +75,20 @@ def message_data(
         "kind": message.kind,
         "system": message.system,
         "reply_to": reply_data(original, online_ids=online_ids, visible_ids=visible_ids) if original else None,
+        "forwarded_from": forwarded_data(message),
+    }
+
+
+def forwarded_data(message: Message) -> dict[str, Any] | None:
+    """ForwardedFromSerializer's output: who wrote a forward's original, and when (never where).
+
+    The author's presence is never shown: they may share no chat with the viewers of the copy."""
+    if message.forwarded_created_at is None:
+        return None
+    author = message.forwarded_sender if message.forwarded_sender_id is not None else None
+    return {
+        "sender": public_user_data(author, is_online=None) if author is not None else None,
+        "created_at": datetime_text(message.forwarded_created_at),
     }
 
 
@@ -167,6 +181,13 @@ class ReplySerializer(serializers.Serializer[Any]):
     deleted = serializers.BooleanField()
 
 
+class ForwardedFromSerializer(serializers.Serializer[Any]):
+    """A forward's original: its author (null once that account is gone; presence never shown) and time."""
+
+    sender = PublicUserSerializer(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
 class MessageSerializer(serializers.ModelSerializer[Message]):
     chat_id = serializers.IntegerField(read_only=True)
     sender = PublicUserSerializer(read_only=True)
@@ -175,6 +196,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
     kind = serializers.ChoiceField(choices=Message.Kind.choices, read_only=True)
     system = serializers.SerializerMethodField(help_text="What a system message records; null on text messages")
     reply_to = serializers.SerializerMethodField(help_text="The message this one answers, as it is now; or null")
+    forwarded_from = serializers.SerializerMethodField(help_text="A forward's original author and time; or null")
 
     class Meta:
         model = Message
@@ -194,8 +216,13 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "kind",
             "system",
             "reply_to",
+            "forwarded_from",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(ForwardedFromSerializer(allow_null=True))
+    def get_forwarded_from(self, message: Message) -> dict[str, Any] | None:
+        return forwarded_data(message)
 
     @extend_schema_field(ReplySerializer(allow_null=True))
     def get_reply_to(self, message: Message) -> dict[str, Any] | None:
@@ -322,6 +349,14 @@ class MessageCreateSerializer(serializers.Serializer[Any]):
     client_id = serializers.CharField(required=False, allow_null=True, max_length=64)
     reply_to_id = serializers.IntegerField(
         required=False, allow_null=True, min_value=1, max_value=MAX_ID, help_text="A message of the same chat"
+    )
+    forward_of_id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="Forward this message (one of any chat of the caller): its text and attachment are copied; "
+        "content and attachment_id must be left out",
     )
 
 

@@ -321,6 +321,7 @@ def message_create(
     attachment_id: int | None = None,
     client_id: str | None = None,
     reply_to_id: int | None = None,
+    forward_of_id: int | None = None,
 ) -> MessageResult:
     """Store a message and announce it (`created`), or find the sender's first with this client_id.
 
@@ -336,6 +337,7 @@ def message_create(
             attachment_id=attachment_id,
             client_id=client_id,
             reply_to_id=reply_to_id,
+            forward_of_id=forward_of_id,
         )
     except IntegrityError:
         if client_id is None:
@@ -356,6 +358,7 @@ def _message_create(
     attachment_id: int | None,
     client_id: str | None,
     reply_to_id: int | None = None,
+    forward_of_id: int | None = None,
 ) -> MessageResult:
     # The hot path of the messenger: four statements, all fixed SQL (chats.statements).
     # The chat's row lock comes first, with the membership and the client_id's first message read
@@ -365,7 +368,13 @@ def _message_create(
         raise Http404("No chat matches the given query.")
     if locked.first_message_id is not None:
         return MessageResult(Message.objects.get(pk=locked.first_message_id), created=False)
-    attachment = None
+    forwarded = None
+    if forward_of_id is not None:
+        if (content or "").strip() or attachment_id is not None:
+            raise ValidationError({"forward_of_id": ["A forward carries the original's text and attachment only."]})
+        forwarded = _forward_source(user=sender, message_id=forward_of_id)
+        content = forwarded.content
+    attachment = forwarded.attachment if forwarded is not None else None
     if attachment_id is not None:
         attachment = _attachment_for(chat_id=chat_id, user=sender, attachment_id=attachment_id)
     text = _clean_content(content, required=attachment is None)
@@ -382,9 +391,16 @@ def _message_create(
         version=locked.chat_version + 1,
         reply_to=reply_to,
     )
+    if forwarded is not None:
+        # A forward of a forward names the first author, as the one it copies did.
+        first_author = forwarded.forwarded_created_at is None
+        message.forwarded_sender = forwarded.sender if first_author else forwarded.forwarded_sender
+        message.forwarded_created_at = forwarded.created_at if first_author else forwarded.forwarded_created_at
     # The foreign keys were checked above; validating them again would cost a query each.
     message.full_clean(
-        exclude=["chat", "sender", "attachment", "reply_to"], validate_unique=False, validate_constraints=False
+        exclude=["chat", "sender", "attachment", "reply_to", "forwarded_sender"],
+        validate_unique=False,
+        validate_constraints=False,
     )
     statements.insert_message(message)
     statements.chat_advance(chat_id, version=message.version, at=now, last_message_id=message.pk)
@@ -414,6 +430,17 @@ def _reply_target(*, chat_id: int, message_id: int) -> Message:
         raise ValidationError({"reply_to_id": ["No such message in this chat."]})
     if original.deleted or original.kind == Kind.SYSTEM:
         raise ValidationError({"reply_to_id": ["A deleted or system message cannot be replied to."]})
+    return original
+
+
+def _forward_source(*, user: User, message_id: int) -> Message:
+    """The message a forward copies: one in any chat of the user (else 404, as a chat they are not in)."""
+    visible = Message.objects.select_related("sender", "attachment__blob", "forwarded_sender")
+    original = visible.filter(pk=message_id, chat__memberships__user=user).first()
+    if original is None:
+        raise Http404("No message matches the given query.")
+    if original.deleted or original.kind == Kind.SYSTEM:
+        raise ValidationError({"forward_of_id": ["A deleted or system message cannot be forwarded."]})
     return original
 
 

@@ -19,6 +19,7 @@ MESSAGE_FIELDS = {
     "edited_at",
     "deleted",
     "version",
+    "forwarded_from",
     "reply_to",
     "kind",
     "system",

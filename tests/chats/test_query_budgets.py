@@ -151,12 +151,13 @@ def test_a_committed_send_renders_its_message_from_the_row_it_wrote(api_client, 
 
 
 def decorate(chat, user, other_user, count):
-    """`count` messages that reply to others (and what later features add to them)."""
+    """`count` messages that reply to others, and as many forwards of them (and what later features add)."""
     from chats import services
 
     originals = [message_in(chat, other_user, f"original {n}") for n in range(count)]
     chat.refresh_from_db()
     for original in originals:
+        services.message_create(chat_id=chat.id, sender=user, forward_of_id=original.id)
         services.message_create(chat_id=chat.id, sender=user, content="re", reply_to_id=original.id)
     chat.refresh_from_db()
     return originals
@@ -177,6 +178,7 @@ def test_history_with_replies_costs_the_same_as_without(
     # then
     assert r.status_code == 200, r.content
     assert sum(1 for m in r.json()["results"] if m["reply_to"]) == 22
+    assert sum(1 for m in r.json()["results"] if m["forwarded_from"]) == 22
     assert many == few
 
 

@@ -1,6 +1,7 @@
 """The v1.1 conversation features over a socket: message.send takes what POST .../messages takes."""
 
 import pytest
+from asgiref.sync import sync_to_async
 
 from tests.factories import message_in
 
@@ -31,6 +32,19 @@ async def test_message_send_replying_to_another_chat_s_message_is_an_invalid_err
 
 
 async def message_in_async(chat, sender, content):
-    from asgiref.sync import sync_to_async
-
     return await sync_to_async(message_in)(chat, sender, content)
+
+
+async def test_message_send_may_forward_a_message_of_another_chat(connect, user, other_user, chat):
+    # given
+    from tests.factories import group_with
+
+    elsewhere = await sync_to_async(group_with)(other_user, user, owner=other_user)
+    original = await message_in_async(elsewhere, other_user, "pass it on")
+    socket = await connect(user, f"/ws/chat/{chat.id}/")
+    # when
+    await socket.send({"type": "message.send", "client_id": "f-1", "forward_of_id": original.id})
+    # then
+    ack = await socket.receive_type("message.ack")
+    assert ack["message"]["content"] == "pass it on"
+    assert ack["message"]["forwarded_from"]["sender"]["id"] == other_user.id
