@@ -101,6 +101,9 @@ class Message(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     forwarded_created_at = models.DateTimeField(null=True, blank=True)
+    # [{emoji, count, user_ids}] as every member sees it: kept by services.message_react from the
+    # Reaction rows under the chat's lock, so that no read of a message counts its reactions.
+    reactions = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
@@ -118,3 +121,27 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"Message {self.pk} in chat {self.chat_id}"
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message (Message.reactions sums them up)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reaction_rows")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=64)
+    # The emoji's code points in hex ("1f44d-1f3fd"): compared and kept unique by this, because
+    # MariaDB's utf8mb4_unicode_ci collation holds every emoji equal to every other.
+    key = models.CharField(max_length=256, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user", "key"], name="reaction_message_user_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on {self.message_id}"
+
+    @staticmethod
+    def key_of(emoji: str) -> str:
+        return "-".join(f"{ord(char):x}" for char in emoji)

@@ -3,13 +3,14 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from accounts.models import User
 from accounts.selectors import presence_context as presence_context  # chats.views uses it from here
 from chats import statements
-from chats.models import Chat, ChatUser, Message
+from chats.models import Chat, ChatUser, Message, Reaction
 from media.models import Attachment
 
 
@@ -109,6 +110,21 @@ def chat_ids_for(user_id: int) -> list[int]:
 
 def message_queryset() -> QuerySet[Message]:
     return Message.objects.select_related(*MESSAGE_RELATED)
+
+
+def reactions_beyond_shown(viewer_id: int, rendered: Iterable[dict[str, Any]]) -> dict[int, frozenset[str]]:
+    """For rendered Messages: the emoji the viewer reacted with where the reactors named stop short
+    of the count (over services.REACTORS_SHOWN), by message id. No query unless some emoji has more
+    reactors than are named; then one."""
+    crowded = [m["id"] for m in rendered if any(r["count"] > len(r["user_ids"]) for r in m.get("reactions") or ())]
+    if not crowded:
+        return {}
+    found: dict[int, set[str]] = {}
+    for message_id, emoji in Reaction.objects.filter(message_id__in=crowded, user_id=viewer_id).values_list(
+        "message_id", "emoji"
+    ):
+        found.setdefault(message_id, set()).add(emoji)
+    return {message_id: frozenset(emoji) for message_id, emoji in found.items()}
 
 
 def users_shown(messages: Iterable[Message]) -> list[User]:

@@ -76,7 +76,28 @@ def message_data(
         "system": message.system,
         "reply_to": reply_data(original, online_ids=online_ids, visible_ids=visible_ids) if original else None,
         "forwarded_from": forwarded_data(message),
+        "reactions": [] if message.deleted else message.reactions,
     }
+
+
+def viewer_first(data: dict[str, Any], viewer_id: int, hidden: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A rendered Message as `viewer_id` sees it: their id first among the reactors of each emoji
+    they reacted with. A Message is rendered once for every member (its `reactions` name the first
+    reactors); each REST answer puts its caller first here, and a client puts itself first in what a
+    socket brings. `hidden`: emoji the viewer reacted with beyond the reactors named
+    (selectors.reactions_beyond_shown). Returns a new dict; the shared rendering is left alone."""
+    reactions = data.get("reactions")
+    if not reactions:
+        return data
+    mine = []
+    for reaction in reactions:
+        user_ids = reaction["user_ids"]
+        if viewer_id in user_ids:
+            user_ids = [viewer_id, *(user_id for user_id in user_ids if user_id != viewer_id)]
+        elif reaction["emoji"] in hidden:
+            user_ids = [viewer_id, *user_ids[: len(user_ids) - 1]]
+        mine.append({**reaction, "user_ids": user_ids})
+    return {**data, "reactions": mine}
 
 
 def forwarded_data(message: Message) -> dict[str, Any] | None:
@@ -118,8 +139,11 @@ def chat_shared_data(chat: Chat, *, online_ids: set[int] | None) -> dict[str, An
 def chat_data(chat: Chat, *, viewer: User | MemberUser, online_ids: set[int] | None) -> dict[str, Any]:
     """ChatSerializer's output for one viewer, built directly (see messenger.rendering)."""
     mine: Member | None = next((m for m in members_of(chat) if m.user_id == viewer.pk), None)
+    shared = chat_shared_data(chat, online_ids=online_ids)
+    if shared["last_message"] is not None:
+        shared["last_message"] = viewer_first(shared["last_message"], viewer.pk)
     return {
-        **chat_shared_data(chat, online_ids=online_ids),
+        **shared,
         "my_role": mine.role if mine else None,
         "unread_count": mine.unread_count if mine else 0,
         "last_read_id": mine.last_read_id if mine else 0,
@@ -188,6 +212,16 @@ class ForwardedFromSerializer(serializers.Serializer[Any]):
     created_at = serializers.DateTimeField()
 
 
+class ReactionSerializer(serializers.Serializer[Any]):
+    emoji = serializers.CharField()
+    count = serializers.IntegerField(help_text="How many members reacted with it")
+    user_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Up to 50 reactors, oldest first; in a REST answer the caller first when they reacted "
+        "(a socket's frame is the same for every member: a client puts its own id first)",
+    )
+
+
 class MessageSerializer(serializers.ModelSerializer[Message]):
     chat_id = serializers.IntegerField(read_only=True)
     sender = PublicUserSerializer(read_only=True)
@@ -197,6 +231,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
     system = serializers.SerializerMethodField(help_text="What a system message records; null on text messages")
     reply_to = serializers.SerializerMethodField(help_text="The message this one answers, as it is now; or null")
     forwarded_from = serializers.SerializerMethodField(help_text="A forward's original author and time; or null")
+    reactions = ReactionSerializer(many=True, read_only=True, help_text="Ordered by first use")
 
     class Meta:
         model = Message
@@ -217,6 +252,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "system",
             "reply_to",
             "forwarded_from",
+            "reactions",
         ]
         read_only_fields = fields
 

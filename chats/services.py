@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from chats import statements
-from chats.models import Chat, ChatUser, Message
+from chats.emoji import is_single_emoji
+from chats.models import Chat, ChatUser, Message, Reaction
 from chats.realtime import outbox, render
 from chats.realtime.events import (
     ChatCreated,
@@ -517,13 +518,63 @@ def message_soft_delete(*, message: Message) -> Message:
         message.content = ""
         message.attachment = None
         message.version = chat.version
-        message.save(update_fields=["deleted", "content", "attachment", "version"])
+        message.reactions = []
+        message.save(update_fields=["deleted", "content", "attachment", "version", "reactions"])
+        Reaction.objects.filter(message=message).delete()
         # Members who had not read it yet no longer count it.
         ChatUser.objects.filter(chat=chat, last_read_id__lt=message.pk, unread_count__gt=0).exclude(
             user_id=message.sender_id
         ).update(unread_count=F("unread_count") - 1)
         outbox.record(MessageDeleted(chat_id=chat.pk, message_id=message.pk, version=message.version))
     return message
+
+
+# How many reactors of one emoji a Message names (its `count` says how many there are).
+REACTORS_SHOWN = 50
+
+
+@retry_deadlocks
+@outbox.atomic()
+def message_react(*, chat_id: int, message_id: int, actor: User, emoji: str, add: bool) -> MessageResult:
+    """Put (add=True) or take back the actor's emoji on a message. Idempotent: a reaction that is
+    already there (or already gone) changes nothing and takes no version; a change takes the chat's
+    next version and is announced as `message.updated`."""
+    if not is_single_emoji(emoji):
+        raise ValidationError({"emoji": ["A reaction is exactly one emoji."]})
+    membership_get(chat_id=chat_id, user=actor)
+    chat = _lock_chat(chat_id)
+    message = Message.objects.filter(pk=message_id, chat_id=chat_id).first()
+    if message is None:
+        raise Http404("No message matches the given query.")
+    if message.deleted or message.kind == Kind.SYSTEM:
+        raise ValidationError({"emoji": ["A deleted or system message takes no reactions."]})
+    key = Reaction.key_of(emoji)
+    if add:
+        if Reaction.objects.filter(message=message, user=actor, key=key).exists():
+            return MessageResult(message, created=False)
+        Reaction.objects.create(message=message, user=actor, emoji=emoji, key=key)
+    elif not Reaction.objects.filter(message=message, user=actor, key=key).delete()[0]:
+        return MessageResult(message, created=False)
+    chat.version += 1
+    chat.save(update_fields=["version"])
+    message.reactions = _reactions_summary(message.pk)
+    message.version = chat.version
+    message.save(update_fields=["reactions", "version"])
+    entry = outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
+    return MessageResult(message, created=False, entry=entry)
+
+
+def _reactions_summary(message_id: int) -> list[dict[str, Any]]:
+    """[{emoji, count, user_ids}]: emoji in the order of their first use, reactors oldest first (at
+    most REACTORS_SHOWN). Read holding the chat's lock, from every reaction to the message."""
+    summary: dict[str, dict[str, Any]] = {}
+    rows = Reaction.objects.filter(message_id=message_id).order_by("id").values_list("key", "emoji", "user_id")
+    for key, emoji, user_id in rows:
+        entry = summary.setdefault(key, {"emoji": emoji, "count": 0, "user_ids": []})
+        entry["count"] += 1
+        if len(entry["user_ids"]) < REACTORS_SHOWN:
+            entry["user_ids"].append(user_id)
+    return list(summary.values())
 
 
 @retry_deadlocks

@@ -159,6 +159,8 @@ def decorate(chat, user, other_user, count):
     for original in originals:
         services.message_create(chat_id=chat.id, sender=user, forward_of_id=original.id)
         services.message_create(chat_id=chat.id, sender=user, content="re", reply_to_id=original.id)
+        for emoji in ("👍", "🎉"):
+            services.message_react(chat_id=chat.id, message_id=original.id, actor=user, emoji=emoji, add=True)
     chat.refresh_from_db()
     return originals
 
@@ -179,7 +181,29 @@ def test_history_with_replies_costs_the_same_as_without(
     assert r.status_code == 200, r.content
     assert sum(1 for m in r.json()["results"] if m["reply_to"]) == 22
     assert sum(1 for m in r.json()["results"] if m["forwarded_from"]) == 22
+    assert sum(1 for m in r.json()["results"] if m["reactions"]) == 22
     assert many == few
+
+
+def test_a_page_with_more_reactors_than_named_costs_one_query_more_at_most(
+    api_client, user, other_user, chat, django_assert_max_num_queries
+):
+    # given: 3 messages, each with an emoji of 51 reactors (the caller among them, past the 50 named)
+    from chats import services
+
+    crowd = UserFactory.create_batch(51)
+    for member in crowd:
+        ChatUserFactory.create(chat=chat, user=member)
+    for n in range(3):
+        chat.refresh_from_db()
+        message = message_in(chat, other_user, f"m{n}")
+        for member in [*crowd[:50], user]:
+            services.message_react(chat_id=chat.id, message_id=message.id, actor=member, emoji="🔥", add=True)
+    # when
+    with django_assert_max_num_queries(HISTORY_BUDGET + 1):
+        r = api_client.get(f"/api/chats/{chat.id}/messages")
+    # then: the caller is named first though the 50 first reactors are others
+    assert [m["reactions"][0]["user_ids"][0] for m in r.json()["results"]] == [user.id] * 3
 
 
 def test_chat_list_with_decorated_last_messages_costs_the_same(
