@@ -42,7 +42,7 @@ class ChatAdmin(admin.ModelAdmin[Chat]):
 @admin.action(description="Delete selected messages for everyone (keeps their place)")
 def soft_delete(modeladmin: "MessageAdmin", request: HttpRequest, queryset: QuerySet[Message]) -> None:
     count = 0
-    for message in queryset.filter(deleted=False):
+    for message in queryset.filter(deleted=False, kind=Message.Kind.TEXT):  # system messages stay
         services.message_soft_delete(message=message)
         count += 1
     modeladmin.message_user(request, f"{count} message(s) deleted.", messages.SUCCESS)

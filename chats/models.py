@@ -71,6 +71,13 @@ class ChatUser(models.Model):
 
 
 class Message(models.Model):
+    """A message of a chat: text (with an attachment or not), or a system message recording a
+    change to the chat (`kind` "system", `system` saying what: see services.system_message_record)."""
+
+    class Kind(models.TextChoices):
+        TEXT = "text"
+        SYSTEM = "system"
+
     chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="messages")
     sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="messages")
     content = models.TextField(blank=True)
@@ -83,6 +90,20 @@ class Message(models.Model):
     edited_at = models.DateTimeField(null=True, blank=True)
     deleted = models.BooleanField(default=False)
     version = models.PositiveBigIntegerField()
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.TEXT)
+    # {action, actor_id, user_id?, title?, message_id?, role?} on a system message; null on text.
+    system = models.JSONField(null=True, blank=True)
+    # The message this one answers, in the same chat; shown as it is now (edited, or deleted).
+    reply_to = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # A forward's original author and time (the first author's, through a forward of a forward); never
+    # the original's chat. The sender is null once that account is gone.
+    forwarded_sender = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    forwarded_created_at = models.DateTimeField(null=True, blank=True)
+    # [{emoji, count, user_ids}] as every member sees it: kept by services.message_react from the
+    # Reaction rows under the chat's lock, so that no read of a message counts its reactions.
+    reactions = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
@@ -100,3 +121,27 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"Message {self.pk} in chat {self.chat_id}"
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message (Message.reactions sums them up)."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="reaction_rows")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    emoji = models.CharField(max_length=64)
+    # The emoji's code points in hex ("1f44d-1f3fd"): compared and kept unique by this, because
+    # MariaDB's utf8mb4_unicode_ci collation holds every emoji equal to every other.
+    key = models.CharField(max_length=256, editable=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["message", "user", "key"], name="reaction_message_user_key_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on {self.message_id}"
+
+    @staticmethod
+    def key_of(emoji: str) -> str:
+        return "-".join(f"{ord(char):x}" for char in emoji)

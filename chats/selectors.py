@@ -3,13 +3,14 @@
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 
 from accounts.models import User
 from accounts.selectors import presence_context as presence_context  # chats.views uses it from here
 from chats import search, statements
-from chats.models import Chat, ChatUser, Message
+from chats.models import Chat, ChatUser, Message, Reaction
 from media.models import Attachment
 
 
@@ -43,6 +44,18 @@ class Member:
         return self.user.id
 
 
+# What rendering a Message reads besides its row (chats.serializers.message_data): joined, never a
+# query per message.
+MESSAGE_RELATED = (
+    "sender",
+    "attachment__blob",
+    "reply_to__sender",
+    "reply_to__attachment__blob",
+    "forwarded_sender",
+)
+LAST_MESSAGE_RELATED = tuple(f"last_message__{name}" for name in MESSAGE_RELATED)
+
+
 def chats_for(user: User) -> QuerySet[Chat]:
     """The user's chats, most recent activity first, each with its last message joined in.
 
@@ -50,7 +63,7 @@ def chats_for(user: User) -> QuerySet[Chat]:
     """
     return (
         Chat.objects.filter(memberships__user=user)
-        .select_related("last_message__sender", "last_message__attachment__blob")
+        .select_related(*LAST_MESSAGE_RELATED)
         .order_by(F("last_activity_at").desc(), F("id").desc())
     )
 
@@ -83,9 +96,7 @@ def chat_detail(*, chat_id: int, user: User) -> Chat | None:
 
 def chat_with_members_or_none(chat_id: int) -> Chat | None:
     """A chat with its members and last message (two queries), for rendering its events."""
-    chat = (
-        Chat.objects.select_related("last_message__sender", "last_message__attachment__blob").filter(pk=chat_id).first()
-    )
+    chat = Chat.objects.select_related(*LAST_MESSAGE_RELATED).filter(pk=chat_id).first()
     return attach_members([chat])[0] if chat is not None else None
 
 
@@ -98,7 +109,32 @@ def chat_ids_for(user_id: int) -> list[int]:
 
 
 def message_queryset() -> QuerySet[Message]:
-    return Message.objects.select_related("sender", "attachment__blob")
+    return Message.objects.select_related(*MESSAGE_RELATED)
+
+
+def reactions_beyond_shown(viewer_id: int, rendered: Iterable[dict[str, Any]]) -> dict[int, frozenset[str]]:
+    """For rendered Messages: the emoji the viewer reacted with where the reactors named stop short
+    of the count (over services.REACTORS_SHOWN), by message id. No query unless some emoji has more
+    reactors than are named; then one."""
+    crowded = [m["id"] for m in rendered if any(r["count"] > len(r["user_ids"]) for r in m.get("reactions") or ())]
+    if not crowded:
+        return {}
+    found: dict[int, set[str]] = {}
+    for message_id, emoji in Reaction.objects.filter(message_id__in=crowded, user_id=viewer_id).values_list(
+        "message_id", "emoji"
+    ):
+        found.setdefault(message_id, set()).add(emoji)
+    return {message_id: frozenset(emoji) for message_id, emoji in found.items()}
+
+
+def users_shown(messages: Iterable[Message]) -> list[User]:
+    """Every user the messages' renderings show: their senders and the senders they quote."""
+    users = []
+    for message in messages:
+        users.append(message.sender)
+        if message.reply_to is not None:
+            users.append(message.reply_to.sender)
+    return users
 
 
 @dataclass
@@ -158,7 +194,7 @@ def users_in_chats(chats: Iterable[Chat]) -> list[User | MemberUser]:
     for chat in chats:
         users.extend(m.user for m in members_of(chat))
         if chat.last_message is not None:
-            users.append(chat.last_message.sender)
+            users.extend(users_shown([chat.last_message]))
     return users
 
 

@@ -34,11 +34,32 @@ def _online(user_id: int, online_ids: set[int] | None, visible_ids: set[int] | N
     return user_id in online_ids
 
 
+# How much of the text a reply quotes from the message it answers.
+QUOTE_LENGTH = 200
+
+
+def reply_data(original: Message, *, online_ids: set[int] | None, visible_ids: set[int] | None) -> dict[str, Any]:
+    """ReplySerializer's output: the answered message as it is now (its current text; nothing once deleted)."""
+    attachment = None if original.deleted else original.attachment
+    return {
+        "id": original.pk,
+        "sender": public_user_data(original.sender, is_online=_online(original.sender_id, online_ids, visible_ids)),
+        "content": "" if original.deleted else original.content[:QUOTE_LENGTH],
+        "attachment": attachment_data(attachment) if attachment is not None else None,
+        "deleted": original.deleted,
+    }
+
+
 def message_data(
     message: Message, *, online_ids: set[int] | None, visible_ids: set[int] | None = None
 ) -> dict[str, Any]:
-    """MessageSerializer's output, built directly (see messenger.rendering)."""
+    """MessageSerializer's output, built directly (see messenger.rendering).
+
+    Reads the message's sender, attachment and the message it replies to with theirs, all joined in
+    by the selectors (selectors.MESSAGE_RELATED).
+    """
     attachment = None if message.deleted else message.attachment
+    original = message.reply_to if message.reply_to_id is not None else None
     return {
         "id": message.pk,
         "chat_id": message.chat_id,
@@ -52,6 +73,44 @@ def message_data(
         "edited_at": datetime_text(message.edited_at),
         "deleted": message.deleted,
         "version": message.version,
+        "kind": message.kind,
+        "system": message.system,
+        "reply_to": reply_data(original, online_ids=online_ids, visible_ids=visible_ids) if original else None,
+        "forwarded_from": forwarded_data(message),
+        "reactions": [] if message.deleted else message.reactions,
+    }
+
+
+def viewer_first(data: dict[str, Any], viewer_id: int, hidden: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """A rendered Message as `viewer_id` sees it: their id first among the reactors of each emoji
+    they reacted with. A Message is rendered once for every member (its `reactions` name the first
+    reactors); each REST answer puts its caller first here, and a client puts itself first in what a
+    socket brings. `hidden`: emoji the viewer reacted with beyond the reactors named
+    (selectors.reactions_beyond_shown). Returns a new dict; the shared rendering is left alone."""
+    reactions = data.get("reactions")
+    if not reactions:
+        return data
+    mine = []
+    for reaction in reactions:
+        user_ids = reaction["user_ids"]
+        if viewer_id in user_ids:
+            user_ids = [viewer_id, *(user_id for user_id in user_ids if user_id != viewer_id)]
+        elif reaction["emoji"] in hidden:
+            user_ids = [viewer_id, *user_ids[: len(user_ids) - 1]]
+        mine.append({**reaction, "user_ids": user_ids})
+    return {**data, "reactions": mine}
+
+
+def forwarded_data(message: Message) -> dict[str, Any] | None:
+    """ForwardedFromSerializer's output: who wrote a forward's original, and when (never where).
+
+    The author's presence is never shown: they may share no chat with the viewers of the copy."""
+    if message.forwarded_created_at is None:
+        return None
+    author = message.forwarded_sender if message.forwarded_sender_id is not None else None
+    return {
+        "sender": public_user_data(author, is_online=None) if author is not None else None,
+        "created_at": datetime_text(message.forwarded_created_at),
     }
 
 
@@ -81,8 +140,11 @@ def chat_shared_data(chat: Chat, *, online_ids: set[int] | None) -> dict[str, An
 def chat_data(chat: Chat, *, viewer: User | MemberUser, online_ids: set[int] | None) -> dict[str, Any]:
     """ChatSerializer's output for one viewer, built directly (see messenger.rendering)."""
     mine: Member | None = next((m for m in members_of(chat) if m.user_id == viewer.pk), None)
+    shared = chat_shared_data(chat, online_ids=online_ids)
+    if shared["last_message"] is not None:
+        shared["last_message"] = viewer_first(shared["last_message"], viewer.pk)
     return {
-        **chat_shared_data(chat, online_ids=online_ids),
+        **shared,
         "my_role": mine.role if mine else None,
         "unread_count": mine.unread_count if mine else 0,
         "last_read_id": mine.last_read_id if mine else 0,
@@ -110,11 +172,67 @@ class MemberSerializer(serializers.ModelSerializer[ChatUser]):
         read_only_fields = fields
 
 
+SYSTEM_ACTIONS = [
+    "chat.created",
+    "chat.renamed",
+    "member.added",
+    "member.removed",
+    "member.left",
+    "role.changed",
+    "message.pinned",
+]
+
+
+class SystemEventSerializer(serializers.Serializer[Any]):
+    """What a system message records: `actor_id` did `action` (to `user_id`, naming `title`, ...)."""
+
+    action = serializers.ChoiceField(choices=SYSTEM_ACTIONS)
+    actor_id = serializers.IntegerField()
+    user_id = serializers.IntegerField(required=False, help_text="member.added/removed/left, role.changed")
+    title = serializers.CharField(required=False, help_text="chat.created, chat.renamed: the new title")
+    message_id = serializers.IntegerField(required=False, help_text="message.pinned: the pinned message")
+    role = serializers.ChoiceField(
+        choices=ChatUser.Role.choices, required=False, help_text="role.changed: the member's new role"
+    )
+
+
+class ReplySerializer(serializers.Serializer[Any]):
+    """The message a reply answers, as it is now."""
+
+    id = serializers.IntegerField()
+    sender = PublicUserSerializer()
+    content = serializers.CharField(help_text="Its current text, at most the first 200 characters; empty once deleted")
+    attachment = AttachmentSerializer(allow_null=True)
+    deleted = serializers.BooleanField()
+
+
+class ForwardedFromSerializer(serializers.Serializer[Any]):
+    """A forward's original: its author (null once that account is gone; presence never shown) and time."""
+
+    sender = PublicUserSerializer(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class ReactionSerializer(serializers.Serializer[Any]):
+    emoji = serializers.CharField()
+    count = serializers.IntegerField(help_text="How many members reacted with it")
+    user_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Up to 50 reactors, oldest first; in a REST answer the caller first when they reacted "
+        "(a socket's frame is the same for every member: a client puts its own id first)",
+    )
+
+
 class MessageSerializer(serializers.ModelSerializer[Message]):
     chat_id = serializers.IntegerField(read_only=True)
     sender = PublicUserSerializer(read_only=True)
     attachment = serializers.SerializerMethodField()
     attachment_url = serializers.SerializerMethodField()
+    kind = serializers.ChoiceField(choices=Message.Kind.choices, read_only=True)
+    system = serializers.SerializerMethodField(help_text="What a system message records; null on text messages")
+    reply_to = serializers.SerializerMethodField(help_text="The message this one answers, as it is now; or null")
+    forwarded_from = serializers.SerializerMethodField(help_text="A forward's original author and time; or null")
+    reactions = ReactionSerializer(many=True, read_only=True, help_text="Ordered by first use")
 
     class Meta:
         model = Message
@@ -131,8 +249,26 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "edited_at",
             "deleted",
             "version",
+            "kind",
+            "system",
+            "reply_to",
+            "forwarded_from",
+            "reactions",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(ForwardedFromSerializer(allow_null=True))
+    def get_forwarded_from(self, message: Message) -> dict[str, Any] | None:
+        return forwarded_data(message)
+
+    @extend_schema_field(ReplySerializer(allow_null=True))
+    def get_reply_to(self, message: Message) -> dict[str, Any] | None:
+        original = message.reply_to
+        return reply_data(original, online_ids=self.context.get("online_ids"), visible_ids=None) if original else None
+
+    @extend_schema_field(SystemEventSerializer(allow_null=True))
+    def get_system(self, message: Message) -> dict[str, Any] | None:
+        return message.system
 
     @extend_schema_field(AttachmentSerializer(allow_null=True))
     def get_attachment(self, message: Message) -> dict[str, Any] | None:
@@ -248,6 +384,17 @@ class MessageCreateSerializer(serializers.Serializer[Any]):
     content = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False, max_length=100_000)
     attachment_id = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=MAX_ID)
     client_id = serializers.CharField(required=False, allow_null=True, max_length=64)
+    reply_to_id = serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=MAX_ID, help_text="A message of the same chat"
+    )
+    forward_of_id = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=MAX_ID,
+        help_text="Forward this message (one of any chat of the caller): its text and attachment are copied; "
+        "content and attachment_id must be left out",
+    )
 
 
 class MessageSendSerializer(MessageCreateSerializer):

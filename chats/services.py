@@ -23,7 +23,8 @@ from django.utils import timezone
 
 from accounts.models import User
 from chats import search, statements
-from chats.models import Chat, ChatUser, Message
+from chats.emoji import is_single_emoji
+from chats.models import Chat, ChatUser, Message, Reaction
 from chats.realtime import outbox, render
 from chats.realtime.events import (
     ChatCreated,
@@ -40,6 +41,7 @@ from media.models import Attachment
 from messenger.deadlocks import retry_deadlocks
 
 Role = ChatUser.Role
+Kind = Message.Kind
 
 
 def membership_get(*, chat_id: int, user: User) -> ChatUser:
@@ -111,6 +113,8 @@ def _group_create(*, creator: User, title: str | None, member_ids: list[int]) ->
         + [ChatUser(chat=chat, user=user, role=Role.MEMBER) for user in users]
     )
     outbox.record(ChatCreated(chat_id=chat.pk))
+    # The new row is this transaction's alone: no lock to take for its first version.
+    system_message_record(chat=chat, actor=creator, action="chat.created", title=clean_title)
     return chat
 
 
@@ -148,9 +152,12 @@ def chat_update(*, chat_id: int, actor: User, title: str) -> Chat:
         raise ValidationError({"title": ["A direct chat has no title."]})
     if not membership.is_manager:
         raise PermissionDenied("Only the group's owner or an admin can rename it.")
-    chat.title = _clean_title(title)
+    clean_title = _clean_title(title)
+    chat = _lock_chat(chat_id)
+    chat.title = clean_title
     chat.save(update_fields=["title"])
     outbox.record(ChatRenamed(chat_id=chat.pk))
+    system_message_record(chat=chat, actor=actor, action="chat.renamed", title=clean_title)
     return chat
 
 
@@ -174,7 +181,10 @@ def chat_member_add(*, chat_id: int, actor: User, user_id: int) -> outbox.Entry:
         raise ValidationError({"user_id": [f"No such user: {user_id}."]})
     # A newcomer starts with everything before them read: the newest message, kept under this lock.
     ChatUser.objects.create(chat=chat, user=user, role=Role.MEMBER, last_read_id=chat.last_message_id or 0)
-    return outbox.record(MemberAdded(chat_id=chat.pk, user_id=user.pk))
+    added = outbox.record(MemberAdded(chat_id=chat.pk, user_id=user.pk))
+    # After MemberAdded: the newcomer's sockets have joined the chat when its message.created comes.
+    system_message_record(chat=chat, actor=actor, action="member.added", user_id=user.pk)
+    return added
 
 
 def chats_refresh_last_message(chat_ids: Sequence[int]) -> None:
@@ -206,6 +216,10 @@ def chat_member_remove(*, chat_id: int, actor: User, user_id: int) -> None:
         if membership.role == Role.ADMIN and target.role != Role.MEMBER:
             raise PermissionDenied("An admin can remove members only; the owner removes admins.")
     target.delete()
+    # Before MemberRemoved: the one who leaves or is removed still hears it.
+    system_message_record(
+        chat=chat, actor=actor, action="member.left" if leaving else "member.removed", user_id=user_id
+    )
     if target.role == Role.OWNER:
         heir = (
             ChatUser.objects.filter(chat=chat)
@@ -216,6 +230,7 @@ def chat_member_remove(*, chat_id: int, actor: User, user_id: int) -> None:
             heir.role = Role.OWNER
             heir.save(update_fields=["role"])
             outbox.record(MemberRoleChanged(chat_id=chat.pk, user_id=heir.user_id, role=Role.OWNER))
+            system_message_record(chat=chat, actor=actor, action="role.changed", user_id=heir.user_id, role=Role.OWNER)
     outbox.record(MemberRemoved(chat_id=chat.pk, user_id=user_id))
 
 
@@ -235,13 +250,45 @@ def chat_member_set_role(*, chat_id: int, actor: User, user_id: int, role: str) 
     if target.role == Role.OWNER:
         raise ValidationError({"role": ["The owner's role cannot change."]})
     if target.role != role:
+        chat = _lock_chat(chat_id)
         target.role = role
         target.save(update_fields=["role"])
         outbox.record(MemberRoleChanged(chat_id=chat_id, user_id=user_id, role=role))
+        system_message_record(chat=chat, actor=actor, action="role.changed", user_id=user_id, role=role)
     return membership.chat
 
 
 # Messages -----------------------------------------------------------------------------
+
+
+def system_message_record(
+    *,
+    chat: Chat,
+    actor: User,
+    action: str,
+    user_id: int | None = None,
+    title: str | None = None,
+    message_id: int | None = None,
+    role: str | None = None,
+) -> Message:
+    """Store a system message recording a change to the chat, and announce it (`message.created`).
+
+    Called holding the chat's row lock (or on a chat created in this transaction), with `chat` that
+    locked row: the message takes the chat's next version like any message, but counts as unread
+    for nobody (the members' counters are left alone) and can be neither edited nor deleted.
+    """
+    system: dict[str, Any] = {"action": action, "actor_id": actor.pk}
+    details = {"user_id": user_id, "title": title, "message_id": message_id, "role": role}
+    system.update({key: value for key, value in details.items() if value is not None})
+    now = timezone.now()
+    chat.version += 1
+    message = Message.objects.create(
+        chat=chat, sender=actor, kind=Kind.SYSTEM, system=system, created_at=now, version=chat.version
+    )
+    chat.last_activity_at, chat.last_message = now, message
+    chat.save(update_fields=["version", "last_activity_at", "last_message"])
+    outbox.record(MessageCreated(chat_id=chat.pk, message_id=message.pk, version=message.version), message)
+    return message
 
 
 @dataclass
@@ -274,6 +321,8 @@ def message_create(
     content: str | None = None,
     attachment_id: int | None = None,
     client_id: str | None = None,
+    reply_to_id: int | None = None,
+    forward_of_id: int | None = None,
 ) -> MessageResult:
     """Store a message and announce it (`created`), or find the sender's first with this client_id.
 
@@ -283,7 +332,13 @@ def message_create(
     client_id = (client_id or "").strip() or None
     try:
         return _message_create(
-            chat_id=chat_id, sender=sender, content=content, attachment_id=attachment_id, client_id=client_id
+            chat_id=chat_id,
+            sender=sender,
+            content=content,
+            attachment_id=attachment_id,
+            client_id=client_id,
+            reply_to_id=reply_to_id,
+            forward_of_id=forward_of_id,
         )
     except IntegrityError:
         if client_id is None:
@@ -297,7 +352,14 @@ def message_create(
 
 @outbox.atomic()
 def _message_create(
-    *, chat_id: int, sender: User, content: str | None, attachment_id: int | None, client_id: str | None
+    *,
+    chat_id: int,
+    sender: User,
+    content: str | None,
+    attachment_id: int | None,
+    client_id: str | None,
+    reply_to_id: int | None = None,
+    forward_of_id: int | None = None,
 ) -> MessageResult:
     # The hot path of the messenger: four statements, all fixed SQL (chats.statements).
     # The chat's row lock comes first, with the membership and the client_id's first message read
@@ -307,10 +369,17 @@ def _message_create(
         raise Http404("No chat matches the given query.")
     if locked.first_message_id is not None:
         return MessageResult(Message.objects.get(pk=locked.first_message_id), created=False)
-    attachment = None
+    forwarded = None
+    if forward_of_id is not None:
+        if (content or "").strip() or attachment_id is not None:
+            raise ValidationError({"forward_of_id": ["A forward carries the original's text and attachment only."]})
+        forwarded = _forward_source(user=sender, message_id=forward_of_id)
+        content = forwarded.content
+    attachment = forwarded.attachment if forwarded is not None else None
     if attachment_id is not None:
         attachment = _attachment_for(chat_id=chat_id, user=sender, attachment_id=attachment_id)
     text = _clean_content(content, required=attachment is None)
+    reply_to = _reply_target(chat_id=chat_id, message_id=reply_to_id) if reply_to_id is not None else None
 
     now = timezone.now()
     message = Message(
@@ -321,9 +390,19 @@ def _message_create(
         client_id=client_id,
         created_at=now,
         version=locked.chat_version + 1,
+        reply_to=reply_to,
     )
+    if forwarded is not None:
+        # A forward of a forward names the first author, as the one it copies did.
+        first_author = forwarded.forwarded_created_at is None
+        message.forwarded_sender = forwarded.sender if first_author else forwarded.forwarded_sender
+        message.forwarded_created_at = forwarded.created_at if first_author else forwarded.forwarded_created_at
     # The foreign keys were checked above; validating them again would cost a query each.
-    message.full_clean(exclude=["chat", "sender", "attachment"], validate_unique=False, validate_constraints=False)
+    message.full_clean(
+        exclude=["chat", "sender", "attachment", "reply_to", "forwarded_sender"],
+        validate_unique=False,
+        validate_constraints=False,
+    )
     statements.insert_message(message)
     search.index_new(message)
     statements.chat_advance(chat_id, version=message.version, at=now, last_message_id=message.pk)
@@ -342,6 +421,29 @@ def _message_create(
         # Others' messages just became read (is_read): their senders' ticks change.
         outbox.record(ChatRead(chat_id=chat_id, user_id=sender.pk, last_read_id=message.pk))
     return MessageResult(message, created=True, entry=entry)
+
+
+def _reply_target(*, chat_id: int, message_id: int) -> Message:
+    """The message a reply answers: one of the same chat that still has something to quote, with
+    what its quote shows loaded (the new message's rendering reads it from here, no query)."""
+    quoted = Message.objects.select_related("sender", "attachment__blob")
+    original = quoted.filter(pk=message_id, chat_id=chat_id).first()
+    if original is None:
+        raise ValidationError({"reply_to_id": ["No such message in this chat."]})
+    if original.deleted or original.kind == Kind.SYSTEM:
+        raise ValidationError({"reply_to_id": ["A deleted or system message cannot be replied to."]})
+    return original
+
+
+def _forward_source(*, user: User, message_id: int) -> Message:
+    """The message a forward copies: one in any chat of the user (else 404, as a chat they are not in)."""
+    visible = Message.objects.select_related("sender", "attachment__blob", "forwarded_sender")
+    original = visible.filter(pk=message_id, chat__memberships__user=user).first()
+    if original is None:
+        raise Http404("No message matches the given query.")
+    if original.deleted or original.kind == Kind.SYSTEM:
+        raise ValidationError({"forward_of_id": ["A deleted or system message cannot be forwarded."]})
+    return original
 
 
 def _attachment_for(*, chat_id: int, user: User, attachment_id: int) -> Attachment:
@@ -365,6 +467,8 @@ def message_edit(*, chat_id: int, message_id: int, actor: User, content: str) ->
     message = Message.objects.filter(pk=message_id, chat_id=chat_id).first()
     if message is None:
         raise Http404("No message matches the given query.")
+    if message.kind == Kind.SYSTEM:
+        raise ValidationError({"content": ["A system message cannot be edited."]})
     if message.sender_id != actor.pk:
         raise PermissionDenied("Only the sender can edit a message.")
     if message.deleted:
@@ -388,6 +492,8 @@ def message_delete(*, chat_id: int, message_id: int, actor: User) -> None:
     message = Message.objects.filter(pk=message_id, chat_id=chat_id).first()
     if message is None:
         raise Http404("No message matches the given query.")
+    if message.kind == Kind.SYSTEM:
+        raise ValidationError("A system message cannot be deleted.")
     may_moderate = membership.chat.is_group and membership.is_manager
     if message.sender_id != actor.pk and not may_moderate:
         raise PermissionDenied("Only the sender or a group owner/admin can delete this message.")
@@ -414,7 +520,9 @@ def message_soft_delete(*, message: Message) -> Message:
         message.content = ""
         message.attachment = None
         message.version = chat.version
-        message.save(update_fields=["deleted", "content", "attachment", "version"])
+        message.reactions = []
+        message.save(update_fields=["deleted", "content", "attachment", "version", "reactions"])
+        Reaction.objects.filter(message=message).delete()
         search.unindex(message.pk)
         # Members who had not read it yet no longer count it.
         ChatUser.objects.filter(chat=chat, last_read_id__lt=message.pk, unread_count__gt=0).exclude(
@@ -422,6 +530,54 @@ def message_soft_delete(*, message: Message) -> Message:
         ).update(unread_count=F("unread_count") - 1)
         outbox.record(MessageDeleted(chat_id=chat.pk, message_id=message.pk, version=message.version))
     return message
+
+
+# How many reactors of one emoji a Message names (its `count` says how many there are).
+REACTORS_SHOWN = 50
+
+
+@retry_deadlocks
+@outbox.atomic()
+def message_react(*, chat_id: int, message_id: int, actor: User, emoji: str, add: bool) -> MessageResult:
+    """Put (add=True) or take back the actor's emoji on a message. Idempotent: a reaction that is
+    already there (or already gone) changes nothing and takes no version; a change takes the chat's
+    next version and is announced as `message.updated`."""
+    if not is_single_emoji(emoji):
+        raise ValidationError({"emoji": ["A reaction is exactly one emoji."]})
+    membership_get(chat_id=chat_id, user=actor)
+    chat = _lock_chat(chat_id)
+    message = Message.objects.filter(pk=message_id, chat_id=chat_id).first()
+    if message is None:
+        raise Http404("No message matches the given query.")
+    if message.deleted or message.kind == Kind.SYSTEM:
+        raise ValidationError({"emoji": ["A deleted or system message takes no reactions."]})
+    key = Reaction.key_of(emoji)
+    if add:
+        if Reaction.objects.filter(message=message, user=actor, key=key).exists():
+            return MessageResult(message, created=False)
+        Reaction.objects.create(message=message, user=actor, emoji=emoji, key=key)
+    elif not Reaction.objects.filter(message=message, user=actor, key=key).delete()[0]:
+        return MessageResult(message, created=False)
+    chat.version += 1
+    chat.save(update_fields=["version"])
+    message.reactions = _reactions_summary(message.pk)
+    message.version = chat.version
+    message.save(update_fields=["reactions", "version"])
+    entry = outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
+    return MessageResult(message, created=False, entry=entry)
+
+
+def _reactions_summary(message_id: int) -> list[dict[str, Any]]:
+    """[{emoji, count, user_ids}]: emoji in the order of their first use, reactors oldest first (at
+    most REACTORS_SHOWN). Read holding the chat's lock, from every reaction to the message."""
+    summary: dict[str, dict[str, Any]] = {}
+    rows = Reaction.objects.filter(message_id=message_id).order_by("id").values_list("key", "emoji", "user_id")
+    for key, emoji, user_id in rows:
+        entry = summary.setdefault(key, {"emoji": emoji, "count": 0, "user_ids": []})
+        entry["count"] += 1
+        if len(entry["user_ids"]) < REACTORS_SHOWN:
+            entry["user_ids"].append(user_id)
+    return list(summary.values())
 
 
 @retry_deadlocks
@@ -450,7 +606,9 @@ def _advance_read(*, chat: Chat, user: User, message_id: int) -> tuple[bool, int
         raise Http404("No chat matches the given query.")
     if message_id <= membership.last_read_id:
         return False, 0
-    unread = Message.objects.filter(chat=chat, id__gt=message_id, deleted=False).exclude(sender=user).count()
+    unread = (
+        Message.objects.filter(chat=chat, id__gt=message_id, deleted=False, kind=Kind.TEXT).exclude(sender=user).count()
+    )
     ChatUser.objects.filter(pk=membership.pk).update(last_read_id=message_id, unread_count=unread)
     newly_read = _mark_others_read(chat_id=chat.pk, reader=user, after_id=membership.last_read_id, up_to_id=message_id)
     return True, newly_read

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.auth import request_user
+from accounts.models import User
 from accounts.throttles import check_rate
 from chats import selectors, services
 from chats.models import Chat, Message
@@ -34,6 +35,7 @@ from chats.serializers import (
     chat_data,
     media_item_data,
     message_data,
+    viewer_first,
 )
 from messenger.pagination import ChatCursorPagination, NewestFirstCursorPagination
 from messenger.schema import ContractAutoSchema
@@ -47,10 +49,19 @@ def render_chat(request: Request, chat_id: int, *, status_code: int = status.HTT
     return Response(ChatSerializer(chat, context=context).data, status=status_code)
 
 
-def message_response(result: services.MessageResult, *, status_code: int = status.HTTP_200_OK) -> Response:
-    """The Message as its event showed it to every member (rendered once, after the commit)."""
+def for_viewer(viewer: User, rendered: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rendered Messages as the viewer sees them (serializers.viewer_first): at most one query."""
+    hidden = selectors.reactions_beyond_shown(viewer.pk, rendered)
+    return [viewer_first(m, viewer.pk, hidden.get(m["id"], frozenset())) for m in rendered]
+
+
+def message_response(
+    request: Request, result: services.MessageResult, *, status_code: int = status.HTTP_200_OK
+) -> Response:
+    """The Message as its event showed it to every member (rendered once, after the commit), with
+    the caller first among the reactors of their emoji."""
     data, _ = result.payload()
-    return Response(data, status=status_code)
+    return Response(for_viewer(request_user(request), [data])[0], status=status_code)
 
 
 class PathIdsInRange:
@@ -61,7 +72,7 @@ class PathIdsInRange:
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
-        if any(value.isdigit() and int(value) > MAX_ID for value in self.kwargs.values()):
+        if any(value.isascii() and value.isdigit() and int(value) > MAX_ID for value in self.kwargs.values()):
             raise NotFound()
 
 
@@ -204,6 +215,11 @@ class MessageViewSet(PathIdsInRange, mixins.ListModelMixin, viewsets.GenericView
     def chat_id(self) -> int:
         return int(self.kwargs["chat_pk"])
 
+    def get_queryset(self) -> Any:
+        # What DRF's generic machinery may look up (OPTIONS on a PUT asks for the object): the
+        # chat's messages, for a member only. The handlers below go through the services.
+        return Message.objects.filter(chat_id=self.chat_id(), chat__memberships__user=request_user(self.request))
+
     @extend_schema(
         parameters=[
             OpenApiParameter("before", int, description="History: messages with an id below this, newest first"),
@@ -218,10 +234,10 @@ class MessageViewSet(PathIdsInRange, mixins.ListModelMixin, viewsets.GenericView
         query.is_valid(raise_exception=True)
         page = selectors.message_page(chat_id=self.chat_id(), **query.validated_data)
         # Senders who left and share no chat with the caller any more: presence hidden.
-        presence = selectors.presence_context([m.sender for m in page.results], viewer=request_user(request))
+        presence = selectors.presence_context(selectors.users_shown(page.results), viewer=request_user(request))
         online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
         results = [message_data(m, online_ids=online_ids, visible_ids=visible_ids) for m in page.results]
-        return Response({"results": results, "has_more": page.has_more})
+        return Response({"results": for_viewer(request_user(request), results), "has_more": page.has_more})
 
     @extend_schema(
         request=MessageCreateSerializer,
@@ -233,7 +249,9 @@ class MessageViewSet(PathIdsInRange, mixins.ListModelMixin, viewsets.GenericView
         data = MessageCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         result = services.message_create(chat_id=self.chat_id(), sender=request_user(request), **data.validated_data)
-        return message_response(result, status_code=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+        return message_response(
+            request, result, status_code=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+        )
 
     @extend_schema(request=MessageEditSerializer, responses=MessageSerializer)
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -245,7 +263,31 @@ class MessageViewSet(PathIdsInRange, mixins.ListModelMixin, viewsets.GenericView
             actor=request_user(request),
             content=data.validated_data["content"],
         )
-        return message_response(result)
+        return message_response(request, result)
+
+    @extend_schema(
+        methods=["PUT"],
+        request=None,
+        responses=MessageSerializer,
+        description="React with one emoji (URL-encoded in the path); putting it twice changes nothing. A change "
+        "takes the chat's next version and is sent as `message.updated`.",
+    )
+    @extend_schema(
+        methods=["DELETE"],
+        request=None,
+        responses=MessageSerializer,
+        description="Take the caller's reaction back; taking back one that is not there changes nothing.",
+    )
+    @action(detail=True, methods=["put", "delete"], url_path=r"reactions/(?P<emoji>[^/]+)")
+    def reactions(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        result = services.message_react(
+            chat_id=self.chat_id(),
+            message_id=int(kwargs["pk"]),
+            actor=request_user(request),
+            emoji=kwargs["emoji"],
+            add=request.method == "PUT",
+        )
+        return message_response(request, result)
 
     @extend_schema(request=None, responses={204: None})
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -61,7 +61,7 @@ def read_committed(entries: list[Entry]) -> Committed:
     if renamed:
         rows = Chat.objects.filter(pk__in=renamed).values_list("id", "is_group", "title")
         committed.titles = {chat_id: (is_group, title) for chat_id, is_group, title in rows}
-    shown = [m.sender_id for m in committed.messages.values()]
+    shown = [user.pk for user in selectors.users_shown(committed.messages.values())]
     shown += [user.pk for user in selectors.users_in_chats(committed.chats.values())]
     committed.online_ids = presence.online_ids(shown)
     return committed
@@ -79,7 +79,7 @@ def render_entries(entries: list[Entry]) -> list[Envelope]:
 def message_payloads(message_ids: list[int]) -> dict[int, tuple[dict[str, Any], str]]:
     """Messages rendered outside an event (a repeated client_id's first message): (Message, its JSON)."""
     messages = selectors.message_queryset().in_bulk(message_ids)
-    online_ids = presence.online_ids(m.sender_id for m in messages.values())
+    online_ids = presence.online_ids(user.pk for user in selectors.users_shown(messages.values()))
     out = {}
     for message_id, message in messages.items():
         payload = message_data(message, online_ids=online_ids)

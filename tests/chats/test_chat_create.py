@@ -115,9 +115,11 @@ def test_create_group_answers_201_and_makes_the_creator_owner(api_client, user, 
     assert body["my_role"] == "owner"
     roles = {m["user"]["id"]: m["role"] for m in body["members"]}
     assert roles == {user.id: "owner", other_user.id: "member", third.id: "member"}
-    assert body["version"] == 0
-    assert body["last_message"] is None
-    assert (body["unread_count"], body["last_read_id"]) == (0, 0)
+    # its one message is the system message that records the creation (it counts as unread for nobody)
+    assert body["version"] == 1
+    assert body["last_message"]["kind"] == "system"
+    assert body["last_message"]["system"] == {"action": "chat.created", "actor_id": user.id, "title": "Hiking"}
+    assert body["unread_count"] == 0
 
 
 def test_create_group_twice_makes_two_groups(api_client, other_user):
@@ -242,5 +244,5 @@ def test_create_chat_ignores_unknown_fields(api_client, user, other_user):
     r = create(api_client, is_group=True, title="x", member_ids=[other_user.id], version=99, my_role="member")
     # then
     assert r.status_code == 201, r.content
-    assert r.json()["version"] == 0
+    assert r.json()["version"] == 1  # taken by the system message "chat.created", not by the body
     assert r.json()["my_role"] == "owner"

@@ -110,7 +110,7 @@ def test_rename_ignores_unknown_fields(api_client, chat):
     # then
     assert r.status_code == 200, r.content
     chat.refresh_from_db()
-    assert (chat.is_group, chat.version, chat.title) == (True, 0, "New")
+    assert (chat.is_group, chat.version, chat.title) == (True, 1, "New")  # version: the "chat.renamed" message
 
 
 @pytest.mark.parametrize("method", ["put", "delete"])

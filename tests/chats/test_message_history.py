@@ -19,6 +19,11 @@ MESSAGE_FIELDS = {
     "edited_at",
     "deleted",
     "version",
+    "reactions",
+    "forwarded_from",
+    "reply_to",
+    "kind",
+    "system",
 }
 
 

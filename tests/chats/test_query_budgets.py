@@ -146,3 +146,82 @@ def test_a_committed_send_renders_its_message_from_the_row_it_wrote(api_client, 
     statements = [q["sql"] for q in captured.captured_queries if not q["sql"].startswith(("BEGIN", "COMMIT"))]
     assert len(statements) == SEND_BUDGET - 3, statements  # no SAVEPOINT/RELEASE at the top, no re-read
     assert len(announced) == 1
+
+
+# The v1.1 message fields: replies, forwards, reactions, pins cost no query per message.
+
+
+def decorate(chat, user, other_user, count):
+    """`count` messages that reply to others, and as many forwards of them (and what later features add)."""
+    from chats import services
+
+    originals = [message_in(chat, other_user, f"original {n}") for n in range(count)]
+    chat.refresh_from_db()
+    for original in originals:
+        services.message_create(chat_id=chat.id, sender=user, forward_of_id=original.id)
+        services.message_create(chat_id=chat.id, sender=user, content="re", reply_to_id=original.id)
+        for emoji in ("👍", "🎉"):
+            services.message_react(chat_id=chat.id, message_id=original.id, actor=user, emoji=emoji, add=True)
+    chat.refresh_from_db()
+    return originals
+
+
+@pytest.mark.parametrize("query", [{"limit": 100}, {"since": 0, "limit": 100}], ids=["history", "catch-up"])
+def test_history_with_replies_costs_the_same_as_without(
+    api_client, user, other_user, chat, django_assert_max_num_queries, query
+):
+    # given
+    decorate(chat, user, other_user, 2)
+    few, _ = queries_for(api_client, f"/api/chats/{chat.id}/messages", query)
+    decorate(chat, user, other_user, 20)
+    # when
+    with django_assert_max_num_queries(HISTORY_BUDGET):
+        r = api_client.get(f"/api/chats/{chat.id}/messages", query)
+    many, _ = queries_for(api_client, f"/api/chats/{chat.id}/messages", query)
+    # then
+    assert r.status_code == 200, r.content
+    assert sum(1 for m in r.json()["results"] if m["reply_to"]) == 22
+    assert sum(1 for m in r.json()["results"] if m["forwarded_from"]) == 22
+    assert sum(1 for m in r.json()["results"] if m["reactions"]) == 22
+    assert many == few
+
+
+def test_a_page_with_more_reactors_than_named_costs_one_query_more_at_most(
+    api_client, user, other_user, chat, django_assert_max_num_queries
+):
+    # given: 3 messages, each with an emoji of 51 reactors (the caller among them, past the 50 named)
+    from chats import services
+
+    crowd = UserFactory.create_batch(51)
+    for member in crowd:
+        ChatUserFactory.create(chat=chat, user=member)
+    for n in range(3):
+        chat.refresh_from_db()
+        message = message_in(chat, other_user, f"m{n}")
+        for member in [*crowd[:50], user]:
+            services.message_react(chat_id=chat.id, message_id=message.id, actor=member, emoji="🔥", add=True)
+    # when
+    with django_assert_max_num_queries(HISTORY_BUDGET + 1):
+        r = api_client.get(f"/api/chats/{chat.id}/messages")
+    # then: the caller is named first though the 50 first reactors are others
+    assert [m["reactions"][0]["user_ids"][0] for m in r.json()["results"]] == [user.id] * 3
+
+
+def test_chat_list_with_decorated_last_messages_costs_the_same(
+    api_client, user, other_user, django_assert_max_num_queries
+):
+    # given
+    def chats(count):
+        for _ in range(count):
+            decorate(group_with(user, other_user, owner=user), user, other_user, 1)
+
+    chats(2)
+    few, _ = queries_for(api_client, "/api/chats", {"limit": 100})
+    chats(20)
+    # when
+    with django_assert_max_num_queries(CHAT_LIST_BUDGET):
+        r = api_client.get("/api/chats", {"limit": 100})
+    many, _ = queries_for(api_client, "/api/chats", {"limit": 100})
+    # then
+    assert all(c["last_message"]["reply_to"] for c in r.json()["results"])
+    assert many == few

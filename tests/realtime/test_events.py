@@ -121,6 +121,8 @@ async def test_an_added_member_hears_of_the_chat_then_of_its_messages(connect, r
     # then
     assert added.status_code == 201, added.content
     assert (await newcomer_socket.receive_type("chat.created"))["chat"]["id"] == chat.id
+    # the system message that records the addition, then the message sent after it
+    assert (await newcomer_socket.receive_type("message.created"))["message"]["system"]["action"] == "member.added"
     assert (await newcomer_socket.receive_type("message.created"))["message"]["content"] == "welcome"
     added_event = await member_socket.receive_type("member.added")
     assert added_event == {

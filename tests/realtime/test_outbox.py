@@ -92,7 +92,7 @@ def test_a_new_group_is_rendered_once_for_all_its_members(user, counted, announc
     services.chat_create(creator=user, is_group=True, title="New", member_ids=[u.id for u in others])
     # then: one rendering of the shared part; each member's frame carries their own fields
     assert counted["chat"] == 1
-    created = frames(announced)
+    created = [(group, frame) for group, frame in frames(announced) if frame["type"] == "chat.created"]
     assert len(created) == 61
     roles = {group: frame["chat"]["my_role"] for group, frame in created}
     assert roles[f"user.{user.id}"] == "owner"
@@ -106,12 +106,14 @@ def test_a_rename_is_one_small_frame_to_the_chat_whatever_its_size(user, counted
     # when
     services.chat_update(chat_id=small.id, actor=user, title="Renamed")
     services.chat_update(chat_id=big.id, actor=user, title="Renamed")
-    # then
+    # then: besides each rename's system message (one message.created, also the same for any size)
     assert counted["chat"] == 0
-    (small_group, _), (big_group_name, big_frame) = frames(announced)
+    updates = [(group, envelope) for group, envelope in announced if envelope["event"] == "chat.updated"]
+    (small_group, _), (big_group_name, big_frame) = frames(updates)
     assert (small_group, big_group_name) == (f"chat.{small.id}", f"chat.{big.id}")
     assert big_frame["chat"] == {"id": big.id, "is_group": True, "title": "Renamed"}
-    assert len(announced[1][1]["text"]) - len(announced[0][1]["text"]) == len(str(big.id)) - len(str(small.id))
+    assert len(updates[1][1]["text"]) - len(updates[0][1]["text"]) == len(str(big.id)) - len(str(small.id))
+    assert [frame["type"] for _, frame in frames(announced)].count("message.created") == 2
 
 
 def test_an_added_member_gets_the_chat_rendered_once_and_the_chat_hears_one_frame(user, counted, announced):
@@ -125,6 +127,7 @@ def test_an_added_member_gets_the_chat_rendered_once_and_the_chat_hears_one_fram
     assert [(group, frame["type"]) for group, frame in frames(announced)] == [
         (f"user.{newcomer.id}", "chat.created"),
         (f"chat.{chat.id}", "member.added"),
+        (f"chat.{chat.id}", "message.created"),  # the system message "member.added"
     ]
 
 
