@@ -170,6 +170,9 @@ def test_a_reply_to_an_old_message_loads_history_back_to_it(talk: Conversation) 
         bob.token,
         {"content": "Remember this?", "reply_to_id": first["id"]},
     )
+    # A fresh page: the messages above reached the open page live; after a reload only history pages do.
+    alice.page.reload()
+    expect(alice.page.locator(".sidebar__status")).to_be_hidden()
     alice.open_chat(talk.direct_id)
     reply = alice.message("Remember this?")
     expect(reply).to_be_visible()
@@ -281,6 +284,8 @@ def test_a_mention_autocompletes_highlights_and_lists_under_mentions(talk: Conve
 
 def test_search_finds_a_cjk_substring_and_opens_the_chat_at_it(talk: Conversation, screenshot_dir: Path) -> None:
     alice, bob = talk.alice, talk.bob
+    alice.open_chat(talk.group_id)
+    bob.open_chat(talk.group_id)
     bob.send("我们明天去北京吃饭")
     expect(alice.message("我们明天去北京吃饭")).to_be_visible()
     alice.open_chat(talk.direct_id)
