@@ -184,3 +184,30 @@ test('a reply waits in the outbox with the id of the message it answers', () => 
   assert.equal(entry.reply_to_id, 3);
   assert.equal(store.outbox()[0].reply_to.content, 'really?');
 });
+
+test('a change to a message older than the loaded history is left for its page, so no hole opens', () => {
+  const store = signedIn();
+  store.addHistory(10, [message(60), message(59), message(58)], true);
+  store.applyMessage(message(12, { version: 70, reactions: [{ emoji: '👍', count: 1, user_ids: [2] }] }));
+  assert.deepEqual(store.messagesOf(10).map((m) => m.id), [58, 59, 60]);
+  assert.equal(store.oldestMessageId(10), 58, 'the next page is still asked for before 58');
+
+  // Its page brings it later, as it is by then.
+  store.addHistory(10, [message(57), message(12, { version: 70 })], false);
+  assert.ok(store.messagesOf(10).some((m) => m.id === 12));
+});
+
+test('with all history loaded, a change to any message is applied', () => {
+  const store = signedIn();
+  store.addHistory(10, [message(3), message(2)], false);
+  store.applyMessage(message(2, { version: 9, pinned: true }));
+  assert.equal(store.messagesOf(10).find((m) => m.id === 2).pinned, true);
+});
+
+test('before any history is loaded, a change to an old message waits while a new message shows', () => {
+  const store = signedIn();
+  store.upsertChat(chat({ last_message: message(40) }));
+  store.applyMessage(message(5, { version: 50 }));
+  store.applyMessage(message(41, { version: 51 }));
+  assert.deepEqual(store.messagesOf(10).map((m) => m.id), [40, 41]);
+});

@@ -251,10 +251,11 @@ export function createStore({ storage = null, now = Date.now } = {}) {
    * which makes every path (REST page, catch-up, event, ack) safe to repeat in any order.
    * Returns true when the message was not known before.
    */
-  function rememberMessage(message, { countUnread }) {
+  function rememberMessage(message, { countUnread, fromHistory = false }) {
     const entry = bucket(message.chat_id);
     const known = entry.byId.get(message.id);
     if (known && (known.version || 0) >= (message.version || 0)) return false;
+    if (!known && !fromHistory && beforeLoadedRun(entry, message)) return false;
     entry.byId.set(message.id, message);
     rememberUser(message.sender);
     if (message.client_id) dropPending(message.client_id);
@@ -272,6 +273,21 @@ export function createStore({ storage = null, now = Date.now } = {}) {
     }
     emit(`messages:${message.chat_id}`, 'chats');
     return !known;
+  }
+
+  /**
+   * Whether a message lies before the run of history held for its chat, with older pages still to
+   * load: a reaction, pin or edit on an old message arrives as `message.updated`, and keeping it
+   * would leave a hole (the next page is asked for before the oldest message held). Its page brings
+   * it, as it is then, when the reader scrolls up to it.
+   */
+  function beforeLoadedRun(entry, message) {
+    if (!entry.hasMoreBefore) return false;
+    let oldest = null;
+    for (const id of entry.byId.keys()) if (oldest === null || id < oldest) oldest = id;
+    if (oldest !== null) return message.id < oldest;
+    const last = state.chats.get(message.chat_id)?.last_message;
+    return Boolean(last) && message.id < last.id;
   }
 
   /** A message learned live (event, ack or catch-up): it counts toward unread when it is new. */
@@ -297,7 +313,7 @@ export function createStore({ storage = null, now = Date.now } = {}) {
   /** A page of history (newest first, as `?before=` returns it). */
   function addHistory(chatId, messages, hasMore) {
     const entry = bucket(chatId);
-    for (const message of messages) rememberMessage(message, { countUnread: false });
+    for (const message of messages) rememberMessage(message, { countUnread: false, fromHistory: true });
     entry.hasMoreBefore = hasMore;
     entry.loaded = true;
     emit(`messages:${chatId}`);
