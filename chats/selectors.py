@@ -164,6 +164,11 @@ def message_page(*, chat_id: int, before: int | None = None, since: int | None =
     return MessagePage(results=[rows[i] for i in page_ids], has_more=len(ids) > limit)
 
 
+def pinned_messages(chat_id: int) -> QuerySet[Message]:
+    """The chat's pinned messages (paged most recently pinned first, on message_pins_idx)."""
+    return message_queryset().filter(chat_id=chat_id, pinned_at__isnull=False)
+
+
 def media_page_queryset(chat_id: int) -> QuerySet[Message]:
     """Messages of a chat that carry an image attachment, newest first."""
     return (
