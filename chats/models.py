@@ -104,6 +104,8 @@ class Message(models.Model):
     # [{emoji, count, user_ids}] as every member sees it: kept by services.message_react from the
     # Reaction rows under the chat's lock, so that no read of a message counts its reactions.
     reactions = models.JSONField(default=list, blank=True)
+    # When it was pinned (GET /api/chats/{id}/pins: most recently pinned first); null: not pinned.
+    pinned_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -117,6 +119,7 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["chat", "-id"], name="message_history_idx"),
             models.Index(fields=["chat", "attachment"], name="message_media_idx"),
+            models.Index(fields=["chat", "-pinned_at", "-id"], name="message_pins_idx"),
         ]
 
     def __str__(self) -> str:

@@ -180,6 +180,11 @@ def message_search(
     return MessagePage(results=[rows[i] for i in page_ids if i in rows], has_more=len(ids) > limit)
 
 
+def pinned_messages(chat_id: int) -> QuerySet[Message]:
+    """The chat's pinned messages (paged most recently pinned first, on message_pins_idx)."""
+    return message_queryset().filter(chat_id=chat_id, pinned_at__isnull=False)
+
+
 def media_page_queryset(chat_id: int) -> QuerySet[Message]:
     """Messages of a chat that carry an image attachment, newest first."""
     return (

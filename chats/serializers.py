@@ -78,6 +78,7 @@ def message_data(
         "reply_to": reply_data(original, online_ids=online_ids, visible_ids=visible_ids) if original else None,
         "forwarded_from": forwarded_data(message),
         "reactions": [] if message.deleted else message.reactions,
+        "pinned": message.pinned_at is not None,
     }
 
 
@@ -233,6 +234,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
     reply_to = serializers.SerializerMethodField(help_text="The message this one answers, as it is now; or null")
     forwarded_from = serializers.SerializerMethodField(help_text="A forward's original author and time; or null")
     reactions = ReactionSerializer(many=True, read_only=True, help_text="Ordered by first use")
+    pinned = serializers.SerializerMethodField()
 
     class Meta:
         model = Message
@@ -254,8 +256,13 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "reply_to",
             "forwarded_from",
             "reactions",
+            "pinned",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.BooleanField())
+    def get_pinned(self, message: Message) -> bool:
+        return message.pinned_at is not None
 
     @extend_schema_field(ForwardedFromSerializer(allow_null=True))
     def get_forwarded_from(self, message: Message) -> dict[str, Any] | None:
@@ -416,6 +423,10 @@ class MessageEditSerializer(serializers.Serializer[Any]):
 
 
 class ReadSerializer(serializers.Serializer[Any]):
+    message_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
+
+
+class PinSerializer(serializers.Serializer[Any]):
     message_id = serializers.IntegerField(min_value=1, max_value=MAX_ID)
 
 

@@ -521,7 +521,8 @@ def message_soft_delete(*, message: Message) -> Message:
         message.attachment = None
         message.version = chat.version
         message.reactions = []
-        message.save(update_fields=["deleted", "content", "attachment", "version", "reactions"])
+        message.pinned_at = None  # nothing left to pin
+        message.save(update_fields=["deleted", "content", "attachment", "version", "reactions", "pinned_at"])
         Reaction.objects.filter(message=message).delete()
         search.unindex(message.pk)
         # Members who had not read it yet no longer count it.
@@ -530,6 +531,59 @@ def message_soft_delete(*, message: Message) -> Message:
         ).update(unread_count=F("unread_count") - 1)
         outbox.record(MessageDeleted(chat_id=chat.pk, message_id=message.pk, version=message.version))
     return message
+
+
+def _pin_membership(*, chat_id: int, actor: User) -> ChatUser:
+    """Who may pin: any member of a direct chat, the owner or an admin of a group."""
+    membership = membership_get(chat_id=chat_id, user=actor)
+    if membership.chat.is_group and not membership.is_manager:
+        raise PermissionDenied("Only the group's owner or an admin can pin or unpin messages.")
+    return membership
+
+
+@retry_deadlocks
+@outbox.atomic()
+def message_pin(*, chat_id: int, actor: User, message_id: int) -> MessageResult:
+    """Pin a message: it takes the chat's next version (`message.updated`, `pinned: true`), and a
+    `message.pinned` system message records who pinned it. Pinning a pinned message changes nothing
+    (`created` False)."""
+    _pin_membership(chat_id=chat_id, actor=actor)
+    chat = _lock_chat(chat_id)
+    message = Message.objects.filter(pk=message_id, chat_id=chat_id).first()
+    if message is None:
+        raise ValidationError({"message_id": ["No such message in this chat."]})
+    if message.deleted or message.kind == Kind.SYSTEM:
+        raise ValidationError({"message_id": ["A deleted or system message cannot be pinned."]})
+    if message.pinned_at is not None:
+        return MessageResult(message, created=False)
+    chat.version += 1
+    chat.save(update_fields=["version"])
+    message.pinned_at = timezone.now()
+    message.version = chat.version
+    message.save(update_fields=["pinned_at", "version"])
+    entry = outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
+    system_message_record(chat=chat, actor=actor, action="message.pinned", message_id=message.pk)
+    return MessageResult(message, created=True, entry=entry)
+
+
+@retry_deadlocks
+@outbox.atomic()
+def message_unpin(*, chat_id: int, actor: User, message_id: int) -> None:
+    """Unpin a message of the chat (404 for none): a new version and `message.updated`; a message
+    that is not pinned changes nothing."""
+    _pin_membership(chat_id=chat_id, actor=actor)
+    chat = _lock_chat(chat_id)
+    message = Message.objects.filter(pk=message_id, chat_id=chat_id).first()
+    if message is None:
+        raise Http404("No message matches the given query.")
+    if message.pinned_at is None:
+        return
+    chat.version += 1
+    chat.save(update_fields=["version"])
+    message.pinned_at = None
+    message.version = chat.version
+    message.save(update_fields=["pinned_at", "version"])
+    outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
 
 
 # How many reactors of one emoji a Message names (its `count` says how many there are).

@@ -30,6 +30,7 @@ from chats.serializers import (
     MessagePageSerializer,
     MessageSearchQuerySerializer,
     MessageSerializer,
+    PinSerializer,
     ReadResultSerializer,
     ReadSerializer,
     chat_data,
@@ -37,7 +38,7 @@ from chats.serializers import (
     message_data,
     viewer_first,
 )
-from messenger.pagination import ChatCursorPagination, NewestFirstCursorPagination
+from messenger.pagination import ChatCursorPagination, NewestFirstCursorPagination, PinCursorPagination
 from messenger.schema import ContractAutoSchema
 
 
@@ -196,6 +197,48 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
         return paginator.get_paginated_response(
             [media_item_data(message, online_ids=online_ids, visible_ids=visible_ids) for message in page]
         )
+
+    @extend_schema(
+        methods=["GET"],
+        request=None,
+        responses=MessageSerializer(many=True),
+        description="The chat's pinned messages, most recently pinned first.",
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=PinSerializer,
+        responses={201: MessageSerializer, 200: MessageSerializer},
+        description="Pin a message of the chat (any member of a direct chat; the owner or an admin of a group): "
+        "it takes the chat's next version (`message.updated`) and a `message.pinned` system message records it. "
+        "A message already pinned answers 200 and changes nothing.",
+    )
+    @action(detail=True, methods=["get", "post"])
+    def pins(self, request: Request, pk: str) -> Response:
+        viewer = request_user(request)
+        if request.method == "POST":
+            data = PinSerializer(data=request.data)
+            data.is_valid(raise_exception=True)
+            result = services.message_pin(chat_id=int(pk), actor=viewer, message_id=data.validated_data["message_id"])
+            return message_response(
+                request, result, status_code=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK
+            )
+        services.membership_get(chat_id=int(pk), user=viewer)
+        paginator = PinCursorPagination()
+        page = paginator.paginate_queryset(selectors.pinned_messages(int(pk)), request, view=self) or []
+        presence = selectors.presence_context(selectors.users_shown(page), viewer=viewer)
+        online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
+        results = [message_data(m, online_ids=online_ids, visible_ids=visible_ids) for m in page]
+        return paginator.get_paginated_response(for_viewer(viewer, results))
+
+    @extend_schema(
+        request=None,
+        responses={204: None},
+        description="Unpin a message (the same roles as pinning); one that is not pinned changes nothing.",
+    )
+    @action(detail=True, methods=["delete"], url_path=r"pins/(?P<message_id>[0-9]+)")
+    def unpin(self, request: Request, pk: str, message_id: str) -> Response:
+        services.message_unpin(chat_id=int(pk), actor=request_user(request), message_id=int(message_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class MessagePageSchema(ContractAutoSchema):

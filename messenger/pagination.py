@@ -39,6 +39,10 @@ class ChatCursorPagination(NewestFirstCursorPagination):
     ordering = ("-last_activity_at", "-id")  # type: ignore[assignment]
 
 
+class PinCursorPagination(NewestFirstCursorPagination):
+    ordering = ("-pinned_at", "-id")  # type: ignore[assignment]
+
+
 def _page_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return {
         "type": "object",

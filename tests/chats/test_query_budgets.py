@@ -152,16 +152,18 @@ def test_a_committed_send_renders_its_message_from_the_row_it_wrote(api_client, 
 
 
 def decorate(chat, user, other_user, count):
-    """`count` messages that reply to others, and as many forwards of them (and what later features add)."""
+    """`count` pinned messages, each forwarded and answered by a reply with two reactions (the chat's
+    last message is such a reply)."""
     from chats import services
 
     originals = [message_in(chat, other_user, f"original {n}") for n in range(count)]
     chat.refresh_from_db()
     for original in originals:
+        services.message_pin(chat_id=chat.id, actor=user, message_id=original.id)
         services.message_create(chat_id=chat.id, sender=user, forward_of_id=original.id)
-        services.message_create(chat_id=chat.id, sender=user, content="re", reply_to_id=original.id)
+        reply = services.message_create(chat_id=chat.id, sender=user, content="re", reply_to_id=original.id).message
         for emoji in ("👍", "🎉"):
-            services.message_react(chat_id=chat.id, message_id=original.id, actor=user, emoji=emoji, add=True)
+            services.message_react(chat_id=chat.id, message_id=reply.id, actor=other_user, emoji=emoji, add=True)
     chat.refresh_from_db()
     return originals
 
@@ -183,6 +185,23 @@ def test_history_with_replies_costs_the_same_as_without(
     assert sum(1 for m in r.json()["results"] if m["reply_to"]) == 22
     assert sum(1 for m in r.json()["results"] if m["forwarded_from"]) == 22
     assert sum(1 for m in r.json()["results"] if m["reactions"]) == 22
+    assert sum(1 for m in r.json()["results"] if m["pinned"]) == 22
+    assert many == few
+
+
+def test_the_pins_page_costs_the_same_whatever_the_pin_count(
+    api_client, user, other_user, chat, django_assert_max_num_queries
+):
+    # given
+    decorate(chat, user, other_user, 2)
+    few, _ = queries_for(api_client, f"/api/chats/{chat.id}/pins", {"limit": 100})
+    decorate(chat, user, other_user, 20)
+    # when
+    with django_assert_max_num_queries(HISTORY_BUDGET):
+        r = api_client.get(f"/api/chats/{chat.id}/pins", {"limit": 100})
+    many, _ = queries_for(api_client, f"/api/chats/{chat.id}/pins", {"limit": 100})
+    # then
+    assert len(r.json()["results"]) == 22
     assert many == few
 
 
@@ -223,5 +242,5 @@ def test_chat_list_with_decorated_last_messages_costs_the_same(
         r = api_client.get("/api/chats", {"limit": 100})
     many, _ = queries_for(api_client, "/api/chats", {"limit": 100})
     # then
-    assert all(c["last_message"]["reply_to"] for c in r.json()["results"])
+    assert all(c["last_message"]["reply_to"] and c["last_message"]["reactions"] for c in r.json()["results"])
     assert many == few
