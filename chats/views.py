@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from accounts.auth import request_user
 from accounts.models import User
@@ -23,6 +24,7 @@ from chats.serializers import (
     MediaItemSerializer,
     MemberAddSerializer,
     MemberRoleSerializer,
+    MentionPageQuerySerializer,
     MessageCreateSerializer,
     MessageEditSerializer,
     MessagePageQuerySerializer,
@@ -334,3 +336,25 @@ class MessageViewSet(PathIdsInRange, mixins.ListModelMixin, viewsets.GenericView
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         services.message_delete(chat_id=self.chat_id(), message_id=int(kwargs["pk"]), actor=request_user(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+@extend_schema(tags=["messages"])
+class MentionListView(PathIdsInRange, APIView):
+    """GET /api/mentions: the messages that mention the caller, newest first, in their chats only."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("before", int, description="Messages with an id below this, newest first"),
+            OpenApiParameter("limit", int, description="At most this many (1..100, default 50)"),
+        ],
+        responses=MessagePageSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        query = MentionPageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        viewer = request_user(request)
+        page = selectors.mentions_page(user=viewer, **query.validated_data)
+        presence = selectors.presence_context(selectors.users_shown(page.results), viewer=viewer)
+        online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
+        results = [message_data(m, online_ids=online_ids, visible_ids=visible_ids) for m in page.results]
+        return Response({"results": for_viewer(viewer, results), "has_more": page.has_more})
