@@ -106,6 +106,9 @@ class Message(models.Model):
     reactions = models.JSONField(default=list, blank=True)
     # When it was pinned (GET /api/chats/{id}/pins: most recently pinned first); null: not pinned.
     pinned_at = models.DateTimeField(null=True, blank=True)
+    # The ids of the chat's members named as @username in `content`, as parsed on create and edit
+    # (services._mentioned); the Mention rows are the same, for GET /api/mentions.
+    mentions = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
@@ -124,6 +127,22 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"Message {self.pk} in chat {self.chat_id}"
+
+
+class Mention(models.Model):
+    """A member named as @username in a message: what GET /api/mentions reads, newest first."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="mention_rows")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # The message's chat: GET /api/mentions keeps to the chats the caller is (still) in without a join.
+    chat = models.ForeignKey(Chat, on_delete=models.CASCADE, related_name="+")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["message", "user"], name="mention_message_user_unique")]
+        indexes = [models.Index(fields=["user", "-message"], name="mention_user_message_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.message_id}"
 
 
 class Reaction(models.Model):

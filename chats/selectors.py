@@ -10,7 +10,7 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from accounts.models import User
 from accounts.selectors import presence_context as presence_context  # chats.views uses it from here
 from chats import search, statements
-from chats.models import Chat, ChatUser, Message, Reaction
+from chats.models import Chat, ChatUser, Mention, Message, Reaction
 from media.models import Attachment
 
 
@@ -175,6 +175,19 @@ def message_search(
     """
     chat_ids = [chat_id] if chat_id is not None else chat_ids_for(user.pk)
     ids = search.matching_ids(query=query, chat_ids=chat_ids, before=before, limit=limit + 1)
+    page_ids = ids[:limit]
+    rows = message_queryset().in_bulk(page_ids)
+    return MessagePage(results=[rows[i] for i in page_ids if i in rows], has_more=len(ids) > limit)
+
+
+def mentions_page(*, user: User, before: int | None = None, limit: int = 50) -> MessagePage:
+    """Messages that mention the user, in chats they are still in, newest first (keyset on the
+    message id). Two queries, as message_page: the ids on (user, -message), then the rows."""
+    still_member = ChatUser.objects.filter(chat_id=OuterRef("chat_id"), user=user)
+    keys = Mention.objects.filter(user=user).filter(Exists(still_member))
+    if before is not None:
+        keys = keys.filter(message_id__lt=before)
+    ids = list(keys.order_by("-message_id").values_list("message_id", flat=True)[: limit + 1])
     page_ids = ids[:limit]
     rows = message_queryset().in_bulk(page_ids)
     return MessagePage(results=[rows[i] for i in page_ids if i in rows], has_more=len(ids) > limit)

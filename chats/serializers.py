@@ -79,6 +79,7 @@ def message_data(
         "forwarded_from": forwarded_data(message),
         "reactions": [] if message.deleted else message.reactions,
         "pinned": message.pinned_at is not None,
+        "mentions": [] if message.deleted else message.mentions,
     }
 
 
@@ -235,6 +236,11 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
     forwarded_from = serializers.SerializerMethodField(help_text="A forward's original author and time; or null")
     reactions = ReactionSerializer(many=True, read_only=True, help_text="Ordered by first use")
     pinned = serializers.SerializerMethodField()
+    mentions = serializers.ListField(
+        child=serializers.IntegerField(),
+        read_only=True,
+        help_text="Ids of the chat's members named as @username in content (case-insensitive)",
+    )
 
     class Meta:
         model = Message
@@ -257,6 +263,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "forwarded_from",
             "reactions",
             "pinned",
+            "mentions",
         ]
         read_only_fields = fields
 
@@ -466,6 +473,11 @@ class MessageSearchQuerySerializer(serializers.Serializer[Any]):
         if len(value) < search.MIN_QUERY_LENGTH or len(folded) < search.MIN_QUERY_LENGTH:
             raise serializers.ValidationError(f"Type at least {search.MIN_QUERY_LENGTH} characters to search.")
         return folded
+
+
+class MentionPageQuerySerializer(serializers.Serializer[Any]):
+    before = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=settings.MESSAGE_PAGE_MAX, default=50)
 
 
 class MessagePageSerializer(serializers.Serializer[Any]):

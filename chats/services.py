@@ -6,6 +6,7 @@ transaction with `outbox.atomic()` and records typed events (chats.realtime.even
 are rendered once and published after the commit, so listeners hear only of committed rows.
 """
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +19,14 @@ from django.db.models import (
     OuterRef,
     Subquery,
 )
+from django.db.models.functions import Lower
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
 from chats import search, statements
 from chats.emoji import is_single_emoji
-from chats.models import Chat, ChatUser, Message, Reaction
+from chats.models import Chat, ChatUser, Mention, Message, Reaction
 from chats.realtime import outbox, render
 from chats.realtime.events import (
     ChatCreated,
@@ -391,6 +393,7 @@ def _message_create(
         created_at=now,
         version=locked.chat_version + 1,
         reply_to=reply_to,
+        mentions=_mentioned(chat_id=chat_id, content=text),
     )
     if forwarded is not None:
         # A forward of a forward names the first author, as the one it copies did.
@@ -415,12 +418,44 @@ def _message_create(
         newly_read = _mark_others_read(
             chat_id=chat_id, reader=sender, after_id=locked.last_read_id, up_to_id=message.pk
         )
+    _mentions_store(message=message)
     # The row as written, its sender and attachment loaded: the renderer need not read it again.
     entry = outbox.record(MessageCreated(chat_id=chat_id, message_id=message.pk, version=message.version), message)
     if newly_read:
         # Others' messages just became read (is_read): their senders' ticks change.
         outbox.record(ChatRead(chat_id=chat_id, user_id=sender.pk, last_read_id=message.pk))
     return MessageResult(message, created=True, entry=entry)
+
+
+# "@name" not preceded by a word character or "@" (so not the middle of an email address).
+MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_.]{3,32})")
+
+
+def _mentioned(*, chat_id: int, content: str) -> list[int]:
+    """The ids of the chat's members named as @username in the text (case-insensitive), in the order
+    first named. No query for a text without a candidate; one otherwise."""
+    named: dict[str, None] = {}
+    for match in MENTION.finditer(content):
+        name = match.group(1).lower()
+        named[name] = None
+        named[name.rstrip(".")] = None  # "@bob." at the end of a sentence
+    if not named:
+        return []
+    rows = (
+        ChatUser.objects.filter(chat_id=chat_id)
+        .annotate(name=Lower("user__username"))
+        .filter(name__in=list(named))
+        .values_list("name", "user_id")
+    )
+    ids = dict(rows)
+    return list(dict.fromkeys(ids[name] for name in named if name in ids))
+
+
+def _mentions_store(*, message: Message) -> None:
+    if message.mentions:
+        Mention.objects.bulk_create(
+            [Mention(message=message, user_id=user_id, chat_id=message.chat_id) for user_id in message.mentions]
+        )
 
 
 def _reply_target(*, chat_id: int, message_id: int) -> Message:
@@ -479,7 +514,11 @@ def message_edit(*, chat_id: int, message_id: int, actor: User, content: str) ->
     message.content = text
     message.edited_at = timezone.now()
     message.version = chat.version
-    message.save(update_fields=["content", "edited_at", "version"])
+    had_mentions, message.mentions = bool(message.mentions), _mentioned(chat_id=chat_id, content=text)
+    message.save(update_fields=["content", "edited_at", "version", "mentions"])
+    if had_mentions:
+        Mention.objects.filter(message=message).delete()
+    _mentions_store(message=message)
     search.reindex(message)
     entry = outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
     return MessageResult(message, created=False, entry=entry)
@@ -522,8 +561,13 @@ def message_soft_delete(*, message: Message) -> Message:
         message.version = chat.version
         message.reactions = []
         message.pinned_at = None  # nothing left to pin
-        message.save(update_fields=["deleted", "content", "attachment", "version", "reactions", "pinned_at"])
+        had_mentions, message.mentions = bool(message.mentions), []
+        message.save(
+            update_fields=["deleted", "content", "attachment", "version", "reactions", "pinned_at", "mentions"]
+        )
         Reaction.objects.filter(message=message).delete()
+        if had_mentions:
+            Mention.objects.filter(message=message).delete()
         search.unindex(message.pk)
         # Members who had not read it yet no longer count it.
         ChatUser.objects.filter(chat=chat, last_read_id__lt=message.pk, unread_count__gt=0).exclude(

@@ -12,4 +12,5 @@ router.register(r"chats/(?P<chat_pk>[0-9]+)/messages", views.MessageViewSet, bas
 urlpatterns = [
     *router.urls,
     re_path(r"^search/messages/?$", views.MessageSearchView.as_view(), name="message-search"),
+    re_path(r"^mentions/?$", views.MentionListView.as_view(), name="mentions"),
 ]

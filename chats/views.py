@@ -24,6 +24,7 @@ from chats.serializers import (
     MediaItemSerializer,
     MemberAddSerializer,
     MemberRoleSerializer,
+    MentionPageQuerySerializer,
     MessageCreateSerializer,
     MessageEditSerializer,
     MessagePageQuerySerializer,
@@ -375,7 +376,29 @@ class MessageSearchView(APIView):
             user=viewer, query=params["q"], chat_id=chat_id, before=params.get("before"), limit=params["limit"]
         )
         # Senders who left and share no chat with the caller any more: presence hidden (as in history).
-        presence = selectors.presence_context([m.sender for m in page.results], viewer=viewer)
+        presence = selectors.presence_context(selectors.users_shown(page.results), viewer=viewer)
         online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
         results = [message_data(m, online_ids=online_ids, visible_ids=visible_ids) for m in page.results]
-        return Response({"results": results, "has_more": page.has_more})
+        return Response({"results": for_viewer(viewer, results), "has_more": page.has_more})
+
+
+@extend_schema(tags=["messages"])
+class MentionListView(PathIdsInRange, APIView):
+    """GET /api/mentions: the messages that mention the caller, newest first, in their chats only."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("before", int, description="Messages with an id below this, newest first"),
+            OpenApiParameter("limit", int, description="At most this many (1..100, default 50)"),
+        ],
+        responses=MessagePageSerializer,
+    )
+    def get(self, request: Request) -> Response:
+        query = MentionPageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        viewer = request_user(request)
+        page = selectors.mentions_page(user=viewer, **query.validated_data)
+        presence = selectors.presence_context(selectors.users_shown(page.results), viewer=viewer)
+        online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
+        results = [message_data(m, online_ids=online_ids, visible_ids=visible_ids) for m in page.results]
+        return Response({"results": for_viewer(viewer, results), "has_more": page.has_more})

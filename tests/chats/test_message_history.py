@@ -19,6 +19,7 @@ MESSAGE_FIELDS = {
     "edited_at",
     "deleted",
     "version",
+    "mentions",
     "pinned",
     "reactions",
     "forwarded_from",
