@@ -117,7 +117,7 @@ export function reactorsLabel(chip, { meId = null, nameOf = () => null } = {}) {
 const LINK = /\bhttps?:\/\/[^\s<>"']+[^\s<>"'.,;:!?)\]]/g;
 // `@username`: at the start or after a character that cannot be part of a username (not inside an
 // address like ann@example.com); usernames are 3..32 of letters, digits, `_` and `.`.
-const MENTION = /(^|[^\p{L}\p{N}_.@])@([\p{L}\p{N}_.]{3,32})/gu;
+const MENTION = /(^|[^\p{L}\p{N}_@])@([\p{L}\p{N}_.]{3,32})/gu;
 
 function mentionParts(text, byUsername) {
   const parts = [];
