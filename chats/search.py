@@ -22,8 +22,8 @@ message_edit and message_soft_delete):
   README, "Search".
 
 Search results are read back as the history reads messages (selectors.message_queryset), and a
-deleted or vanished message is never returned even if its index row outlived it (the search joins
-chats_message and requires deleted = 0).
+deleted or vanished message is never returned even if its index row outlived it: the page's rows
+are read with deleted = false.
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ FTS_TABLE = "chats_search_fts"
 TRIGRAM_TABLE = "chats_search_trigram"
 TEXT_TABLE = "chats_search_text"
 # How many postings of each query trigram are counted to find the rarest (MariaDB): enough to tell
-# a rare trigram from a common one, little enough that counting stays a few milliseconds.
-RARITY_SAMPLE = 5000
+# a rare trigram from a common one, little enough that counting stays about a millisecond.
+RARITY_SAMPLE = 1000
 # At most this many of a query's trigrams are compared for rarity (a 200-character query has ~200).
 RARITY_CANDIDATES = 12
 
@@ -255,15 +255,20 @@ def _matching_ids_trigrams(query: str, chats: list[int], before: int | None, lim
     if before is not None:
         below = " AND t.message_id < %s"
         params.append(before)
-    params += [_like_pattern(query), False, limit]
-    # STRAIGHT_JOIN: the trigram's postings drive, walked backwards on the primary key (newest
-    # first) so the LIMIT ends the walk; each candidate costs two primary-key lookups at most.
+    # A query of three characters is its one trigram: the postings alone answer it, no document is
+    # read. A longer one keeps the postings whose document holds it whole.
+    holds = ""
+    if len(query) > 3:
+        holds = f" AND EXISTS (SELECT 1 FROM {TEXT_TABLE} s WHERE s.message_id = t.message_id AND s.body LIKE %s)"
+        params.append(_like_pattern(query))
+    params.append(limit)
+    # The trigram's postings are walked backwards on the primary key (newest first), so the LIMIT ends
+    # the walk; a candidate in the caller's chats costs one primary-key lookup at most. Deleted
+    # messages have no postings (message_soft_delete removes them in its transaction); rows of
+    # messages that are gone altogether (an account deleted) are dropped when the page is read.
     sql = (
-        f"SELECT STRAIGHT_JOIN t.message_id FROM {TRIGRAM_TABLE} t "
-        f"INNER JOIN {TEXT_TABLE} s ON s.message_id = t.message_id "
-        f"INNER JOIN chats_message m ON m.id = t.message_id "
-        f"WHERE t.trigram = %s AND t.chat_id IN ({chat_marks}){below} "
-        f"AND s.body LIKE %s AND m.deleted = %s "
+        f"SELECT t.message_id FROM {TRIGRAM_TABLE} t "
+        f"WHERE t.trigram = %s AND t.chat_id IN ({chat_marks}){below}{holds} "
         f"ORDER BY t.message_id DESC LIMIT %s"
     )
     with connection.cursor() as cursor:

@@ -176,7 +176,8 @@ def message_search(
     chat_ids = [chat_id] if chat_id is not None else chat_ids_for(user.pk)
     ids = search.matching_ids(query=query, chat_ids=chat_ids, before=before, limit=limit + 1)
     page_ids = ids[:limit]
-    rows = message_queryset().in_bulk(page_ids)
+    # deleted=False: never a deleted message, even if an index row outlived it.
+    rows = message_queryset().filter(deleted=False).in_bulk(page_ids)
     return MessagePage(results=[rows[i] for i in page_ids if i in rows], has_more=len(ids) > limit)
 
 
