@@ -1,4 +1,4 @@
-"""Every write to attachments and blobs: storing an upload once per content, and cleaning up."""
+"""Every write to attachments and blobs: storing an upload (an image or any file) once per content, and cleaning up."""
 
 import logging
 import os
@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from media import access, containers, selectors, store, validation
+from media import access, containers, names, selectors, store, validation
 from media.models import Attachment, Blob
 from messenger.deadlocks import retry_deadlocks
 
@@ -41,12 +42,32 @@ def _size_text(size: int) -> str:
     return f"{size} bytes"
 
 
-def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
-    """Validate an uploaded image by its bytes, store it once per content, record the upload.
+@dataclass(frozen=True, slots=True)
+class BlobFacts:
+    """What a new Blob records besides its sha256 and size: an image's type and size, or a file's."""
 
-    Metadata is removed first (media.containers keeps only what draws the image), so the sha256
-    names the cleaned bytes: the same photo uploaded twice (by anyone, whatever metadata each copy
-    carried) is one Blob and one file, and two Attachments.
+    kind: str  # Attachment.Kind
+    content_type: str
+    width: int | None = None
+    height: int | None = None
+
+    @classmethod
+    def of_image(cls, info: validation.ImageInfo) -> "BlobFacts":
+        return cls(Attachment.Kind.IMAGE, info.kind.content_type, info.width, info.height)
+
+
+FILE_FACTS = BlobFacts(Attachment.Kind.FILE, validation.FILE_CONTENT_TYPE)
+
+
+def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
+    """Store an upload once per content and record it: an image, or any other file.
+
+    Bytes that announce PNG, JPEG, GIF or WebP by their magic number are an image, and must be one:
+    validated by their bytes (media.validation; a corrupt one is refused, never kept as a file),
+    at most UPLOAD_MAX_BYTES, their metadata removed first (media.containers keeps only what draws
+    the image), so the sha256 names the cleaned bytes: the same photo uploaded twice (by anyone,
+    whatever metadata each copy carried) is one Blob and one file, and two Attachments.
+    Anything else is a file (kind "file"), at most FILE_MAX_BYTES, stored byte for byte.
     Raises ValidationError({"file": [...]}) for a refused file, FileTooLarge past the limit and
     QuotaExceeded past the uploader's quota (checked first, against the size as sent: no decode
     for a user who has no room);
@@ -54,10 +75,16 @@ def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
     row is written and no file is left, half or whole.
     """
     size = file.size or 0
-    if size > settings.UPLOAD_MAX_BYTES:
-        raise validation.FileTooLarge(settings.UPLOAD_MAX_BYTES)
+    largest = validation.largest_upload_bytes()
+    if size > largest:
+        raise validation.FileTooLarge(largest)
     _check_quota(uploader, size)
+    raw_name = file.name or ""
     with _on_disk(file) as path:
+        if size == 0:
+            raise validation.reject("The file is empty.")
+        if validation.sniff_file(path) is None:
+            return _file_create(uploader=uploader, path=path, size=size, raw_name=raw_name)
         info = validation.inspect_image(path, size=size)
         with store.pending_file() as pending:
             try:
@@ -68,14 +95,34 @@ def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
             if pending.full is not None:
                 # The disk is full: only bytes already stored (and validated when they were) can be
                 # recorded; anything else is the OSError, answered 507.
-                if not (store.exists(sha256) and Blob.objects.filter(sha256=sha256).exists()):
-                    raise pending.full
+                _require_stored(pending, sha256)
             elif pending.size != size:
                 # What is stored must decode as well as what was sent.
                 info = validation.inspect_image(pending.path, size=pending.size)
             return _attachment_save(
-                uploader=uploader, pending=pending, sha256=sha256, info=info, original_name=file.name or ""
+                uploader=uploader, pending=pending, sha256=sha256, facts=BlobFacts.of_image(info), raw_name=raw_name
             )
+
+
+def _file_create(*, uploader: User, path: Path, size: int, raw_name: str) -> Attachment:
+    """Store a file that is not an image as it was sent (never opened, never rendered)."""
+    if size > settings.FILE_MAX_BYTES:
+        raise validation.FileTooLarge(settings.FILE_MAX_BYTES)
+    with store.pending_file() as pending:
+        with open(path, "rb") as source:
+            while chunk := source.read(store.CHUNK_SIZE):
+                pending.write(chunk)
+        sha256 = pending.finish()
+        if pending.full is not None:
+            _require_stored(pending, sha256)
+        return _attachment_save(uploader=uploader, pending=pending, sha256=sha256, facts=FILE_FACTS, raw_name=raw_name)
+
+
+def _require_stored(pending: store.PendingFile, sha256: str) -> None:
+    """On a full disk, only bytes the store already holds can be recorded; else the disk's OSError."""
+    if not (store.exists(sha256) and Blob.objects.filter(sha256=sha256).exists()):
+        assert pending.full is not None
+        raise pending.full
 
 
 def _check_quota(uploader: User, size: int) -> None:
@@ -123,7 +170,7 @@ def _on_disk(file: UploadedFile) -> Iterator[Path]:
 
 @retry_deadlocks
 def _attachment_save(
-    *, uploader: User, pending: store.PendingFile, sha256: str, info: validation.ImageInfo, original_name: str
+    *, uploader: User, pending: store.PendingFile, sha256: str, facts: BlobFacts, raw_name: str
 ) -> Attachment:
     """Find or create the Blob, record the Attachment, then put the file in place; all in one transaction.
 
@@ -143,8 +190,14 @@ def _attachment_save(
                 if blob is None:
                     if pending.full is not None:  # the stored copy went meanwhile (cleanup_blobs)
                         raise pending.full
-                    blob = _blob_create(sha256, pending.size, info)
-                attachment = Attachment(blob=blob, uploader=uploader, original_name=original_name[:255])
+                    blob = _blob_create(sha256, pending.size, facts)
+                attachment = Attachment(
+                    blob=blob,
+                    uploader=uploader,
+                    kind=facts.kind,
+                    original_name=raw_name[:255],
+                    name=names.safe_name(raw_name),
+                )
                 # The database checks the blob (and so takes the shared lock described above).
                 attachment.full_clean(exclude=["blob"])
                 attachment.save(force_insert=True)
@@ -160,8 +213,8 @@ def _attachment_save(
     raise AssertionError("unreachable")
 
 
-def _blob_create(sha256: str, size: int, info: validation.ImageInfo) -> Blob:
-    blob = Blob(sha256=sha256, size=size, content_type=info.kind.content_type, width=info.width, height=info.height)
+def _blob_create(sha256: str, size: int, facts: BlobFacts) -> Blob:
+    blob = Blob(sha256=sha256, size=size, content_type=facts.content_type, width=facts.width, height=facts.height)
     blob.full_clean(validate_unique=False)
     try:
         with transaction.atomic():
@@ -279,11 +332,11 @@ def blob_reclean(*, blob_id: int) -> str | None:
             raise pending.full
         if sha256 == old_sha256:
             return None
-        info = validation.ImageInfo(kind=kind, width=blob.width, height=blob.height)
+        facts = BlobFacts(Attachment.Kind.IMAGE, kind.content_type, blob.width, blob.height)
         with transaction.atomic():
             if Blob.objects.select_for_update().filter(pk=blob_id).first() is None:
                 return None
-            target = Blob.objects.filter(sha256=sha256).first() or _blob_create(sha256, pending.size, info)
+            target = Blob.objects.filter(sha256=sha256).first() or _blob_create(sha256, pending.size, facts)
             Attachment.objects.filter(blob_id=blob_id).update(blob=target)
             Blob.objects.filter(pk=blob_id).delete()
             store.commit(pending, sha256)

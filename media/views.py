@@ -1,10 +1,11 @@
-"""Uploading an image (POST /api/attachments) and fetching its bytes (GET attachment.url)."""
+"""Uploading an image or any file (POST /api/attachments) and fetching its bytes (GET attachment.url)."""
 
 import logging
 import re
 from collections.abc import Iterable
 from pathlib import PurePath
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBase, HttpResponseNotModified
@@ -50,13 +51,15 @@ class AttachmentUploadView(APIView):
             201: AttachmentSerializer,
             400: OpenApiResponse(
                 description=(
-                    "Not a PNG, JPEG, GIF or WebP image by its bytes, more than UPLOAD_MAX_PIXELS, or an animation "
-                    'past UPLOAD_MAX_FRAMES frames or UPLOAD_MAX_ANIMATION_PIXELS in all: {"file": ["…"]}'
+                    "Bytes that announce a PNG, JPEG, GIF or WebP image (its magic number) but do not decode as "
+                    "one, an image of more than UPLOAD_MAX_PIXELS, an animation past UPLOAD_MAX_FRAMES frames or "
+                    'UPLOAD_MAX_ANIMATION_PIXELS in all, or an empty file: {"file": ["…"]}'
                 )
             ),
             413: OpenApiResponse(
                 description=(
-                    'Larger than UPLOAD_MAX_BYTES: `{"file": ["…"]}`; or past the uploader\'s storage quota '
+                    "An image larger than UPLOAD_MAX_BYTES (default 10 MB), any other file larger than "
+                    'FILE_MAX_BYTES (default 50 MB): `{"file": ["…"]}`; or past the uploader\'s storage quota '
                     '(UPLOAD_QUOTA_BYTES, default 1 GB; each upload counts its stored size): `{"detail": "…"}`, '
                     "which says how much is used. Uploads no message carries are deleted after "
                     "UPLOAD_UNATTACHED_HOURS (default 24), which frees their room. 413 rather than 507: the "
@@ -80,9 +83,13 @@ class AttachmentUploadView(APIView):
             ),
         },
         description=(
-            "Upload an image as multipart `file`. It is judged by its bytes only (never by its name or "
-            "Content-Type), its metadata is removed (EXIF is rebuilt with its Orientation alone; XMP, comments "
-            "and the rest go, in every format), and the same bytes are stored once."
+            "Upload an image or any other file as multipart `file`. It is judged by its bytes only (never by "
+            'its name or Content-Type): a PNG, JPEG, GIF or WebP that decodes is `kind: "image"`, its '
+            "metadata removed (EXIF is rebuilt with its Orientation alone; XMP, comments and the rest go, in "
+            'every format); anything else is `kind: "file"`, kept byte for byte and only ever served as a '
+            "download (`application/octet-stream`). `name` is the file name sent, made safe (no folders, "
+            "control or bidi characters; at most 128 characters). The same bytes are stored once; each upload "
+            "counts toward its uploader's quota."
         ),
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -95,7 +102,7 @@ class AttachmentUploadView(APIView):
         try:
             attachment = services.attachment_create(uploader=uploader, file=data.validated_data["file"])
         except validation.FileTooLarge as error:
-            raise UploadTooLarge(error.limit) from error
+            raise UploadTooLarge(error.message) from error
         except services.QuotaExceeded as error:
             raise UploadQuotaExceeded(str(error)) from error
         except validation.DecodersBusy as error:
@@ -126,13 +133,19 @@ class AttachmentFileView(APIView):
 
     @extend_schema(
         responses={
-            (200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The image's bytes"),
+            (200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="An image's bytes"),
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="A file's bytes, as a download (`Content-Disposition: attachment`)"
+            ),
             304: OpenApiResponse(description="If-None-Match matched the ETag (the sha256)"),
             404: OpenApiResponse(description="No such attachment, or the caller may not see it"),
         },
         description=(
-            "The image's bytes, for its uploader and the members of a chat where a message carries it. "
-            "Strong ETag (the sha256), Cache-Control: private."
+            "The bytes, for the uploader and the members of a chat where a message carries it. Strong ETag "
+            "(the sha256), Cache-Control: private, X-Content-Type-Options: nosniff and a sandboxing "
+            "Content-Security-Policy. An image is served inline with its type; any other file (`kind: "
+            '"file"`) as `application/octet-stream` with `Content-Disposition: attachment; '
+            "filename*=UTF-8''<its name>`."
         ),
     )
     def get(self, request: Request, pk: str) -> HttpResponseBase:
@@ -145,7 +158,7 @@ class AttachmentFileView(APIView):
             return _with_headers(HttpResponseNotModified(), attachment, etag)
         response: HttpResponseBase
         if settings.SENDFILE_HEADER:
-            response = HttpResponse(content_type=blob.content_type)
+            response = HttpResponse()
             response[settings.SENDFILE_HEADER] = _sendfile_target(blob.sha256)
         else:
             try:
@@ -153,7 +166,7 @@ class AttachmentFileView(APIView):
             except FileNotFoundError:
                 logger.error("blob file missing for attachment %s (sha256 %s)", attachment.pk, blob.sha256)
                 raise Http404("No attachment matches the given query.") from None
-            response = FileResponse(handle, content_type=blob.content_type)
+            response = FileResponse(handle)
         return _with_headers(response, attachment, etag)
 
 
@@ -172,12 +185,20 @@ def _with_headers(response: HttpResponseBase, attachment: Attachment, etag: str)
     response["Vary"] = "Authorization"
     response["X-Content-Type-Options"] = "nosniff"
     # Even if a browser were talked into rendering the bytes as a document, it could run nothing.
-    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+        if attachment.kind == Attachment.Kind.IMAGE
+        else "sandbox; default-src 'none'"
+    )
     # ?token= must not travel further in a Referer.
     response["Referrer-Policy"] = "no-referrer"
     if not isinstance(response, HttpResponseNotModified):
-        response["Content-Type"] = blob.content_type
-        response["Content-Disposition"] = content_disposition_header(False, safe_file_name(attachment)) or "inline"
+        if attachment.kind == Attachment.Kind.IMAGE:
+            response["Content-Type"] = blob.content_type
+            response["Content-Disposition"] = content_disposition_header(False, safe_file_name(attachment)) or "inline"
+        else:
+            response["Content-Type"] = validation.FILE_CONTENT_TYPE
+            response["Content-Disposition"] = download_disposition(attachment)
     return response
 
 
@@ -189,6 +210,8 @@ def _sendfile_target(sha256: str) -> str:
 
 
 UNSAFE_NAME_CHARS = re.compile(r"[^\w\- ]+")
+# One "_" per character outside printable ASCII that is safe in a quoted header value.
+ASCII_FALLBACK_UNSAFE = re.compile(r"[^A-Za-z0-9._\- ]")
 
 
 def safe_file_name(attachment: Attachment) -> str:
@@ -196,10 +219,18 @@ def safe_file_name(attachment: Attachment) -> str:
 
     The extension comes from the stored bytes' type, never from the name sent.
     """
-    stem = PurePath(attachment.original_name.replace("\\", "/")).stem if attachment.original_name else ""
+    stem = PurePath(attachment.name).stem if attachment.name else ""
     stem = UNSAFE_NAME_CHARS.sub("_", stem).strip(" _.")[:100]
     if not stem:
         stem = f"attachment-{attachment.pk}"
     kind = validation.KINDS.get(attachment.blob.content_type)
     extension = kind.extension if kind else "bin"
     return f"{stem}.{extension}"
+
+
+def download_disposition(attachment: Attachment) -> str:
+    """`attachment` with the file's safe name: an ASCII fallback, and the name itself as RFC 5987
+    UTF-8 (`filename*`), which every current browser prefers."""
+    name = attachment.name or f"file-{attachment.pk}"
+    fallback = ASCII_FALLBACK_UNSAFE.sub("_", name).strip(" _.") or f"file-{attachment.pk}"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
