@@ -25,6 +25,8 @@ CONTRACT = {
     "/api/chats/{id}/read": {"post"},
     "/api/chats/{id}/media": {"get"},
     "/api/attachments": {"post"},
+    # v1.1
+    "/api/config": {"get"},
 }
 
 
