@@ -1,6 +1,7 @@
 """GET /api/config: the limits a client needs, read from the settings, so that no client keeps a copy
 of a server constant (a draft over the limit, a file too large, a token about to expire)."""
 
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -10,7 +11,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.settings import api_settings
 
 from media.validation import KINDS
 
@@ -28,6 +28,8 @@ class ClientConfigSerializer(serializers.Serializer[Any]):
 
 
 def client_config() -> dict[str, Any]:
+    access_lifetime = settings.SIMPLE_JWT["ACCESS_TOKEN_LIFETIME"]
+    assert isinstance(access_lifetime, timedelta)
     return {
         "message_max_length": settings.MESSAGE_MAX_LENGTH,
         "upload_max_bytes": settings.UPLOAD_MAX_BYTES,
@@ -35,7 +37,7 @@ def client_config() -> dict[str, Any]:
         "image_types": list(KINDS),
         "group_max_members": settings.GROUP_MAX_MEMBERS,
         "typing_throttle_seconds": settings.TYPING_THROTTLE_SECONDS,
-        "access_token_seconds": int(api_settings.ACCESS_TOKEN_LIFETIME.total_seconds()),
+        "access_token_seconds": int(access_lifetime.total_seconds()),
     }
 
 
