@@ -128,13 +128,25 @@ def message_page(*, chat_id: int, before: int | None = None, since: int | None =
     return MessagePage(results=[rows[i] for i in page_ids], has_more=len(ids) > limit)
 
 
-def media_page_queryset(chat_id: int) -> QuerySet[Message]:
-    """Messages of a chat that carry an image attachment, newest first."""
+def media_page_queryset(chat_id: int, kind: str = Attachment.Kind.IMAGE) -> QuerySet[Message]:
+    """Messages of a chat that carry an attachment of this kind (image or file), newest first."""
     return (
-        Message.objects.filter(chat_id=chat_id, deleted=False, attachment__isnull=False)
+        Message.objects.filter(chat_id=chat_id, deleted=False, attachment__kind=kind)
         .select_related("sender", "attachment__blob")
         .order_by("-id")
     )
+
+
+def media_feed(*, user: User, kind: str, before: int | None = None, limit: int = 30) -> MessagePage:
+    """Messages carrying an attachment of this kind in every chat the user is in, newest first
+    (keyset: id < before); one query, whatever the number of chats."""
+    messages = Message.objects.filter(
+        chat_id__in=ChatUser.objects.filter(user=user).values("chat_id"), deleted=False, attachment__kind=kind
+    )
+    if before is not None:
+        messages = messages.filter(id__lt=before)
+    rows = list(messages.select_related("sender", "attachment__blob").order_by("-id")[: limit + 1])
+    return MessagePage(results=rows[:limit], has_more=len(rows) > limit)
 
 
 def users_in_chats(chats: Iterable[Chat]) -> list[User | MemberUser]:

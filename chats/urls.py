@@ -1,3 +1,4 @@
+from django.urls import re_path
 from rest_framework.routers import SimpleRouter
 
 from chats import views
@@ -8,4 +9,7 @@ router.trailing_slash = "/?"
 router.register(r"chats", views.ChatViewSet, basename="chat")
 router.register(r"chats/(?P<chat_pk>[0-9]+)/messages", views.MessageViewSet, basename="chat-message")
 
-urlpatterns = router.urls
+urlpatterns = [
+    re_path(r"^media/?$", views.MediaFeedView.as_view(), name="media-feed"),
+    *router.urls,
+]

@@ -27,6 +27,7 @@ CONTRACT = {
     "/api/attachments": {"post"},
     # v1.1
     "/api/config": {"get"},
+    "/api/media": {"get"},
 }
 
 
