@@ -21,6 +21,7 @@ class MemberUser:
     username: str
     display_name: str
     last_seen: datetime | None
+    avatar_sha256: str
 
     @property
     def pk(self) -> int:
@@ -60,8 +61,8 @@ def attach_members(chats: Iterable[Chat]) -> list[Chat]:
     page = list(chats)
     by_chat: dict[int, list[Member]] = {chat.pk: [] for chat in page}
     rows = statements.member_rows(list(by_chat))
-    for chat_id, role, unread_count, last_read_id, user_id, username, display_name, last_seen in rows:
-        user = MemberUser(user_id, username, display_name, last_seen)
+    for chat_id, role, unread_count, last_read_id, user_id, username, display_name, last_seen, avatar in rows:
+        user = MemberUser(user_id, username, display_name, last_seen, avatar)
         by_chat[chat_id].append(Member(user, role, unread_count, last_read_id))
     for chat in page:
         chat.members_list = by_chat[chat.pk]  # type: ignore[attr-defined]

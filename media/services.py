@@ -80,7 +80,7 @@ def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
         raise validation.FileTooLarge(largest)
     _check_quota(uploader, size)
     raw_name = file.name or ""
-    with _on_disk(file) as path:
+    with on_disk(file) as path:
         if size == 0:
             raise validation.reject("The file is empty.")
         if validation.sniff_file(path) is None:
@@ -140,7 +140,7 @@ def _check_quota(uploader: User, size: int) -> None:
 
 
 @contextmanager
-def _on_disk(file: UploadedFile) -> Iterator[Path]:
+def on_disk(file: UploadedFile) -> Iterator[Path]:
     """A path to the upload's bytes: the upload handler's temporary file, or a copy of an in-memory one.
 
     The copy is an anonymous file in memory where the system has them (Linux's memfd_create), so
@@ -190,7 +190,7 @@ def _attachment_save(
                 if blob is None:
                     if pending.full is not None:  # the stored copy went meanwhile (cleanup_blobs)
                         raise pending.full
-                    blob = _blob_create(sha256, pending.size, facts)
+                    blob = blob_create(sha256, pending.size, facts)
                 attachment = Attachment(
                     blob=blob,
                     uploader=uploader,
@@ -213,7 +213,7 @@ def _attachment_save(
     raise AssertionError("unreachable")
 
 
-def _blob_create(sha256: str, size: int, facts: BlobFacts) -> Blob:
+def blob_create(sha256: str, size: int, facts: BlobFacts) -> Blob:
     blob = Blob(sha256=sha256, size=size, content_type=facts.content_type, width=facts.width, height=facts.height)
     blob.full_clean(validate_unique=False)
     try:
@@ -228,7 +228,7 @@ def _blob_create(sha256: str, size: int, facts: BlobFacts) -> Blob:
 
 @retry_deadlocks
 def blob_delete_if_unreferenced(*, blob_id: int) -> bool:
-    """Delete a Blob and its file if no Attachment refers to it; True when deleted.
+    """Delete a Blob and its file if no Attachment refers to it and it is nobody's avatar; True when deleted.
 
     The file goes while the row lock is held. An upload of the same bytes that is recording its
     Attachment holds a shared lock on the row, so this waits for it and then finds the reference;
@@ -236,7 +236,7 @@ def blob_delete_if_unreferenced(*, blob_id: int) -> bool:
     """
     with transaction.atomic():
         blob = Blob.objects.select_for_update().filter(pk=blob_id).first()
-        if blob is None or Attachment.objects.filter(blob_id=blob.pk).exists():
+        if blob is None or Attachment.objects.filter(blob_id=blob.pk).exists() or _is_avatar(blob.sha256):
             return False
         sha256 = blob.sha256
         blob.delete()
@@ -320,6 +320,8 @@ def blob_reclean(*, blob_id: int) -> str | None:
     kind = validation.KINDS.get(blob.content_type) if blob is not None else None
     if blob is None or kind is None or not store.exists(blob.sha256):
         return None
+    if _is_avatar(blob.sha256):
+        return None  # drawn afresh by media.avatars: no metadata to remove, and users name it by its sha256
     old_sha256 = blob.sha256
     with store.pending_file() as pending:
         try:
@@ -336,10 +338,14 @@ def blob_reclean(*, blob_id: int) -> str | None:
         with transaction.atomic():
             if Blob.objects.select_for_update().filter(pk=blob_id).first() is None:
                 return None
-            target = Blob.objects.filter(sha256=sha256).first() or _blob_create(sha256, pending.size, facts)
+            target = Blob.objects.filter(sha256=sha256).first() or blob_create(sha256, pending.size, facts)
             Attachment.objects.filter(blob_id=blob_id).update(blob=target)
             Blob.objects.filter(pk=blob_id).delete()
             store.commit(pending, sha256)
             transaction.on_commit(lambda: store.delete(old_sha256))
     logger.info("blob %s cleaned again: now %s", old_sha256, sha256)
     return sha256
+
+
+def _is_avatar(sha256: str) -> bool:
+    return User.objects.filter(avatar_sha256=sha256).exists()

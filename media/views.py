@@ -1,4 +1,5 @@
-"""Uploading an image or any file (POST /api/attachments) and fetching its bytes (GET attachment.url)."""
+"""Uploading an image or any file (POST /api/attachments) and fetching its bytes (GET attachment.url);
+setting a profile picture (PUT/DELETE /api/auth/me/avatar) and fetching it (GET avatar_url)."""
 
 import logging
 import re
@@ -21,11 +22,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.auth import request_user
+from accounts.models import User
+from accounts.selectors import presence_context
+from accounts.serializers import MeSerializer
 from accounts.sessions import SessionJWTAuthentication
 from accounts.throttles import AddressScopedThrottle
-from media import access, services, store, validation
+from media import access, avatars, services, store, validation
 from media.authentication import AccessTokenQueryAuthentication
-from media.models import Attachment
+from media.models import Attachment, Blob
 from media.serializers import AttachmentSerializer, AttachmentUploadSerializer
 from media.uploads import BoundedUploadHandler, UploadQuotaExceeded, UploadTooLarge
 from messenger.exceptions import Unavailable
@@ -234,3 +238,116 @@ def download_disposition(attachment: Attachment) -> str:
     name = attachment.name or f"file-{attachment.pk}"
     fallback = ASCII_FALLBACK_UNSAFE.sub("_", name).strip(" _.") or f"file-{attachment.pk}"
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@extend_schema(tags=["auth"])
+class AvatarView(APIView):
+    """The caller's profile picture (contract v1.1): PUT an image to set it, DELETE to remove it."""
+
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [AddressScopedThrottle]
+    throttle_scope = "upload"
+
+    @extend_schema(
+        request={"multipart/form-data": AttachmentUploadSerializer},
+        responses={
+            200: MeSerializer,
+            400: OpenApiResponse(
+                description=(
+                    "Not a PNG, JPEG, GIF or WebP image that decodes (judged by its bytes), or past the image "
+                    'limits (UPLOAD_MAX_PIXELS, animations): {"file": ["…"]}'
+                )
+            ),
+            413: OpenApiResponse(description='Larger than UPLOAD_MAX_BYTES: `{"file": ["…"]}`'),
+            503: OpenApiResponse(
+                description=(
+                    "The database could not answer, or no image decode slot came free within "
+                    'UPLOAD_DECODE_WAIT_SECONDS: `{"detail": "…"}` with Retry-After.'
+                ),
+            ),
+            507: OpenApiResponse(
+                response=INSUFFICIENT_STORAGE_SCHEMA,
+                description='The server\'s disk is full: `{"detail": "…"}`; nothing changed.',
+            ),
+        },
+        description=(
+            "Set the caller's profile picture from an image upload (multipart `file`; the image rules of "
+            "`POST /api/attachments`). It is stored shrunk to at most 512 px on its longest side (a JPEG stays "
+            "a JPEG, anything else becomes a PNG of its first frame, metadata gone), content-addressed: "
+            "`avatar_url` changes with the picture. Not counted in the upload quota."
+        ),
+    )
+    def put(self, request: Request) -> Response:
+        request._request.upload_handlers = [BoundedUploadHandler(request._request)]
+        data = AttachmentUploadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            user = avatars.avatar_set(user=request_user(request), file=data.validated_data["file"])
+        except validation.FileTooLarge as error:
+            raise UploadTooLarge(error.message) from error
+        except validation.DecodersBusy as error:
+            raise Unavailable("Too many images are being checked right now; try again shortly.") from error
+        return Response(MeSerializer(user, context=presence_context([user])).data)
+
+    @extend_schema(request=None, responses={200: MeSerializer}, description="Remove the caller's profile picture.")
+    def delete(self, request: Request) -> Response:
+        user = avatars.avatar_delete(user=request_user(request))
+        return Response(MeSerializer(user, context=presence_context([user])).data)
+
+
+@extend_schema(tags=["users"])
+class AvatarFileView(APIView):
+    """A profile picture's bytes, for any signed-in user: it is shown beside its user's name everywhere."""
+
+    authentication_classes = [SessionJWTAuthentication, AccessTokenQueryAuthentication]
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(
+        responses={
+            (200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The picture (PNG or JPEG)"),
+            304: OpenApiResponse(description="If-None-Match matched the ETag (the sha256)"),
+            404: OpenApiResponse(description="No user has this picture"),
+        },
+        description=(
+            "Addition (contract v1.1): a PublicUser's `avatar_url`. Any signed-in user may fetch it "
+            "(Authorization header, or ?token= for <img src>). Its URL names its bytes, so it is cached for "
+            "a year (`Cache-Control: private, max-age=31536000, immutable`), strong ETag."
+        ),
+    )
+    def get(self, request: Request, sha256: str) -> HttpResponseBase:
+        blob = Blob.objects.filter(sha256=sha256, content_type__in=list(validation.KINDS)).first()
+        if blob is None or not User.objects.filter(avatar_sha256=sha256).exists():
+            raise Http404("No picture matches the given query.")
+        etag = f'"{blob.sha256}"'
+        if _matches(request.headers.get("If-None-Match", ""), etag):
+            return _avatar_headers(HttpResponseNotModified(), blob, etag)
+        response: HttpResponseBase
+        if settings.SENDFILE_HEADER:
+            response = HttpResponse()
+            response[settings.SENDFILE_HEADER] = _sendfile_target(blob.sha256)
+        else:
+            try:
+                handle = open(store.blob_path(blob.sha256), "rb")  # noqa: SIM115 (FileResponse closes it)
+            except FileNotFoundError:
+                logger.error("blob file missing for avatar %s", blob.sha256)
+                raise Http404("No picture matches the given query.") from None
+            response = FileResponse(handle)
+        return _avatar_headers(response, blob, etag)
+
+
+AVATAR_CACHE_SECONDS = 365 * 24 * 3600  # the URL names the bytes: they never change
+
+
+def _avatar_headers(response: HttpResponseBase, blob: Blob, etag: str) -> HttpResponseBase:
+    response["ETag"] = etag
+    # private: the answer needs a token (a shared cache must not serve it to anyone).
+    response["Cache-Control"] = f"private, max-age={AVATAR_CACHE_SECONDS}, immutable"
+    response["Vary"] = "Authorization"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    response["Referrer-Policy"] = "no-referrer"
+    if not isinstance(response, HttpResponseNotModified):
+        response["Content-Type"] = blob.content_type
+        kind = validation.KINDS[blob.content_type]
+        response["Content-Disposition"] = f'inline; filename="avatar.{kind.extension}"'
+    return response

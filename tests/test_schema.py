@@ -28,6 +28,8 @@ CONTRACT = {
     # v1.1
     "/api/config": {"get"},
     "/api/media": {"get"},
+    "/api/auth/me/avatar": {"put", "delete"},
+    "/api/avatars/{sha256}": {"get"},
 }
 
 

@@ -72,7 +72,7 @@ def test_identical_upload_losing_the_insert_race_shares_the_winners_blob(user, o
     winner = services.attachment_create(uploader=other_user, file=SimpleUploadedFile("a.png", data))
     facts = services.BlobFacts.of_image(validation.ImageInfo(kind=validation.PNG, width=4, height=3))
     # when
-    blob = services._blob_create(winner.blob.sha256, len(data), facts)
+    blob = services.blob_create(winner.blob.sha256, len(data), facts)
     # then
     assert blob.pk == winner.blob_id
     assert Blob.objects.count() == 1
