@@ -47,7 +47,10 @@ def avatar_set(*, user: User, file: UploadedFile) -> User:
     with services.on_disk(file) as path:
         info = validation.inspect_image(path, size=size)
         with validation.decode_slot():
-            picture = _shrunk(path, info)
+            try:
+                picture = _shrunk(path, info)
+            except (OSError, ValueError, SyntaxError, EOFError) as error:  # what Pillow raises on bad data
+                raise validation.reject(f"The file is not a valid {info.kind.name} image: it is corrupt.") from error
     with store.pending_file() as pending:
         pending.write(picture.data)
         sha256 = pending.finish()

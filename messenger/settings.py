@@ -486,6 +486,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "chats.models.ChatUser.Role",
         "AssignableRoleEnum": "chats.serializers.ASSIGNABLE_ROLES",
+        # Not "KindEnum": a message's kind (text, system) is another choice set of that name.
+        "AttachmentKindEnum": "media.models.Attachment.Kind",
     },
 }
 
