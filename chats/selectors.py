@@ -132,7 +132,8 @@ def message_page(*, chat_id: int, before: int | None = None, since: int | None =
 def media_page_queryset(chat_id: int, kind: str = Attachment.Kind.IMAGE) -> QuerySet[Message]:
     """Messages of a chat that carry an attachment of this kind (image or file), newest first."""
     return (
-        Message.objects.filter(chat_id=chat_id, deleted=False, attachment__kind=kind)
+        # attachment__isnull: a range of the (chat, attachment) index, before the join that reads the kind.
+        Message.objects.filter(chat_id=chat_id, deleted=False, attachment__isnull=False, attachment__kind=kind)
         .select_related("sender", "attachment__blob")
         .order_by("-id")
     )
@@ -142,7 +143,10 @@ def media_feed(*, user: User, kind: str, before: int | None = None, limit: int =
     """Messages carrying an attachment of this kind in every chat the user is in, newest first
     (keyset: id < before); one query, whatever the number of chats."""
     messages = Message.objects.filter(
-        chat_id__in=ChatUser.objects.filter(user=user).values("chat_id"), deleted=False, attachment__kind=kind
+        chat_id__in=ChatUser.objects.filter(user=user).values("chat_id"),
+        deleted=False,
+        attachment__isnull=False,  # a range of the (chat, attachment) index per chat, as the gallery
+        attachment__kind=kind,
     )
     if before is not None:
         messages = messages.filter(id__lt=before)
