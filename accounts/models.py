@@ -55,6 +55,11 @@ class User(AbstractUser):
     # everywhere (REST, refresh, sockets). Bumped by accounts.sessions.sessions_end: a password
     # change, logging out everywhere, a deactivation.
     session_generation = models.PositiveIntegerField(default=0, editable=False)
+    # The sha256 of the profile picture's bytes in the upload store ("" for none), set by media.avatars.
+    # A column rather than a foreign key to media's Blob: accounts sits below media, and every user
+    # rendering (chat members, senders) reads it from the row it already has, no join or query more.
+    # Indexed: deciding whether a blob is still someone's avatar (media cleanup) is a lookup by it.
+    avatar_sha256 = models.CharField(max_length=64, blank=True, default="", editable=False, db_index=True)
 
     objects = MessengerUserManager()  # type: ignore[misc]
 

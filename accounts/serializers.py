@@ -27,6 +27,17 @@ class PublicUser(Protocol):
     def display_name(self) -> str: ...
     @property
     def last_seen(self) -> datetime | None: ...
+    @property
+    def avatar_sha256(self) -> str: ...
+
+
+# Where media serves profile pictures (media.urls, "avatar-file"): named by their sha256, so a new
+# picture is a new URL and a URL's bytes never change.
+AVATAR_URL_PREFIX = "/api/avatars/"
+
+
+def avatar_url(sha256: str) -> str | None:
+    return f"{AVATAR_URL_PREFIX}{sha256}" if sha256 else None
 
 
 def public_user_data(user: PublicUser, *, is_online: bool | None, zone: tzinfo | None = None) -> dict[str, Any]:
@@ -39,6 +50,7 @@ def public_user_data(user: PublicUser, *, is_online: bool | None, zone: tzinfo |
         "display_name": user.display_name,
         "is_online": is_online,
         "last_seen": datetime_text(user.last_seen, zone) if is_online is not None else None,
+        "avatar_url": avatar_url(user.avatar_sha256),
     }
 
 
@@ -53,11 +65,21 @@ class PublicUserSerializer(serializers.ModelSerializer[User]):
     is_online = serializers.SerializerMethodField(
         help_text="null (with last_seen) when the caller shares no chat with this user"
     )
+    avatar_url = serializers.SerializerMethodField(
+        help_text=(
+            "The profile picture (contract v1.1), at most 512 px on its longest side, for any signed-in user "
+            "(Authorization header or ?token=); null when there is none. A new picture is a new URL."
+        )
+    )
 
     class Meta:
         model = User
-        fields = ["id", "username", "display_name", "is_online", "last_seen"]
+        fields = ["id", "username", "display_name", "is_online", "last_seen", "avatar_url"]
         read_only_fields = fields
+
+    @extend_schema_field({"type": "string", "nullable": True})
+    def get_avatar_url(self, user: User) -> str | None:
+        return avatar_url(user.avatar_sha256)
 
     def get_is_online(self, user: User) -> bool | None:
         visible = self.context.get("presence_visible_ids")

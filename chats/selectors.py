@@ -22,6 +22,7 @@ class MemberUser:
     username: str
     display_name: str
     last_seen: datetime | None
+    avatar_sha256: str
 
     @property
     def pk(self) -> int:
@@ -73,8 +74,8 @@ def attach_members(chats: Iterable[Chat]) -> list[Chat]:
     page = list(chats)
     by_chat: dict[int, list[Member]] = {chat.pk: [] for chat in page}
     rows = statements.member_rows(list(by_chat))
-    for chat_id, role, unread_count, last_read_id, user_id, username, display_name, last_seen in rows:
-        user = MemberUser(user_id, username, display_name, last_seen)
+    for chat_id, role, unread_count, last_read_id, user_id, username, display_name, last_seen, avatar in rows:
+        user = MemberUser(user_id, username, display_name, last_seen, avatar)
         by_chat[chat_id].append(Member(user, role, unread_count, last_read_id))
     for chat in page:
         chat.members_list = by_chat[chat.pk]  # type: ignore[attr-defined]
@@ -199,13 +200,29 @@ def pinned_messages(chat_id: int) -> QuerySet[Message]:
     return message_queryset().filter(chat_id=chat_id, pinned_at__isnull=False)
 
 
-def media_page_queryset(chat_id: int) -> QuerySet[Message]:
-    """Messages of a chat that carry an image attachment, newest first."""
+def media_page_queryset(chat_id: int, kind: str = Attachment.Kind.IMAGE) -> QuerySet[Message]:
+    """Messages of a chat that carry an attachment of this kind (image or file), newest first."""
     return (
-        Message.objects.filter(chat_id=chat_id, deleted=False, attachment__isnull=False)
+        # attachment__isnull: a range of the (chat, attachment) index, before the join that reads the kind.
+        Message.objects.filter(chat_id=chat_id, deleted=False, attachment__isnull=False, attachment__kind=kind)
         .select_related("sender", "attachment__blob")
         .order_by("-id")
     )
+
+
+def media_feed(*, user: User, kind: str, before: int | None = None, limit: int = 30) -> MessagePage:
+    """Messages carrying an attachment of this kind in every chat the user is in, newest first
+    (keyset: id < before); one query, whatever the number of chats."""
+    messages = Message.objects.filter(
+        chat_id__in=ChatUser.objects.filter(user=user).values("chat_id"),
+        deleted=False,
+        attachment__isnull=False,  # a range of the (chat, attachment) index per chat, as the gallery
+        attachment__kind=kind,
+    )
+    if before is not None:
+        messages = messages.filter(id__lt=before)
+    rows = list(messages.select_related("sender", "attachment__blob").order_by("-id")[: limit + 1])
+    return MessagePage(results=rows[:limit], has_more=len(rows) > limit)
 
 
 def users_in_chats(chats: Iterable[Chat]) -> list[User | MemberUser]:

@@ -16,6 +16,7 @@ from accounts.serializers import PublicUserSerializer, public_user_data
 from chats import search
 from chats.models import Chat, ChatUser, Message
 from chats.selectors import Member, MemberUser, members_of
+from media.models import Attachment
 from media.serializers import AttachmentSerializer, attachment_data
 from messenger.rendering import current_zone, datetime_text
 
@@ -160,6 +161,7 @@ def media_item_data(
     attachment = message.attachment
     return {
         "message_id": message.pk,
+        "chat_id": message.chat_id,
         "sender": public_user_data(message.sender, is_online=_online(message.sender_id, online_ids, visible_ids)),
         "attachment": attachment_data(attachment) if attachment is not None else None,
     }
@@ -487,13 +489,28 @@ class MessagePageSerializer(serializers.Serializer[Any]):
 
 class MediaItemSerializer(serializers.ModelSerializer[Message]):
     message_id = serializers.IntegerField(source="id", read_only=True)
+    chat_id = serializers.IntegerField(read_only=True)
     sender = PublicUserSerializer(read_only=True)
     attachment = AttachmentSerializer(read_only=True)
 
     class Meta:
         model = Message
-        fields = ["message_id", "sender", "attachment"]
+        fields = ["message_id", "chat_id", "sender", "attachment"]
         read_only_fields = fields
 
     def to_representation(self, message: Message) -> dict[str, Any]:
         return media_item_data(message, online_ids=self.context.get("online_ids"))
+
+
+class MediaQuerySerializer(serializers.Serializer[Any]):
+    kind = serializers.ChoiceField(choices=Attachment.Kind.choices, default=Attachment.Kind.IMAGE)
+
+
+class MediaFeedQuerySerializer(MediaQuerySerializer):
+    before = serializers.IntegerField(required=False, min_value=1, max_value=MAX_ID)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=settings.MESSAGE_PAGE_MAX, default=30)
+
+
+class MediaPageSerializer(serializers.Serializer[Any]):
+    results = MediaItemSerializer(many=True)
+    next = serializers.URLField(allow_null=True)

@@ -90,12 +90,12 @@ def members_count_new_message(chat_id: int, *, sender_id: int, message_id: int) 
         )
 
 
-MemberRow = tuple[int, str, int, int, int, str, str, Any]
+MemberRow = tuple[int, str, int, int, int, str, str, Any, str]
 
 
 def member_rows(chat_ids: list[int]) -> list[MemberRow]:
     """The members of these chats in joining order, as the chat's rendering reads them:
-    (chat_id, role, unread_count, last_read_id, user_id, username, display_name, last_seen).
+    (chat_id, role, unread_count, last_read_id, user_id, username, display_name, last_seen, avatar_sha256).
 
     Rendering a chat reads every member: through the ORM's values_list, 1,000 members cost ~9 µs a
     row in Python (bench/ big group: most of a rename's answer); this way ~1 µs. `last_seen` is
@@ -106,7 +106,8 @@ def member_rows(chat_ids: list[int]) -> list[MemberRow]:
     members, users = _table(ChatUser), _table(User)
     marks = ", ".join(["%s"] * len(chat_ids))
     sql = (
-        f"SELECT m.chat_id, m.role, m.unread_count, m.last_read_id, u.id, u.username, u.display_name, u.last_seen "
+        f"SELECT m.chat_id, m.role, m.unread_count, m.last_read_id, u.id, u.username, u.display_name, u.last_seen, "
+        f"u.avatar_sha256 "
         f"FROM {members} m INNER JOIN {users} u ON u.id = m.user_id WHERE m.chat_id IN ({marks}) ORDER BY m.id"
     )
     with connection.cursor() as cursor:
@@ -116,4 +117,4 @@ def member_rows(chat_ids: list[int]) -> list[MemberRow]:
     convert = getattr(connection.ops, "convert_datetimefield_value", None)
     if convert is None:
         return [tuple(row) for row in rows]
-    return [(*row[:7], convert(row[7], None, connection) if row[7] is not None else None) for row in rows]
+    return [(*row[:7], convert(row[7], None, connection) if row[7] is not None else None, row[8]) for row in rows]

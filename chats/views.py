@@ -9,6 +9,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
 from accounts.auth import request_user
@@ -21,7 +22,10 @@ from chats.serializers import (
     ChatCreateSerializer,
     ChatSerializer,
     ChatUpdateSerializer,
+    MediaFeedQuerySerializer,
     MediaItemSerializer,
+    MediaPageSerializer,
+    MediaQuerySerializer,
     MemberAddSerializer,
     MemberRoleSerializer,
     MentionPageQuerySerializer,
@@ -76,6 +80,11 @@ class PathIdsInRange:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]
         if any(value.isascii() and value.isdigit() and int(value) > MAX_ID for value in self.kwargs.values()):
             raise NotFound()
+
+
+MEDIA_KIND_PARAMETER = OpenApiParameter(
+    "kind", str, enum=["image", "file"], description="Addition (contract v1.1): `image` (the default) or `file`"
+)
 
 
 @extend_schema(tags=["chats"])
@@ -186,12 +195,19 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
         )
         return Response({"last_read_id": membership.last_read_id, "unread_count": membership.unread_count})
 
-    @extend_schema(responses=MediaItemSerializer(many=True))
+    @extend_schema(
+        parameters=[MEDIA_KIND_PARAMETER],
+        responses=MediaItemSerializer(many=True),
+        description="The chat's images (or, with `kind=file`, other files), newest first.",
+    )
     @action(detail=True, methods=["get"])
     def media(self, request: Request, pk: str) -> Response:
         services.membership_get(chat_id=int(pk), user=request_user(request))
+        query = MediaQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
         paginator = NewestFirstCursorPagination()
-        page = paginator.paginate_queryset(selectors.media_page_queryset(int(pk)), request, view=self) or []
+        messages = selectors.media_page_queryset(int(pk), query.validated_data["kind"])
+        page = paginator.paginate_queryset(messages, request, view=self) or []
         # Senders who left and share no chat with the caller any more: presence hidden.
         presence = selectors.presence_context([m.sender for m in page], viewer=request_user(request))
         online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
@@ -240,6 +256,38 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
     def unpin(self, request: Request, pk: str, message_id: str) -> Response:
         services.message_unpin(chat_id=int(pk), actor=request_user(request), message_id=int(message_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MediaFeedView(APIView):
+    """GET /api/media: the gallery of every chat the caller is in."""
+
+    @extend_schema(
+        tags=["chats"],
+        parameters=[
+            MEDIA_KIND_PARAMETER,
+            OpenApiParameter("before", int, description="Items whose message id is below this (the next page)"),
+            OpenApiParameter("limit", int, description="At most this many (1..100, default 30)"),
+        ],
+        responses=MediaPageSerializer,
+        description=(
+            "Addition (contract v1.1): the rows of `GET /api/chats/{id}/media`, with `chat_id`, across all the "
+            "caller's chats, newest first. `next` is the URL of the next page (`before` the last row's "
+            "`message_id`), null on the last."
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        query = MediaFeedQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        viewer = request_user(request)
+        page = selectors.media_feed(user=viewer, **query.validated_data)
+        # Senders who left and share no chat with the caller any more: presence hidden.
+        presence = selectors.presence_context([m.sender for m in page.results], viewer=viewer)
+        online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
+        results = [media_item_data(m, online_ids=online_ids, visible_ids=visible_ids) for m in page.results]
+        next_url = None
+        if page.has_more:
+            next_url = replace_query_param(request.build_absolute_uri(), "before", page.results[-1].pk)
+        return Response({"results": results, "next": next_url})
 
 
 class MessagePageSchema(ContractAutoSchema):

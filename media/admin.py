@@ -58,11 +58,11 @@ class BlobAdmin(ReadOnlyAdmin, admin.ModelAdmin[Blob]):
 
 @admin.register(Attachment)
 class AttachmentAdmin(ReadOnlyAdmin, admin.ModelAdmin[Attachment]):
-    list_display = ["id", "uploader", "original_name", "content_type", "size", "message_count", "created_at"]
-    list_filter = ["blob__content_type", "created_at"]
-    search_fields = ["original_name", "uploader__username", "blob__sha256"]
-    readonly_fields = ["blob_link", "uploader", "original_name", "created_at", "message_count"]
-    fields = ["blob_link", "uploader", "original_name", "created_at", "message_count"]
+    list_display = ["id", "uploader", "kind", "name", "content_type", "size", "message_count", "created_at"]
+    list_filter = ["kind", "blob__content_type", "created_at"]
+    search_fields = ["name", "uploader__username", "blob__sha256"]
+    readonly_fields = ["blob_link", "uploader", "kind", "name", "original_name", "created_at", "message_count"]
+    fields = ["blob_link", "uploader", "kind", "name", "original_name", "created_at", "message_count"]
     list_select_related = ["uploader", "blob"]
     ordering = ["-id"]
 

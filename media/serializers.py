@@ -7,16 +7,22 @@ from messenger.rendering import datetime_text
 
 
 class AttachmentSerializer(serializers.ModelSerializer[Attachment]):
+    """An upload. `kind` "image": a PNG, JPEG, GIF or WebP, with its pixel size; "file": anything else,
+    `application/octet-stream` with no width or height, served as a download. `name`: the file name sent,
+    made safe (media.names)."""
+
     url = serializers.CharField(read_only=True)
+    kind = serializers.ChoiceField(choices=Attachment.Kind.choices, read_only=True)
+    name = serializers.CharField(read_only=True)
     content_type = serializers.CharField(source="blob.content_type", read_only=True)
     size = serializers.IntegerField(source="blob.size", read_only=True)
-    width = serializers.IntegerField(source="blob.width", read_only=True)
-    height = serializers.IntegerField(source="blob.height", read_only=True)
+    width = serializers.IntegerField(source="blob.width", read_only=True, allow_null=True)
+    height = serializers.IntegerField(source="blob.height", read_only=True, allow_null=True)
     sha256 = serializers.CharField(source="blob.sha256", read_only=True)
 
     class Meta:
         model = Attachment
-        fields = ["id", "url", "content_type", "size", "width", "height", "sha256", "created_at"]
+        fields = ["id", "url", "kind", "name", "content_type", "size", "width", "height", "sha256", "created_at"]
         read_only_fields = fields
 
     def to_representation(self, attachment: Attachment) -> dict[str, Any]:
@@ -29,6 +35,8 @@ def attachment_data(attachment: Attachment) -> dict[str, Any]:
     return {
         "id": attachment.pk,
         "url": attachment.url,
+        "kind": attachment.kind,
+        "name": attachment.name,
         "content_type": blob.content_type,
         "size": blob.size,
         "width": blob.width,

@@ -1,4 +1,4 @@
-"""Every write to attachments and blobs: storing an upload once per content, and cleaning up."""
+"""Every write to attachments and blobs: storing an upload (an image or any file) once per content, and cleaning up."""
 
 import logging
 import os
@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.models import User
-from media import access, containers, selectors, store, validation
+from media import access, containers, names, selectors, store, validation
 from media.models import Attachment, Blob
 from messenger.deadlocks import retry_deadlocks
 
@@ -41,12 +42,32 @@ def _size_text(size: int) -> str:
     return f"{size} bytes"
 
 
-def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
-    """Validate an uploaded image by its bytes, store it once per content, record the upload.
+@dataclass(frozen=True, slots=True)
+class BlobFacts:
+    """What a new Blob records besides its sha256 and size: an image's type and size, or a file's."""
 
-    Metadata is removed first (media.containers keeps only what draws the image), so the sha256
-    names the cleaned bytes: the same photo uploaded twice (by anyone, whatever metadata each copy
-    carried) is one Blob and one file, and two Attachments.
+    kind: str  # Attachment.Kind
+    content_type: str
+    width: int | None = None
+    height: int | None = None
+
+    @classmethod
+    def of_image(cls, info: validation.ImageInfo) -> "BlobFacts":
+        return cls(Attachment.Kind.IMAGE, info.kind.content_type, info.width, info.height)
+
+
+FILE_FACTS = BlobFacts(Attachment.Kind.FILE, validation.FILE_CONTENT_TYPE)
+
+
+def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
+    """Store an upload once per content and record it: an image, or any other file.
+
+    Bytes that announce PNG, JPEG, GIF or WebP by their magic number are an image, and must be one:
+    validated by their bytes (media.validation; a corrupt one is refused, never kept as a file),
+    at most UPLOAD_MAX_BYTES, their metadata removed first (media.containers keeps only what draws
+    the image), so the sha256 names the cleaned bytes: the same photo uploaded twice (by anyone,
+    whatever metadata each copy carried) is one Blob and one file, and two Attachments.
+    Anything else is a file (kind "file"), at most FILE_MAX_BYTES, stored byte for byte.
     Raises ValidationError({"file": [...]}) for a refused file, FileTooLarge past the limit and
     QuotaExceeded past the uploader's quota (checked first, against the size as sent: no decode
     for a user who has no room);
@@ -54,10 +75,16 @@ def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
     row is written and no file is left, half or whole.
     """
     size = file.size or 0
-    if size > settings.UPLOAD_MAX_BYTES:
-        raise validation.FileTooLarge(settings.UPLOAD_MAX_BYTES)
+    largest = validation.largest_upload_bytes()
+    if size > largest:
+        raise validation.FileTooLarge(largest)
     _check_quota(uploader, size)
-    with _on_disk(file) as path:
+    raw_name = file.name or ""
+    with on_disk(file) as path:
+        if size == 0:
+            raise validation.reject("The file is empty.")
+        if validation.sniff_file(path) is None:
+            return _file_create(uploader=uploader, path=path, size=size, raw_name=raw_name)
         info = validation.inspect_image(path, size=size)
         with store.pending_file() as pending:
             try:
@@ -68,14 +95,34 @@ def attachment_create(*, uploader: User, file: UploadedFile) -> Attachment:
             if pending.full is not None:
                 # The disk is full: only bytes already stored (and validated when they were) can be
                 # recorded; anything else is the OSError, answered 507.
-                if not (store.exists(sha256) and Blob.objects.filter(sha256=sha256).exists()):
-                    raise pending.full
+                _require_stored(pending, sha256)
             elif pending.size != size:
                 # What is stored must decode as well as what was sent.
                 info = validation.inspect_image(pending.path, size=pending.size)
             return _attachment_save(
-                uploader=uploader, pending=pending, sha256=sha256, info=info, original_name=file.name or ""
+                uploader=uploader, pending=pending, sha256=sha256, facts=BlobFacts.of_image(info), raw_name=raw_name
             )
+
+
+def _file_create(*, uploader: User, path: Path, size: int, raw_name: str) -> Attachment:
+    """Store a file that is not an image as it was sent (never opened, never rendered)."""
+    if size > settings.FILE_MAX_BYTES:
+        raise validation.FileTooLarge(settings.FILE_MAX_BYTES)
+    with store.pending_file() as pending:
+        with open(path, "rb") as source:
+            while chunk := source.read(store.CHUNK_SIZE):
+                pending.write(chunk)
+        sha256 = pending.finish()
+        if pending.full is not None:
+            _require_stored(pending, sha256)
+        return _attachment_save(uploader=uploader, pending=pending, sha256=sha256, facts=FILE_FACTS, raw_name=raw_name)
+
+
+def _require_stored(pending: store.PendingFile, sha256: str) -> None:
+    """On a full disk, only bytes the store already holds can be recorded; else the disk's OSError."""
+    if not (store.exists(sha256) and Blob.objects.filter(sha256=sha256).exists()):
+        assert pending.full is not None
+        raise pending.full
 
 
 def _check_quota(uploader: User, size: int) -> None:
@@ -93,7 +140,7 @@ def _check_quota(uploader: User, size: int) -> None:
 
 
 @contextmanager
-def _on_disk(file: UploadedFile) -> Iterator[Path]:
+def on_disk(file: UploadedFile) -> Iterator[Path]:
     """A path to the upload's bytes: the upload handler's temporary file, or a copy of an in-memory one.
 
     The copy is an anonymous file in memory where the system has them (Linux's memfd_create), so
@@ -123,7 +170,7 @@ def _on_disk(file: UploadedFile) -> Iterator[Path]:
 
 @retry_deadlocks
 def _attachment_save(
-    *, uploader: User, pending: store.PendingFile, sha256: str, info: validation.ImageInfo, original_name: str
+    *, uploader: User, pending: store.PendingFile, sha256: str, facts: BlobFacts, raw_name: str
 ) -> Attachment:
     """Find or create the Blob, record the Attachment, then put the file in place; all in one transaction.
 
@@ -143,8 +190,14 @@ def _attachment_save(
                 if blob is None:
                     if pending.full is not None:  # the stored copy went meanwhile (cleanup_blobs)
                         raise pending.full
-                    blob = _blob_create(sha256, pending.size, info)
-                attachment = Attachment(blob=blob, uploader=uploader, original_name=original_name[:255])
+                    blob = blob_create(sha256, pending.size, facts)
+                attachment = Attachment(
+                    blob=blob,
+                    uploader=uploader,
+                    kind=facts.kind,
+                    original_name=raw_name[:255],
+                    name=names.safe_name(raw_name),
+                )
                 # The database checks the blob (and so takes the shared lock described above).
                 attachment.full_clean(exclude=["blob"])
                 attachment.save(force_insert=True)
@@ -160,8 +213,8 @@ def _attachment_save(
     raise AssertionError("unreachable")
 
 
-def _blob_create(sha256: str, size: int, info: validation.ImageInfo) -> Blob:
-    blob = Blob(sha256=sha256, size=size, content_type=info.kind.content_type, width=info.width, height=info.height)
+def blob_create(sha256: str, size: int, facts: BlobFacts) -> Blob:
+    blob = Blob(sha256=sha256, size=size, content_type=facts.content_type, width=facts.width, height=facts.height)
     blob.full_clean(validate_unique=False)
     try:
         with transaction.atomic():
@@ -175,7 +228,7 @@ def _blob_create(sha256: str, size: int, info: validation.ImageInfo) -> Blob:
 
 @retry_deadlocks
 def blob_delete_if_unreferenced(*, blob_id: int) -> bool:
-    """Delete a Blob and its file if no Attachment refers to it; True when deleted.
+    """Delete a Blob and its file if no Attachment refers to it and it is nobody's avatar; True when deleted.
 
     The file goes while the row lock is held. An upload of the same bytes that is recording its
     Attachment holds a shared lock on the row, so this waits for it and then finds the reference;
@@ -183,7 +236,7 @@ def blob_delete_if_unreferenced(*, blob_id: int) -> bool:
     """
     with transaction.atomic():
         blob = Blob.objects.select_for_update().filter(pk=blob_id).first()
-        if blob is None or Attachment.objects.filter(blob_id=blob.pk).exists():
+        if blob is None or Attachment.objects.filter(blob_id=blob.pk).exists() or _is_avatar(blob.sha256):
             return False
         sha256 = blob.sha256
         blob.delete()
@@ -267,6 +320,8 @@ def blob_reclean(*, blob_id: int) -> str | None:
     kind = validation.KINDS.get(blob.content_type) if blob is not None else None
     if blob is None or kind is None or not store.exists(blob.sha256):
         return None
+    if _is_avatar(blob.sha256):
+        return None  # drawn afresh by media.avatars: no metadata to remove, and users name it by its sha256
     old_sha256 = blob.sha256
     with store.pending_file() as pending:
         try:
@@ -279,14 +334,18 @@ def blob_reclean(*, blob_id: int) -> str | None:
             raise pending.full
         if sha256 == old_sha256:
             return None
-        info = validation.ImageInfo(kind=kind, width=blob.width, height=blob.height)
+        facts = BlobFacts(Attachment.Kind.IMAGE, kind.content_type, blob.width, blob.height)
         with transaction.atomic():
             if Blob.objects.select_for_update().filter(pk=blob_id).first() is None:
                 return None
-            target = Blob.objects.filter(sha256=sha256).first() or _blob_create(sha256, pending.size, info)
+            target = Blob.objects.filter(sha256=sha256).first() or blob_create(sha256, pending.size, facts)
             Attachment.objects.filter(blob_id=blob_id).update(blob=target)
             Blob.objects.filter(pk=blob_id).delete()
             store.commit(pending, sha256)
             transaction.on_commit(lambda: store.delete(old_sha256))
     logger.info("blob %s cleaned again: now %s", old_sha256, sha256)
     return sha256
+
+
+def _is_avatar(sha256: str) -> bool:
+    return User.objects.filter(avatar_sha256=sha256).exists()

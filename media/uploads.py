@@ -4,7 +4,6 @@ import io
 from contextlib import suppress
 from typing import Any
 
-from django.conf import settings
 from django.core.files.uploadedfile import InMemoryUploadedFile
 from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from django.http import HttpRequest
@@ -12,7 +11,7 @@ from rest_framework import status
 from rest_framework.exceptions import APIException
 
 from media.store import is_storage_full
-from media.validation import too_large_message
+from media.validation import largest_upload_bytes, too_large_message
 
 # Multipart framing around the file itself: boundaries, part headers, a few small fields.
 ENVELOPE_ALLOWANCE = 64 * 1024
@@ -22,8 +21,8 @@ class UploadTooLarge(APIException):
     status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
     default_code = "too_large"
 
-    def __init__(self, limit: int) -> None:
-        super().__init__({"file": [too_large_message(limit)]})
+    def __init__(self, message: str) -> None:
+        super().__init__({"file": [message]})
 
 
 class UploadQuotaExceeded(APIException):
@@ -34,19 +33,21 @@ class UploadQuotaExceeded(APIException):
 class BoundedUploadHandler(TemporaryFileUploadHandler):
     """Writes every uploaded file to a temporary file and stops at the limit.
 
-    A Content-Length above settings.UPLOAD_MAX_BYTES (plus the multipart envelope) is refused
+    A Content-Length above the largest upload of any kind (settings.FILE_MAX_BYTES or
+    UPLOAD_MAX_BYTES, plus the multipart envelope) is refused
     before a byte is parsed; otherwise the running total of file bytes is checked on every
     chunk, and the partial temporary file is deleted when it goes over. Django's parser closes
     (and so deletes) the files it had completed when this raises.
 
     When FILE_UPLOAD_TEMP_DIR's disk is full, the file is received into memory instead (at most
-    UPLOAD_MAX_BYTES a request): bytes the store already holds need no disk at all, and those
+    the largest upload a request): bytes the store already holds need no disk at all, and those
     it does not hold are refused by the store with 507 (media.store).
     """
 
     def __init__(self, request: HttpRequest | None = None) -> None:
         super().__init__(request)
-        self.limit: int = settings.UPLOAD_MAX_BYTES
+        # The kind's own limit (an image's is lower by default) is checked once the bytes are in.
+        self.limit: int = largest_upload_bytes()
         self.received = 0
         self.in_memory: io.BytesIO | None = None
 
@@ -54,7 +55,7 @@ class BoundedUploadHandler(TemporaryFileUploadHandler):
         self, input_data: Any, META: dict[str, Any], content_length: int, boundary: str, encoding: str | None = None
     ) -> None:
         if content_length > self.limit + ENVELOPE_ALLOWANCE:
-            raise UploadTooLarge(self.limit)
+            raise UploadTooLarge(too_large_message(self.limit))
 
     def new_file(self, *args: Any, **kwargs: Any) -> None:
         self.in_memory = None
@@ -70,7 +71,7 @@ class BoundedUploadHandler(TemporaryFileUploadHandler):
         self.received += len(raw_data)
         if self.received > self.limit:
             self.discard()
-            raise UploadTooLarge(self.limit)
+            raise UploadTooLarge(too_large_message(self.limit))
         if self.in_memory is None:
             try:
                 return super().receive_data_chunk(raw_data, start)

@@ -48,18 +48,31 @@ class ImageInfo:
     height: int
 
 
+# What any file that is not an image is stored and served as: never a type a browser would render.
+FILE_CONTENT_TYPE = "application/octet-stream"
+
+
 class FileTooLarge(Exception):
-    """The upload is larger than settings.UPLOAD_MAX_BYTES (answered with 413)."""
+    """The upload is larger than its kind's limit (answered with 413): settings.UPLOAD_MAX_BYTES for
+    an image, settings.FILE_MAX_BYTES for any other file."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, what: str = "file") -> None:
         self.limit = limit
-        super().__init__(too_large_message(limit))
+        self.message = too_large_message(limit, what)
+        super().__init__(self.message)
 
 
-def too_large_message(limit: int) -> str:
+def too_large_message(limit: int, what: str = "file") -> str:
     megabyte = 1024 * 1024
     size = f"{limit // megabyte} MB" if limit % megabyte == 0 else f"{limit} bytes"
+    if what == "image":
+        return f"The image is too large: at most {size} is accepted for an image."
     return f"The file is too large: at most {size} is accepted."
+
+
+def largest_upload_bytes() -> int:
+    """The most an upload of any kind may weigh: what the upload handler lets through."""
+    return max(settings.UPLOAD_MAX_BYTES, settings.FILE_MAX_BYTES)
 
 
 def reject(message: str) -> ValidationError:
@@ -82,11 +95,17 @@ def sniff(head: bytes) -> ImageKind | None:
     return None
 
 
+def sniff_file(path: Path) -> ImageKind | None:
+    """The image kind the file's magic number announces, if any: such a file must then decode as one."""
+    with open(path, "rb") as file:
+        return sniff(file.read(12))
+
+
 def inspect_image(path: Path, *, size: int) -> ImageInfo:
     """Accept or refuse the file at `path` (`size` bytes long) by its content."""
     limit = settings.UPLOAD_MAX_BYTES
     if size > limit:
-        raise FileTooLarge(limit)
+        raise FileTooLarge(limit, "image")
     if size == 0:
         raise reject("The file is empty.")
     with open(path, "rb") as file:

@@ -1,10 +1,12 @@
-"""Uploading an image (POST /api/attachments) and fetching its bytes (GET attachment.url)."""
+"""Uploading an image or any file (POST /api/attachments) and fetching its bytes (GET attachment.url);
+setting a profile picture (PUT/DELETE /api/auth/me/avatar) and fetching it (GET avatar_url)."""
 
 import logging
 import re
 from collections.abc import Iterable
 from pathlib import PurePath
 from typing import Any
+from urllib.parse import quote
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseBase, HttpResponseNotModified
@@ -20,11 +22,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.auth import request_user
+from accounts.models import User
+from accounts.selectors import presence_context
+from accounts.serializers import MeSerializer
 from accounts.sessions import SessionJWTAuthentication
 from accounts.throttles import AddressScopedThrottle
-from media import access, services, store, validation
+from media import access, avatars, services, store, validation
 from media.authentication import AccessTokenQueryAuthentication
-from media.models import Attachment
+from media.models import Attachment, Blob
 from media.serializers import AttachmentSerializer, AttachmentUploadSerializer
 from media.uploads import BoundedUploadHandler, UploadQuotaExceeded, UploadTooLarge
 from messenger.exceptions import Unavailable
@@ -50,13 +55,15 @@ class AttachmentUploadView(APIView):
             201: AttachmentSerializer,
             400: OpenApiResponse(
                 description=(
-                    "Not a PNG, JPEG, GIF or WebP image by its bytes, more than UPLOAD_MAX_PIXELS, or an animation "
-                    'past UPLOAD_MAX_FRAMES frames or UPLOAD_MAX_ANIMATION_PIXELS in all: {"file": ["…"]}'
+                    "Bytes that announce a PNG, JPEG, GIF or WebP image (its magic number) but do not decode as "
+                    "one, an image of more than UPLOAD_MAX_PIXELS, an animation past UPLOAD_MAX_FRAMES frames or "
+                    'UPLOAD_MAX_ANIMATION_PIXELS in all, or an empty file: {"file": ["…"]}'
                 )
             ),
             413: OpenApiResponse(
                 description=(
-                    'Larger than UPLOAD_MAX_BYTES: `{"file": ["…"]}`; or past the uploader\'s storage quota '
+                    "An image larger than UPLOAD_MAX_BYTES (default 10 MB), any other file larger than "
+                    'FILE_MAX_BYTES (default 50 MB): `{"file": ["…"]}`; or past the uploader\'s storage quota '
                     '(UPLOAD_QUOTA_BYTES, default 1 GB; each upload counts its stored size): `{"detail": "…"}`, '
                     "which says how much is used. Uploads no message carries are deleted after "
                     "UPLOAD_UNATTACHED_HOURS (default 24), which frees their room. 413 rather than 507: the "
@@ -80,9 +87,13 @@ class AttachmentUploadView(APIView):
             ),
         },
         description=(
-            "Upload an image as multipart `file`. It is judged by its bytes only (never by its name or "
-            "Content-Type), its metadata is removed (EXIF is rebuilt with its Orientation alone; XMP, comments "
-            "and the rest go, in every format), and the same bytes are stored once."
+            "Upload an image or any other file as multipart `file`. It is judged by its bytes only (never by "
+            'its name or Content-Type): a PNG, JPEG, GIF or WebP that decodes is `kind: "image"`, its '
+            "metadata removed (EXIF is rebuilt with its Orientation alone; XMP, comments and the rest go, in "
+            'every format); anything else is `kind: "file"`, kept byte for byte and only ever served as a '
+            "download (`application/octet-stream`). `name` is the file name sent, made safe (no folders, "
+            "control or bidi characters; at most 128 characters). The same bytes are stored once; each upload "
+            "counts toward its uploader's quota."
         ),
     )
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
@@ -95,7 +106,7 @@ class AttachmentUploadView(APIView):
         try:
             attachment = services.attachment_create(uploader=uploader, file=data.validated_data["file"])
         except validation.FileTooLarge as error:
-            raise UploadTooLarge(error.limit) from error
+            raise UploadTooLarge(error.message) from error
         except services.QuotaExceeded as error:
             raise UploadQuotaExceeded(str(error)) from error
         except validation.DecodersBusy as error:
@@ -126,13 +137,19 @@ class AttachmentFileView(APIView):
 
     @extend_schema(
         responses={
-            (200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The image's bytes"),
+            (200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="An image's bytes"),
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="A file's bytes, as a download (`Content-Disposition: attachment`)"
+            ),
             304: OpenApiResponse(description="If-None-Match matched the ETag (the sha256)"),
             404: OpenApiResponse(description="No such attachment, or the caller may not see it"),
         },
         description=(
-            "The image's bytes, for its uploader and the members of a chat where a message carries it. "
-            "Strong ETag (the sha256), Cache-Control: private."
+            "The bytes, for the uploader and the members of a chat where a message carries it. Strong ETag "
+            "(the sha256), Cache-Control: private, X-Content-Type-Options: nosniff and a sandboxing "
+            "Content-Security-Policy. An image is served inline with its type; any other file (`kind: "
+            '"file"`) as `application/octet-stream` with `Content-Disposition: attachment; '
+            "filename*=UTF-8''<its name>`."
         ),
     )
     def get(self, request: Request, pk: str) -> HttpResponseBase:
@@ -145,7 +162,7 @@ class AttachmentFileView(APIView):
             return _with_headers(HttpResponseNotModified(), attachment, etag)
         response: HttpResponseBase
         if settings.SENDFILE_HEADER:
-            response = HttpResponse(content_type=blob.content_type)
+            response = HttpResponse()
             response[settings.SENDFILE_HEADER] = _sendfile_target(blob.sha256)
         else:
             try:
@@ -153,7 +170,7 @@ class AttachmentFileView(APIView):
             except FileNotFoundError:
                 logger.error("blob file missing for attachment %s (sha256 %s)", attachment.pk, blob.sha256)
                 raise Http404("No attachment matches the given query.") from None
-            response = FileResponse(handle, content_type=blob.content_type)
+            response = FileResponse(handle)
         return _with_headers(response, attachment, etag)
 
 
@@ -172,12 +189,20 @@ def _with_headers(response: HttpResponseBase, attachment: Attachment, etag: str)
     response["Vary"] = "Authorization"
     response["X-Content-Type-Options"] = "nosniff"
     # Even if a browser were talked into rendering the bytes as a document, it could run nothing.
-    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    response["Content-Security-Policy"] = (
+        "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+        if attachment.kind == Attachment.Kind.IMAGE
+        else "sandbox; default-src 'none'"
+    )
     # ?token= must not travel further in a Referer.
     response["Referrer-Policy"] = "no-referrer"
     if not isinstance(response, HttpResponseNotModified):
-        response["Content-Type"] = blob.content_type
-        response["Content-Disposition"] = content_disposition_header(False, safe_file_name(attachment)) or "inline"
+        if attachment.kind == Attachment.Kind.IMAGE:
+            response["Content-Type"] = blob.content_type
+            response["Content-Disposition"] = content_disposition_header(False, safe_file_name(attachment)) or "inline"
+        else:
+            response["Content-Type"] = validation.FILE_CONTENT_TYPE
+            response["Content-Disposition"] = download_disposition(attachment)
     return response
 
 
@@ -189,6 +214,8 @@ def _sendfile_target(sha256: str) -> str:
 
 
 UNSAFE_NAME_CHARS = re.compile(r"[^\w\- ]+")
+# One "_" per character outside printable ASCII that is safe in a quoted header value.
+ASCII_FALLBACK_UNSAFE = re.compile(r"[^A-Za-z0-9._\- ]")
 
 
 def safe_file_name(attachment: Attachment) -> str:
@@ -196,10 +223,131 @@ def safe_file_name(attachment: Attachment) -> str:
 
     The extension comes from the stored bytes' type, never from the name sent.
     """
-    stem = PurePath(attachment.original_name.replace("\\", "/")).stem if attachment.original_name else ""
+    stem = PurePath(attachment.name).stem if attachment.name else ""
     stem = UNSAFE_NAME_CHARS.sub("_", stem).strip(" _.")[:100]
     if not stem:
         stem = f"attachment-{attachment.pk}"
     kind = validation.KINDS.get(attachment.blob.content_type)
     extension = kind.extension if kind else "bin"
     return f"{stem}.{extension}"
+
+
+def download_disposition(attachment: Attachment) -> str:
+    """`attachment` with the file's safe name: an ASCII fallback, and the name itself as RFC 5987
+    UTF-8 (`filename*`), which every current browser prefers."""
+    name = attachment.name or f"file-{attachment.pk}"
+    fallback = ASCII_FALLBACK_UNSAFE.sub("_", name).strip(" _.") or f"file-{attachment.pk}"
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='')}"
+
+
+@extend_schema(tags=["auth"])
+class AvatarView(APIView):
+    """The caller's profile picture (contract v1.1): PUT an image to set it, DELETE to remove it."""
+
+    parser_classes = [MultiPartParser, FormParser]
+    throttle_classes = [AddressScopedThrottle]
+    throttle_scope = "upload"
+
+    @extend_schema(
+        request={"multipart/form-data": AttachmentUploadSerializer},
+        responses={
+            200: MeSerializer,
+            400: OpenApiResponse(
+                description=(
+                    "Not a PNG, JPEG, GIF or WebP image that decodes (judged by its bytes), or past the image "
+                    'limits (UPLOAD_MAX_PIXELS, animations): {"file": ["…"]}'
+                )
+            ),
+            413: OpenApiResponse(description='Larger than UPLOAD_MAX_BYTES: `{"file": ["…"]}`'),
+            503: OpenApiResponse(
+                description=(
+                    "The database could not answer, or no image decode slot came free within "
+                    'UPLOAD_DECODE_WAIT_SECONDS: `{"detail": "…"}` with Retry-After.'
+                ),
+            ),
+            507: OpenApiResponse(
+                response=INSUFFICIENT_STORAGE_SCHEMA,
+                description='The server\'s disk is full: `{"detail": "…"}`; nothing changed.',
+            ),
+        },
+        description=(
+            "Set the caller's profile picture from an image upload (multipart `file`; the image rules of "
+            "`POST /api/attachments`). It is stored shrunk to at most 512 px on its longest side (a JPEG stays "
+            "a JPEG, anything else becomes a PNG of its first frame, metadata gone), content-addressed: "
+            "`avatar_url` changes with the picture. Not counted in the upload quota."
+        ),
+    )
+    def put(self, request: Request) -> Response:
+        request._request.upload_handlers = [BoundedUploadHandler(request._request)]
+        data = AttachmentUploadSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            user = avatars.avatar_set(user=request_user(request), file=data.validated_data["file"])
+        except validation.FileTooLarge as error:
+            raise UploadTooLarge(error.message) from error
+        except validation.DecodersBusy as error:
+            raise Unavailable("Too many images are being checked right now; try again shortly.") from error
+        return Response(MeSerializer(user, context=presence_context([user])).data)
+
+    @extend_schema(request=None, responses={200: MeSerializer}, description="Remove the caller's profile picture.")
+    def delete(self, request: Request) -> Response:
+        user = avatars.avatar_delete(user=request_user(request))
+        return Response(MeSerializer(user, context=presence_context([user])).data)
+
+
+@extend_schema(tags=["users"])
+class AvatarFileView(APIView):
+    """A profile picture's bytes, for any signed-in user: it is shown beside its user's name everywhere."""
+
+    authentication_classes = [SessionJWTAuthentication, AccessTokenQueryAuthentication]
+    content_negotiation_class = AnyAccept
+
+    @extend_schema(
+        responses={
+            (200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The picture (PNG or JPEG)"),
+            304: OpenApiResponse(description="If-None-Match matched the ETag (the sha256)"),
+            404: OpenApiResponse(description="No user has this picture"),
+        },
+        description=(
+            "Addition (contract v1.1): a PublicUser's `avatar_url`. Any signed-in user may fetch it "
+            "(Authorization header, or ?token= for <img src>). Its URL names its bytes, so it is cached for "
+            "a year (`Cache-Control: private, max-age=31536000, immutable`), strong ETag."
+        ),
+    )
+    def get(self, request: Request, sha256: str) -> HttpResponseBase:
+        blob = Blob.objects.filter(sha256=sha256, content_type__in=list(validation.KINDS)).first()
+        if blob is None or not User.objects.filter(avatar_sha256=sha256).exists():
+            raise Http404("No picture matches the given query.")
+        etag = f'"{blob.sha256}"'
+        if _matches(request.headers.get("If-None-Match", ""), etag):
+            return _avatar_headers(HttpResponseNotModified(), blob, etag)
+        response: HttpResponseBase
+        if settings.SENDFILE_HEADER:
+            response = HttpResponse()
+            response[settings.SENDFILE_HEADER] = _sendfile_target(blob.sha256)
+        else:
+            try:
+                handle = open(store.blob_path(blob.sha256), "rb")  # noqa: SIM115 (FileResponse closes it)
+            except FileNotFoundError:
+                logger.error("blob file missing for avatar %s", blob.sha256)
+                raise Http404("No picture matches the given query.") from None
+            response = FileResponse(handle)
+        return _avatar_headers(response, blob, etag)
+
+
+AVATAR_CACHE_SECONDS = 365 * 24 * 3600  # the URL names the bytes: they never change
+
+
+def _avatar_headers(response: HttpResponseBase, blob: Blob, etag: str) -> HttpResponseBase:
+    response["ETag"] = etag
+    # private: the answer needs a token (a shared cache must not serve it to anyone).
+    response["Cache-Control"] = f"private, max-age={AVATAR_CACHE_SECONDS}, immutable"
+    response["Vary"] = "Authorization"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'; sandbox"
+    response["Referrer-Policy"] = "no-referrer"
+    if not isinstance(response, HttpResponseNotModified):
+        response["Content-Type"] = blob.content_type
+        kind = validation.KINDS[blob.content_type]
+        response["Content-Disposition"] = f'inline; filename="avatar.{kind.extension}"'
+    return response

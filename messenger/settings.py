@@ -353,6 +353,8 @@ CHAT_TITLE_MAX_LENGTH = 128
 GROUP_MAX_MEMBERS = env_int("GROUP_MAX_MEMBERS", 1000)
 UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 40_000_000)
+# Any other file (kind "file": not an image by its bytes) may be this large (media.services).
+FILE_MAX_BYTES = env_int("FILE_MAX_BYTES", 50 * 1024 * 1024)
 # An animation's cost to its viewers: frames x width x height (media.validation._check_animation).
 UPLOAD_MAX_FRAMES = env_int("UPLOAD_MAX_FRAMES", 2000)
 UPLOAD_MAX_ANIMATION_PIXELS = env_int("UPLOAD_MAX_ANIMATION_PIXELS", 400_000_000)
@@ -484,6 +486,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "RoleEnum": "chats.models.ChatUser.Role",
         "AssignableRoleEnum": "chats.serializers.ASSIGNABLE_ROLES",
+        # Not "KindEnum": a message's kind (text, system) is another choice set of that name.
+        "AttachmentKindEnum": "media.models.Attachment.Kind",
     },
 }
 

@@ -83,6 +83,7 @@ ME_FIELDS = frozenset(
         "display_name",
         "is_online",
         "last_seen",
+        "avatar_url",
         "email",
         "email_verified",
         "pending_email",

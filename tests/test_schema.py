@@ -27,6 +27,10 @@ CONTRACT = {
     "/api/attachments": {"post"},
     # v1.1 additions
     "/api/search/messages": {"get"},
+    "/api/config": {"get"},
+    "/api/media": {"get"},
+    "/api/auth/me/avatar": {"put", "delete"},
+    "/api/avatars/{sha256}": {"get"},
 }
 
 

@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from tests.factories import UserFactory, group_with
 
-PUBLIC_FIELDS = {"id", "username", "display_name", "is_online", "last_seen"}
+PUBLIC_FIELDS = {"id", "username", "display_name", "is_online", "last_seen", "avatar_url"}
 
 
 def usernames(response):

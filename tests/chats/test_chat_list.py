@@ -46,7 +46,7 @@ def test_chat_list_renders_the_chat_shape(api_client, user, other_user):
     assert item["my_role"] == "owner"
     assert item["version"] == chat.version
     assert [(m["user"]["id"], m["role"]) for m in item["members"]] == [(user.id, "owner"), (other_user.id, "member")]
-    assert set(item["members"][0]["user"]) == {"id", "username", "display_name", "is_online", "last_seen"}
+    assert set(item["members"][0]["user"]) == {"id", "username", "display_name", "is_online", "last_seen", "avatar_url"}
     assert item["last_message"]["id"] == last.id
     assert item["last_message"]["content"] == "see you 🙂"
 

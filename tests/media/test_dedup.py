@@ -70,9 +70,9 @@ def test_identical_upload_losing_the_insert_race_shares_the_winners_blob(user, o
     # given: the other upload committed its Blob after this one looked and found none
     data = images.png()
     winner = services.attachment_create(uploader=other_user, file=SimpleUploadedFile("a.png", data))
-    info = validation.ImageInfo(kind=validation.PNG, width=4, height=3)
+    facts = services.BlobFacts.of_image(validation.ImageInfo(kind=validation.PNG, width=4, height=3))
     # when
-    blob = services._blob_create(winner.blob.sha256, len(data), info)
+    blob = services.blob_create(winner.blob.sha256, len(data), facts)
     # then
     assert blob.pk == winner.blob_id
     assert Blob.objects.count() == 1

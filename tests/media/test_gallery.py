@@ -30,7 +30,8 @@ def test_gallery_lists_images_newest_first_with_sender_and_attachment(api_client
     assert [item["message_id"] for item in page["results"]] == [second.pk, first.pk]
     assert page["next"] is None
     item = page["results"][0]
-    assert set(item) == {"message_id", "sender", "attachment"}
+    assert set(item) == {"message_id", "chat_id", "sender", "attachment"}
+    assert item["chat_id"] == chat.pk
     assert item["sender"]["id"] == other_user.pk
     assert item["attachment"]["id"] == second.attachment_id
     assert item["attachment"]["url"] == f"/api/attachments/{second.attachment_id}/file"

@@ -147,7 +147,7 @@ async def test_typing_reaches_the_other_members_with_the_typists_public_user(con
     event = await listener.receive_type("typing")
     assert event["chat_id"] == chat.id
     assert event["user"]["id"] == user.id
-    assert set(event["user"]) == {"id", "username", "display_name", "is_online", "last_seen"}
+    assert set(event["user"]) == {"id", "username", "display_name", "is_online", "last_seen", "avatar_url"}
 
 
 async def test_typing_does_not_echo_to_the_typists_own_sockets(connect, user, chat):

@@ -1,4 +1,4 @@
-"""Delete blobs no attachment refers to, with their files; and files the database does not know.
+"""Delete blobs no attachment refers to (and nobody's avatar), with their files; and files the database does not know.
 
     manage.py cleanup_blobs --dry-run                 # list what would go
     manage.py cleanup_blobs                           # delete it
@@ -23,6 +23,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
+from accounts.models import User
 from media import selectors, services, store
 from media.models import Attachment, Blob
 
@@ -60,7 +61,8 @@ class Command(BaseCommand):
                     attachments += 1
                     doomed.add(attachment.pk)
         still_used = Attachment.objects.filter(blob=OuterRef("pk")).exclude(pk__in=doomed if dry_run else [])
-        unreferenced = Blob.objects.filter(~Exists(still_used)).order_by("id")
+        avatar = User.objects.filter(avatar_sha256=OuterRef("sha256"))  # media.avatars
+        unreferenced = Blob.objects.filter(~Exists(still_used), ~Exists(avatar)).order_by("id")
         for blob in unreferenced.iterator():
             if dry_run or services.blob_delete_if_unreferenced(blob_id=blob.pk):
                 self.stdout.write(f"{verb} blob {blob.sha256} ({blob.size} bytes)")
