@@ -81,8 +81,10 @@ function showWindow() {
   window.focus();
 }
 
+const trayImage = (unread) => nativeImage.createFromPath(path.join(__dirname, 'build', unread ? 'tray-unread.png' : 'tray.png'));
+
 function createTray() {
-  tray = new Tray(nativeImage.createFromPath(path.join(__dirname, 'build', 'tray.png')));
+  tray = new Tray(trayImage(unreadTotal > 0));
   tray.setContextMenu(Menu.buildFromTemplate([
     { label: 'Open Messenger', click: showWindow },
     { type: 'separator' },
@@ -93,9 +95,12 @@ function createTray() {
 }
 
 function updateUnread(total) {
+  const hadUnread = unreadTotal > 0;
   unreadTotal = Math.max(0, Number(total) || 0);
   const label = unreadTotal ? `Messenger — ${unreadTotal} unread` : 'Messenger';
   tray?.setToolTip(label);
+  // The tray icon carries a dot while anything is unread (the count is in its tooltip).
+  if (tray && hadUnread !== unreadTotal > 0) tray.setImage(trayImage(unreadTotal > 0));
   if (process.platform !== 'win32') app.setBadgeCount(unreadTotal); // dock / Unity launcher
   if (window) {
     window.setTitle(label);
