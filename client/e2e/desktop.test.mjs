@@ -14,7 +14,8 @@ const WORK = required('MESSENGER_TEST_WORK');
 const SHOTS = required('MESSENGER_SHOTS');
 const PASSWORD = 'Quiet-Harbor-2048';
 const TIMEOUT = 20_000;
-const suffix = Math.random().toString(16).slice(2, 8);
+// The server is a fresh one of this run, so the names are fixed (and the screenshots stable).
+const NAMES = { alice: 'Alice Martin', bob: 'Bob Chen' };
 const EXECUTABLE = path.join(APP_DIR, 'messenger');
 // The app's user data (settings.json, the single-instance lock) lives in a folder of this run.
 const appEnv = { ...process.env, XDG_CONFIG_HOME: path.join(WORK, 'config'), MESSENGER_SERVER: SERVER };
@@ -23,6 +24,7 @@ const appArgs = process.getuid?.() === 0 ? ['--no-sandbox'] : [];
 const settingsFile = path.join(WORK, 'config', 'messenger-desktop', 'settings.json');
 
 let app;
+let appClosed = false;
 let page;
 const people = {};
 let chat;
@@ -101,18 +103,21 @@ async function launch() {
 }
 
 before(async () => {
-  for (const name of ['alice', 'bob']) {
+  for (const name of Object.keys(NAMES)) {
     people[name] = await api('/api/auth/register', {
       method: 'POST',
-      body: { username: `${name}_${suffix}`, email: `${name}_${suffix}@example.com`, password: PASSWORD, display_name: `${name[0].toUpperCase()}${name.slice(1)} ${suffix}` },
+      body: { username: name, email: `${name}@example.com`, password: PASSWORD, display_name: NAMES[name] },
     });
   }
   chat = await api('/api/chats', { method: 'POST', body: { is_group: false, member_ids: [people.bob.user.id] }, as: 'alice' });
   [app, page] = await launch();
+  app.once('close', () => {
+    appClosed = true;
+  });
 });
 
 after(async () => {
-  if (app && app.process().exitCode === null) await app.close().catch(() => {});
+  if (app && !appClosed) await app.close();
 });
 
 test('the application menu is the minimal one: no reload, no developer tools, no links', async () => {
@@ -149,10 +154,10 @@ test('changing the server address keeps the app running and reloads the page wit
 });
 
 test('signs in against the new address and sees the chat', async () => {
-  await page.fill('#auth-username', `alice_${suffix}`);
+  await page.fill('#auth-username', 'alice');
   await page.fill('#auth-password', PASSWORD);
   await page.click('button[type=submit]');
-  await page.locator('.chat-list .chat-item', { hasText: `Bob ${suffix}` }).waitFor();
+  await page.locator('.chat-list .chat-item', { hasText: NAMES.bob }).waitFor();
   await page.locator('.sidebar__status').waitFor({ state: 'hidden' }); // the socket is connected
 });
 
@@ -187,10 +192,10 @@ test('a message while hidden shows a native notification; clicking it opens the 
   x('click', '1');
 
   await eventually(async () => mainWindow((win) => win.isVisible()), 'the window to show again');
-  await page.locator('.chat__title', { hasText: `Bob ${suffix}` }).waitFor();
+  await page.locator('.chat__title', { hasText: NAMES.bob }).waitFor();
   await page.locator('.msg .bubble__text', { hasText: 'Are you there?' }).waitFor();
   const shown = dunstHistory().slice(0, dunstHistory().length - history);
-  assert.ok(shown.some((n) => n.summary === `Bob ${suffix}` && n.body.includes('Are you there?')), JSON.stringify(shown));
+  assert.ok(shown.some((n) => n.summary === NAMES.bob && n.body.includes('Are you there?')), JSON.stringify(shown));
   await eventually(async () => (await mainWindow((win) => win.getTitle())) === 'Messenger', 'the unread count to clear');
   await eventually(() => trayPixels().equals(trayWithoutUnread), 'the tray icon to lose its dot');
 });
@@ -223,7 +228,7 @@ test('web links open in the system browser; navigation anywhere else is refused'
   assert.equal(await app.evaluate(({ BrowserWindow }) => BrowserWindow.getAllWindows().length), 1, 'no other window');
   assert.equal((await app.evaluate(() => globalThis.openedExternally)).length, opened.length, 'nothing else went outside');
   // Still the app, still signed in. (Not a locator: Playwright waits for the refused navigations to finish.)
-  assert.equal(await page.evaluate(() => document.querySelector('.chat__title')?.textContent), `Bob ${suffix}`);
+  assert.equal(await page.evaluate(() => document.querySelector('.chat__title')?.textContent), NAMES.bob);
 });
 
 test('notifications are the only permission the page gets', async () => {
