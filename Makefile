@@ -10,7 +10,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 export DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: run test lint typecheck check venv deps mysql-headers demo migrate bench faults security client-test e2e desktop-test clean
+.PHONY: run test lint typecheck check venv deps mysql-headers demo migrate bench faults security client-test e2e desktop-test desktop-dist clean
 
 venv: $(BIN)/.installed
 
@@ -78,6 +78,11 @@ client-test:
 # server of its own. Screenshots into client/docs/. Installs the desktop's Debian packages as root.
 desktop-test: venv
 	client/e2e/run.sh
+
+# The release packaging checked offline on the same pinned runtime: client/dist/offline/ (AppImage,
+# unpacked dir, release fuses verified). Electron 22 is end-of-life: never publish what this builds.
+desktop-dist: venv
+	client/e2e/dist.sh
 
 # Browser end-to-end tests only (they also run as part of `make test`).
 e2e: venv

