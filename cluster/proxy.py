@@ -36,8 +36,10 @@ def self_signed(directory: Path, names: list[str]) -> tuple[Path, Path]:
     cert, key = directory / "proxy.crt", directory / "proxy.key"
     alt = ",".join(f"IP:{name}" if name.replace(".", "").isdigit() or ":" in name else f"DNS:{name}" for name in names)
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key)]
-        + ["-out", str(cert), "-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={alt}"],
+        [
+            *("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key)),
+            *("-out", str(cert), "-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={alt}"),
+        ],
         check=True,
         capture_output=True,
         timeout=60,
