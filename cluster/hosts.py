@@ -44,8 +44,8 @@ class Network:
     def address(self, index: int) -> str:
         return f"127.0.0.{index + 2}" if self.fallback else f"{SUBNET}.{index + 11}"
 
-    def create(self) -> None:
-        if os.geteuid() != 0 or not self._namespaces_work():
+    def create(self, *, namespaces: bool = True) -> None:
+        if not namespaces or os.geteuid() != 0 or not self._namespaces_work():
             self.fallback = True
             return
         self.delete_leftovers()

@@ -23,6 +23,7 @@ import asyncio
 import datetime
 import hashlib
 import http.client
+import json
 import secrets
 import shutil
 import signal
@@ -47,6 +48,7 @@ from faults.traffic import TLS_PORTS, http_request
 REPO = Path(__file__).resolve().parent.parent
 HOSTS = 3
 HOST_DOWN = 10.0  # seconds a killed host stays down before it is started again
+AUTH_RATE = 5  # THROTTLE_AUTH for the run: logins a minute an address
 RESUME_WITHIN = 10.0  # the target: delivery resumes this soon after the Redis primary is killed
 
 
@@ -107,6 +109,23 @@ def proxy_checks(suite: Suite, row: Row) -> None:
     finally:
         plain.close()
     row.checks["plain HTTP is redirected to HTTPS (308)"] = answer.status == 308 and location.startswith("https://")
+    # The client's address is what nginx appended to X-Forwarded-For (TRUSTED_PROXIES=1), whatever
+    # the client wrote there, and the hosts count it together (the cache on Redis): failed logins
+    # under a new forged address each, spread over the hosts, still meet THROTTLE_AUTH's limit.
+    statuses = []
+    for attempt in range(AUTH_RATE + 1):
+        connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=10, context=TLS_PORTS[port])
+        try:
+            login = json.dumps({"username": f"nobody{attempt}", "password": "wrong password"})
+            forged = {"X-Forwarded-For": f"203.0.113.{attempt + 1}", "Content-Type": "application/json"}
+            connection.request("POST", "/api/auth/login", body=login, headers=forged)
+            statuses.append(connection.getresponse().status)
+        finally:
+            connection.close()
+    row.checks[f"forged X-Forwarded-For: login {AUTH_RATE + 1} of {AUTH_RATE}/min is 429 (nginx's address counts)"] = (
+        statuses[-1] == 429 and 429 not in statuses[:-1]
+    )
+    row.notes.append(f"logins under forged addresses through nginx: {statuses}")
     uploaded = http_request(port, "POST", "/api/attachments", token, body, f"multipart/form-data; boundary={boundary}")
     attachment = uploaded.json() or {}
     row.checks["an upload through the proxy is stored (201)"] = uploaded.status == 201
@@ -186,6 +205,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of load an experiment (default 20)")
     parser.add_argument("--workers", type=int, default=1, help="daphne processes per host (default 1)")
     parser.add_argument("--out", type=Path, default=REPO / "cluster" / "results")
+    parser.add_argument(
+        "--loopback", action="store_true", help="hosts on 127.0.0.2-4 instead of network namespaces (no root needed)"
+    )
     args = parser.parse_args(argv)
     if not 5 <= args.duration <= 120:
         parser.error("--duration must be between 5 and 120 seconds")
@@ -229,10 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[Row] = []
     where = ""
     try:
-        network.create()
+        network.create(namespaces=not args.loopback)
         bind = network.server_address
         where = (
-            f"{HOSTS} hosts on 127.0.0.2-{HOSTS + 1} (network namespaces could not be made here)"
+            f"{HOSTS} hosts on 127.0.0.2-{HOSTS + 1} ("
+            + ("--loopback" if args.loopback else "network namespaces could not be made here")
+            + ")"
             if network.fallback
             else f"{HOSTS} hosts in network namespaces {', '.join(network.namespaces)} on a bridge, "
             f"{', '.join(network.address(i) for i in range(HOSTS))}"
@@ -256,6 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                 "TRUSTED_PROXIES": "1",
                 "SENDFILE_HEADER": "X-Accel-Redirect",
                 "CHANNEL_LAYER_PREFIX": "cluster",
+                "THROTTLE_AUTH": f"{AUTH_RATE}/min",
                 "ALLOWED_HOSTS": ",".join(["127.0.0.1", "localhost", *(network.address(i) for i in range(HOSTS))]),
             }
         )
