@@ -30,6 +30,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 
+from messenger import redis_conn
+
 logger = logging.getLogger(__name__)
 
 # Who this process is in the shared sets: unique per process start.
@@ -73,21 +75,19 @@ _unreachable_until = 0.0
 def _redis() -> Any:
     """A synchronous redis-py client of its own (thread-safe pool), or None without REDIS_URL."""
     global _client
-    url = getattr(settings, "REDIS_URL", "")
-    if not url:
+    if not getattr(settings, "REDIS_URL", ""):
         return None
+    url = redis_conn.identity()
     current = _client
     if current is None or current[0] != url:
-        import redis
-
         with _client_lock:
             current = _client
             if current is None or current[0] != url:
                 from redis.backoff import NoBackoff
                 from redis.retry import Retry
 
-                client = redis.Redis.from_url(
-                    url, max_connections=settings.REDIS_MAX_CONNECTIONS, retry=Retry(NoBackoff(), 1), **_CLIENT_OPTIONS
+                client = redis_conn.sync_client(
+                    max_connections=settings.REDIS_MAX_CONNECTIONS, retry=Retry(NoBackoff(), 1), **_CLIENT_OPTIONS
                 )
                 current = (url, client)
                 _client = current
@@ -169,19 +169,17 @@ _async_clients: dict[asyncio.AbstractEventLoop, tuple[str, Any]] = {}
 
 def _redis_async() -> Any:
     """The running loop's asyncio redis-py client (one per loop: tests run many), or None."""
-    url = getattr(settings, "REDIS_URL", "")
-    if not url:
+    if not getattr(settings, "REDIS_URL", ""):
         return None
+    url = redis_conn.identity()
     loop = asyncio.get_running_loop()
     current = _async_clients.get(loop)
     if current is None or current[0] != url:
-        from redis import asyncio as aioredis
-
         for old in [old for old in _async_clients if old.is_closed()]:
             del _async_clients[old]
         # No read timeout on the loop's client: a loop busy for a second (a connect storm) would
         # time out answers that came; a Redis that never answers holds the presence worker only.
-        client = aioredis.Redis.from_url(url, max_connections=settings.REDIS_MAX_CONNECTIONS, socket_connect_timeout=1)
+        client = redis_conn.async_client(max_connections=settings.REDIS_MAX_CONNECTIONS, socket_connect_timeout=1)
         current = (url, client)
         _async_clients[loop] = current
     return current[1]

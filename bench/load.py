@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import re
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -106,11 +107,15 @@ class Socket(asyncio.Protocol):
         self.transport.close()
 
 
-async def open_socket(url: str, origin: str | None, on_text: Callable[[bytes], None], timeout: float) -> Socket:
+async def open_socket(
+    url: str, origin: str | None, on_text: Callable[[bytes], None], timeout: float, tls: ssl.SSLContext | None = None
+) -> Socket:
+    """`tls`: a wss:// URL's context (what it trusts)."""
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
-    host, port = parts.hostname or LOOPBACK, parts.port or 80
-    _, sock = await asyncio.wait_for(loop.create_connection(lambda: Socket(url, origin, on_text), host, port), timeout)
+    host, port = parts.hostname or LOOPBACK, parts.port or (443 if parts.scheme == "wss" else 80)
+    connecting = loop.create_connection(lambda: Socket(url, origin, on_text), host, port, ssl=tls)
+    _, sock = await asyncio.wait_for(connecting, timeout)
     try:
         await asyncio.wait_for(sock.opened, timeout)
     except BaseException:

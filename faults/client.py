@@ -28,7 +28,7 @@ from typing import Any
 from bench.load import Socket, open_socket
 from bench.procs import LOOPBACK
 from faults.accounting import LIVE, Sent
-from faults.traffic import Traffic
+from faults.traffic import TLS_PORTS, Traffic
 
 ACK_TIMEOUT = 8.0  # the shipped client's ACK_TIMEOUT_MS
 BACKOFF_BASE = 0.5
@@ -71,11 +71,13 @@ class Member:
 
     @property
     def url(self) -> str:
-        return f"ws://{LOOPBACK}:{self.traffic.port}/ws/?token={self.token}"
+        scheme = "wss" if self.traffic.port in TLS_PORTS else "ws"
+        return f"{scheme}://{LOOPBACK}:{self.traffic.port}/ws/?token={self.token}"
 
     @property
     def origin(self) -> str:
-        return f"http://{LOOPBACK}:{self.traffic.port}"
+        scheme = "https" if self.traffic.port in TLS_PORTS else "http"
+        return f"{scheme}://{LOOPBACK}:{self.traffic.port}"
 
     def start(self) -> None:
         self.runner = asyncio.ensure_future(self.run())
@@ -93,7 +95,8 @@ class Member:
             if self.stopping:
                 return
             try:
-                sock = await open_socket(self.url, self.origin, self.on_text, timeout=5)
+                tls = TLS_PORTS.get(self.traffic.port)
+                sock = await open_socket(self.url, self.origin, self.on_text, timeout=5, tls=tls)
             except (TimeoutError, OSError, Exception):
                 self.connect_failures += 1
                 await asyncio.sleep(backoff(attempt))

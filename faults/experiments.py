@@ -33,6 +33,7 @@ BURST = 250
 
 
 async def redis_killed(suite: Suite, load: Load, row: Row) -> None:
+    assert suite.redis is not None
     load.traffic.fault_started()
     log(f"  SIGKILL redis-server (pid {suite.redis.server.pid if suite.redis.server else '?'})")
     suite.redis.kill()

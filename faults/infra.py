@@ -106,8 +106,9 @@ class OwnRedis:
 class OwnMariaDB:
     """A mariadbd of our own: a fresh datadir, root without a password, TCP on a free loopback port."""
 
-    def __init__(self, root: Path, log_dir: Path) -> None:
+    def __init__(self, root: Path, log_dir: Path, also_bind: str = "") -> None:
         self.port = free_port()
+        self.also_bind = also_bind  # another address to listen on (the cluster test's bridge)
         self.datadir = root / "mariadb"
         self.socket = root / "mariadb.sock"
         self.log_dir = log_dir
@@ -132,7 +133,8 @@ class OwnMariaDB:
         run_checked(install, env=dict(os.environ), log_path=self.log_dir / "mariadb-install.log", timeout=120)
         daemon = program("mariadbd", "mysqld") or "mariadbd"
         command = [daemon, "--no-defaults", f"--datadir={self.datadir}", f"--socket={self.socket}"]
-        command += [f"--port={self.port}", f"--bind-address={LOOPBACK}", "--skip-log-bin", "--skip-name-resolve"]
+        binds = ",".join(filter(None, [LOOPBACK, self.also_bind]))  # (MariaDB 10.11: a list)
+        command += [f"--port={self.port}", f"--bind-address={binds}", "--skip-log-bin", "--skip-name-resolve"]
         command += ["--innodb-buffer-pool-size=128M", "--max-connections=500", f"--pid-file={self.datadir}/pid"]
         command += ["--character-set-server=utf8mb4", "--collation-server=utf8mb4_unicode_ci"]
         if os.geteuid() == 0:

@@ -7,6 +7,7 @@ connection of its own, since a fault may break any kept-alive one.
 import asyncio
 import http.client
 import json
+import ssl
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -15,6 +16,10 @@ from typing import Any
 
 from bench.procs import LOOPBACK
 from faults.accounting import HttpTally
+
+# Ports served over TLS (the cluster test's nginx), with a context that trusts their certificate:
+# requests and sockets to them go over HTTPS and wss://.
+TLS_PORTS: dict[int, ssl.SSLContext] = {}
 
 REQUEST_TIMEOUT = 15.0  # longer than a 10-second database pause
 FAULT_GRACE = 5.0  # seconds after a part is back during which a 503 still counts as "while down"
@@ -55,7 +60,12 @@ def http_request(
     headers = {"Content-Type": content_type, "Connection": "close"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    connection = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    tls = TLS_PORTS.get(port)
+    connection = (
+        http.client.HTTPSConnection(LOOPBACK, port, timeout=timeout, context=tls)
+        if tls is not None
+        else http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
+    )
     try:
         connection.request(method, path, body=body, headers=headers)
         if on_written is not None:

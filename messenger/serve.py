@@ -109,8 +109,10 @@ def worker_count(argv: list[str]) -> tuple[int, list[str]]:
 
 def serve_workers(argv: list[str], workers: int) -> int:
     """Bind -b/-p once and keep `workers` daphne processes serving on the socket (see Launcher)."""
-    if not os.environ.get("REDIS_URL"):
-        raise SystemExit("Several workers share events through Redis: set REDIS_URL, or run one worker.")
+    if not (os.environ.get("REDIS_URL") or os.environ.get("REDIS_SENTINELS")):
+        raise SystemExit(
+            "Several workers share events through Redis: set REDIS_URL (or REDIS_SENTINELS), or run one worker."
+        )
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("-b", "--bind", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=8000)

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import django_stubs_ext
 from django.core.exceptions import ImproperlyConfigured
 
+from messenger.redis_conn import layer_host, parse_sentinels
 from messenger.security_headers import client_headers
 
 # Lets classes such as ModelAdmin[Chat] be subscripted at run time, as the type hints spell them.
@@ -233,6 +234,13 @@ else:
         DATABASES["default"]["TEST"] = {"NAME": str(_test_db)}
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Redis Sentinel (messenger/redis_conn.py): host:port,... of the sentinels watching the primary
+# named REDIS_SENTINEL_MASTER; every client then connects to whichever server they name primary,
+# and REDIS_URL gives only the database number and credentials (default redis://<master>/0).
+REDIS_SENTINELS = parse_sentinels(os.environ.get("REDIS_SENTINELS", ""))
+REDIS_SENTINEL_MASTER = os.environ.get("REDIS_SENTINEL_MASTER", "") or "messenger"
+if REDIS_SENTINELS and not REDIS_URL:
+    REDIS_URL = f"redis://{REDIS_SENTINEL_MASTER}/0"
 # redis-py 8 caps an async pool at 100 connections and channels-redis does not raise it;
 # connection storms then fail. Size the pool explicitly.
 REDIS_MAX_CONNECTIONS = env_int("REDIS_MAX_CONNECTIONS", 1000)
@@ -254,12 +262,14 @@ if REDIS_URL:
                 # A Redis that does not answer is down after seconds (a connect 2, a command 5: more
                 # than any stall of a busy loop), not the OS's minutes or never (paused).
                 "hosts": [
-                    {
-                        "address": REDIS_URL,
-                        "max_connections": REDIS_MAX_CONNECTIONS,
-                        "socket_connect_timeout": 2,
-                        "socket_timeout": 5,
-                    }
+                    layer_host(
+                        REDIS_URL,
+                        REDIS_SENTINELS,
+                        REDIS_SENTINEL_MASTER,
+                        max_connections=REDIS_MAX_CONNECTIONS,
+                        socket_connect_timeout=2,
+                        socket_timeout=5,
+                    )
                 ],
                 "prefix": os.environ.get("CHANNEL_LAYER_PREFIX", "messenger"),
             },
@@ -272,7 +282,11 @@ if REDIS_URL:
             "BACKEND": "messenger.cache.FallbackRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("CHANNEL_LAYER_PREFIX", "messenger"),
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+            "OPTIONS": {
+                "socket_connect_timeout": 1,
+                "socket_timeout": 1,
+                **({"pool_class": "messenger.redis_conn.SentinelCachePool"} if REDIS_SENTINELS else {}),
+            },
         }
     }
 else:
