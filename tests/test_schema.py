@@ -31,6 +31,10 @@ CONTRACT = {
     "/api/media": {"get"},
     "/api/auth/me/avatar": {"put", "delete"},
     "/api/avatars/{sha256}": {"get"},
+    "/api/chats/{id}/messages/{mid}/reactions/{emoji}": {"put", "delete"},
+    "/api/chats/{id}/pins": {"get", "post"},
+    "/api/chats/{id}/pins/{mid}": {"delete"},
+    "/api/mentions": {"get"},
 }
 
 
@@ -52,6 +56,14 @@ def test_schema_is_served_without_a_token(client, db):
     # then
     assert r.status_code == 200, r.content
     assert yaml.safe_load(r.content)["openapi"].startswith("3.")
+
+
+def test_schema_shows_the_v1_1_fields_of_message_and_chat(schema):
+    components = schema["components"]["schemas"]
+    message_fields = {"kind", "system", "reply_to", "forwarded_from", "reactions", "mentions", "pinned"}
+    assert message_fields <= set(components["Message"]["properties"])
+    assert "muted" in components["Chat"]["properties"]
+    assert {"reply_to_id", "forward_of_id"} <= set(components["MessageCreateRequest"]["properties"])
 
 
 def test_schema_lists_every_path_and_method_of_the_contract(schema):
