@@ -293,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         site = render(
             {
                 "MESSENGER_SERVER_NAME": "127.0.0.1 localhost",
+                "MESSENGER_ADDRESS": "127.0.0.1",
                 "MESSENGER_HTTP_PORT": str(http_port),
                 "MESSENGER_HTTPS_PORT": str(port),
                 "MESSENGER_CERT": str(cert),

@@ -1,11 +1,21 @@
 """deploy/nginx: the template renders to a configuration Debian's nginx accepts (nginx -t), with TLS
-on a certificate made here, and refuses to render with a value missing."""
+on a certificate made here, and refuses to render with a value missing; a server behind it answers
+over HTTPS and its WebSockets upgrade. (Several hosts, X-Accel-Redirect and X-Forwarded-For under
+load: make cluster-test.)"""
 
+import asyncio
+import json
 import shutil
+import ssl
+import urllib.request
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.typing import Origin
 
-from cluster.proxy import TEMPLATE, check, main_config, nginx_program, render, self_signed
+from bench.procs import free_port
+from cluster.proxy import TEMPLATE, Nginx, check, main_config, nginx_program, render, self_signed
+from tests.e2e.conftest import own_server_env, start_own_server, stop_own_server
 
 pytestmark = pytest.mark.skipif(
     nginx_program() is None or shutil.which("openssl") is None, reason="needs nginx and openssl"
@@ -15,6 +25,7 @@ pytestmark = pytest.mark.skipif(
 def values(tmp_path, cert, key) -> dict[str, str]:
     return {
         "MESSENGER_SERVER_NAME": "chat.example.test",
+        "MESSENGER_ADDRESS": "127.0.0.1",
         "MESSENGER_HTTP_PORT": "18080",
         "MESSENGER_HTTPS_PORT": "18443",
         "MESSENGER_CERT": str(cert),
@@ -46,3 +57,48 @@ def test_a_value_missing_is_refused(tmp_path):
     with pytest.raises(KeyError, match="MESSENGER_APP_SERVERS"):
         render(partial)
     assert "${MESSENGER_APP_SERVERS}" in TEMPLATE.read_text()
+
+
+async def test_behind_nginx_the_app_answers_over_https_and_its_websockets_upgrade(tmp_path):
+    # given: a messenger of its own (SQLite) behind the rendered template, TLS on a certificate made here
+    app_port, https_port = free_port(), free_port()
+    env = own_server_env(tmp_path / "data", TRUSTED_PROXIES="1", SENDFILE_HEADER="X-Accel-Redirect")
+    cert, key = self_signed(tmp_path, ["127.0.0.1"])
+    site = render(
+        {
+            **values(tmp_path, cert, key),
+            "MESSENGER_SERVER_NAME": "127.0.0.1",
+            "MESSENGER_HTTP_PORT": str(free_port()),
+            "MESSENGER_HTTPS_PORT": str(https_port),
+            "MESSENGER_APP_SERVERS": f"server 127.0.0.1:{app_port};",
+        }
+    )
+    tls = ssl.create_default_context(cafile=str(cert))
+    server = await asyncio.to_thread(start_own_server, env, app_port, tmp_path / "server.log")
+    nginx = Nginx(main_config(tmp_path / "nginx", site), https_port)
+    try:
+        nginx.start()
+        base = f"https://127.0.0.1:{https_port}"
+
+        def register() -> tuple[int, dict]:
+            body = json.dumps(
+                {"username": "proxied", "email": "proxied@example.test", "password": "a long enough password 1"}
+            ).encode()
+            request = urllib.request.Request(
+                f"{base}/api/auth/register", data=body, method="POST", headers={"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, context=tls, timeout=10) as answer:
+                return answer.status, json.loads(answer.read())
+
+        # when
+        status, registered = await asyncio.to_thread(register)
+        url = f"wss://127.0.0.1:{https_port}/ws/?token={registered['access']}"
+        async with connect(url, ssl=tls, origin=Origin(base), open_timeout=10) as socket:
+            await socket.send(json.dumps({"type": "ping"}))
+            answer = json.loads(await asyncio.wait_for(socket.recv(), 10))
+        # then: REST and the socket reached the app through nginx
+        assert status == 201
+        assert answer["type"] == "pong"
+    finally:
+        nginx.stop()
+        stop_own_server(server)
