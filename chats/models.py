@@ -56,6 +56,8 @@ class ChatUser(models.Model):
     last_read_id = models.PositiveBigIntegerField(default=0)
     # Kept up to date by the write services so that the chat list never counts rows per chat.
     unread_count = models.PositiveIntegerField(default=0)
+    # The member muted the chat for themself (their clients stay quiet about it; nothing else changes).
+    muted = models.BooleanField(default=False)
     joined_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -38,6 +38,7 @@ class Member:
     role: str
     unread_count: int
     last_read_id: int
+    muted: bool = False
 
     @property
     def user_id(self) -> int:
@@ -73,9 +74,9 @@ def attach_members(chats: Iterable[Chat]) -> list[Chat]:
     page = list(chats)
     by_chat: dict[int, list[Member]] = {chat.pk: [] for chat in page}
     rows = statements.member_rows(list(by_chat))
-    for chat_id, role, unread_count, last_read_id, user_id, username, display_name, last_seen in rows:
+    for chat_id, role, unread_count, last_read_id, muted, user_id, username, display_name, last_seen in rows:
         user = MemberUser(user_id, username, display_name, last_seen)
-        by_chat[chat_id].append(Member(user, role, unread_count, last_read_id))
+        by_chat[chat_id].append(Member(user, role, unread_count, last_read_id, muted))
     for chat in page:
         chat.members_list = by_chat[chat.pk]  # type: ignore[attr-defined]
     return page

@@ -150,6 +150,7 @@ def chat_data(chat: Chat, *, viewer: User | MemberUser, online_ids: set[int] | N
         "my_role": mine.role if mine else None,
         "unread_count": mine.unread_count if mine else 0,
         "last_read_id": mine.last_read_id if mine else 0,
+        "muted": mine.muted if mine else False,
     }
 
 
@@ -308,6 +309,7 @@ class ChatSerializer(serializers.ModelSerializer[Chat]):
     last_message = serializers.SerializerMethodField()
     unread_count = serializers.SerializerMethodField()
     last_read_id = serializers.SerializerMethodField()
+    muted = serializers.SerializerMethodField(help_text="The caller muted this chat (for themself)")
 
     class Meta:
         model = Chat
@@ -322,6 +324,7 @@ class ChatSerializer(serializers.ModelSerializer[Chat]):
             "last_read_id",
             "version",
             "created_at",
+            "muted",
         ]
         read_only_fields = fields
 
@@ -361,6 +364,11 @@ class ChatSerializer(serializers.ModelSerializer[Chat]):
         mine = self._mine(chat)
         return mine.last_read_id if mine else 0
 
+    @extend_schema_field(serializers.BooleanField())
+    def get_muted(self, chat: Chat) -> bool:
+        mine = self._mine(chat)
+        return mine.muted if mine else False
+
     def to_representation(self, chat: Chat) -> dict[str, Any]:
         return chat_data(chat, viewer=self.context["user"], online_ids=self.context.get("online_ids"))
 
@@ -379,7 +387,15 @@ class ChatCreateSerializer(serializers.Serializer[Any]):
 
 
 class ChatUpdateSerializer(serializers.Serializer[Any]):
-    title = serializers.CharField(allow_blank=True, max_length=1000)
+    """PATCH /api/chats/{id}: a new title (group owner/admin), `muted` (any member, for themself), or both."""
+
+    title = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+    muted = serializers.BooleanField(required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError({"title": ["Give a title, muted, or both."]})
+        return attrs
 
 
 class MemberAddSerializer(serializers.Serializer[Any]):

@@ -30,6 +30,7 @@ from chats.models import Chat, ChatUser, Mention, Message, Reaction
 from chats.realtime import outbox, render
 from chats.realtime.events import (
     ChatCreated,
+    ChatMuted,
     ChatRead,
     ChatRenamed,
     MemberAdded,
@@ -161,6 +162,18 @@ def chat_update(*, chat_id: int, actor: User, title: str) -> Chat:
     outbox.record(ChatRenamed(chat_id=chat.pk))
     system_message_record(chat=chat, actor=actor, action="chat.renamed", title=clean_title)
     return chat
+
+
+@retry_deadlocks
+@outbox.atomic()
+def chat_mute(*, chat_id: int, user: User, muted: bool) -> ChatUser:
+    """Mute or unmute a chat for the user (any member). Their own sockets hear of a change."""
+    membership = membership_get(chat_id=chat_id, user=user)
+    if membership.muted != muted:
+        membership.muted = muted
+        membership.save(update_fields=["muted"])
+        outbox.record(ChatMuted(chat_id=chat_id, user_id=user.pk, muted=muted))
+    return membership
 
 
 @retry_deadlocks

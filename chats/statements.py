@@ -90,12 +90,12 @@ def members_count_new_message(chat_id: int, *, sender_id: int, message_id: int) 
         )
 
 
-MemberRow = tuple[int, str, int, int, int, str, str, Any]
+MemberRow = tuple[int, str, int, int, bool, int, str, str, Any]
 
 
 def member_rows(chat_ids: list[int]) -> list[MemberRow]:
     """The members of these chats in joining order, as the chat's rendering reads them:
-    (chat_id, role, unread_count, last_read_id, user_id, username, display_name, last_seen).
+    (chat_id, role, unread_count, last_read_id, muted, user_id, username, display_name, last_seen).
 
     Rendering a chat reads every member: through the ORM's values_list, 1,000 members cost ~9 µs a
     row in Python (bench/ big group: most of a rename's answer); this way ~1 µs. `last_seen` is
@@ -106,7 +106,8 @@ def member_rows(chat_ids: list[int]) -> list[MemberRow]:
     members, users = _table(ChatUser), _table(User)
     marks = ", ".join(["%s"] * len(chat_ids))
     sql = (
-        f"SELECT m.chat_id, m.role, m.unread_count, m.last_read_id, u.id, u.username, u.display_name, u.last_seen "
+        f"SELECT m.chat_id, m.role, m.unread_count, m.last_read_id, m.muted, u.id, u.username, u.display_name, "
+        f"u.last_seen "
         f"FROM {members} m INNER JOIN {users} u ON u.id = m.user_id WHERE m.chat_id IN ({marks}) ORDER BY m.id"
     )
     with connection.cursor() as cursor:
@@ -114,6 +115,9 @@ def member_rows(chat_ids: list[int]) -> list[MemberRow]:
         rows = cursor.fetchall()
     # The MySQL and SQLite backends' own conversion (a driver that returns aware values has none).
     convert = getattr(connection.ops, "convert_datetimefield_value", None)
-    if convert is None:
-        return [tuple(row) for row in rows]
-    return [(*row[:7], convert(row[7], None, connection) if row[7] is not None else None) for row in rows]
+
+    def last_seen(value: Any) -> Any:
+        return convert(value, None, connection) if convert is not None and value is not None else value
+
+    # `muted` as a bool: MySQL's driver gives 0/1.
+    return [(*row[:4], bool(row[4]), *row[5:8], last_seen(row[8])) for row in rows]

@@ -128,13 +128,18 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
                 description="Renames over `THROTTLE_RENAME` per user: try again after Retry-After seconds"
             ),
         },
-        description="Rename a group; rate-limited per user (`THROTTLE_RENAME`).",
+        description="Rename a group (owner/admin; rate-limited per user, `THROTTLE_RENAME`), and/or mute or unmute "
+        "the chat for the caller (`muted`, any member).",
     )
     def partial_update(self, request: Request, pk: str) -> Response:
         data = ChatUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        check_rate(request, "rename")
-        services.chat_update(chat_id=int(pk), actor=request_user(request), title=data.validated_data["title"])
+        viewer = request_user(request)
+        if "title" in data.validated_data:
+            check_rate(request, "rename")
+            services.chat_update(chat_id=int(pk), actor=viewer, title=data.validated_data["title"])
+        if "muted" in data.validated_data:
+            services.chat_mute(chat_id=int(pk), user=viewer, muted=data.validated_data["muted"])
         return render_chat(request, int(pk))
 
     @extend_schema(request=MemberAddSerializer, responses={201: ChatSerializer})
@@ -149,7 +154,12 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
         if added.chat_shared is None or mine is None:
             return render_chat(request, int(pk), status_code=status.HTTP_201_CREATED)
         # The chat as the newcomer's chat.created showed it (rendered once), with the caller's own fields.
-        own = {"my_role": mine.role, "unread_count": mine.unread_count, "last_read_id": mine.last_read_id}
+        own = {
+            "my_role": mine.role,
+            "unread_count": mine.unread_count,
+            "last_read_id": mine.last_read_id,
+            "muted": mine.muted,
+        }
         return Response({**added.chat_shared, **own}, status=status.HTTP_201_CREATED)
 
     @extend_schema(

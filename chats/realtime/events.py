@@ -52,6 +52,15 @@ class ChatRenamed:
 
 
 @dataclass(frozen=True, slots=True)
+class ChatMuted:
+    """A member muted or unmuted a chat for themself: their own sockets hear of it, no one else's."""
+
+    chat_id: int
+    user_id: int
+    muted: bool
+
+
+@dataclass(frozen=True, slots=True)
 class MemberAdded:
     chat_id: int
     user_id: int
@@ -77,6 +86,7 @@ Event = (
     | ChatRead
     | ChatCreated
     | ChatRenamed
+    | ChatMuted
     | MemberAdded
     | MemberRemoved
     | MemberRoleChanged

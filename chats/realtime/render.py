@@ -139,7 +139,7 @@ def chat_created_for(entry: Entry, chat: Chat, members: list[Member], online_ids
     for member in members:
         own = (
             f',"my_role":{json.dumps(member.role)},"unread_count":{member.unread_count},'
-            f'"last_read_id":{member.last_read_id}}}}}'
+            f'"last_read_id":{member.last_read_id},"muted":{json.dumps(member.muted)}}}}}'
         )
         group = user_group(member.user_id)
         envelopes.append(envelope(group, "chat.created", head + own, chat_id=chat.pk, chat_version=chat.version))
@@ -180,6 +180,14 @@ def _chat_renamed(entry: Entry, committed: Committed) -> list[Envelope]:
     return [envelope(chat_group(event.chat_id), "chat.updated", encode(frame), chat_id=event.chat_id)]
 
 
+def _chat_muted(entry: Entry, committed: Committed) -> list[Envelope]:
+    """To the member's own group only: their other sockets follow; the chat's frame is theirs alone."""
+    event = entry.event
+    assert isinstance(event, events.ChatMuted)
+    frame = {"type": "chat.updated", "chat": {"id": event.chat_id, "muted": event.muted}}
+    return [envelope(user_group(event.user_id), "chat.updated", encode(frame), chat_id=event.chat_id)]
+
+
 def _member_removed(entry: Entry, committed: Committed) -> list[Envelope]:
     """To the chat, and to the removed user's own group (their sockets leave the chat's group)."""
     event = entry.event
@@ -206,6 +214,7 @@ RENDERERS: dict[type, Callable[[Entry, Committed], list[Envelope]]] = {
     events.ChatRead: _chat_read,
     events.ChatCreated: _chat_created,
     events.ChatRenamed: _chat_renamed,
+    events.ChatMuted: _chat_muted,
     events.MemberAdded: _member_added,
     events.MemberRemoved: _member_removed,
     events.MemberRoleChanged: _member_role_changed,

@@ -15,6 +15,7 @@ CHAT_FIELDS = {
     "last_read_id",
     "version",
     "created_at",
+    "muted",
 }
 
 
