@@ -39,7 +39,6 @@ import random
 import secrets
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from typing import Any
@@ -344,15 +343,15 @@ def time_sends(args: argparse.Namespace, info: dict[str, Any]) -> dict[str, Any]
     sent = 0
     while sent < 2 * args.sends:
         for mode in ("with_index", "without_index"):
-            search.index_new = index_new if mode == "with_index" else (lambda message: None)  # type: ignore[assignment]
+            search.index_new = index_new if mode == "with_index" else (lambda message: None)
             for _ in range(25):
                 content = text(rng)
                 started = time.perf_counter()
                 services.message_create(chat_id=rng.choice(chats), sender=user, content=content)
                 timed[mode].append(time.perf_counter() - started)
                 sent += 1
-    search.index_new = index_new  # type: ignore[assignment]
-    out = {mode: percentiles(samples) for mode, samples in timed.items()}
+    search.index_new = index_new
+    out: dict[str, Any] = {mode: percentiles(samples) for mode, samples in timed.items()}
     out["mean_ratio"] = round(out["with_index"]["mean_ms"] / out["without_index"]["mean_ms"], 2)
     out["p50_ratio"] = round(out["with_index"]["p50_ms"] / out["without_index"]["p50_ms"], 2)
     print(f"  sends {out}", flush=True)
@@ -431,4 +430,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -37,6 +37,7 @@ from django.db import connection
 from django.db.backends.base.base import BaseDatabaseWrapper
 
 from chats.models import Message
+from media.models import Attachment
 
 # The least a query may hold, after trimming: a trigram.
 MIN_QUERY_LENGTH = 3
@@ -170,7 +171,7 @@ def rebuild(conn: BaseDatabaseWrapper | None = None, *, batch: int = 2000) -> in
             cursor.execute(f"DELETE FROM {TRIGRAM_TABLE}")
             cursor.execute(f"DELETE FROM {TEXT_TABLE}")
     quote = conn.ops.quote_name
-    messages, attachments = quote(Message._meta.db_table), quote("media_attachment")
+    messages, attachments = quote(Message._meta.db_table), quote(Attachment._meta.db_table)
     # Only text messages once a `kind` column exists (system messages are never indexed).
     with conn.cursor() as cursor:
         columns = [c.name for c in conn.introspection.get_table_description(cursor, Message._meta.db_table)]
@@ -218,7 +219,8 @@ def _matching_ids_fts(query: str, chats: list[int], before: int | None, limit: i
     params += [False, limit]
     # CROSS JOIN keeps the FTS table outermost: its matches come newest first and the LIMIT stops them.
     sql = (
-        f"SELECT f.rowid FROM {FTS_TABLE} f CROSS JOIN chats_message m ON m.id = f.rowid "
+        f"SELECT f.rowid FROM {FTS_TABLE} f CROSS JOIN {connection.ops.quote_name(Message._meta.db_table)} m "
+        f"ON m.id = f.rowid "
         f"WHERE {FTS_TABLE} MATCH %s AND f.chat_id IN ({chat_marks}){below} AND m.deleted = %s "
         f"ORDER BY f.rowid DESC LIMIT %s"
     )

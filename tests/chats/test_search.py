@@ -241,3 +241,15 @@ def test_fold():
     assert search.fold("  Straße\tCAFÉ  Ёж \uff21\uff22\uff23 ") == "strasse cafe \u0435ж abc"
     assert search.fold("バス") == "バス"
     assert search.fold("한국어") == "한국어"
+
+
+def test_messages_of_a_deleted_account_never_match(api_client, chat, user, other_user):
+    # given: the account's messages go with it (rows deleted, not blanked)
+    say(chat, other_user, "gone with the account")
+    mine = say(chat, user, "still gone here")
+    # when
+    other_user.delete()
+    # then
+    r = api_client.get("/api/search/messages", {"q": "gone"})
+    assert r.status_code == 200, r.content
+    assert [m["id"] for m in r.json()["results"]] == [mine.pk]
