@@ -4,8 +4,11 @@ Each test gets its own event loop (pytest-asyncio) and so its own hub; `connect`
 hub and disconnects every socket the test opened at the end, so nothing leaks between tests.
 """
 
+import asyncio
 import contextlib
 import json
+import sys
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -20,6 +23,29 @@ from chats.realtime.hub import stop_hub
 from messenger.asgi import application
 
 TIMEOUT = 3
+# How long the end of a test may take to disconnect its sockets and stop its hub.
+TEARDOWN_SECONDS = 30
+
+
+async def bounded(step: str, work: Awaitable[Any]) -> None:
+    """Run a teardown step for at most TEARDOWN_SECONDS, never waiting on it past that.
+
+    Twice, on a CI machine under heavy load, the end of a test in test_resync.py never returned
+    (the hub's probes stopped coming back and something in the disconnect or the hub's stop
+    waited forever: 90 minutes, then 5 under pytest-timeout). asyncio.wait_for would wait for the
+    cancelled step to end too; asyncio.wait does not. The tasks still pending are printed, so
+    the next time says where it hung."""
+    task = asyncio.ensure_future(work)
+    _, pending = await asyncio.wait({task}, timeout=TEARDOWN_SECONDS)
+    if not pending:
+        with contextlib.suppress(Exception):
+            task.result()
+        return
+    task.cancel()
+    print(f"teardown: {step} did not end within {TEARDOWN_SECONDS} s; tasks pending:", file=sys.stderr)
+    for other in asyncio.all_tasks():
+        other.print_stack(limit=8, file=sys.stderr)
+    warnings.warn(f"teardown: {step} did not end within {TEARDOWN_SECONDS} s", stacklevel=1)
 
 
 def access_token(user: User, *, expired: bool = False) -> str:
@@ -106,9 +132,8 @@ async def connect() -> AsyncIterator[Connect]:
 
     yield open_socket
     for socket in sockets:
-        with contextlib.suppress(Exception):
-            await socket.communicator.disconnect(timeout=TIMEOUT)
-    await stop_hub()
+        await bounded("a socket's disconnect", socket.communicator.disconnect(timeout=TIMEOUT))
+    await bounded("the hub's stop", stop_hub())
 
 
 @pytest.fixture
