@@ -80,8 +80,9 @@ client-test:
 desktop-test: venv
 	client/e2e/run.sh
 
-# The release packaging checked offline on the same pinned runtime: client/dist/offline/ (AppImage,
-# unpacked dir, release fuses verified). Electron 22 is end-of-life: never publish what this builds.
+# The release packaging checked offline on the same pinned runtime: client/dist/offline/ (AppImage, .deb,
+# Windows NSIS installer and portable .exe, unpacked dirs; release fuses verified). Electron 22 is
+# end-of-life: never publish what this builds.
 desktop-dist: venv
 	client/e2e/dist.sh
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make desktop-dist`: the release packaging (package.json "build", fuses included) run here,
-# offline, on the pinned Electron 22.3.25 (runtime.sh), for checking only: a Linux AppImage and the
-# unpacked dir, and the Windows portable .exe and unpacked dir, in client/dist/offline/. Electron 22 is end-of-life: NEVER publish what this builds;
+# offline, on the pinned Electron 22.3.25 (runtime.sh), for checking only: a Linux AppImage, a .deb
+# and the unpacked dir, and the Windows NSIS installer, portable .exe and unpacked dir, in client/dist/offline/. Electron 22 is end-of-life: NEVER publish what this builds;
 # releases come from `npm run dist` on a machine with internet access (the supported Electron).
 #
 # electron-builder's downloads are replaced by local parts: electronDist is the pinned runtime;
@@ -11,7 +11,11 @@
 # and the AppImage starts (on an Xvfb of its own) and shows its window; the Windows .exe files
 # (runtime-win.sh: the win32 runtime from the same project's Windows wheel, Debian's NSIS and 7-Zip;
 # resources edited by electron-builder in JavaScript, so no Wine) are valid PE files carrying the
-# product's name, version and icon (pe-check.cjs).
+# product's name, version and icon (pe-check.cjs). The NSIS installer is compiled from the project's
+# build/installer.nsi (Debian's NSIS and its own plugins only): it must carry exactly the unpacked
+# dir's files plus its uninstaller, ask for no elevation, and hold the per-user install dir, the
+# shortcuts and the HKCU uninstall key. The .deb (build/deb.cjs: npm electron-installer-debian,
+# dpkg-deb, fakeroot) is read back with dpkg-deb --info/--contents.
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -25,7 +29,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 
 need=()
 for pair in mksquashfs:squashfs-tools desktop-file-validate:desktop-file-utils unzip:unzip Xvfb:xvfb \
-  dbus-launch:dbus-x11 xdotool:xdotool makensis:nsis 7z:p7zip-full 7za:p7zip-full; do
+  dbus-launch:dbus-x11 xdotool:xdotool makensis:nsis 7z:p7zip-full 7za:p7zip-full dpkg-deb:dpkg \
+  fakeroot:fakeroot strings:binutils; do
   command -v "${pair%%:*}" >/dev/null || need+=("${pair#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -69,16 +74,76 @@ for expected in "RunAsNode is Disabled" "EnableNodeOptionsEnvironmentVariable is
 done
 [ -f "$out/linux-unpacked/resources/app.asar" ] || { echo "error: no app.asar" >&2; exit 1; }
 
-log "electron-builder --win portable dir, offline, on Electron 22.3.25 win32-x64 (for checking only: never publish)"
+log "The .deb (build/deb.cjs: electron-installer-debian, dpkg-deb uncompressed: checked, never shipped)"
+name="$(node -p 'require(process.argv[1]).name' "$client/package.json")"
+(cd "$client" && DPKG_DEB_COMPRESSOR_TYPE=none node build/deb.cjs "$out/linux-unpacked" "$out" 22.3.25 >&2)
+deb="$out/${name}_${version}_amd64.deb"
+[ -f "$deb" ] || { echo "error: $deb was not built" >&2; ls -la "$out" >&2; exit 1; }
+info="$(dpkg-deb --info "$deb")"
+echo "$info" >&2
+for field in "Package: $name" "Version: $version" "Architecture: amd64"; do
+  grep -qxF " $field" <<<"$info" || { echo "error: $deb: no '$field' in its control file" >&2; exit 1; }
+done
+deb_listing="$(dpkg-deb --contents "$deb")"
+contents="$(awk '{print $6}' <<<"$deb_listing")"
+for path in "./usr/lib/$name/$name" "./usr/lib/$name/resources/app.asar" "./usr/share/applications/$name.desktop" \
+  "./usr/share/pixmaps/$name.png"; do
+  grep -qxF "$path" <<<"$contents" || { echo "error: $deb does not contain $path" >&2; exit 1; }
+done
+grep -qE "^lrwxrwxrwx .* \./usr/bin/$name -> \.\./lib/$name/$name\$" <<<"$deb_listing" ||
+  { echo "error: $deb has no /usr/bin/$name link to the app" >&2; exit 1; }
+desktop_file="$(dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/share/applications/$name.desktop")"
+desktop_check="$(mktemp -d "${TMPDIR:-/tmp}/messenger-deb.XXXXXX")"
+printf '%s\n' "$desktop_file" >"$desktop_check/$name.desktop"
+desktop-file-validate "$desktop_check/$name.desktop" >&2 ||
+  { rm -rf "$desktop_check"; echo "error: $name.desktop in $deb does not validate" >&2; exit 1; }
+rm -rf "$desktop_check"
+for line in "Name=$product" "Exec=$name %U" "Icon=$name" "Type=Application"; do
+  grep -qxF "$line" <<<"$desktop_file" || { echo "error: $name.desktop in $deb lacks $line" >&2; exit 1; }
+done
+cmp -s <(dpkg-deb --fsys-tarfile "$deb" | tar -xO "./usr/lib/$name/resources/app.asar") "$out/linux-unpacked/resources/app.asar" ||
+  { echo "error: the app.asar in $deb is not the one built" >&2; exit 1; }
+
+log "electron-builder --win nsis portable dir, offline, on Electron 22.3.25 win32-x64 (for checking only: never publish)"
 # Stored, not compressed: this build is checked, never shipped, and 7-Zip at its default level takes minutes.
 (cd "$client" && ELECTRON_BUILDER_NSIS_DIR="$win/nsis" ELECTRON_BUILDER_NSIS_RESOURCES_DIR="$win/nsis-resources" \
   ELECTRON_BUILDER_7ZIP_PATH="$(command -v 7za)" ELECTRON_BUILDER_CACHE="$cache/electron-builder" \
-  node_modules/.bin/electron-builder --win portable dir --x64 --publish never -c.compression=store \
+  node_modules/.bin/electron-builder --win nsis portable dir --x64 --publish never -c.compression=store \
   -c.electronDist="$win/electron" -c.electronVersion=22.3.25 -c.directories.output="$out" >&2)
 portable="$out/$product $version.exe"
 [ -f "$portable" ] || { echo "error: $portable was not built" >&2; ls -la "$out" >&2; exit 1; }
 icon="$(node -p 'require(process.argv[1]).build.win.icon' "$client/package.json")"
-(cd "$client" && node e2e/pe-check.cjs "$product" "$version" "$icon" "$portable" "$out/win-unpacked/$product.exe")
+installer="$out/$product Setup $version.exe"
+[ -f "$installer" ] || { echo "error: $installer was not built" >&2; ls -la "$out" >&2; exit 1; }
+(cd "$client" && node e2e/pe-check.cjs "$product" "$version" "$icon" "$installer" "$portable" "$out/win-unpacked/$product.exe")
+
+log "Checking the NSIS installer: what it installs, and where"
+# 7-Zip lists an NSIS installer's files relative to $INSTDIR (plus its own $PLUGINSDIR).
+listing="$(7z l -slt "$installer")"
+grep -qxF "SubType = NSIS-3 Unicode" <<<"$listing" || { echo "error: $installer is not an NSIS 3 installer" >&2; exit 1; }
+installed="$(sed -n 's/^Path = //p' <<<"$listing" | grep -vxF "$installer" | grep -v '^\$PLUGINSDIR/' | LC_ALL=C sort)"
+# (electron-builder puts its elevate.exe into win-unpacked for its stock template; installer.nsi leaves it out.)
+expected="$( (cd "$out/win-unpacked" && find . -type f ! -path ./resources/elevate.exe -printf '%P\n'; echo "Uninstall $product.exe") |
+  LC_ALL=C sort)"
+if [ "$installed" != "$expected" ]; then
+  echo "error: $installer does not install exactly win-unpacked and its uninstaller:" >&2
+  diff <(echo "$expected") <(echo "$installed") >&2 || true
+  exit 1
+fi
+plugins="$(sed -n 's/^Path = \$PLUGINSDIR\///p' <<<"$listing" | grep -i '\.dll$' || true)"
+for plugin in $plugins; do
+  [ -f "/usr/share/nsis/Plugins/x86-unicode/$plugin" ] || { echo "error: $installer uses $plugin, not one of Debian's NSIS plugins" >&2; exit 1; }
+done
+# The script's strings (UTF-16) and the manifest (no elevation) sit uncompressed at the start.
+header="$(head -c 2000000 "$installer" | strings -el)"
+uninstall_key="Software\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\"
+for text in '\Programs\'"$product" "$uninstall_key" "\\$product.lnk" "\\Uninstall $product.exe" UninstallString \
+  QuietUninstallString DisplayVersion "$product $version"; do
+  grep -qF -- "$text" <<<"$header" || { echo "error: $installer's script has no '$text'" >&2; exit 1; }
+done
+manifest="$(head -c 2000000 "$installer" | strings)"
+grep -q 'requestedExecutionLevel level="asInvoker"' <<<"$manifest" ||
+  { echo "error: $installer asks for elevation (RequestExecutionLevel is not user)" >&2; exit 1; }
 
 log "Starting the AppImage on an Xvfb of its own"
 work="$(mktemp -d "${TMPDIR:-/tmp}/messenger-dist.XXXXXX")"
@@ -127,4 +192,4 @@ done
 log "The AppImage shows its window ($window)"
 
 log "Built (Electron 22.3.25, for checking only, never to be published):"
-ls -la "$appimage" "$out/linux-unpacked/$(basename "$binary")" "$portable" "$out/win-unpacked/$product.exe" >&2
+ls -la "$appimage" "$deb" "$out/linux-unpacked/$(basename "$binary")" "$installer" "$portable" "$out/win-unpacked/$product.exe" >&2
