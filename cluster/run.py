@@ -26,22 +26,20 @@ import http.client
 import json
 import secrets
 import shutil
-import signal
 import ssl
 import sys
 import tempfile
 import time
 from pathlib import Path
-from types import FrameType
 
-from bench.procs import free_port, raise_nofile_limit, stop_all
+from bench.procs import free_port, stop_all
 from cluster.hosts import AppHost, Network
 from cluster.proxy import Nginx, main_config, nginx_program, render, self_signed
 from faults.accounting import LIVE, Row
 from faults.experiments import png
 from faults.infra import DATABASE, Messenger, OwnMariaDB, migrate_and_seed, missing_programs, server_env
 from faults.load import Load, Suite, healthz, log, run_experiment
-from faults.run import details, git_commit, table
+from faults.run import details, git_commit, prepare_run, table
 from faults.sentinel import MASTER, OwnSentinelRedis
 from faults.traffic import TLS_PORTS, http_request
 
@@ -232,15 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         print("(Debian: apt-get install nginx redis-server redis-sentinel mariadb-server iproute2)", file=sys.stderr)
         return 2
     out: Path = args.out.resolve()
-    log_dir = out / "logs"
-    shutil.rmtree(log_dir, ignore_errors=True)
-    log_dir.mkdir(parents=True)
-    raise_nofile_limit()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
+    log_dir = prepare_run(out)
     started = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="messenger-cluster-"))
     network = Network(HOSTS)

@@ -133,14 +133,10 @@ async def run_all(suite: Suite, names: list[str]) -> list[Row]:
     return rows
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    missing = missing_programs()
-    if missing:
-        print(f"the fault suite runs its own Redis and MariaDB and needs: {', '.join(missing)}", file=sys.stderr)
-        print("(Debian/Ubuntu: apt-get install redis-server mariadb-server)", file=sys.stderr)
-        return 2
-    out: Path = args.out.resolve()
+def prepare_run(out: Path) -> Path:
+    """What a suite of its own processes does first (the fault suite, the cluster test): an empty
+    `out/logs`, the open-files limit raised, and SIGTERM taken as Ctrl-C so that the `finally` that
+    stops every process it started runs. Returns the log directory."""
     log_dir = out / "logs"
     shutil.rmtree(log_dir, ignore_errors=True)
     log_dir.mkdir(parents=True)
@@ -150,6 +146,18 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    return log_dir
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    missing = missing_programs()
+    if missing:
+        print(f"the fault suite runs its own Redis and MariaDB and needs: {', '.join(missing)}", file=sys.stderr)
+        print("(Debian/Ubuntu: apt-get install redis-server mariadb-server)", file=sys.stderr)
+        return 2
+    out: Path = args.out.resolve()
+    log_dir = prepare_run(out)
     root = Path(tempfile.mkdtemp(prefix="messenger-faults-"))
     redis = OwnRedis(root, log_dir)
     database = OwnMariaDB(root, log_dir)
