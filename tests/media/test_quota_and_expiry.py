@@ -2,6 +2,7 @@
 
 import time
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
@@ -13,11 +14,27 @@ from tests.factories import UserFactory
 from tests.media import images
 from tests.media.conftest import upload
 
+# The module's own starting value: what a fresh server process has.
+FRESH_PROCESS = services._last_global_sweep
+
 
 @pytest.fixture(autouse=True)
-def global_sweep_due(monkeypatch):
-    """Each test starts with the process's everyone-sweep due, as a fresh server process would."""
-    monkeypatch.setattr(services, "_last_global_sweep", float("-inf"))
+def global_sweep_fresh(monkeypatch):
+    """Each test starts with the process's everyone-sweep as a fresh server process has it."""
+    monkeypatch.setattr(services, "_last_global_sweep", FRESH_PROCESS)
+
+
+def test_a_fresh_process_on_a_machine_just_booted_sweeps_everyones_expired_uploads(
+    api_client, make_attachment, monkeypatch
+):
+    # given: a machine up for 5 s (time.monotonic() counts from about boot), a stale upload of another user
+    monkeypatch.setattr(services, "time", SimpleNamespace(monotonic=lambda: 5.0))  # this module's clock only
+    stale = make_attachment(UserFactory.create(), images.png(color=(14, 14, 14)))
+    age(stale, hours=25)
+    # when: the process's first upload
+    upload(api_client, images.png(color=(15, 15, 15)))
+    # then
+    assert not Attachment.objects.filter(pk=stale.pk).exists()
 
 
 def age(*attachments: Attachment, hours: float) -> None:
