@@ -61,6 +61,14 @@ def for_viewer(viewer: User, rendered: list[dict[str, Any]]) -> list[dict[str, A
     return [viewer_first(m, viewer.pk, hidden.get(m["id"], frozenset())) for m in rendered]
 
 
+def messages_for_viewer(viewer: User, messages: list[Message]) -> list[dict[str, Any]]:
+    """A page of Messages (history, search, mentions, pins) as the viewer sees them: presence hidden
+    for senders who share no chat with the viewer any more, the viewer first among the reactors."""
+    presence = selectors.presence_context(selectors.users_shown(messages), viewer=viewer)
+    online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
+    return for_viewer(viewer, [message_data(m, online_ids=online_ids, visible_ids=visible_ids) for m in messages])
+
+
 def message_response(
     request: Request, result: services.MessageResult, *, status_code: int = status.HTTP_200_OK
 ) -> Response:
@@ -252,10 +260,7 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
         services.membership_get(chat_id=int(pk), user=viewer)
         paginator = PinCursorPagination()
         page = paginator.paginate_queryset(selectors.pinned_messages(int(pk)), request, view=self) or []
-        presence = selectors.presence_context(selectors.users_shown(page), viewer=viewer)
-        online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
-        results = [message_data(m, online_ids=online_ids, visible_ids=visible_ids) for m in page]
-        return paginator.get_paginated_response(for_viewer(viewer, results))
+        return paginator.get_paginated_response(messages_for_viewer(viewer, list(page)))
 
     @extend_schema(
         request=None,
@@ -335,11 +340,8 @@ class MessageViewSet(PathIdsInRange, mixins.ListModelMixin, viewsets.GenericView
         query = MessagePageQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         page = selectors.message_page(chat_id=self.chat_id(), **query.validated_data)
-        # Senders who left and share no chat with the caller any more: presence hidden.
-        presence = selectors.presence_context(selectors.users_shown(page.results), viewer=request_user(request))
-        online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
-        results = [message_data(m, online_ids=online_ids, visible_ids=visible_ids) for m in page.results]
-        return Response({"results": for_viewer(request_user(request), results), "has_more": page.has_more})
+        results = messages_for_viewer(request_user(request), page.results)
+        return Response({"results": results, "has_more": page.has_more})
 
     @extend_schema(
         request=MessageCreateSerializer,
@@ -433,11 +435,7 @@ class MessageSearchView(APIView):
         page = selectors.message_search(
             user=viewer, query=params["q"], chat_id=chat_id, before=params.get("before"), limit=params["limit"]
         )
-        # Senders who left and share no chat with the caller any more: presence hidden (as in history).
-        presence = selectors.presence_context(selectors.users_shown(page.results), viewer=viewer)
-        online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
-        results = [message_data(m, online_ids=online_ids, visible_ids=visible_ids) for m in page.results]
-        return Response({"results": for_viewer(viewer, results), "has_more": page.has_more})
+        return Response({"results": messages_for_viewer(viewer, page.results), "has_more": page.has_more})
 
 
 @extend_schema(tags=["messages"])
@@ -456,7 +454,4 @@ class MentionListView(PathIdsInRange, APIView):
         query.is_valid(raise_exception=True)
         viewer = request_user(request)
         page = selectors.mentions_page(user=viewer, **query.validated_data)
-        presence = selectors.presence_context(selectors.users_shown(page.results), viewer=viewer)
-        online_ids, visible_ids = presence["online_ids"], presence["presence_visible_ids"]
-        results = [message_data(m, online_ids=online_ids, visible_ids=visible_ids) for m in page.results]
-        return Response({"results": for_viewer(viewer, results), "has_more": page.has_more})
+        return Response({"results": messages_for_viewer(viewer, page.results), "has_more": page.has_more})
