@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { dayLabel, lengthStatus, registrationProblems } from '../renderer/js/format.js';
+import { dayLabel, lengthStatus, registrationProblems, preview } from '../renderer/js/format.js';
 
 test('a draft under 90% of the limit shows no counter and can be sent', () => {
   assert.deepEqual(lengthStatus('x'.repeat(100), 4000), { length: 100, limit: 4000, over: false, near: false, left: 3900 });
@@ -38,4 +38,9 @@ test('day labels: today, yesterday, then the weekday and date', () => {
   assert.equal(dayLabel(new Date(2026, 11, 2, 1), now), 'Today');
   assert.equal(dayLabel(new Date(2026, 11, 1, 23), now), 'Yesterday');
   assert.match(dayLabel(new Date(2026, 10, 23, 9), now), /23/);
+});
+
+test("the sidebar names a file by its name and an image as a photo", () => {
+  assert.equal(preview({ content: '', attachment: { kind: 'file', name: 'q3.pdf' }, deleted: false }), 'File: q3.pdf');
+  assert.equal(preview({ content: 'see', attachment: { kind: 'image' }, deleted: false }), 'Photo · see');
 });

@@ -365,16 +365,28 @@ export function createApi({
     searchMessages: (q, { chatId, before, limit = 30 } = {}) =>
       send('GET', '/api/search/messages', { query: { q, chat_id: chatId, before, limit } }),
     setMuted: (id, muted) => send('PATCH', `/api/chats/${id}`, { body: { muted } }),
-    media: (id, next) => (next ? send('GET', next) : send('GET', `/api/chats/${id}/media`)),
+    /** A chat's images (`kind` "image") or other files ("file"), newest first: `{results, next}`. */
+    media: (id, next, kind = 'image') => (next ? send('GET', next) : send('GET', `/api/chats/${id}/media`, { query: { kind } })),
+    /** The same rows across all my chats, each with `chat_id`: `{results, next}`. */
+    mediaFeed: (next, kind = 'image') => (next ? send('GET', next) : send('GET', '/api/media', { query: { kind } })),
 
     /**
-     * Upload an image as multipart `file`, reporting progress as a fraction 0..1.
-     * XMLHttpRequest rather than fetch because only XHR reports upload progress.
+     * Upload a file (an image or any other) as multipart `file`, reporting progress as a fraction
+     * 0..1. XMLHttpRequest rather than fetch because only XHR reports upload progress. `signal`
+     * aborts the request; the promise then rejects with an AbortError.
      */
-    async upload(file, onProgress = () => {}) {
+    async upload(file, onProgress = () => {}, { signal } = {}) {
+      const aborted = () => new DOMException('The upload was cancelled.', 'AbortError');
       const go = (token) =>
         new Promise((resolve, reject) => {
+          if (signal?.aborted) return reject(aborted());
           const xhr = createXhr();
+          const onAbort = () => {
+            xhr.abort();
+            reject(aborted());
+          };
+          signal?.addEventListener('abort', onAbort, { once: true });
+          xhr.onloadend = () => signal?.removeEventListener('abort', onAbort);
           xhr.open('POST', url('/api/attachments'));
           xhr.setRequestHeader('Authorization', `Bearer ${token}`);
           xhr.setRequestHeader('Accept', 'application/json');
@@ -395,7 +407,7 @@ export function createApi({
           };
           xhr.onerror = () => reject(new ApiError(0, null));
           const form = new FormData();
-          form.append('file', file, file.name || 'image');
+          form.append('file', file, file.name || 'file');
           xhr.send(form);
         });
       try {
@@ -405,6 +417,9 @@ export function createApi({
         throw error;
       }
     },
+
+    /** An attachment's bytes as a Blob, fetched with the bearer token (a file to save, never cached). */
+    attachmentBlob: (path) => fetchBlob(path),
 
     /** An object URL for an attachment's bytes (cached per URL for the session). */
     attachmentUrl(path) {

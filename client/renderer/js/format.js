@@ -54,7 +54,10 @@ export function preview(message) {
   if (!message) return 'No messages yet';
   if (message.deleted) return 'Message deleted';
   const text = (message.content || '').replace(/\s+/g, ' ').trim();
-  if (message.attachment || message.attachment_url) return text ? `Photo · ${text}` : 'Photo';
+  if (message.attachment || message.attachment_url) {
+    const label = message.attachment?.kind === 'file' ? `File: ${message.attachment.name || 'unnamed'}` : 'Photo';
+    return text ? `${label} · ${text}` : label;
+  }
   return text;
 }
 

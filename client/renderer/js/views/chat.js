@@ -9,6 +9,7 @@ import { systemText, isSystem, quoteText, canPin, mentionsMe } from '../conversa
 import { mountComposer } from './composer.js';
 import { reactionRow, openReactionBar, closeReactionBar } from './reactions.js';
 import { openForwardPicker } from './forward.js';
+import { fileCard, mountDropZone } from './files.js';
 import { icon } from '../icons.js';
 
 const FLASH_MS = 1600;
@@ -70,6 +71,7 @@ export function mountChat(layout, app) {
   const body = h('div', { class: 'chat__body' }, header, pinBar, history, composer.element);
   const element = h('main', { class: 'chat' }, empty, body);
   layout.append(element);
+  const dropZone = mountDropZone(body, { onFiles: (files) => composer.addFiles(files), accepts: () => Boolean(chatId) });
 
   // ---- loading history --------------------------------------------------------------------
 
@@ -489,7 +491,9 @@ export function mountChat(layout, app) {
       }
       if (message.reply_to) content.push(quoteBlock(message.reply_to));
       const attachmentPath = message.attachment?.url || message.attachment_url;
-      if (attachmentPath) content.push(attachmentImage(attachmentPath, message.attachment));
+      if (attachmentPath) {
+        content.push(message.attachment?.kind === 'file' ? fileCard(message.attachment, { api }) : attachmentImage(attachmentPath, message.attachment));
+      }
       if (message.content) {
         content.push(h('span', { class: 'bubble__text' }, richText(message.content, chat?.members || [], me?.id)));
       }
@@ -557,7 +561,9 @@ export function mountChat(layout, app) {
     const failed = pending.status === 'failed';
     const content = [];
     if (pending.reply_to) content.push(quoteBlock(pending.reply_to));
-    if (pending.attachment) content.push(localImage(pending.attachment));
+    if (pending.attachment) {
+      content.push(pending.attachment.kind === 'file' ? fileCard(pending.attachment, { api }) : localImage(pending.attachment));
+    }
     if (pending.content) content.push(h('span', { class: 'bubble__text' }, linkified(pending.content)));
     content.push(h('span', { class: 'bubble__meta' },
       h('time', { datetime: pending.created_at, text: timeOfDay(pending.created_at) }),
@@ -727,6 +733,7 @@ export function mountChat(layout, app) {
       document.removeEventListener('visibilitychange', onAttention);
       window.removeEventListener('focus', onAttention);
       composer.destroy();
+      dropZone.destroy();
     },
   };
 }

@@ -1,21 +1,22 @@
-// The composer: Enter sends, Shift+Enter adds a line; paste or pick an image to upload it with a
-// progress bar and a preview; typing notices; editing one of my messages (Up in an empty composer
-// edits the last one); replying (the quote above the input, Ctrl+Up / Ctrl+Down pick the message,
-// Esc cancels); `@` offers the chat's members.
+// The composer: Enter sends, Shift+Enter adds a line; paste, pick or drop files (any type, several
+// at once) to upload each with its progress, a cancel and a retry (views/files.js); typing notices;
+// editing one of my messages (Up in an empty composer edits the last one); replying (the quote above
+// the input, Ctrl+Up / Ctrl+Down pick the message, Esc cancels); `@` offers the chat's members.
 import { h, avatar, replaceChildren, userName } from '../dom.js';
-import { fileSize, lengthStatus } from '../format.js';
+import { lengthStatus } from '../format.js';
 import { displayName } from '../store.js';
 import {
   quoteText, lastEditable, replyStep, mentionAt, mentionCandidates, insertMention, replySummary,
 } from '../conversation.js';
 import { icon } from '../icons.js';
+import { mountUploadTray } from './files.js';
+import { uploadLimits } from '../uploads.js';
+import { transferredFiles } from '../fileTypes.js';
 
 const TYPING_EVERY_MS = 3000;
 // The server's message limit when GET /api/config publishes it; this until then (the server's
 // default MESSAGE_MAX_LENGTH).
 const DEFAULT_MAX_LENGTH = 4000;
-const IMAGE_TYPES = 'image/png,image/jpeg,image/gif,image/webp';
-const MAX_UPLOAD_BYTES = 10 * 1024 * 1024;
 
 export function mountComposer(app, { onSent, onQuoteClick = () => {} }) {
   const { api, socket, store } = app;
@@ -24,14 +25,17 @@ export function mountComposer(app, { onSent, onQuoteClick = () => {} }) {
   let editing = null; // the message being edited
   let replying = null; // the message being answered
   let suggestions = null; // { start, caret, users, index } while `@` autocomplete is open
-  let upload = null; // { file, previewUrl, progress, attachment, error, cancelled }
   const drafts = new Map();
   let maxLength = DEFAULT_MAX_LENGTH;
+  // The server's upload limits; until GET /api/config answers the server alone judges a file.
+  let limits = uploadLimits(null);
   api.config?.().then((config) => {
     const limit = Number(config?.message_max_length ?? config?.limits?.message_max_length);
     if (Number.isInteger(limit) && limit > 0) maxLength = limit;
+    limits = uploadLimits(config);
     updateCounter();
   });
+  const tray = mountUploadTray({ api, limits: () => limits, onChange: () => updateSendState() });
 
   const textarea = h('textarea', {
     class: 'composer__input', rows: 1, placeholder: 'Write a message…', 'aria-label': 'Message', 'aria-describedby': 'composer-counter',
@@ -42,22 +46,21 @@ export function mountComposer(app, { onSent, onQuoteClick = () => {} }) {
   const quoteBox = h('div', { class: 'composer__quote', hidden: true });
   const mentionList = h('div', { class: 'composer__mentions', id: 'composer-mentions', role: 'listbox', 'aria-label': 'Members', hidden: true });
   const fileInput = h('input', {
-    type: 'file', accept: IMAGE_TYPES, class: 'visually-hidden', id: 'composer-file', tabindex: '-1',
+    type: 'file', multiple: true, class: 'visually-hidden', id: 'composer-file', tabindex: '-1',
     onchange: () => {
-      if (fileInput.files[0]) startUpload(fileInput.files[0]);
+      addFiles(fileInput.files);
       fileInput.value = '';
     },
   });
   const attachButton = h('button', {
-    type: 'button', class: 'icon-button composer__attach', 'aria-label': 'Attach an image', title: 'Attach an image',
+    type: 'button', class: 'icon-button composer__attach', 'aria-label': 'Attach files', title: 'Attach files',
     onclick: () => fileInput.click(),
   }, icon('attach'));
   const sendButton = h('button', { type: 'button', class: 'composer__send', 'aria-label': 'Send', title: 'Send (Enter)', onclick: submit }, icon('send'));
   const banner = h('div', { class: 'composer__banner', hidden: true });
   const counter = h('span', { class: 'composer__counter', id: 'composer-counter', 'aria-live': 'polite', hidden: true });
-  const tray = h('div', { class: 'composer__upload', hidden: true });
   const element = h('div', { class: 'composer' },
-    banner, quoteBox, mentionList, tray,
+    banner, quoteBox, mentionList, tray.element,
     h('div', { class: 'composer__row' }, attachButton, fileInput, textarea, counter, sendButton));
 
   function onKeyDown(event) {
@@ -94,7 +97,7 @@ export function mountComposer(app, { onSent, onQuoteClick = () => {} }) {
       if (next) reply(next);
       else cancelReply();
     } else if (event.key === 'ArrowUp' && !event.shiftKey && !event.ctrlKey && !event.metaKey && !event.altKey
-      && !textarea.value && !editing && !upload) {
+      && !textarea.value && !editing && !tray.items.length) {
       const mine = lastEditable(store.messagesOf(chatId), store.state.user?.id);
       if (mine) {
         event.preventDefault();
@@ -167,10 +170,10 @@ export function mountComposer(app, { onSent, onQuoteClick = () => {} }) {
   }
 
   function onPaste(event) {
-    const file = [...(event.clipboardData?.files || [])].find((f) => f.type.startsWith('image/'));
-    if (file) {
+    const files = transferredFiles(event.clipboardData);
+    if (files.length) {
       event.preventDefault();
-      startUpload(file);
+      addFiles(files);
     }
   }
 
@@ -190,78 +193,17 @@ export function mountComposer(app, { onSent, onQuoteClick = () => {} }) {
     textarea.style.height = `${Math.min(textarea.scrollHeight, 180)}px`;
   }
 
-  // ---- image upload -------------------------------------------------------------------------
+  // ---- uploads ------------------------------------------------------------------------------
 
-  function startUpload(file) {
+  /** Upload files to send in this chat (the picker, a paste, a drop); not while editing a message. */
+  function addFiles(files) {
     if (!chatId || editing) return;
-    discardUpload();
-    if (!IMAGE_TYPES.split(',').includes(file.type)) {
-      upload = { file, error: 'Only PNG, JPEG, GIF or WebP images can be sent.' };
-      return renderUpload();
-    }
-    if (file.size > MAX_UPLOAD_BYTES) {
-      upload = { file, error: `This image is ${fileSize(file.size)}; the limit is 10 MB.` };
-      return renderUpload();
-    }
-    const current = { file, previewUrl: URL.createObjectURL(file), progress: 0, attachment: null, error: null, cancelled: false };
-    upload = current;
-    renderUpload();
-    api.upload(file, (fraction) => {
-      current.progress = fraction;
-      if (upload === current) renderProgress();
-    }).then((attachment) => {
-      if (current.cancelled) return;
-      current.attachment = attachment;
-      renderUpload();
-      textarea.focus();
-    }, (error) => {
-      if (current.cancelled) return;
-      current.error = error.message || 'The server refused this image.';
-      URL.revokeObjectURL(current.previewUrl);
-      current.previewUrl = null;
-      renderUpload();
-    });
-  }
-
-  function discardUpload({ keepPreview = false } = {}) {
-    if (upload) {
-      upload.cancelled = true;
-      if (upload.previewUrl && !keepPreview) URL.revokeObjectURL(upload.previewUrl);
-    }
-    upload = null;
-    renderUpload();
-  }
-
-  let progressBar = null;
-  function renderProgress() {
-    if (progressBar && upload) {
-      progressBar.value = Math.round(upload.progress * 100);
-      progressBar.textContent = `${progressBar.value}%`;
-    }
-  }
-
-  function renderUpload() {
-    tray.hidden = !upload;
-    progressBar = null;
-    if (!upload) return replaceChildren(tray, []);
-    const status = upload.error
-      ? h('span', { class: 'field__error', role: 'alert', text: upload.error })
-      : upload.attachment
-        ? h('span', { class: 'muted', text: `Ready · ${fileSize(upload.file.size)}` })
-        : (progressBar = h('progress', { class: 'composer__progress', max: 100, value: Math.round(upload.progress * 100), 'aria-label': 'Upload progress' }));
-    replaceChildren(tray, [
-      upload.previewUrl ? h('img', { class: 'composer__preview', src: upload.previewUrl, alt: 'Image to send' }) : null,
-      h('div', { class: 'composer__upload-info' },
-        h('span', { class: 'composer__filename', text: upload.file.name || 'Pasted image' }),
-        status),
-      h('button', { type: 'button', class: 'icon-button', 'aria-label': 'Remove image', onclick: () => discardUpload() }, icon('close', { size: 18 })),
-    ]);
+    tray.add(files);
     updateSendState();
   }
 
   function updateSendState() {
-    const uploading = upload && !upload.attachment && !upload.error;
-    sendButton.disabled = Boolean(uploading);
+    sendButton.disabled = tray.busy();
   }
 
   // ---- send and edit ------------------------------------------------------------------------
@@ -270,21 +212,26 @@ export function mountComposer(app, { onSent, onQuoteClick = () => {} }) {
     if (!chatId) return;
     const content = textarea.value.trim();
     if (editing) return saveEdit(content);
-    if (upload && !upload.attachment && !upload.error) return; // still uploading
-    const attachment = upload?.attachment ? { ...upload.attachment, previewUrl: upload.previewUrl } : null;
-    if (!content && !attachment) return;
+    if (tray.busy()) return; // still uploading
+    const hasFiles = tray.items.some((item) => item.status === 'ready');
+    if (!content && !hasFiles) return;
     const status = lengthStatus(content, maxLength);
     if (status.over) {
       showBanner(`This message is ${status.length} characters; the limit is ${maxLength}. Shorten it by ${status.length - maxLength} to send it.`, true);
       banner.dataset.kind = 'length';
       return;
     }
-    socket.sendMessage({ chat_id: chatId, content, attachment, reply_to: replying ? replySummary(replying) : null });
+    // One message per file (a message carries one attachment); the text and the reply go with the first.
+    const attachments = tray.takeReady();
+    const reply_to = replying ? replySummary(replying) : null;
+    if (!attachments.length) socket.sendMessage({ chat_id: chatId, content, attachment: null, reply_to });
+    attachments.forEach((attachment, i) => socket.sendMessage({
+      chat_id: chatId, content: i === 0 ? content : '', attachment, reply_to: i === 0 ? reply_to : null,
+    }));
     cancelReply({ focus: false });
     textarea.value = '';
     updateCounter();
     drafts.delete(chatId);
-    if (attachment) discardUpload({ keepPreview: true });
     autosize();
     onSent();
   }
@@ -322,7 +269,7 @@ export function mountComposer(app, { onSent, onQuoteClick = () => {} }) {
     if (!editing) drafts.set(chatId, textarea.value);
     cancelReply({ focus: false });
     closeSuggestions();
-    discardUpload();
+    tray.clear();
     editing = message;
     textarea.value = message.content;
     showBanner('Editing message · Enter to save, Esc to cancel');
@@ -369,7 +316,7 @@ export function mountComposer(app, { onSent, onQuoteClick = () => {} }) {
     cancelReply({ focus: false });
     closeSuggestions();
     hideBanner();
-    discardUpload();
+    tray.clear();
     chatId = id;
     textarea.value = drafts.get(id) || '';
     autosize();
@@ -382,8 +329,9 @@ export function mountComposer(app, { onSent, onQuoteClick = () => {} }) {
     setChat,
     edit,
     reply,
+    addFiles,
     destroy() {
-      discardUpload();
+      tray.clear();
     },
   };
 }

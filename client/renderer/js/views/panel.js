@@ -1,9 +1,10 @@
 // The right-hand panel: group info (members, roles, add/remove, rename, leave) or a direct chat's
-// profile, and the chat's media gallery.
-import { h, avatar, replaceChildren, debounce, openLightbox, userName } from '../dom.js';
+// profile, and the chat's media gallery (views/gallery.js: Images and Files).
+import { h, avatar, replaceChildren, debounce, userName } from '../dom.js';
 import { displayName, isolated } from '../store.js';
-import { lastSeen, shortStamp } from '../format.js';
+import { lastSeen } from '../format.js';
 import { icon } from '../icons.js';
+import { mountGallery } from './gallery.js';
 
 const ROLE_LABEL = { owner: 'Owner', admin: 'Admin', member: 'Member' };
 
@@ -11,7 +12,7 @@ export function mountPanel(layout, app) {
   const { store, api } = app;
   let kind = null; // 'info' | 'media' | null
   let chatId = null;
-  let media = { items: [], next: null, loading: false, chatId: null, error: null };
+  let gallery = null; // the media gallery of chatId while it shows
 
   const title = h('h2', { class: 'panel__title' });
   const content = h('div', { class: 'panel__content' });
@@ -27,7 +28,11 @@ export function mountPanel(layout, app) {
     chatId = store.state.activeChatId;
     element.hidden = !chatId;
     layout.classList.toggle('layout--panel-open', Boolean(chatId));
-    if (which === 'media') loadMedia(true);
+    if (which === 'media') {
+      const forChat = chatId;
+      gallery = mountGallery(app, { load: (next, mediaKind) => api.media(forChat, next, mediaKind) });
+      gallery.reload();
+    } else gallery = null;
     render();
     element.querySelector('.panel__header button')?.focus();
   }
@@ -44,7 +49,7 @@ export function mountPanel(layout, app) {
     if (!chat) return close();
     if (kind === 'media') {
       title.textContent = 'Shared media';
-      replaceChildren(content, renderMedia());
+      replaceChildren(content, [gallery.element]);
     } else if (chat.is_group) {
       title.textContent = 'Group info';
       replaceChildren(content, renderGroup(chat));
@@ -164,46 +169,6 @@ export function mountPanel(layout, app) {
     return h('div', { class: 'field' }, input, results);
   }
 
-  // ---- media gallery ------------------------------------------------------------------------
-
-  async function loadMedia(reset = false) {
-    if (reset) media = { items: [], next: null, loading: false, chatId, error: null };
-    if (media.loading) return;
-    const forChat = chatId;
-    media.loading = true;
-    try {
-      const page = await api.media(forChat, reset ? null : media.next);
-      if (forChat !== chatId) return;
-      media.items.push(...(page.results || []));
-      media.next = page.next;
-    } catch (e) {
-      media.error = e.message;
-    } finally {
-      media.loading = false;
-      if (kind === 'media') render();
-    }
-  }
-
-  function renderMedia() {
-    if (media.error) return [h('p', { class: 'form-error', text: media.error })];
-    if (!media.items.length) return [h('p', { class: 'muted panel__empty', text: media.loading ? 'Loading…' : 'No photos shared yet.' })];
-    const grid = h('div', { class: 'gallery' }, media.items.map((item) => {
-      const img = h('img', { alt: `Photo from ${displayName(item.sender)}`, loading: 'lazy' });
-      const button = h('button', {
-        type: 'button', class: 'gallery__item', title: `${displayName(item.sender)} · ${shortStamp(item.attachment.created_at)}`,
-        'aria-label': `Photo from ${displayName(item.sender)}`,
-      }, img);
-      api.attachmentUrl(item.attachment.url).then((src) => {
-        img.src = src;
-        button.addEventListener('click', () => openLightbox(src, img.alt));
-      }, () => {
-        img.alt = 'Image unavailable';
-      });
-      return button;
-    }));
-    return [grid, media.next ? h('button', { class: 'button button--wide', type: 'button', onclick: () => loadMedia() }, 'Load more') : null];
-  }
-
   const unsubscribe = store.subscribe((topics) => {
     if (!kind) return;
     if (topics.has('active')) {
@@ -215,10 +180,8 @@ export function mountPanel(layout, app) {
       // Do not re-render under the user's fingers while they type in the panel.
       if (!element.contains(document.activeElement) || document.activeElement.tagName !== 'INPUT') render();
     }
-    if (kind === 'media' && topics.has(`messages:${chatId}`)) {
-      const last = store.messagesOf(chatId).at(-1);
-      const shown = new Set(media.items.map((i) => i.message_id));
-      if (last && (last.attachment || last.attachment_url) && !shown.has(last.id)) loadMedia(true);
+    if (kind === 'media' && gallery && topics.has(`messages:${chatId}`) && gallery.lacks(store.messagesOf(chatId).at(-1))) {
+      gallery.reload();
     }
   });
 

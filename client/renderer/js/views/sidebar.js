@@ -6,6 +6,7 @@ import { displayName, isolated } from '../store.js';
 import { shortStamp, preview } from '../format.js';
 import { systemText, isSystem, hitExcerpt, quoteText } from '../conversation.js';
 import { openNewGroup } from './newGroup.js';
+import { openMediaFeed } from './gallery.js';
 import { icon } from '../icons.js';
 
 const CONNECTION_TEXT = { online: '', connecting: 'Connecting…', offline: 'Offline' };
@@ -66,6 +67,7 @@ export function mountSidebar(layout, app) {
         class: 'icon-button sidebar__mentions-button', type: 'button', title: 'Mentions', 'aria-label': 'Mentions',
         onclick: () => (mentions ? closeMentions() : openMentions()),
       }, icon('at')),
+      h('button', { class: 'icon-button', type: 'button', title: 'Media of all chats', 'aria-label': 'Media', onclick: () => openMediaFeed(app) }, icon('image')),
       h('button', { class: 'icon-button', type: 'button', title: 'New group', 'aria-label': 'New group', onclick: () => openNewGroup(app) }, icon('group')),
       h('button', { class: 'icon-button', type: 'button', title: 'Sign out', 'aria-label': 'Sign out', onclick: () => app.logout() }, icon('logout'))),
     status,
