@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { uploadLimits, refusalOf, createUploadQueue } from '../renderer/js/uploads.js';
+import { uploadLimits, refusalOf, createUploadQueue, isAbort } from '../renderer/js/uploads.js';
+import { createApi, REFRESH_KEY } from '../renderer/js/api.js';
+import { memoryStorage, jwt, jsonResponse, fakeFetch } from './fakes.js';
 
 const CONFIG = { upload_max_bytes: 10 * 1024 * 1024, file_max_bytes: 50 * 1024 * 1024, image_types: ['image/png', 'image/jpeg'] };
 const file = (name, size, type = '') => ({ name, size, type });
@@ -120,4 +122,68 @@ test('clearing aborts every upload in flight', () => {
   queue.clear();
   assert.deepEqual(requests.map((r) => r.aborted), [true, true]);
   assert.equal(queue.busy(), false);
+});
+
+/** An XMLHttpRequest that records what is done to it and never answers unless told. */
+function fakeXhr() {
+  const xhr = {
+    upload: {}, headers: {}, sent: null, aborted: false,
+    open(method, url) {
+      Object.assign(xhr, { method, url });
+    },
+    setRequestHeader(name, value) {
+      xhr.headers[name] = value;
+    },
+    send(body) {
+      xhr.sent = body;
+    },
+    abort() {
+      xhr.aborted = true;
+    },
+  };
+  return xhr;
+}
+
+function apiWithXhr(xhrs) {
+  const { fetch } = fakeFetch({ 'POST /api/auth/refresh': () => jsonResponse(200, { access: jwt(Math.floor(Date.now() / 1000) + 300), refresh: 'r2' }) });
+  return createApi({
+    baseUrl: 'http://server.test', fetch, storage: memoryStorage({ [REFRESH_KEY]: 'r1' }),
+    setTimer: () => 0, clearTimer: () => {}, // no refresh timer keeps the test process alive
+    createXhr: () => {
+      const xhr = fakeXhr();
+      xhrs.push(xhr);
+      return xhr;
+    },
+  });
+}
+
+test('api.upload sends the file as multipart with the token, and its signal aborts the request', async () => {
+  const xhrs = [];
+  const api = apiWithXhr(xhrs);
+  const controller = new AbortController();
+  const pending = api.upload(new Blob(['%PDF-1.4']), () => {}, { signal: controller.signal });
+  for (let i = 0; i < 20 && !xhrs.length; i += 1) await settle();
+  const [xhr] = xhrs;
+  assert.equal(xhr.method, 'POST');
+  assert.equal(xhr.url, 'http://server.test/api/attachments');
+  assert.match(xhr.headers.Authorization, /^Bearer /);
+  assert.ok(xhr.sent.get('file'));
+  controller.abort();
+  await assert.rejects(pending, (error) => isAbort(error));
+  assert.equal(xhr.aborted, true);
+});
+
+test("api.upload resolves with the server's attachment and reports the progress", async () => {
+  const xhrs = [];
+  const api = apiWithXhr(xhrs);
+  const progress = [];
+  const pending = api.upload(new Blob(['x']), (fraction) => progress.push(fraction));
+  for (let i = 0; i < 20 && !xhrs.length; i += 1) await settle();
+  const [xhr] = xhrs;
+  xhr.upload.onprogress({ lengthComputable: true, loaded: 1, total: 4 });
+  Object.assign(xhr, { status: 201, responseText: '{"id": 7, "kind": "file", "name": "x.bin"}' });
+  xhr.onload();
+  xhr.onloadend();
+  assert.deepEqual(await pending, { id: 7, kind: 'file', name: 'x.bin' });
+  assert.deepEqual(progress, [0.25, 1]);
 });

@@ -67,7 +67,7 @@ export function fileCard(attachment, { api, details = null }) {
  * uploaded ones when it sends. `limits()` gives the server's limits (uploads.uploadLimits).
  */
 export function mountUploadTray({ api, limits, onChange = () => {} }) {
-  const element = h('div', { class: 'composer__upload uploads', hidden: true, 'aria-label': 'Files to send' });
+  const element = h('div', { class: 'composer__upload uploads', role: 'group', hidden: true, 'aria-label': 'Files to send' });
   const rows = new Map(); // key -> {row, progress}
   const previews = new Map(); // key -> object URL of an image's own bytes, shown while it uploads
 
