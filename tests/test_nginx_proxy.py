@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 from websockets.typing import Origin
 
 from bench.procs import free_port
-from cluster.proxy import TEMPLATE, Nginx, check, main_config, nginx_program, render, self_signed
+from cluster.proxy import TEMPLATE, UPSTREAM_HEADER, Nginx, check, main_config, nginx_program, render, self_signed
 from tests.e2e.conftest import own_server_env, start_own_server, stop_own_server
 
 pytestmark = pytest.mark.skipif(
@@ -60,7 +60,8 @@ def test_a_value_missing_is_refused(tmp_path):
 
 
 async def test_behind_nginx_the_app_answers_over_https_and_its_websockets_upgrade(tmp_path):
-    # given: a messenger of its own (SQLite) behind the rendered template, TLS on a certificate made here
+    # given: a messenger of its own (SQLite) behind the rendered template, TLS on a certificate made here;
+    # the test's nginx names the host that answered (what cluster/acceptance.py tells hosts apart by)
     app_port, https_port = free_port(), free_port()
     env = own_server_env(tmp_path / "data", TRUSTED_PROXIES="1", SENDFILE_HEADER="X-Accel-Redirect")
     cert, key = self_signed(tmp_path, ["127.0.0.1"])
@@ -75,12 +76,12 @@ async def test_behind_nginx_the_app_answers_over_https_and_its_websockets_upgrad
     )
     tls = ssl.create_default_context(cafile=str(cert))
     server = await asyncio.to_thread(start_own_server, env, app_port, tmp_path / "server.log")
-    nginx = Nginx(main_config(tmp_path / "nginx", site), https_port)
+    nginx = Nginx(main_config(tmp_path / "nginx", site, name_upstream=True), https_port)
     try:
         nginx.start()
         base = f"https://127.0.0.1:{https_port}"
 
-        def register() -> tuple[int, dict]:
+        def register() -> tuple[int, str, dict]:
             body = json.dumps(
                 {"username": "proxied", "email": "proxied@example.test", "password": "a long enough password 1"}
             ).encode()
@@ -88,17 +89,20 @@ async def test_behind_nginx_the_app_answers_over_https_and_its_websockets_upgrad
                 f"{base}/api/auth/register", data=body, method="POST", headers={"Content-Type": "application/json"}
             )
             with urllib.request.urlopen(request, context=tls, timeout=10) as answer:
-                return answer.status, json.loads(answer.read())
+                return answer.status, answer.headers[UPSTREAM_HEADER], json.loads(answer.read())
 
         # when
-        status, registered = await asyncio.to_thread(register)
+        status, rest_host, registered = await asyncio.to_thread(register)
         url = f"wss://127.0.0.1:{https_port}/ws/?token={registered['access']}"
         async with connect(url, ssl=tls, origin=Origin(base), open_timeout=10) as socket:
+            assert socket.response is not None
+            socket_host = socket.response.headers[UPSTREAM_HEADER]
             await socket.send(json.dumps({"type": "ping"}))
             answer = json.loads(await asyncio.wait_for(socket.recv(), 10))
         # then: REST and the socket reached the app through nginx
         assert status == 201
         assert answer["type"] == "pong"
+        assert rest_host == socket_host == f"127.0.0.1:{app_port}"  # the 101 carries it too
     finally:
         nginx.stop()
         stop_own_server(server)
