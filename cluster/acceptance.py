@@ -44,7 +44,7 @@ from bench.procs import PYTHON, REPO
 from cluster.hosts import APP_PORT, AppHost
 from cluster.proxy import UPSTREAM_HEADER
 from faults.accounting import Row
-from faults.experiments import png
+from faults.experiments import multipart_png, png
 from faults.load import log
 
 CLIENT = "127.0.0.21"  # the contract's requests and sockets come from here …
@@ -148,19 +148,6 @@ async def next_frame(socket: ClientConnection, wanted: Callable[[dict[str, Any]]
 
 def created(message_id: int) -> Callable[[dict[str, Any]], bool]:
     return lambda frame: frame.get("type") == "message.created" and frame["message"]["id"] == message_id
-
-
-def multipart(data: bytes, name: str) -> tuple[bytes, str]:
-    boundary = f"acceptance{uuid.uuid4().hex}"
-    body = (
-        (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-            "Content-Type: image/png\r\n\r\n"
-        ).encode()
-        + data
-        + f"\r\n--{boundary}--\r\n".encode()
-    )
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 # The contract ---------------------------------------------------------------------------------
@@ -273,7 +260,7 @@ def files(client: Client, proxy: Proxy, chat_id: int, alice_token: str, bob_toke
     """Bob's image, sent in the chat, served to Alice through nginx; never without a token, and the
     uploads directory is nginx's internal location only."""
     data = png(int(time.time()))
-    body, content_type = multipart(data, "acceptance.png")
+    body, content_type = multipart_png(data, "acceptance.png", f"acceptance{uuid.uuid4().hex}")
     uploaded = client.call("POST", "/api/attachments", bob_token, raw=body, content_type=content_type)
     attachment = uploaded.json() or {}
     sent = client.call("POST", f"/api/chats/{chat_id}/messages", bob_token, {"attachment_id": attachment.get("id")})
