@@ -231,7 +231,7 @@ async def contract(proxy: Proxy, auth_rate: int) -> Row:
         row.checks["a bad frame gets an error frame, and the socket stays open (ping, pong)"] = bool(error and pong)
 
         # Bob's socket closes; what Alice sends meanwhile comes back by catch-up from his last version.
-        seen = int(heard["version"]) if heard else 0
+        seen = int(ack["message"]["version"]) if ack else 0
         await bob_socket.close()
         missed = []
         for n in range(CAUGHT_UP):
