@@ -7,6 +7,7 @@ import asyncio
 import json
 import shutil
 import ssl
+import urllib.error
 import urllib.request
 
 import pytest
@@ -106,3 +107,40 @@ async def test_behind_nginx_the_app_answers_over_https_and_its_websockets_upgrad
     finally:
         nginx.stop()
         stop_own_server(server)
+
+
+def test_the_errors_nginx_makes_itself_are_the_contracts_json(tmp_path):
+    # given: nginx in front of a host that is not there (a port nothing listens on), TLS as in production
+    https_port = free_port()
+    cert, key = self_signed(tmp_path, ["127.0.0.1"])
+    site = render(
+        {
+            **values(tmp_path, cert, key),
+            "MESSENGER_SERVER_NAME": "127.0.0.1",
+            "MESSENGER_HTTP_PORT": str(free_port()),
+            "MESSENGER_HTTPS_PORT": str(https_port),
+            "MESSENGER_APP_SERVERS": f"server 127.0.0.1:{free_port()};",
+        }
+    )
+    tls = ssl.create_default_context(cafile=str(cert))
+    nginx = Nginx(main_config(tmp_path / "nginx", site), https_port)
+    nginx.start()
+    try:
+        # when: a request no host can answer, and a body over client_max_body_size (11m)
+        def answer(request: urllib.request.Request) -> tuple[int, str, str | None, dict]:
+            try:
+                with urllib.request.urlopen(request, context=tls, timeout=10) as reply:
+                    return reply.status, reply.headers.get_content_type(), reply.headers["Retry-After"], {}
+            except urllib.error.HTTPError as error:
+                return error.code, error.headers.get_content_type(), error.headers["Retry-After"], json.load(error)
+
+        base = f"https://127.0.0.1:{https_port}"
+        down = answer(urllib.request.Request(f"{base}/api/chats", method="POST", data=b"{}"))
+        large = urllib.request.Request(f"{base}/api/attachments", method="POST", data=b"x" * (12 * 1024 * 1024))
+        too_large = answer(large)
+        # then: JSON as the server's own (503 with Retry-After, 413), never nginx's HTML page
+        assert down[:3] == (503, "application/json", "1")
+        assert too_large[:2] == (413, "application/json")
+        assert set(down[3]) == set(too_large[3]) == {"detail"}
+    finally:
+        nginx.stop()
