@@ -37,6 +37,19 @@ def values(tmp_path, cert, key) -> dict[str, str]:
     }
 
 
+def loopback_site(tmp_path, cert, key, https_port: int, app_port: int) -> str:
+    """The site on 127.0.0.1:https_port in front of one host at 127.0.0.1:app_port."""
+    return render(
+        {
+            **values(tmp_path, cert, key),
+            "MESSENGER_SERVER_NAME": "127.0.0.1",
+            "MESSENGER_HTTP_PORT": str(free_port()),
+            "MESSENGER_HTTPS_PORT": str(https_port),
+            "MESSENGER_APP_SERVERS": f"server 127.0.0.1:{app_port};",
+        }
+    )
+
+
 def test_the_rendered_template_passes_nginx_t(tmp_path):
     # given
     cert, key = self_signed(tmp_path, ["chat.example.test", "127.0.0.1"])
@@ -66,15 +79,7 @@ async def test_behind_nginx_the_app_answers_over_https_and_its_websockets_upgrad
     app_port, https_port = free_port(), free_port()
     env = own_server_env(tmp_path / "data", TRUSTED_PROXIES="1", SENDFILE_HEADER="X-Accel-Redirect")
     cert, key = self_signed(tmp_path, ["127.0.0.1"])
-    site = render(
-        {
-            **values(tmp_path, cert, key),
-            "MESSENGER_SERVER_NAME": "127.0.0.1",
-            "MESSENGER_HTTP_PORT": str(free_port()),
-            "MESSENGER_HTTPS_PORT": str(https_port),
-            "MESSENGER_APP_SERVERS": f"server 127.0.0.1:{app_port};",
-        }
-    )
+    site = loopback_site(tmp_path, cert, key, https_port, app_port)
     tls = ssl.create_default_context(cafile=str(cert))
     server = await asyncio.to_thread(start_own_server, env, app_port, tmp_path / "server.log")
     nginx = Nginx(main_config(tmp_path / "nginx", site, name_upstream=True), https_port)
@@ -113,15 +118,7 @@ def test_the_errors_nginx_makes_itself_are_the_contracts_json(tmp_path):
     # given: nginx in front of a host that is not there (a port nothing listens on), TLS as in production
     https_port = free_port()
     cert, key = self_signed(tmp_path, ["127.0.0.1"])
-    site = render(
-        {
-            **values(tmp_path, cert, key),
-            "MESSENGER_SERVER_NAME": "127.0.0.1",
-            "MESSENGER_HTTP_PORT": str(free_port()),
-            "MESSENGER_HTTPS_PORT": str(https_port),
-            "MESSENGER_APP_SERVERS": f"server 127.0.0.1:{free_port()};",
-        }
-    )
+    site = loopback_site(tmp_path, cert, key, https_port, free_port())  # (nothing listens there)
     tls = ssl.create_default_context(cafile=str(cert))
     nginx = Nginx(main_config(tmp_path / "nginx", site), https_port)
     nginx.start()
