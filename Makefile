@@ -100,7 +100,8 @@ faults: venv
 
 # Three app hosts (network namespaces on a bridge of its own, 10.213.0.0/24; as root, else
 # 127.0.0.2-4) behind nginx with TLS, MariaDB, Redis with a replica and three sentinels; an app host
-# and the Redis primary killed under load (README "Beyond one machine"). About 2 minutes; cut off
+# and the Redis primary killed under load; then the contract, tests/e2e flows and two browsers on two
+# hosts through nginx (README "Beyond one machine"). About 3½ minutes; cut off
 # after 10 (SIGTERM: it still cleans up). CLUSTER_ARGS="--duration 30 --workers 2".
 cluster-test: venv
 	timeout 600 $(BIN)/python -m cluster.run $(CLUSTER_ARGS)

@@ -13,6 +13,9 @@ from string import Template
 
 REPO = Path(__file__).resolve().parent.parent
 TEMPLATE = REPO / "deploy" / "nginx" / "messenger.conf.template"
+# The test's nginx names the app host that answered (never a production header: it tells clients
+# the inside addresses); cluster/acceptance.py tells by it which host a socket landed on.
+UPSTREAM_HEADER = "X-Messenger-Upstream"
 
 
 def nginx_program() -> str | None:
@@ -48,8 +51,10 @@ def self_signed(directory: Path, names: list[str]) -> tuple[Path, Path]:
     return cert, key
 
 
-def main_config(root: Path, site: str) -> Path:
-    """A whole nginx.conf around the site file, everything under `root` (Debian's layout otherwise)."""
+def main_config(root: Path, site: str, *, name_upstream: bool = False) -> Path:
+    """A whole nginx.conf around the site file, everything under `root` (Debian's layout otherwise).
+    `name_upstream`: every answer carries UPSTREAM_HEADER (the template's `location /` adds no
+    header of its own, so it inherits this one; the WebSocket's 101 too)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "site.conf").write_text(site)
     for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
@@ -65,7 +70,8 @@ def main_config(root: Path, site: str) -> Path:
         + (f"    include {mime};\n" if mime.exists() else "")
         + "    default_type application/octet-stream;\n"
         f"    access_log {root}/access.log;\n"
-        f"    client_body_temp_path {root}/temp/client_body;\n    proxy_temp_path {root}/temp/proxy;\n"
+        + (f"    add_header {UPSTREAM_HEADER} $upstream_addr always;\n" if name_upstream else "")
+        + f"    client_body_temp_path {root}/temp/client_body;\n    proxy_temp_path {root}/temp/proxy;\n"
         f"    fastcgi_temp_path {root}/temp/fastcgi;\n    uwsgi_temp_path {root}/temp/uwsgi;\n"
         f"    scgi_temp_path {root}/temp/scgi;\n"
         f"    include {root}/site.conf;\n"

@@ -13,7 +13,8 @@ under load, one part at a time.
 
 Experiments: a host SIGKILLed mid-load (its sockets reconnect through nginx to the others and
 catch up), the Redis primary SIGKILLed (the sentinels promote the replica; delivery resumes, every
-socket is told `resync`). Prints the table of acked / delivered / lost, writes it to
+socket is told `resync`). Then the contract, tests/e2e's browser flows and two browsers on two hosts,
+one of them killed, through nginx (cluster/acceptance.py). Prints the table of acked / delivered / lost, writes it to
 cluster/results/latest.md; exit status 1 when a target is missed. Everything started is stopped
 by pid, and the namespaces, bridge and files are removed, on failure too.
 """
@@ -33,6 +34,7 @@ import time
 from pathlib import Path
 
 from bench.procs import free_port, stop_all
+from cluster import acceptance
 from cluster.hosts import AppHost, Network
 from cluster.proxy import Nginx, main_config, nginx_program, render, self_signed
 from faults.accounting import LIVE, Row
@@ -48,6 +50,7 @@ HOSTS = 3
 HOST_DOWN = 10.0  # seconds a killed host stays down before it is started again
 AUTH_RATE = 5  # THROTTLE_AUTH for the run: logins a minute an address
 RESUME_WITHIN = 10.0  # the target: delivery resumes this soon after the Redis primary is killed
+ROWS = 5  # two fault experiments, three acceptance parts
 
 
 class Front(Messenger):
@@ -269,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                 "REDIS_SENTINEL_MASTER": MASTER,
                 "TRUSTED_PROXIES": "1",
                 "SENDFILE_HEADER": "X-Accel-Redirect",
-                "CHANNEL_LAYER_PREFIX": "cluster",
+                "CHANNEL_LAYER_PREFIX": "cluster",  # (the cache's KEY_PREFIX too)
                 "THROTTLE_AUTH": f"{AUTH_RATE}/min",
                 "ALLOWED_HOSTS": ",".join(["127.0.0.1", "localhost", *(network.address(i) for i in range(HOSTS))]),
             }
@@ -294,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
                 "MESSENGER_UPLOADS_DIR": f"{data_dir / 'uploads'}/",
             }
         )
-        nginx = Nginx(main_config(root / "nginx", site), port)
+        nginx = Nginx(main_config(root / "nginx", site, name_upstream=True), port)
         nginx.start()
         TLS_PORTS[port] = ssl.create_default_context(cafile=str(cert))
         log(f"nginx on https://127.0.0.1:{port}/ in front of {', '.join(h.address for h in hosts)}")
@@ -308,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
             run_id=secrets.token_hex(2),
         )
         rows = asyncio.run(run_all(suite, sentinel))
+        suite.server.start()  # (any host a fault left down is started again)
+        proxy = acceptance.Proxy(port, TLS_PORTS[port], hosts)
+        rows += acceptance.run(proxy, AUTH_RATE, log_dir, sentinel.primary, cache_prefix="cluster")
     except KeyboardInterrupt:
         log("interrupted; stopping what the test started")
     except Exception as exc:
@@ -337,7 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     (out / "latest.md").write_text(text + "\n")
     print(f"written: {out / 'latest.md'}")
-    return 0 if len(rows) == 2 and all(row.passed for row in rows) else 1
+    return 0 if len(rows) == ROWS and all(row.passed for row in rows) else 1
 
 
 async def run_all(suite: Suite, sentinel: OwnSentinelRedis) -> list[Row]:

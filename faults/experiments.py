@@ -150,8 +150,8 @@ def png(seed: int, side: int = 200) -> bytes:
     return out.getvalue()
 
 
-async def upload(load: Load, token: str, data: bytes, name: str) -> Answer:
-    boundary = "faultsuiteboundary"
+def multipart_png(data: bytes, name: str, boundary: str = "faultsuiteboundary") -> tuple[bytes, str]:
+    """A POST /api/attachments body of one PNG `file`, and its Content-Type."""
     body = (
         (
             f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
@@ -160,7 +160,12 @@ async def upload(load: Load, token: str, data: bytes, name: str) -> Answer:
         + data
         + f"\r\n--{boundary}--\r\n".encode()
     )
-    return await load.traffic.raw("POST", "/api/attachments", token, body, f"multipart/form-data; boundary={boundary}")
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+async def upload(load: Load, token: str, data: bytes, name: str) -> Answer:
+    body, content_type = multipart_png(data, name)
+    return await load.traffic.raw("POST", "/api/attachments", token, body, content_type)
 
 
 async def disk_full(suite: Suite, load: Load, row: Row) -> None:

@@ -4,6 +4,10 @@ The server runs in a subprocess on a free port with its own DATA_DIR (SQLite by 
 DATABASE_URL is set, the tests use a separate, freshly created database next to it so they never
 touch pytest-django's test database; when REDIS_URL is set, a separate Redis database keeps the
 e2e server's channel groups and caches apart from the other tests'.
+
+E2E_SERVER_URL names a messenger that is already running instead (`make cluster-test` gives its
+nginx, https://127.0.0.1:<port>, in front of three hosts): nothing is started, and Chromium accepts
+that server's self-signed certificate. Only tests that need nothing but `e2e_server` fit it.
 """
 
 from __future__ import annotations
@@ -37,6 +41,12 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 E2E_REDIS_DB = "15"
+SERVER_URL = os.environ.get("E2E_SERVER_URL", "").rstrip("/")
+
+
+def chromium_args(url: str) -> list[str]:
+    """CHROMIUM_ARGS, and for an https:// server of a test's own the certificate made for it accepted."""
+    return [*CHROMIUM_ARGS, "--ignore-certificate-errors"] if url.startswith("https://") else list(CHROMIUM_ARGS)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -163,6 +173,9 @@ def stop_own_server(process: subprocess.Popen[bytes] | None, timeout: float = 15
 @pytest.fixture(scope="session")
 def e2e_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Base URL of a daphne serving the whole app (REST, WebSocket, the renderer at /)."""
+    if SERVER_URL:
+        yield SERVER_URL
+        return
     data_dir = tmp_path_factory.mktemp("e2e-data")
     port = free_port()
     # The browser tests sign up some forty accounts from one address within a minute or two; the
@@ -219,7 +232,9 @@ def browser() -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True, args=chromium_args(SERVER_URL)
+        )
         yield chromium
         chromium.close()
 
