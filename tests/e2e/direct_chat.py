@@ -46,7 +46,19 @@ def alice_and_bob(url: str) -> DirectChat:
 
 def alice_on_the_chat(browser: Any, direct: DirectChat, init_script: str | None = None) -> tuple[Any, Any, list[Any]]:
     """Alice signed in, her socket connected, the chat with Bob open: (context, page, the page's sockets)."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    return on_the_chat(browser, direct, "alice", init_script=init_script)
+
+
+def on_the_chat(
+    browser: Any,
+    direct: DirectChat,
+    name: str,
+    init_script: str | None = None,
+    viewport: dict[str, int] | None = None,
+) -> tuple[Any, Any, list[Any]]:
+    """`name` ("alice" or "bob") signed in, their socket connected, the chat with the other open."""
+    other = "Bob" if name == "alice" else "Alice"
+    context = browser.new_context(viewport=viewport or {"width": 1280, "height": 800})
     context.set_default_timeout(TIMEOUT_MS)
     if init_script:
         context.add_init_script(init_script)
@@ -54,10 +66,10 @@ def alice_on_the_chat(browser: Any, direct: DirectChat, init_script: str | None 
     sockets: list[Any] = []
     page.on("websocket", lambda socket: sockets.append(socket))
     page.goto(direct.url)
-    page.fill("#auth-username", f"alice_{direct.suffix}")
+    page.fill("#auth-username", f"{name}_{direct.suffix}")
     page.fill("#auth-password", PASSWORD)
     page.click("button[type=submit]")
     expect(page.locator(".sidebar__status")).to_be_hidden(timeout=TIMEOUT_MS)  # the socket is connected
-    page.locator(".chat-list .chat-item", has_text=f"Bob {direct.suffix}").click()
-    page.locator(".chat__title", has_text=f"Bob {direct.suffix}").wait_for(timeout=TIMEOUT_MS)
+    page.locator(".chat-list .chat-item", has_text=f"{other} {direct.suffix}").click()
+    page.locator(".chat__title", has_text=f"{other} {direct.suffix}").wait_for(timeout=TIMEOUT_MS)
     return context, page, sockets
