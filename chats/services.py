@@ -613,6 +613,16 @@ def message_soft_delete(*, message: Message) -> Message:
     return message
 
 
+def _message_updated(*, chat: Chat, message: Message, fields: list[str]) -> outbox.Entry:
+    """Give a changed message the chat's next version and announce it (`message.updated`). Called
+    holding the chat's row lock (`chat` is the locked row), with the message's changed `fields` set."""
+    chat.version += 1
+    chat.save(update_fields=["version"])
+    message.version = chat.version
+    message.save(update_fields=[*fields, "version"])
+    return outbox.record(MessageUpdated(chat_id=chat.pk, message_id=message.pk, version=message.version))
+
+
 @retry_deadlocks
 @outbox.atomic()
 def message_link_preview_set(*, message_id: int, url: str, preview: dict[str, Any]) -> Message | None:
@@ -626,12 +636,8 @@ def message_link_preview_set(*, message_id: int, url: str, preview: dict[str, An
     message = Message.objects.filter(pk=message_id).first()  # read again under the lock
     if message is None or message.deleted or first_url(message.content) != url or message.link_preview == preview:
         return None
-    chat.version += 1
-    chat.save(update_fields=["version"])
     message.link_preview = preview
-    message.version = chat.version
-    message.save(update_fields=["link_preview", "version"])
-    outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
+    _message_updated(chat=chat, message=message, fields=["link_preview"])
     return message
 
 
@@ -658,12 +664,8 @@ def message_pin(*, chat_id: int, actor: User, message_id: int) -> MessageResult:
         raise ValidationError({"message_id": ["A deleted or system message cannot be pinned."]})
     if message.pinned_at is not None:
         return MessageResult(message, created=False)
-    chat.version += 1
-    chat.save(update_fields=["version"])
     message.pinned_at = timezone.now()
-    message.version = chat.version
-    message.save(update_fields=["pinned_at", "version"])
-    entry = outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
+    entry = _message_updated(chat=chat, message=message, fields=["pinned_at"])
     system_message_record(chat=chat, actor=actor, action="message.pinned", message_id=message.pk)
     return MessageResult(message, created=True, entry=entry)
 
@@ -680,12 +682,8 @@ def message_unpin(*, chat_id: int, actor: User, message_id: int) -> None:
         raise Http404("No message matches the given query.")
     if message.pinned_at is None:
         return
-    chat.version += 1
-    chat.save(update_fields=["version"])
     message.pinned_at = None
-    message.version = chat.version
-    message.save(update_fields=["pinned_at", "version"])
-    outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
+    _message_updated(chat=chat, message=message, fields=["pinned_at"])
 
 
 # How many reactors of one emoji a Message names (its `count` says how many there are).
@@ -714,12 +712,8 @@ def message_react(*, chat_id: int, message_id: int, actor: User, emoji: str, add
         Reaction.objects.create(message=message, user=actor, emoji=emoji, key=key)
     elif not Reaction.objects.filter(message=message, user=actor, key=key).delete()[0]:
         return MessageResult(message, created=False)
-    chat.version += 1
-    chat.save(update_fields=["version"])
     message.reactions = _reactions_summary(message.pk)
-    message.version = chat.version
-    message.save(update_fields=["reactions", "version"])
-    entry = outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
+    entry = _message_updated(chat=chat, message=message, fields=["reactions"])
     return MessageResult(message, created=False, entry=entry)
 
 
