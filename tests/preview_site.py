@@ -25,11 +25,11 @@ class Site:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def page(self, path: str, html: str, content_type: str = "text/html; charset=utf-8") -> str:
+    def page(self, path: str, html: str | bytes, content_type: str = "text/html; charset=utf-8") -> str:
         """Serve `html` at `path`; returns its URL."""
 
         def answer(handler: BaseHTTPRequestHandler) -> None:
-            body = html.encode()
+            body = html if isinstance(html, bytes) else html.encode()
             handler.send_response(200)
             handler.send_header("Content-Type", content_type)
             handler.send_header("Content-Length", str(len(body)))

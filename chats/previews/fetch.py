@@ -25,6 +25,7 @@ import ipaddress
 import socket
 import ssl
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -38,6 +39,8 @@ REDIRECTS = {301, 302, 303, 307, 308}
 USER_AGENT = "Mozilla/5.0 (compatible; MessengerLinkPreview/1.0)"
 METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
 HTML_TYPES = {"text/html", "application/xhtml+xml"}
+# Name lookups run here, so that a fetch waits for one no longer than its deadline.
+_resolver = ThreadPoolExecutor(max_workers=4, thread_name_prefix="link-preview-dns")
 
 
 class Refused(Exception):
@@ -87,7 +90,19 @@ def _allowed(host: str, port: int) -> bool | None:
     return None
 
 
-def check(url: str) -> Target:
+def _resolve(host: str, port: int, deadline: float) -> list[Any]:
+    """getaddrinfo, waited for until the deadline at most (the system's resolver has no timeout of
+    ours: a lookup that hangs is left to finish in its thread, the fetch gives up)."""
+    lookup = _resolver.submit(lambda: socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP))
+    try:
+        return lookup.result(timeout=_remaining(deadline))
+    except TimeoutError:
+        raise Refused(f"took longer than {TOTAL_SECONDS:g} s") from None
+    except (OSError, UnicodeError) as error:
+        raise Refused(f"cannot resolve {host}: {error}") from None
+
+
+def check(url: str, deadline: float) -> Target:
     """Where `url` would be fetched from, or Refused. Resolves the host (the one lookup)."""
     try:
         parts = urlsplit(url)
@@ -102,10 +117,7 @@ def check(url: str) -> Target:
     allowed = _allowed(host, port)
     if port not in (80, 443) and not allowed:
         raise Refused(f"port {port} is not allowed")
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    except (OSError, UnicodeError) as error:
-        raise Refused(f"cannot resolve {host}: {error}") from None
+    infos = _resolve(host, port, deadline)
     addresses = [ipaddress.ip_address(str(info[4][0]).split("%")[0]) for info in infos]
     if not addresses:
         raise Refused(f"{host} has no address")
@@ -197,7 +209,7 @@ def fetch(url: str) -> Page:
     """The HTML page at `url` (following at most 5 redirects, each checked), or Refused."""
     deadline = time.monotonic() + TOTAL_SECONDS
     for _ in range(MAX_REDIRECTS + 1):
-        target = check(url)
+        target = check(url, deadline)
         connection_class = _PinnedHTTPSConnection if target.scheme == "https" else _PinnedHTTPConnection
         connection = connection_class(target, deadline)
         try:

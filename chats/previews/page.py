@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -48,9 +49,18 @@ def _text(value: str | None, limit: int) -> str | None:
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1].rstrip() + "…"
 
 
+# <meta charset="..."> or <meta http-equiv="Content-Type" content="text/html; charset=...">, for a page
+# whose Content-Type names none; HTML puts it in the first 1024 bytes.
+META_CHARSET = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?([A-Za-z0-9_.:-]+)", re.IGNORECASE)
+
+
 def _charset(page: Page) -> str:
+    declared = page.charset
+    if declared is None:
+        found = META_CHARSET.search(page.body[:1024])
+        declared = found.group(1).decode("ascii") if found else None
     try:
-        return codecs.lookup(page.charset or "utf-8").name
+        return codecs.lookup(declared or "utf-8").name
     except LookupError:
         return "utf-8"
 

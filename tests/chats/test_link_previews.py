@@ -107,6 +107,17 @@ def test_the_title_tag_and_the_description_are_the_fallback(site):
     }
 
 
+def test_a_page_is_decoded_by_the_charset_it_declares_in_a_meta(site):
+    # given: windows-1251 named by the page only, not by its Content-Type
+    html = '<html><head><meta charset="windows-1251"><title>Привет, мир</title></head></html>'
+    url = site.page("/ru", html.encode("cp1251"), content_type="text/html")
+    # when
+    preview = jobs.fetch_preview(url)
+    # then
+    assert preview is not None
+    assert preview["title"] == "Привет, мир"
+
+
 def test_a_page_that_is_not_html_gives_no_preview(site):
     # given
     url = site.page("/data.json", '{"title": "no"}', content_type="application/json")
@@ -137,6 +148,23 @@ def test_a_slow_page_is_given_up_after_5_seconds(site):
     with pytest.raises(fetch.Refused, match="longer than 5 s"):
         fetch.fetch(url)
     assert not finished.is_set()
+
+
+def test_a_name_lookup_that_hangs_is_given_up_after_5_seconds(site, settings, monkeypatch):
+    # given: a resolver that answers after 7 s (and then with the test's site)
+    settings.LINK_PREVIEW_ALLOWED_HOSTS = [f"slow-dns.test:{site.port}"]
+    answered = threading.Event()
+
+    def resolve(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+        answered.wait(timeout=7)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
+    # when / then
+    with pytest.raises(fetch.Refused, match="longer than 5 s"):
+        fetch.fetch(f"http://slow-dns.test:{site.port}/")
+    answered.set()  # let the lookup's thread go
+    assert site.hits == {}
 
 
 def test_redirects_are_followed_and_the_preview_names_the_url_of_the_message(site):
