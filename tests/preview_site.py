@@ -4,6 +4,7 @@ and every request is counted. Nothing here reaches beyond loopback."""
 from __future__ import annotations
 
 import contextlib
+import ssl
 import threading
 import time
 from collections import Counter
@@ -74,8 +75,11 @@ def _handler(site: Site) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def running_site() -> Iterator[Site]:
+def running_site(tls: ssl.SSLContext | None = None) -> Iterator[Site]:
+    """The site, served over TLS with `tls` (a server context holding its certificate) when given."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     site = Site(server)
     server.RequestHandlerClass = _handler(site)
     server.daemon_threads = True

@@ -7,6 +7,8 @@ the fetcher must refuse fails the test (the refusals come before any connection)
 from __future__ import annotations
 
 import socket
+import ssl
+import subprocess
 import threading
 from typing import Any
 
@@ -279,6 +281,56 @@ def test_the_host_is_resolved_once_and_its_checked_address_connected_to(site, se
     assert b"Open Graph title" in page.body
     assert asked == ["preview.test"]
     assert connects.made == [("127.0.0.1", site.port)]
+
+
+@pytest.fixture
+def certificate(tmp_path) -> tuple[str, str]:
+    """A self-signed certificate for preview.test (its file, its key's file)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    names = ["-subj", "/CN=preview.test", "-addext", "subjectAltName=DNS:preview.test"]
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert), *names],
+        check=True,
+        capture_output=True,
+    )
+    return str(cert), str(key)
+
+
+@pytest.fixture
+def tls_site(settings, certificate, monkeypatch):
+    """The site over TLS, named preview.test (resolved to 127.0.0.1 by the test) and allowed."""
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(*certificate)
+    with running_site(tls=server_context) as site:
+        settings.LINK_PREVIEW_ALLOWED_HOSTS = [f"preview.test:{site.port}"]
+
+        def resolve(host: str, port: int, *args: Any, **kwargs: Any) -> list[Any]:
+            assert host == "preview.test"
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", ("127.0.0.1", port))]
+
+        monkeypatch.setattr(socket, "getaddrinfo", resolve)
+        yield site
+
+
+def test_https_checks_the_certificate_against_the_host_name_at_the_pinned_address(tls_site, certificate, monkeypatch):
+    # given: a client context that trusts the site's certificate
+    tls_site.page("/secure", OG_PAGE)
+    trusting = ssl.create_default_context(cafile=certificate[0])
+    trusting.sslsocket_class = fetch._PinnedHTTPSConnection.context.sslsocket_class
+    monkeypatch.setattr(fetch._PinnedHTTPSConnection, "context", trusting)
+    # when
+    page = fetch.fetch(f"https://preview.test:{tls_site.port}/secure")
+    # then
+    assert b"Open Graph title" in page.body
+
+
+def test_https_with_a_certificate_nobody_vouches_for_is_refused(tls_site):
+    # given
+    tls_site.page("/secure", OG_PAGE)
+    # when / then
+    with pytest.raises(fetch.Refused, match=r"CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+        fetch.fetch(f"https://preview.test:{tls_site.port}/secure")
+    assert tls_site.hits == {}
 
 
 @pytest.mark.parametrize(
