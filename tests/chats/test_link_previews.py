@@ -361,6 +361,8 @@ def test_the_first_url_is_found_as_the_client_links_it():
     assert first_url("see https://example.com/a_(b), and http://x.org") == "https://example.com/a_(b"
     assert first_url("read (https://example.com/page).") == "https://example.com/page"
     assert first_url("no link, www.example.com") is None
+    assert first_url("ftp://files.example.com then http://example.org/page") == "http://example.org/page"
+    assert first_url("word " * 790 + "HTTPS://example.com/x") == "HTTPS://example.com/x"
 
 
 # Through a message: after the commit, the event, the catch-up, the cache ------------------------
