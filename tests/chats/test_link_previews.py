@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from chats import services
 from chats.models import LinkPreview, Message
 from chats.previews import fetch, jobs
 from chats.previews.links import first_url
@@ -462,3 +463,24 @@ def test_link_previews_off_fetch_nothing(site, settings, api_client, chat):
     # then
     assert site.hits["/article"] == 0
     assert Message.objects.get(pk=sent["id"]).link_preview is None
+
+
+def test_a_preview_that_arrives_after_a_delete_or_an_edit_to_another_url_changes_nothing(user, chat, announced):
+    # given: two messages with a URL, one deleted and one edited to another URL while their pages were fetched
+    preview = {**EXPECTED_OG, "url": "https://example.com/a", "image_url": None}
+    deleted = services.message_create(chat_id=chat.id, sender=user, content="https://example.com/a").message
+    edited = services.message_create(chat_id=chat.id, sender=user, content="https://example.com/a").message
+    services.message_delete(chat_id=chat.id, message_id=deleted.id, actor=user)
+    services.message_edit(chat_id=chat.id, message_id=edited.id, actor=user, content="https://example.com/b")
+    chat.refresh_from_db()
+    version = chat.version
+    # when
+    stored = [
+        services.message_link_preview_set(message_id=message.id, url="https://example.com/a", preview=preview)
+        for message in (deleted, edited)
+    ]
+    # then
+    assert stored == [None, None]
+    chat.refresh_from_db()
+    assert chat.version == version
+    assert Message.objects.filter(link_preview__isnull=False).count() == 0
