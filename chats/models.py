@@ -111,6 +111,9 @@ class Message(models.Model):
     # The ids of the chat's members named as @username in `content`, as parsed on create and edit
     # (services._mentioned); the Mention rows are the same, for GET /api/mentions.
     mentions = models.JSONField(default=list, blank=True)
+    # {url, title, description, image_url, site_name} of the first http(s) URL in `content`, stored
+    # after the commit by services.message_link_preview_set once its page was fetched (chats.previews).
+    link_preview = models.JSONField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -169,3 +172,18 @@ class Reaction(models.Model):
     @staticmethod
     def key_of(emoji: str) -> str:
         return "-".join(f"{ord(char):x}" for char in emoji)
+
+
+class LinkPreview(models.Model):
+    """One URL's preview as last fetched, for every message that names it (chats.previews.jobs):
+    a second message with the URL fetches nothing while `fetched_at` is within LINK_PREVIEW_CACHE_SECONDS."""
+
+    # The URL's SHA-256: MariaDB cannot index a URL of any length in utf8mb4.
+    url_hash = models.CharField(max_length=64, unique=True)
+    url = models.TextField()
+    # Null: the page had nothing to show, or could not (or may not) be fetched; that is cached too.
+    data = models.JSONField(null=True, blank=True)
+    fetched_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.url

@@ -81,6 +81,7 @@ def message_data(
         "reactions": [] if message.deleted else message.reactions,
         "pinned": message.pinned_at is not None,
         "mentions": [] if message.deleted else message.mentions,
+        "link_preview": None if message.deleted else message.link_preview,
     }
 
 
@@ -228,6 +229,21 @@ class ReactionSerializer(serializers.Serializer[Any]):
     )
 
 
+class LinkPreviewSerializer(serializers.Serializer[Any]):
+    """What the page of a message's first http(s) URL says about itself (Open Graph, else <title>),
+    fetched by the server after the message was stored (LINK_PREVIEWS)."""
+
+    url = serializers.URLField(help_text="The URL as the message names it")
+    title = serializers.CharField(allow_null=True, help_text="og:title, else the page's <title>")
+    description = serializers.CharField(allow_null=True, help_text="og:description, else the description meta")
+    image_url = serializers.URLField(
+        allow_null=True,
+        help_text="og:image as the page names it (on the page's server: a client that loads it tells that "
+        "server the viewer's address; the app's client does not show it)",
+    )
+    site_name = serializers.CharField(allow_null=True, help_text="og:site_name")
+
+
 class MessageSerializer(serializers.ModelSerializer[Message]):
     chat_id = serializers.IntegerField(read_only=True)
     sender = PublicUserSerializer(read_only=True)
@@ -243,6 +259,12 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
         child=serializers.IntegerField(),
         read_only=True,
         help_text="Ids of the chat's members named as @username in content (case-insensitive)",
+    )
+    link_preview = LinkPreviewSerializer(
+        read_only=True,
+        allow_null=True,
+        help_text="The first http(s) URL's page, once fetched (a `message.updated` brings it); null before, "
+        "when the page had nothing to show, when it may not be fetched, and with LINK_PREVIEWS=false",
     )
 
     class Meta:
@@ -267,6 +289,7 @@ class MessageSerializer(serializers.ModelSerializer[Message]):
             "reactions",
             "pinned",
             "mentions",
+            "link_preview",
         ]
         read_only_fields = fields
 

@@ -27,6 +27,8 @@ from accounts.models import User
 from chats import search, statements
 from chats.emoji import is_single_emoji
 from chats.models import Chat, ChatUser, Mention, Message, Reaction
+from chats.previews import jobs as previews
+from chats.previews.links import first_url
 from chats.realtime import outbox, render
 from chats.realtime.events import (
     ChatCreated,
@@ -432,6 +434,9 @@ def _message_create(
             chat_id=chat_id, reader=sender, after_id=locked.last_read_id, up_to_id=message.pk
         )
     _mentions_store(message=message)
+    url = first_url(text)
+    if url is not None:
+        previews.fetch_after_commit(message_id=message.pk, url=url)
     # The row as written, its sender and attachment loaded: the renderer need not read it again.
     entry = outbox.record(MessageCreated(chat_id=chat_id, message_id=message.pk, version=message.version), message)
     if newly_read:
@@ -524,11 +529,19 @@ def message_edit(*, chat_id: int, message_id: int, actor: User, content: str) ->
     text = _clean_content(content, required=message.attachment_id is None)
     chat.version += 1
     chat.save(update_fields=["version"])
+    url, old_url = first_url(text), first_url(message.content)
     message.content = text
     message.edited_at = timezone.now()
     message.version = chat.version
     had_mentions, message.mentions = bool(message.mentions), _mentioned(chat_id=chat_id, content=text)
-    message.save(update_fields=["content", "edited_at", "version", "mentions"])
+    changed = ["content", "edited_at", "version", "mentions"]
+    if url != old_url:
+        # Another first URL: the old preview goes with this version, the new one follows its fetch.
+        message.link_preview = None
+        changed.append("link_preview")
+        if url is not None:
+            previews.fetch_after_commit(message_id=message.pk, url=url)
+    message.save(update_fields=changed)
     if had_mentions:
         Mention.objects.filter(message=message).delete()
     _mentions_store(message=message)
@@ -574,9 +587,19 @@ def message_soft_delete(*, message: Message) -> Message:
         message.version = chat.version
         message.reactions = []
         message.pinned_at = None  # nothing left to pin
+        message.link_preview = None
         had_mentions, message.mentions = bool(message.mentions), []
         message.save(
-            update_fields=["deleted", "content", "attachment", "version", "reactions", "pinned_at", "mentions"]
+            update_fields=[
+                "deleted",
+                "content",
+                "attachment",
+                "version",
+                "reactions",
+                "pinned_at",
+                "mentions",
+                "link_preview",
+            ]
         )
         Reaction.objects.filter(message=message).delete()
         if had_mentions:
@@ -587,6 +610,34 @@ def message_soft_delete(*, message: Message) -> Message:
             user_id=message.sender_id
         ).update(unread_count=F("unread_count") - 1)
         outbox.record(MessageDeleted(chat_id=chat.pk, message_id=message.pk, version=message.version))
+    return message
+
+
+def _message_updated(*, chat: Chat, message: Message, fields: list[str]) -> outbox.Entry:
+    """Give a changed message the chat's next version and announce it (`message.updated`). Called
+    holding the chat's row lock (`chat` is the locked row), with the message's changed `fields` set."""
+    chat.version += 1
+    chat.save(update_fields=["version"])
+    message.version = chat.version
+    message.save(update_fields=[*fields, "version"])
+    return outbox.record(MessageUpdated(chat_id=chat.pk, message_id=message.pk, version=message.version))
+
+
+@retry_deadlocks
+@outbox.atomic()
+def message_link_preview_set(*, message_id: int, url: str, preview: dict[str, Any]) -> Message | None:
+    """Show a fetched preview on the message whose first URL it is (chats.previews.jobs, after the
+    fetch): the chat's next version and `message.updated`. Returns the message, or None when nothing
+    changed: it was deleted meanwhile, edited to another first URL, or shows this preview already."""
+    chat_id = Message.objects.filter(pk=message_id).values_list("chat_id", flat=True).first()
+    if chat_id is None:
+        return None
+    chat = _lock_chat(chat_id)
+    message = Message.objects.filter(pk=message_id).first()  # read again under the lock
+    if message is None or message.deleted or first_url(message.content) != url or message.link_preview == preview:
+        return None
+    message.link_preview = preview
+    _message_updated(chat=chat, message=message, fields=["link_preview"])
     return message
 
 
@@ -613,12 +664,8 @@ def message_pin(*, chat_id: int, actor: User, message_id: int) -> MessageResult:
         raise ValidationError({"message_id": ["A deleted or system message cannot be pinned."]})
     if message.pinned_at is not None:
         return MessageResult(message, created=False)
-    chat.version += 1
-    chat.save(update_fields=["version"])
     message.pinned_at = timezone.now()
-    message.version = chat.version
-    message.save(update_fields=["pinned_at", "version"])
-    entry = outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
+    entry = _message_updated(chat=chat, message=message, fields=["pinned_at"])
     system_message_record(chat=chat, actor=actor, action="message.pinned", message_id=message.pk)
     return MessageResult(message, created=True, entry=entry)
 
@@ -635,12 +682,8 @@ def message_unpin(*, chat_id: int, actor: User, message_id: int) -> None:
         raise Http404("No message matches the given query.")
     if message.pinned_at is None:
         return
-    chat.version += 1
-    chat.save(update_fields=["version"])
     message.pinned_at = None
-    message.version = chat.version
-    message.save(update_fields=["pinned_at", "version"])
-    outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
+    _message_updated(chat=chat, message=message, fields=["pinned_at"])
 
 
 # How many reactors of one emoji a Message names (its `count` says how many there are).
@@ -669,12 +712,8 @@ def message_react(*, chat_id: int, message_id: int, actor: User, emoji: str, add
         Reaction.objects.create(message=message, user=actor, emoji=emoji, key=key)
     elif not Reaction.objects.filter(message=message, user=actor, key=key).delete()[0]:
         return MessageResult(message, created=False)
-    chat.version += 1
-    chat.save(update_fields=["version"])
     message.reactions = _reactions_summary(message.pk)
-    message.version = chat.version
-    message.save(update_fields=["reactions", "version"])
-    entry = outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
+    entry = _message_updated(chat=chat, message=message, fields=["reactions"])
     return MessageResult(message, created=False, entry=entry)
 
 

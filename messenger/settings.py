@@ -369,6 +369,15 @@ UPLOAD_MAX_BYTES = env_int("UPLOAD_MAX_BYTES", 10 * 1024 * 1024)
 UPLOAD_MAX_PIXELS = env_int("UPLOAD_MAX_PIXELS", 40_000_000)
 # Any other file (kind "file": not an image by its bytes) may be this large (media.services).
 FILE_MAX_BYTES = env_int("FILE_MAX_BYTES", 50 * 1024 * 1024)
+# Link previews (chats.previews): after a message with an http(s) URL is stored, its first URL's page is
+# fetched (1 MB, 5 s, never a private, loopback, link-local or metadata address) and its Open Graph data
+# sent as `message.updated`. Off by default under the test runner: no test may reach the internet.
+LINK_PREVIEWS = env_bool("LINK_PREVIEWS", default=not TESTING)
+# Hosts a preview may fetch whatever they resolve to, "host" (ports 80 and 443) or "host:port" (that port):
+# an intranet wiki, or a test's own server. Nothing else reaches a non-public address.
+LINK_PREVIEW_ALLOWED_HOSTS = env_list("LINK_PREVIEW_ALLOWED_HOSTS", [])
+# How long a fetched page (or a failed fetch) stands for every message with its URL.
+LINK_PREVIEW_CACHE_SECONDS = env_int("LINK_PREVIEW_CACHE_SECONDS", 24 * 3600)
 # An animation's cost to its viewers: frames x width x height (media.validation._check_animation).
 UPLOAD_MAX_FRAMES = env_int("UPLOAD_MAX_FRAMES", 2000)
 UPLOAD_MAX_ANIMATION_PIXELS = env_int("UPLOAD_MAX_ANIMATION_PIXELS", 400_000_000)

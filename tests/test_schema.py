@@ -60,7 +60,7 @@ def test_schema_is_served_without_a_token(client, db):
 
 def test_schema_shows_the_v1_1_fields_of_message_and_chat(schema):
     components = schema["components"]["schemas"]
-    message_fields = {"kind", "system", "reply_to", "forwarded_from", "reactions", "mentions", "pinned"}
+    message_fields = {"kind", "system", "reply_to", "forwarded_from", "reactions", "mentions", "pinned", "link_preview"}
     assert message_fields <= set(components["Message"]["properties"])
     assert "muted" in components["Chat"]["properties"]
     assert {"reply_to_id", "forward_of_id"} <= set(components["MessageCreateRequest"]["properties"])

@@ -20,6 +20,7 @@ MESSAGE_FIELDS = {
     "deleted",
     "version",
     "mentions",
+    "link_preview",
     "pinned",
     "reactions",
     "forwarded_from",

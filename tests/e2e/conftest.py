@@ -125,6 +125,8 @@ def own_server_env(data_dir: Path, **extra: str) -> dict[str, str]:
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
         "DJANGO_SETTINGS_MODULE": "messenger.settings",
         "PYTHONUNBUFFERED": "1",
+        # No page of a message is fetched unless a test asks (tests/e2e/test_link_previews.py).
+        "LINK_PREVIEWS": "false",
         **extra,
     }
     env.pop("DATABASE_URL", None)

@@ -10,6 +10,7 @@ import { mountComposer } from './composer.js';
 import { reactionRow, openReactionBar, closeReactionBar } from './reactions.js';
 import { openForwardPicker } from './forward.js';
 import { fileCard, mountDropZone } from './files.js';
+import { previewCard } from './preview.js';
 import { icon } from '../icons.js';
 
 const FLASH_MS = 1600;
@@ -497,6 +498,7 @@ export function mountChat(layout, app) {
       if (message.content) {
         content.push(h('span', { class: 'bubble__text' }, richText(message.content, chat?.members || [], me?.id)));
       }
+      content.push(previewCard(message.link_preview));
     }
     const ticks = own && !message.deleted
       ? h('span', { class: `ticks${message.is_read ? ' ticks--read' : ''}`, title: message.is_read ? 'Read' : 'Sent' },
