@@ -98,6 +98,7 @@ export function createApi({
   let accessExpiry = null;
   let refreshInFlight = null;
   let refreshTimer = null;
+  let passwordChange = null; // a password change in flight: resolves to the new access token
   const tokenListeners = new Set(); // called with each new access token (open sockets renew with it)
 
   function url(path) {
@@ -153,6 +154,7 @@ export function createApi({
    * Rejects with ApiError; a 400/401 answer means the session is over.
    */
   function refresh() {
+    if (passwordChange) return passwordChange.catch(() => refresh());
     if (refreshInFlight) return refreshInFlight;
     const token = storage.getItem(REFRESH_KEY);
     if (!token) return Promise.reject(new ApiError(401, { detail: 'Not signed in.' }));
@@ -307,7 +309,19 @@ export function createApi({
      */
     async changePassword({ oldPassword, newPassword }) {
       const body = { old_password: oldPassword, new_password: newPassword };
-      setTokens(await send('POST', '/api/auth/password', { body }));
+      await accessTokenFresh(); // so that the request below starts no refresh of its own
+      // The server closes this user's sockets (4401) as it answers, and the socket may hear that
+      // before this answer arrives: refresh() waits for the new pair (passwordChange) instead of
+      // spending the old refresh token, which no longer works (that would end this session too).
+      passwordChange = send('POST', '/api/auth/password', { body }).then((answer) => {
+        passwordChange = null;
+        setTokens(answer);
+        return answer.access;
+      }, (error) => {
+        passwordChange = null; // the old tokens still work: a waiting refresh goes ahead with them
+        throw error;
+      });
+      await passwordChange;
     },
     /** End every session of the user, this one too (the server answers 205). */
     async logoutAll() {
