@@ -139,13 +139,15 @@ export function mountPanel(layout, app) {
         const heirId = chat.my_role === 'owner' && chat.members.length > 1 ? await openHandover(app, chat) : undefined;
         if (heirId === null) return;
         if (heirId === undefined && !window.confirm(`Leave “${store.chatTitle(chat)}”?`)) return;
+        // Noted first: the socket's member.removed may come before this answer, and leaving is no removal.
+        app.noteLeaving?.(chat.id);
         try {
           await api.removeMember(chat.id, me.id, { heirId });
-          app.noteLeaving?.(chat.id);
           close();
           store.removeChat(chat.id);
           app.openChat(null);
         } catch (e) {
+          app.noteLeaving?.(chat.id, false);
           fail(e);
         }
       },

@@ -10,7 +10,8 @@ export function watchRemovals(app) {
   const leaving = new Set();
   let seen = null; // the active chat, as of the last change
 
-  app.noteLeaving = (chatId) => leaving.add(chatId);
+  /** Say that I am leaving `chatId` (or, with `false`, that leaving failed). */
+  app.noteLeaving = (chatId, yes = true) => (yes ? leaving.add(chatId) : leaving.delete(chatId));
 
   const nameOf = (id) => {
     const user = store.userById(id);
