@@ -13,7 +13,7 @@ import pytest
 
 from tests.e2e.conftest import post_json
 from tests.e2e.direct_chat import PASSWORD
-from tests.e2e.test_messenger import expect
+from tests.e2e.test_messenger import expect, png_bytes
 from tests.e2e.test_settings import VIEWPORTS, get_json, signed_in
 
 pytestmark = pytest.mark.e2e
@@ -58,7 +58,9 @@ def group(e2e_server: str) -> Group:
     people = {}
     for name in ("alice", "bob", "carol"):
         body = {"username": f"{name}_{suffix}", "email": f"{name}_{suffix}@example.com", "password": PASSWORD}
-        status, answer = post_json(f"{e2e_server}/api/auth/register", {**body, "display_name": f"{name.title()} {suffix}"})
+        status, answer = post_json(
+            f"{e2e_server}/api/auth/register", {**body, "display_name": f"{name.title()} {suffix}"}
+        )
         assert status == 201, answer
         people[name] = answer
     members = [people["bob"]["user"]["id"], people["carol"]["user"]["id"]]
@@ -95,7 +97,9 @@ def member_row(panel: Any, group: Group, name: str) -> Any:
     return panel.locator(f'.member[data-user-id="{group.user_id(name)}"]')
 
 
-def test_the_owner_promotes_a_member_and_demotes_them_again(browser: Any, group: Group, viewport: dict[str, int]) -> None:
+def test_the_owner_promotes_a_member_and_demotes_them_again(
+    browser: Any, group: Group, viewport: dict[str, int]
+) -> None:
     # given Alice, the owner, with the group's info open
     context, page = signed_in(browser, group.url, group.username("alice"), viewport)
     try:
@@ -155,7 +159,9 @@ def test_a_member_removed_from_the_open_chat_is_told_who_removed_them(
         context.close()
 
 
-def test_the_owner_leaving_chooses_who_owns_the_group_next(browser: Any, group: Group, viewport: dict[str, int]) -> None:
+def test_the_owner_leaving_chooses_who_owns_the_group_next(
+    browser: Any, group: Group, viewport: dict[str, int]
+) -> None:
     # given Alice, the owner, with the group's info open (Bob, the admin, is whom the server would pick)
     context, page = signed_in(browser, group.url, group.username("alice"), viewport)
     try:
@@ -184,5 +190,54 @@ def test_the_owner_who_cancels_the_handover_stays(browser: Any, group: Group, vi
         page.get_by_role("dialog", name="Leave the group").get_by_role("button", name="Cancel").click()
         expect(page.get_by_role("dialog")).to_have_count(0)
         assert group.roles() == {"alice": "owner", "bob": "admin", "carol": "member"}
+    finally:
+        context.close()
+
+
+def put_avatar(group: Group, who: str, picture: bytes) -> None:
+    """PUT /api/auth/me/avatar as multipart `file`, as the settings page sends it."""
+    boundary = uuid.uuid4().hex
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="me.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + picture
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    request = urllib.request.Request(f"{group.url}/api/auth/me/avatar", data=body, method="PUT")
+    request.add_header("Content-Type", f"multipart/form-data; boundary={boundary}")
+    request.add_header("Authorization", f"Bearer {group.token(who)}")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_faces_show_beside_group_messages_and_in_the_member_list(
+    browser: Any, group: Group, screenshot_dir: Any, scheme: str
+) -> None:
+    """Also the README's screenshots: tests/e2e/screenshots/42-group-light.png and 43-group-dark.png are
+    client/docs/screenshot-light.png and screenshot-dark.png."""
+    # given Bob and Carol with pictures, each with a message in the group
+    put_avatar(group, "bob", png_bytes((123, 200, 98), (256, 256)))
+    put_avatar(group, "carol", png_bytes((166, 149, 231), (256, 256)))
+    for who, text in [
+        ("bob", "Pictures are in: you can change yours under Settings."),
+        ("carol", "And the owner can make anyone an admin from Group info."),
+        ("carol", "Dark mode follows the system unless you pick one."),
+    ]:
+        post_json(f"{group.url}/api/chats/{group.chat['id']}/messages", {"content": text}, group.token(who))
+    context, page = signed_in(browser, group.url, group.username("alice"), VIEWPORTS["wide"], scheme)
+    try:
+        # when Alice opens the group and its info
+        panel = open_group_info(page, group)
+        # then each sender's run of messages starts with their picture, and the member list shows them
+        faces = page.locator(".msg .avatar__picture")
+        expect(faces).to_have_count(2)
+        for name in ("bob", "carol"):
+            expect(member_row(panel, group, name).locator(".avatar__picture")).to_be_visible()
+        expect(member_row(panel, group, "alice").locator(".avatar__picture")).to_have_count(0)  # initials
+        page.mouse.move(0, 0)
+        page.screenshot(path=str(screenshot_dir / f"{42 if scheme == 'light' else 43}-group-{scheme}.png"))
     finally:
         context.close()

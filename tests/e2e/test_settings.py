@@ -23,7 +23,9 @@ VIEWPORTS = {"wide": {"width": 1440, "height": 900}, "narrow": {"width": 390, "h
 DARK_CHAT = "rgb(14, 22, 33)"  # --chat-bg of the dark theme
 
 
-def signed_in(browser: Any, url: str, username: str, viewport: dict[str, int], scheme: str = "light") -> tuple[Any, Any]:
+def signed_in(
+    browser: Any, url: str, username: str, viewport: dict[str, int], scheme: str = "light"
+) -> tuple[Any, Any]:
     """A fresh browser context signed in as `username`, its socket connected: (context, page)."""
     context = browser.new_context(viewport=viewport, color_scheme=scheme)
     context.set_default_timeout(TIMEOUT_MS)
@@ -69,7 +71,9 @@ def direct(e2e_server: str) -> DirectChat:
     return alice_and_bob(e2e_server)
 
 
-def test_a_new_display_name_reaches_the_other_person(browser: Any, direct: DirectChat, viewport: dict[str, int]) -> None:
+def test_a_new_display_name_reaches_the_other_person(
+    browser: Any, direct: DirectChat, viewport: dict[str, int]
+) -> None:
     # given Alice with her settings open, and Bob signed in
     alice_context, alice = signed_in(browser, direct.url, f"alice_{direct.suffix}", viewport)
     bob_context, bob = signed_in(browser, direct.url, f"bob_{direct.suffix}", viewport)
@@ -150,7 +154,9 @@ def test_a_cropped_picture_shows_in_the_other_persons_sidebar(
         with urllib.request.urlopen(request, timeout=10) as response:
             picture = Image.open(io.BytesIO(response.read())).convert("RGB")
         assert picture.width == picture.height == 300
-        assert all(abs(got - want) <= 8 for got, want in zip(picture.getpixel((150, 150)), (200, 40, 40), strict=True))
+        centre = picture.getpixel((150, 150))
+        assert isinstance(centre, tuple)
+        assert all(abs(got - want) <= 8 for got, want in zip(centre, (200, 40, 40), strict=True))
         # and Bob sees it beside her name in his chat list
         bob.reload()
         item = bob.locator(".chat-list .chat-item", has_text=f"Alice {direct.suffix}")
@@ -168,7 +174,9 @@ def test_the_chosen_theme_applies_at_once_and_overrides_the_system(
     browser: Any, direct: DirectChat, viewport: dict[str, int], screenshot_dir: Any
 ) -> None:
     # given Alice on a system that prefers light, her chat with Bob open
-    post_json(f"{direct.url}/api/chats/{direct.chat['id']}/messages", {"content": "Dark mode at last?"}, direct.token("bob"))
+    post_json(
+        f"{direct.url}/api/chats/{direct.chat['id']}/messages", {"content": "Dark mode at last?"}, direct.token("bob")
+    )
     context, page = signed_in(browser, direct.url, f"alice_{direct.suffix}", viewport)
     chat_background = "getComputedStyle(document.querySelector('.chat')).backgroundColor"
     try:

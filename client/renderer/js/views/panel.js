@@ -108,7 +108,7 @@ export function mountPanel(layout, app) {
           h('span', { class: 'muted' }, h('span', { class: 'handle', text: `@${user.username}` }), ` · ${lastSeen(user)}`)),
         h('span', { class: `role role--${member.role}`, text: ROLE_LABEL[member.role] || member.role }),
         newRole ? h('button', {
-          class: 'button member__role-button', type: 'button',
+          class: 'icon-button', type: 'button', title: newRole === 'admin' ? 'Make admin' : 'Remove admin',
           'aria-label': `${newRole === 'admin' ? 'Make admin' : 'Remove admin'}: ${displayName(user)}`,
           onclick: async () => {
             try {
@@ -117,7 +117,7 @@ export function mountPanel(layout, app) {
               fail(e);
             }
           },
-        }, newRole === 'admin' ? 'Make admin' : 'Remove admin') : null,
+        }, icon(newRole === 'admin' ? 'promote' : 'demote', { size: 18 })) : null,
         removable ? h('button', {
           class: 'icon-button', type: 'button', 'aria-label': `Remove ${displayName(user)}`, title: 'Remove from group',
           onclick: async () => {
