@@ -101,8 +101,7 @@ def test_the_owner_promotes_a_member_and_demotes_them_again(
     browser: Any, group: Group, viewport: dict[str, int]
 ) -> None:
     # given Alice, the owner, with the group's info open
-    context, page = signed_in(browser, group.url, group.username("alice"), viewport)
-    try:
+    with signed_in(browser, group.url, group.username("alice"), viewport) as page:
         panel = open_group_info(page, group)
         carol = member_row(panel, group, "carol")
         expect(carol.locator(".role")).to_have_text("Member")
@@ -115,29 +114,23 @@ def test_the_owner_promotes_a_member_and_demotes_them_again(
         carol.get_by_role("button", name=re.compile("^Remove admin")).click()
         expect(carol.locator(".role")).to_have_text("Member")
         assert group.roles()["carol"] == "member"
-    finally:
-        context.close()
 
 
 def test_an_admin_sees_no_promote_control(browser: Any, group: Group, viewport: dict[str, int]) -> None:
     # given Bob, an admin (only the owner changes roles)
-    context, page = signed_in(browser, group.url, group.username("bob"), viewport)
-    try:
+    with signed_in(browser, group.url, group.username("bob"), viewport) as page:
         panel = open_group_info(page, group)
         # then Carol's row offers removal but no role change
         carol = member_row(panel, group, "carol")
         expect(carol.get_by_role("button", name=re.compile("^Remove Carol"))).to_be_visible()
         expect(carol.get_by_role("button", name=re.compile("admin"))).to_have_count(0)
-    finally:
-        context.close()
 
 
 def test_a_member_removed_from_the_open_chat_is_told_who_removed_them(
     browser: Any, group: Group, viewport: dict[str, int]
 ) -> None:
     # given Carol with the group open
-    context, page = signed_in(browser, group.url, group.username("carol"), viewport)
-    try:
+    with signed_in(browser, group.url, group.username("carol"), viewport) as page:
         page.locator(".chat-list .chat-item", has_text=group.title).click()
         expect(page.locator(".chat__title", has_text=group.title)).to_be_visible()
         # when Alice removes her
@@ -155,16 +148,13 @@ def test_a_member_removed_from_the_open_chat_is_told_who_removed_them(
         expect(notice).to_contain_text(group.title)
         notice.get_by_role("button", name="OK").click()
         expect(page.locator(".chat-list .chat-item", has_text=group.title)).to_have_count(0)
-    finally:
-        context.close()
 
 
 def test_the_owner_leaving_chooses_who_owns_the_group_next(
     browser: Any, group: Group, viewport: dict[str, int]
 ) -> None:
     # given Alice, the owner, with the group's info open (Bob, the admin, is whom the server would pick)
-    context, page = signed_in(browser, group.url, group.username("alice"), viewport)
-    try:
+    with signed_in(browser, group.url, group.username("alice"), viewport) as page:
         panel = open_group_info(page, group)
         # when she leaves, the dialog offers every other member, Bob first; she picks Carol
         panel.get_by_role("button", name="Leave group").click()
@@ -178,20 +168,15 @@ def test_the_owner_leaving_chooses_who_owns_the_group_next(
         expect(page.locator(".chat-list .chat-item", has_text=group.title)).to_have_count(0)
         expect(page.get_by_role("dialog")).to_have_count(0)
         assert group.roles() == {"bob": "admin", "carol": "owner"}
-    finally:
-        context.close()
 
 
 def test_the_owner_who_cancels_the_handover_stays(browser: Any, group: Group, viewport: dict[str, int]) -> None:
-    context, page = signed_in(browser, group.url, group.username("alice"), viewport)
-    try:
+    with signed_in(browser, group.url, group.username("alice"), viewport) as page:
         panel = open_group_info(page, group)
         panel.get_by_role("button", name="Leave group").click()
         page.get_by_role("dialog", name="Leave the group").get_by_role("button", name="Cancel").click()
         expect(page.get_by_role("dialog")).to_have_count(0)
         assert group.roles() == {"alice": "owner", "bob": "admin", "carol": "member"}
-    finally:
-        context.close()
 
 
 def put_avatar(group: Group, who: str, picture: bytes) -> None:
@@ -227,8 +212,7 @@ def test_faces_show_beside_group_messages_and_in_the_member_list(
         ("carol", "Dark mode follows the system unless you pick one."),
     ]:
         post_json(f"{group.url}/api/chats/{group.chat['id']}/messages", {"content": text}, group.token(who))
-    context, page = signed_in(browser, group.url, group.username("alice"), VIEWPORTS["wide"], scheme)
-    try:
+    with signed_in(browser, group.url, group.username("alice"), VIEWPORTS["wide"], scheme) as page:
         # when Alice opens the group and its info
         panel = open_group_info(page, group)
         # then each sender's run of messages starts with their picture, and the member list shows them
@@ -239,5 +223,3 @@ def test_faces_show_beside_group_messages_and_in_the_member_list(
         expect(member_row(panel, group, "alice").locator(".avatar__picture")).to_have_count(0)  # initials
         page.mouse.move(0, 0)
         page.screenshot(path=str(screenshot_dir / f"{42 if scheme == 'light' else 43}-group-{scheme}.png"))
-    finally:
-        context.close()

@@ -5,10 +5,12 @@ overrides the system's. Screenshots: tests/e2e/screenshots/40-settings-light.png
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,20 +25,32 @@ VIEWPORTS = {"wide": {"width": 1440, "height": 900}, "narrow": {"width": 390, "h
 DARK_CHAT = "rgb(14, 22, 33)"  # --chat-bg of the dark theme
 
 
-def signed_in(
-    browser: Any, url: str, username: str, viewport: dict[str, int], scheme: str = "light"
-) -> tuple[Any, Any]:
-    """A fresh browser context signed in as `username`, its socket connected: (context, page)."""
+@contextlib.contextmanager
+def signed_in(browser: Any, url: str, username: str, viewport: dict[str, int], scheme: str = "light") -> Iterator[Any]:
+    """A page of a fresh browser context signed in as `username`, its socket connected; closed after."""
     context = browser.new_context(viewport=viewport, color_scheme=scheme)
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    page.on("pageerror", lambda error: print(f"[{username}] page error: {error}"))
-    page.goto(url)
-    page.fill("#auth-username", username)
-    page.fill("#auth-password", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_function("() => window.messenger.store.state.connection === 'online'")
-    return context, page
+    try:
+        context.set_default_timeout(TIMEOUT_MS)
+        page = context.new_page()
+        page.on("pageerror", lambda error: print(f"[{username}] page error: {error}"))
+        page.goto(url)
+        page.fill("#auth-username", username)
+        page.fill("#auth-password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_function("() => window.messenger.store.state.connection === 'online'")
+        yield page
+    finally:
+        context.close()
+
+
+@contextlib.contextmanager
+def both_signed_in(browser: Any, direct: DirectChat, viewport: dict[str, int]) -> Iterator[tuple[Any, Any]]:
+    """Alice's page and Bob's, each in a browser context of its own."""
+    with (
+        signed_in(browser, direct.url, f"alice_{direct.suffix}", viewport) as alice,
+        signed_in(browser, direct.url, f"bob_{direct.suffix}", viewport) as bob,
+    ):
+        yield alice, bob
 
 
 def open_settings(page: Any) -> Any:
@@ -75,9 +89,7 @@ def test_a_new_display_name_reaches_the_other_person(
     browser: Any, direct: DirectChat, viewport: dict[str, int]
 ) -> None:
     # given Alice with her settings open, and Bob signed in
-    alice_context, alice = signed_in(browser, direct.url, f"alice_{direct.suffix}", viewport)
-    bob_context, bob = signed_in(browser, direct.url, f"bob_{direct.suffix}", viewport)
-    try:
+    with both_signed_in(browser, direct, viewport) as (alice, bob):
         dialog = open_settings(alice)
         # when she saves a new display name
         dialog.locator("#settings-display-name").fill(f"Ada {direct.suffix}")
@@ -87,9 +99,6 @@ def test_a_new_display_name_reaches_the_other_person(
         expect(alice.locator(".sidebar__me")).to_contain_text(f"Ada {direct.suffix}")
         bob.reload()
         expect(bob.locator(".chat-list .chat-item__title", has_text=f"Ada {direct.suffix}")).to_be_visible()
-    finally:
-        alice_context.close()
-        bob_context.close()
 
 
 def test_a_new_password_shuts_out_the_old_one_and_this_session_goes_on(
@@ -97,8 +106,7 @@ def test_a_new_password_shuts_out_the_old_one_and_this_session_goes_on(
 ) -> None:
     # given Alice signed in, the rules shown before she types
     username = f"alice_{direct.suffix}"
-    context, page = signed_in(browser, direct.url, username, viewport)
-    try:
+    with signed_in(browser, direct.url, username, viewport) as page:
         dialog = open_settings(page)
         expect(dialog.locator("#settings-password-rules")).to_contain_text("At least 8 characters.")
         # when a wrong old password is tried, then the right one
@@ -117,8 +125,6 @@ def test_a_new_password_shuts_out_the_old_one_and_this_session_goes_on(
         page.wait_for_function("() => window.messenger.store.state.connection === 'online'")
         page.reload()
         expect(page.locator(".sidebar__me")).to_contain_text(f"Alice {direct.suffix}")
-    finally:
-        context.close()
 
 
 def test_a_cropped_picture_shows_in_the_other_persons_sidebar(
@@ -127,9 +133,7 @@ def test_a_cropped_picture_shows_in_the_other_persons_sidebar(
     from PIL import Image
 
     # given Alice in her settings, Bob signed in
-    alice_context, alice = signed_in(browser, direct.url, f"alice_{direct.suffix}", viewport)
-    bob_context, bob = signed_in(browser, direct.url, f"bob_{direct.suffix}", viewport)
-    try:
+    with both_signed_in(browser, direct, viewport) as (alice, bob):
         dialog = open_settings(alice)
         # when she picks a wide picture, drags the square to its left end and saves
         dialog.locator("#settings-avatar-file").set_input_files(
@@ -165,9 +169,6 @@ def test_a_cropped_picture_shows_in_the_other_persons_sidebar(
         # when she removes it, the initials are back
         dialog.get_by_role("button", name="Remove picture").click()
         expect(alice.locator(".sidebar__me .avatar__picture")).to_have_count(0)
-    finally:
-        alice_context.close()
-        bob_context.close()
 
 
 def test_the_chosen_theme_applies_at_once_and_overrides_the_system(
@@ -177,9 +178,8 @@ def test_the_chosen_theme_applies_at_once_and_overrides_the_system(
     post_json(
         f"{direct.url}/api/chats/{direct.chat['id']}/messages", {"content": "Dark mode at last?"}, direct.token("bob")
     )
-    context, page = signed_in(browser, direct.url, f"alice_{direct.suffix}", viewport)
-    chat_background = "getComputedStyle(document.querySelector('.chat')).backgroundColor"
-    try:
+    with signed_in(browser, direct.url, f"alice_{direct.suffix}", viewport) as page:
+        chat_background = "getComputedStyle(document.querySelector('.chat')).backgroundColor"
         page.locator(".chat-list .chat-item", has_text=f"Bob {direct.suffix}").click()
         expect(page.locator(".chat__title", has_text=f"Bob {direct.suffix}")).to_be_visible()
         assert page.evaluate(chat_background) != DARK_CHAT
@@ -205,5 +205,3 @@ def test_the_chosen_theme_applies_at_once_and_overrides_the_system(
         # and System follows the system again
         dialog.get_by_text("System", exact=True).click()
         assert page.evaluate(chat_background) == DARK_CHAT
-    finally:
-        context.close()
