@@ -1,7 +1,7 @@
 """The settings page at 1440 and 390 px: a new display name and picture reach the other person, a new
 password shuts out the old one while this session continues, and the theme switches at once and
-overrides the system's. Screenshots: tests/e2e/screenshots/40-settings-light.png, 41-settings-dark.png
-(copied to client/docs/screenshot-light.png and screenshot-dark.png)."""
+overrides the system's. Screenshots of the page: tests/e2e/screenshots/40-settings-light-<width>.png and
+41-settings-dark-<width>.png."""
 
 from __future__ import annotations
 
@@ -190,8 +190,8 @@ def test_the_chosen_theme_applies_at_once_and_overrides_the_system(
         dialog.get_by_text("Dark", exact=True).click()
         # then the page is dark at once, and stays dark after a reload
         assert page.evaluate(chat_background) == DARK_CHAT
-        if viewport["width"] > 1000:
-            page.screenshot(path=str(screenshot_dir / "41-settings-dark.png"))
+        page.wait_for_timeout(300)  # the buttons' colour transition (0.15 s), for the screenshot only
+        page.screenshot(path=str(screenshot_dir / f"41-settings-dark-{viewport['width']}.png"))
         page.reload()
         page.wait_for_function("() => window.messenger.store.state.connection === 'online'")
         assert page.evaluate(chat_background) == DARK_CHAT
@@ -200,8 +200,8 @@ def test_the_chosen_theme_applies_at_once_and_overrides_the_system(
         dialog = open_settings(page)
         dialog.get_by_text("Light", exact=True).click()
         assert page.evaluate(chat_background) != DARK_CHAT
-        if viewport["width"] > 1000:
-            page.screenshot(path=str(screenshot_dir / "40-settings-light.png"))
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(screenshot_dir / f"40-settings-light-{viewport['width']}.png"))
         # and System follows the system again
         dialog.get_by_text("System", exact=True).click()
         assert page.evaluate(chat_background) == DARK_CHAT
