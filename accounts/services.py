@@ -81,7 +81,10 @@ def user_update(*, user: User, display_name: str | None = None, email: str | Non
         if not same:
             email_confirmation.mail_on_commit(user, address)
     if fields:
-        user.full_clean(exclude=["password"], validate_unique=False, validate_constraints=False)
+        # Only the fields changed here: an account whose address still waits for its code has no
+        # `email` yet, which must not stop it from changing its display name.
+        unchanged = [field.name for field in User._meta.fields if field.name not in fields]
+        user.full_clean(exclude=unchanged, validate_unique=False, validate_constraints=False)
         user.save(update_fields=fields)
     return user
 

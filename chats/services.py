@@ -213,11 +213,12 @@ def chats_refresh_last_message(chat_ids: Sequence[int]) -> None:
 
 @retry_deadlocks
 @outbox.atomic()
-def chat_member_remove(*, chat_id: int, actor: User, user_id: int) -> None:
+def chat_member_remove(*, chat_id: int, actor: User, user_id: int, heir_id: int | None = None) -> None:
     """Owner/admin removes a member; anyone removes themself (leaves).
 
-    An admin may remove plain members only; the owner anyone. When the owner leaves,
-    the longest-standing admin (else member) becomes owner.
+    An admin may remove plain members only; the owner anyone. When the owner leaves, `heir_id`
+    (a member who stays) becomes owner, chosen by the owner in the client; without it, the
+    longest-standing admin (else member) does. `heir_id` from anyone but a leaving owner is a 400.
     """
     membership = membership_get(chat_id=chat_id, user=actor)
     if not membership.chat.is_group:
@@ -227,18 +228,25 @@ def chat_member_remove(*, chat_id: int, actor: User, user_id: int) -> None:
     if target is None:
         raise Http404("This user is not a member of the chat.")
     leaving = target.user_id == actor.pk
+    if heir_id is not None and not (leaving and target.role == Role.OWNER):
+        raise ValidationError({"heir_id": ["Only the owner leaving the group names an heir."]})
     if not leaving:
         if not membership.is_manager:
             raise PermissionDenied("Only the group's owner or an admin can remove members.")
         if membership.role == Role.ADMIN and target.role != Role.MEMBER:
             raise PermissionDenied("An admin can remove members only; the owner removes admins.")
+    chosen = None
+    if heir_id is not None:
+        chosen = ChatUser.objects.filter(chat=chat, user_id=heir_id).exclude(user_id=actor.pk).first()
+        if chosen is None:
+            raise ValidationError({"heir_id": ["The heir must be another member of the group."]})
     target.delete()
     # Before MemberRemoved: the one who leaves or is removed still hears it.
     system_message_record(
         chat=chat, actor=actor, action="member.left" if leaving else "member.removed", user_id=user_id
     )
     if target.role == Role.OWNER:
-        heir = (
+        heir = chosen or (
             ChatUser.objects.filter(chat=chat)
             .order_by(F("role").asc(), "joined_at", "id")  # "admin" sorts before "member"
             .first()

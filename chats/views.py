@@ -4,7 +4,7 @@ from typing import Any
 
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -182,7 +182,18 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
     @extend_schema(
         methods=["DELETE"],
         request=None,
-        responses={204: None},
+        parameters=[
+            OpenApiParameter(
+                "heir_id",
+                int,
+                description=(
+                    "Addition (contract v1.1): the owner leaving names the member who becomes owner "
+                    "(else the longest-standing admin, else member, does). 400 when it is not another "
+                    "member, or when the caller is not the owner leaving."
+                ),
+            )
+        ],
+        responses={204: None, 400: OpenApiResponse(description="Bad `heir_id`, or a direct chat")},
         description="The owner or an admin removes a member; any member removes themself (leaves).",
     )
     @extend_schema(
@@ -200,7 +211,15 @@ class ChatViewSet(PathIdsInRange, viewsets.GenericViewSet[Chat]):
                 chat_id=int(pk), actor=request_user(request), user_id=int(user_id), role=data.validated_data["role"]
             )
             return render_chat(request, int(pk))
-        services.chat_member_remove(chat_id=int(pk), actor=request_user(request), user_id=int(user_id))
+        heir = request.query_params.get("heir_id")
+        if heir is not None and not (heir.isascii() and heir.isdigit() and len(heir) <= 18):
+            raise serializers.ValidationError({"heir_id": ["A user id."]})
+        services.chat_member_remove(
+            chat_id=int(pk),
+            actor=request_user(request),
+            user_id=int(user_id),
+            heir_id=int(heir) if heir is not None else None,
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=ReadSerializer, responses=ReadResultSerializer)

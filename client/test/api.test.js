@@ -255,6 +255,29 @@ test('a password change posts both passwords and goes on with the new pair', asy
   assert.deepEqual(heard, [renewed], 'open sockets renew with the new session');
 });
 
+test('a refresh asked for while the password change is in flight waits for its new pair', async () => {
+  // The server closes the sockets (4401) as it answers: a socket may ask for a fresh token first.
+  const clock = fakeTimers();
+  const renewed = jwt(nowSeconds(clock) + 300, { generation: 1 });
+  let answer = null;
+  const { api, calls, storage } = setup({
+    'POST /api/auth/login': () => jsonResponse(200, { user: me, access: jwt(nowSeconds(clock) + 300), refresh: 'r1' }),
+    'POST /api/auth/password': () => new Promise((resolve) => { answer = resolve; }),
+    'POST /api/auth/refresh': () => jsonResponse(401, { detail: 'Token is blacklisted' }),
+  }, { clock });
+  await api.login({ username: 'ann', password: 'pw' });
+
+  const changing = api.changePassword({ oldPassword: 'pw', newPassword: 'Another-Horse-43' });
+  while (!answer) await new Promise((resolve) => setImmediate(resolve));
+  const refreshed = api.refresh();
+  answer(jsonResponse(200, { access: renewed, refresh: 'r2' }));
+  await changing;
+
+  assert.equal(await refreshed, renewed);
+  assert.equal(calls.filter((c) => c.url.endsWith('/api/auth/refresh')).length, 0, 'the old refresh token is never spent');
+  assert.equal(storage.getItem(REFRESH_KEY), 'r2');
+});
+
 test('a wrong old password comes back as a field error and keeps the session', async () => {
   const clock = fakeTimers();
   const { api, storage } = setup({

@@ -36,6 +36,17 @@ def test_patch_me_changes_the_display_name(api_client, user):
     assert user.display_name == "Alice Liddell"
 
 
+def test_an_account_whose_address_waits_for_its_code_changes_its_display_name(api_client, user):
+    # given an account registered with an address not confirmed yet (it has no `email` until then)
+    type(user).objects.filter(pk=user.pk).update(email=None, pending_email="new@example.com")
+    # when
+    r = api_client.patch(URL, {"display_name": "Alice Liddell"}, format="json")
+    # then
+    assert r.status_code == 200, r.content
+    user.refresh_from_db()
+    assert user.display_name == "Alice Liddell"
+
+
 def test_patch_me_may_clear_the_display_name(api_client, user):
     # when
     r = api_client.patch(URL, {"display_name": ""}, format="json")

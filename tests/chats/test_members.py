@@ -187,6 +187,43 @@ def test_when_the_owner_leaves_a_group_without_admins_the_first_member_becomes_o
     assert ChatUser.objects.get(chat=chat, user=third).role == "member"
 
 
+def test_the_owner_leaving_hands_the_group_to_the_heir_they_name(client_for, team):
+    # when the owner names a plain member, not the longest-standing admin
+    r = client_for(team.owner).delete(
+        f"/api/chats/{team.chat.id}/members/{team.owner.id}", QUERY_STRING=f"heir_id={team.member2.id}"
+    )
+    # then
+    assert r.status_code == 204, r.content
+    assert roles(team.chat) == {"admin": "admin", "admin2": "admin", "member": "member", "member2": "owner"}
+
+
+@pytest.mark.parametrize(
+    ("leaver", "heir"),
+    [("owner", "outsider"), ("owner", "owner"), ("admin", "member")],
+    ids=["heir-not-a-member", "heir-is-the-owner", "not-the-owner-leaving"],
+)
+def test_a_bad_heir_answers_400_and_nobody_leaves(client_for, team, unchanged, leaver, heir):
+    # when
+    with unchanged():
+        r = client_for(team.user(leaver)).delete(
+            f"/api/chats/{team.chat.id}/members/{team.user(leaver).id}", QUERY_STRING=f"heir_id={team.user(heir).id}"
+        )
+    # then
+    assert r.status_code == 400, r.content
+    assert "heir_id" in r.json()
+
+
+def test_an_heir_id_that_is_not_a_number_answers_400(client_for, team, unchanged):
+    # when
+    with unchanged():
+        r = client_for(team.owner).delete(
+            f"/api/chats/{team.chat.id}/members/{team.owner.id}", QUERY_STRING="heir_id=%C3%A9"
+        )
+    # then
+    assert r.status_code == 400, r.content
+    assert "heir_id" in r.json()
+
+
 def test_removing_someone_who_is_not_in_the_group_answers_404(client_for, team, unchanged):
     # when
     with unchanged():

@@ -1,5 +1,6 @@
-"""Light and dark: the page follows prefers-color-scheme. The screenshots it leaves in
-tests/e2e/screenshots/ (30-light.png, 31-dark.png) are the ones in client/docs/."""
+"""Light and dark: the page follows prefers-color-scheme (while Settings says System, the default).
+Its screenshots land in tests/e2e/screenshots/ (30-light.png, 31-dark.png); client/docs/ shows
+test_group_admin.py's (42-group-light.png, 43-group-dark.png)."""
 
 from __future__ import annotations
 

@@ -98,6 +98,7 @@ export function createApi({
   let accessExpiry = null;
   let refreshInFlight = null;
   let refreshTimer = null;
+  let passwordChange = null; // a password change in flight: resolves to the new access token
   const tokenListeners = new Set(); // called with each new access token (open sockets renew with it)
 
   function url(path) {
@@ -153,6 +154,7 @@ export function createApi({
    * Rejects with ApiError; a 400/401 answer means the session is over.
    */
   function refresh() {
+    if (passwordChange) return passwordChange.catch(() => refresh());
     if (refreshInFlight) return refreshInFlight;
     const token = storage.getItem(REFRESH_KEY);
     if (!token) return Promise.reject(new ApiError(401, { detail: 'Not signed in.' }));
@@ -193,11 +195,14 @@ export function createApi({
     return refresh();
   }
 
-  async function send(method, path, { body, query, auth = true, headers = {} } = {}) {
+  /** `body` goes as JSON; `form` (a FormData) as multipart, its boundary set by fetch. */
+  async function send(method, path, { body, form, query, auth = true, headers = {} } = {}) {
     const init = { method, headers: { Accept: 'application/json', ...headers } };
     if (body !== undefined) {
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
+    } else if (form !== undefined) {
+      init.body = form;
     }
     const target = url(withQuery(path, query));
     const attempt = async (token) => {
@@ -304,7 +309,19 @@ export function createApi({
      */
     async changePassword({ oldPassword, newPassword }) {
       const body = { old_password: oldPassword, new_password: newPassword };
-      setTokens(await send('POST', '/api/auth/password', { body }));
+      await accessTokenFresh(); // so that the request below starts no refresh of its own
+      // The server closes this user's sockets (4401) as it answers, and the socket may hear that
+      // before this answer arrives: refresh() waits for the new pair (passwordChange) instead of
+      // spending the old refresh token, which no longer works (that would end this session too).
+      passwordChange = send('POST', '/api/auth/password', { body }).then((answer) => {
+        passwordChange = null;
+        setTokens(answer);
+        return answer.access;
+      }, (error) => {
+        passwordChange = null; // the old tokens still work: a waiting refresh goes ahead with them
+        throw error;
+      });
+      await passwordChange;
     },
     /** End every session of the user, this one too (the server answers 205). */
     async logoutAll() {
@@ -318,6 +335,13 @@ export function createApi({
     /** The server's limits, where it publishes them (GET /api/config); null where it does not. */
     config: () => send('GET', '/api/config', { auth: false }).catch(() => null),
     updateMe: (changes) => send('PATCH', '/api/auth/me', { body: changes }),
+    /** Set my profile picture from an image (the server stores it at most 512 px); resolves to Me. */
+    setAvatar(blob, name = 'avatar.png') {
+      const form = new FormData();
+      form.append('file', blob, name);
+      return send('PUT', '/api/auth/me/avatar', { form });
+    },
+    removeAvatar: () => send('DELETE', '/api/auth/me/avatar'),
     /** The code mailed to the pending address makes it the account's email; resolves to Me. */
     confirmEmail: (code) => send('POST', '/api/auth/email/confirm', { body: { code } }),
 
@@ -331,7 +355,11 @@ export function createApi({
       send('POST', '/api/chats', { body: { is_group: true, title, member_ids: memberIds } }),
     renameChat: (id, title) => send('PATCH', `/api/chats/${id}`, { body: { title } }),
     addMember: (id, userId) => send('POST', `/api/chats/${id}/members`, { body: { user_id: userId } }),
-    removeMember: (id, userId) => send('DELETE', `/api/chats/${id}/members/${userId}`),
+    /** Remove a member, or leave (`userId` is mine); an owner leaving may name `heirId`, the next owner. */
+    removeMember: (id, userId, { heirId } = {}) =>
+      send('DELETE', `/api/chats/${id}/members/${userId}`, { query: { heir_id: heirId } }),
+    /** The owner makes a member an admin or an admin a member again; resolves to the Chat. */
+    setRole: (id, userId, role) => send('PATCH', `/api/chats/${id}/members/${userId}`, { body: { role } }),
 
     /** History, newest first: `{results, has_more}`. */
     history: (id, { before, limit = 50 } = {}) => send('GET', `/api/chats/${id}/messages`, { query: { before, limit } }),

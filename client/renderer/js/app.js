@@ -12,6 +12,13 @@ import { renderLogin } from './views/login.js';
 import { mountSidebar } from './views/sidebar.js';
 import { mountChat } from './views/chat.js';
 import { mountPanel } from './views/panel.js';
+import { watchRemovals } from './views/removed.js';
+import { createPictures } from './avatar.js';
+import { startTheme } from './theme.js';
+import { readNotificationPrefs } from './preferences.js';
+import { chime } from './sound.js';
+
+startTheme();
 
 const desktop = window.messengerDesktop || null;
 
@@ -58,6 +65,7 @@ const app = {
   closePanel: () => panel?.close(),
   logout,
   markRead,
+  picture: createPictures(api),
 };
 let panel = null;
 let chatView = null;
@@ -103,7 +111,7 @@ function enterApp(user) {
   const chat = mountChat(layout, app);
   chatView = chat;
   panel = mountPanel(layout, app);
-  teardown = [sidebar, chat, panel];
+  teardown = [sidebar, chat, panel, watchRemovals(app)];
 
   const unsubscribe = store.subscribe((topics) => {
     if (topics.has('chats')) updateUnreadTotal();
@@ -131,12 +139,12 @@ function leaveApp() {
   if (location.hash) history.replaceState(null, '', location.pathname + location.search);
 }
 
-async function logout() {
+async function logout(notice = '') {
   socket.stop();
   await api.logout();
   sessionChannel?.postMessage({ type: 'signed-out' });
   leaveApp();
-  showLogin();
+  showLogin(notice);
 }
 
 // Every tab of this origin shares the refresh token, so signing out in one signs out all: the
@@ -210,7 +218,11 @@ function handleEvent(frame) {
   const message = frame.message;
   const me = store.state.user;
   if (!me || !shouldNotify(message, store.getChat(message.chat_id), me.id)) return;
-  if (!document.hasFocus() || document.visibilityState !== 'visible') notify(message);
+  if (document.hasFocus() && document.visibilityState === 'visible') return;
+  // The user's choices in Settings (this device only): a banner, a sound, both or neither.
+  const prefs = readNotificationPrefs(localStorage);
+  if (prefs.sound) chime();
+  if (prefs.desktop) notify(message);
 }
 
 function notify(message) {

@@ -75,11 +75,20 @@ export function initials(name) {
   return letters.toUpperCase();
 }
 
-export function avatar(name, id, { online = null, size = 'md' } = {}) {
+/**
+ * A round avatar: the initials on a colour, and over them the profile picture once `picture` (a
+ * promise of an image src, see avatar.js) resolves; the initials stay when there is none or it fails.
+ */
+export function avatar(name, id, { online = null, size = 'md', picture = null } = {}) {
   const color = AVATAR_COLORS[Math.abs(Number(id) || 0) % AVATAR_COLORS.length];
-  return h('span', { class: `avatar avatar--${size}`, style: { background: color }, 'aria-hidden': 'true' },
+  const element = h('span', { class: `avatar avatar--${size}`, style: { background: color }, 'aria-hidden': 'true' },
     initials(name),
     online === null ? null : h('span', { class: `presence ${online ? 'presence--on' : ''}` }));
+  picture?.then((src) => {
+    const img = h('img', { class: 'avatar__picture', src, alt: '', onerror: () => img.remove() });
+    element.prepend(img);
+  }, () => {});
+  return element;
 }
 
 /** Text with http(s) links made clickable (opened outside the app). */

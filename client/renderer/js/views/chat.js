@@ -193,7 +193,7 @@ export function mountChat(layout, app) {
     replaceChildren(header, [
       h('button', { class: 'icon-button chat__back', type: 'button', 'aria-label': 'Back to chats', onclick: () => app.openChat(null) }, icon('back')),
       h('button', { class: 'chat__title-button', type: 'button', onclick: () => app.openPanel('info'), 'aria-label': `${store.chatTitle(chat)}: details` },
-        avatar(store.chatTitle(chat), chat.is_group ? -chat.id : peer?.id, { online: peer ? Boolean(peer.is_online) : null }),
+        avatar(store.chatTitle(chat), chat.is_group ? -chat.id : peer?.id, { online: peer ? Boolean(peer.is_online) : null, picture: app.picture(peer) }),
         h('span', { class: 'chat__titles' },
           h('strong', { class: 'chat__title' }, h('bdi', { text: store.chatTitle(chat) })),
           h('span', { class: subtitleClass, 'aria-live': 'polite', text: subtitle }))),
@@ -538,10 +538,15 @@ export function mountChat(layout, app) {
       : null;
 
     const mentioned = !own && !message.deleted && mentionsMe(message, me?.id);
+    // In a group, the sender's face beside the first bubble of each run of theirs (a spacer keeps the rest aligned).
+    const face = isGroup && !own && message.sender
+      ? (grouped ? h('span', { class: 'msg__face' }) : avatar(displayName(message.sender), message.sender.id, { size: 'xs', picture: app.picture(message.sender) }))
+      : null;
     row = h('div', {
       class: `msg ${own ? 'msg--own' : 'msg--other'}${grouped ? ' msg--grouped' : ''}${mentioned ? ' msg--mentions-me' : ''}`,
       dataset: { messageId: message.id },
     },
+    face,
     h('div', { class: 'msg__column' },
       h('div', { class: `bubble${message.deleted ? ' bubble--deleted' : ''}`, tabindex: '-1' }, content),
       message.deleted ? null : reactionRow(message, { store, onToggle: (emoji) => toggleReaction(message, emoji) })),

@@ -136,7 +136,7 @@ export function mountComposer(app, { onSent, onQuoteClick = () => {} }) {
         chooseSuggestion(user);
       },
     },
-    avatar(displayName(user), user.id, { size: 'sm' }),
+    avatar(displayName(user), user.id, { size: 'sm', picture: app.picture(user) }),
     h('span', { class: 'composer__mention-name' }, userName(user, { handle: true })))));
     textarea.setAttribute('aria-activedescendant', `composer-mention-${suggestions.users[suggestions.index].id}`);
   }

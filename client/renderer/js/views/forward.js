@@ -45,7 +45,7 @@ export function openForwardPicker(app, message) {
         type: 'button', class: 'picker__item', role: 'listitem', dataset: { chatId: chat.id },
         onclick: () => send(chat, button),
       },
-      avatar(store.chatTitle(chat), chat.is_group ? -chat.id : peer?.id, { size: 'sm' }),
+      avatar(store.chatTitle(chat), chat.is_group ? -chat.id : peer?.id, { size: 'sm', picture: app.picture(peer) }),
       h('bdi', { text: store.chatTitle(chat) }));
       return button;
     }) : h('p', { class: 'muted', text: 'No matching chats' }));

@@ -39,7 +39,7 @@ export function openNewGroup(app) {
           replaceChildren(results, []);
           search.focus();
         },
-      }, avatar(displayName(user), user.id, { size: 'sm' }), h('span', {}, userName(user, { handle: true }))))
+      }, avatar(displayName(user), user.id, { size: 'sm', picture: app.picture(user) }), h('span', {}, userName(user, { handle: true }))))
       : [h('p', { class: 'muted', text: 'Nobody found' })]);
   }, 250);
   search.addEventListener('input', find);

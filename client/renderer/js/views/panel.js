@@ -5,6 +5,8 @@ import { displayName, isolated } from '../store.js';
 import { lastSeen } from '../format.js';
 import { icon } from '../icons.js';
 import { mountGallery } from './gallery.js';
+import { roleChange, canRemove, sortMembers } from '../groups.js';
+import { openHandover } from './handover.js';
 
 const ROLE_LABEL = { owner: 'Owner', admin: 'Admin', member: 'Member' };
 
@@ -65,7 +67,7 @@ export function mountPanel(layout, app) {
     const peer = store.peerOf(chat);
     if (!peer) return [];
     return [h('div', { class: 'profile' },
-      avatar(displayName(peer), peer.id, { size: 'xl', online: Boolean(peer.is_online) }),
+      avatar(displayName(peer), peer.id, { size: 'xl', online: Boolean(peer.is_online), picture: app.picture(peer) }),
       h('h3', {}, userName(peer)),
       h('p', { class: 'muted', text: `@${peer.username}` }),
       h('p', { class: peer.is_online ? 'online-text' : 'muted', text: lastSeen(peer) })),
@@ -97,19 +99,30 @@ export function mountPanel(layout, app) {
     h('label', { for: 'group-title-edit', text: 'Group name' }),
     canManage ? h('div', { class: 'inline-form' }, titleInput, h('button', { class: 'button', type: 'submit' }, 'Rename')) : titleInput);
 
-    const roleOrder = { owner: 0, admin: 1, member: 2 };
-    const members = [...chat.members].sort((a, b) => roleOrder[a.role] - roleOrder[b.role] || displayName(a.user).localeCompare(displayName(b.user)));
+    const members = sortMembers(chat.members, displayName);
     const memberList = h('ul', { class: 'members', 'aria-label': 'Members' }, members.map((member) => {
       const user = store.userById(member.user.id) || member.user;
       const isMe = user.id === me.id;
-      const removable = canManage && !isMe && member.role !== 'owner' && !(chat.my_role === 'admin' && member.role === 'admin');
-      return h('li', { class: 'member' },
-        avatar(displayName(user), user.id, { size: 'sm', online: Boolean(user.is_online) }),
+      const removable = canRemove(chat.my_role, member, me.id);
+      const newRole = roleChange(chat.my_role, member, me.id);
+      return h('li', { class: 'member', dataset: { userId: user.id } },
+        avatar(displayName(user), user.id, { size: 'sm', online: Boolean(user.is_online), picture: app.picture(user) }),
         h('span', { class: 'member__text' },
           h('strong', {}, userName(user, { suffix: isMe ? ' (you)' : '' })),
           // The @username on its own line, where a long display name cannot push it out of sight.
           h('span', { class: 'muted' }, h('span', { class: 'handle', text: `@${user.username}` }), ` · ${lastSeen(user)}`)),
         h('span', { class: `role role--${member.role}`, text: ROLE_LABEL[member.role] || member.role }),
+        newRole ? h('button', {
+          class: 'icon-button', type: 'button', title: newRole === 'admin' ? 'Make admin' : 'Remove admin',
+          'aria-label': `${newRole === 'admin' ? 'Make admin' : 'Remove admin'}: ${displayName(user)}`,
+          onclick: async () => {
+            try {
+              store.upsertChat(await api.setRole(chat.id, user.id, newRole));
+            } catch (e) {
+              fail(e);
+            }
+          },
+        }, icon(newRole === 'admin' ? 'promote' : 'demote', { size: 18 })) : null,
         removable ? h('button', {
           class: 'icon-button', type: 'button', 'aria-label': `Remove ${displayName(user)}`, title: 'Remove from group',
           onclick: async () => {
@@ -127,13 +140,19 @@ export function mountPanel(layout, app) {
     const addSection = canManage ? addMemberForm(chat, fail) : null;
     const leave = h('button', {
       class: 'button button--danger button--wide', type: 'button', onclick: async () => {
-        if (!window.confirm(`Leave “${store.chatTitle(chat)}”?`)) return;
+        // An owner hands the group to someone of their choosing; anyone else just confirms.
+        const heirId = chat.my_role === 'owner' && chat.members.length > 1 ? await openHandover(app, chat) : undefined;
+        if (heirId === null) return;
+        if (heirId === undefined && !window.confirm(`Leave “${store.chatTitle(chat)}”?`)) return;
+        // Noted first: the socket's member.removed may come before this answer, and leaving is no removal.
+        app.noteLeaving?.(chat.id);
         try {
-          await api.removeMember(chat.id, me.id);
+          await api.removeMember(chat.id, me.id, { heirId });
           close();
           store.removeChat(chat.id);
           app.openChat(null);
         } catch (e) {
+          app.noteLeaving?.(chat.id, false);
           fail(e);
         }
       },
@@ -162,7 +181,7 @@ export function mountPanel(layout, app) {
             fail(e);
           }
         },
-      }, avatar(displayName(user), user.id, { size: 'sm' }), h('span', {}, userName(user, { handle: true }))))
+      }, avatar(displayName(user), user.id, { size: 'sm', picture: app.picture(user) }), h('span', {}, userName(user, { handle: true }))))
         : [h('p', { class: 'muted', text: 'Nobody to add' })]);
     }, 250);
     input.addEventListener('input', find);

@@ -7,6 +7,7 @@ import { shortStamp, preview } from '../format.js';
 import { systemText, isSystem, hitExcerpt, quoteText } from '../conversation.js';
 import { openNewGroup } from './newGroup.js';
 import { openMediaFeed } from './gallery.js';
+import { openSettings } from './settings.js';
 import { icon } from '../icons.js';
 
 const CONNECTION_TEXT = { online: '', connecting: 'Connecting…', offline: 'Offline' };
@@ -69,6 +70,7 @@ export function mountSidebar(layout, app) {
       }, icon('at')),
       h('button', { class: 'icon-button', type: 'button', title: 'Media of all chats', 'aria-label': 'Media', onclick: () => openMediaFeed(app) }, icon('image')),
       h('button', { class: 'icon-button', type: 'button', title: 'New group', 'aria-label': 'New group', onclick: () => openNewGroup(app) }, icon('group')),
+      h('button', { class: 'icon-button', type: 'button', title: 'Settings', 'aria-label': 'Settings', onclick: () => openSettings(app) }, icon('settings')),
       h('button', { class: 'icon-button', type: 'button', title: 'Sign out', 'aria-label': 'Sign out', onclick: () => app.logout() }, icon('logout'))),
     status,
     confirmBox,
@@ -156,7 +158,7 @@ export function mountSidebar(layout, app) {
       class: 'chat-item found', type: 'button', dataset: { focusKey: `found-${message.id}`, messageId: message.id, chatId: message.chat_id },
       onclick: () => app.openChat(message.chat_id, { messageId: message.id }),
     },
-    avatar(sender || title, message.sender?.id, { size: 'sm' }),
+    avatar(sender || title, message.sender?.id, { size: 'sm', picture: app.picture(message.sender) }),
     h('span', { class: 'chat-item__body' },
       h('span', { class: 'chat-item__top' },
         h('span', { class: 'chat-item__title' }, h('bdi', { text: title })),
@@ -212,7 +214,7 @@ export function mountSidebar(layout, app) {
     const me = store.state.user;
     if (!me) return;
     replaceChildren(meBox, [
-      avatar(displayName(me), me.id, { size: 'sm' }),
+      avatar(displayName(me), me.id, { size: 'sm', picture: app.picture(me) }),
       h('div', { class: 'sidebar__me-text' },
         h('strong', {}, userName(me)),
         h('span', { class: 'muted', text: `@${me.username}` })),
@@ -267,7 +269,7 @@ export function mountSidebar(layout, app) {
       type: 'button', 'aria-current': active ? 'true' : null, dataset: { focusKey: `chat-${chat.id}`, chatId: chat.id },
       onclick: () => app.openChat(chat.id),
     },
-    avatar(title, chat.is_group ? -chat.id : peer?.id, { online: peer ? Boolean(peer.is_online) : null }),
+    avatar(title, chat.is_group ? -chat.id : peer?.id, { online: peer ? Boolean(peer.is_online) : null, picture: app.picture(peer) }),
     h('span', { class: 'chat-item__body' },
       h('span', { class: 'chat-item__top' },
         h('span', { class: 'chat-item__title' }, h('bdi', { text: title })),
@@ -290,7 +292,7 @@ export function mountSidebar(layout, app) {
       class: 'chat-item', type: 'button', dataset: { focusKey: `user-${user.id}`, userId: user.id },
       onclick: () => startDirectChat(user),
     },
-    avatar(displayName(user), user.id, { online: Boolean(user.is_online) }),
+    avatar(displayName(user), user.id, { online: Boolean(user.is_online), picture: app.picture(user) }),
     h('span', { class: 'chat-item__body' },
       h('span', { class: 'chat-item__title' }, userName(user)),
       h('span', { class: 'chat-item__preview', text: `@${user.username}` })));
