@@ -325,7 +325,8 @@ def test_a_muted_chat_shows_a_grey_badge(talk: Conversation) -> None:
 def test_up_arrow_edits_my_last_message_and_escape_cancels(talk: Conversation) -> None:
     alice = talk.alice
     alice.send("See you at 9")
-    expect(alice.message("See you at 9")).to_be_visible()
+    # Stored and acked (a pending bubble is not editable yet: Up would find nothing to edit).
+    expect(alice.message("See you at 9").and_(alice.page.locator(".msg[data-message-id]"))).to_be_visible()
     composer = alice.page.locator(".composer__input")
     composer.press("ArrowUp")
     expect(composer).to_have_value("See you at 9")
