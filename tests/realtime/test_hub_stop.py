@@ -6,12 +6,17 @@ unreachable" every 30 s), and the stop waited for the watch forever. Python 3.11
 asyncio.wait_for returns the result of what it waits for when that is done by the time a cancel
 reaches it, and the cancel is lost: a stop that came just as the watch was woken, or just as its
 probe came back, left the watch looping. These tests make the cancel come at those moments.
+
+And a stop cancelled from outside (the tests' teardown bound) ends: it used to swallow its own
+cancel while it waited for its tasks (`contextlib.suppress(BaseException)`), and go on waiting.
 """
 
 import asyncio
 
 import pytest
 
+from accounts.models import User
+from chats.realtime import sends
 from chats.realtime.hub import Hub, get_hub, stop_hub
 
 # Far more than any stop takes; a stop that has not ended by then never will (the watch loops).
@@ -62,3 +67,27 @@ async def test_a_stop_that_comes_as_a_probe_comes_back_ends_the_watch():
     hub.watch.probe_arrived(on_way[0])
     # then
     assert await stop_ends(hub)
+
+
+async def test_a_stop_cancelled_from_outside_ends_though_a_batch_of_sends_is_still_being_stored(monkeypatch):
+    # given: a batch of sends whose storing does not end (a database that does not answer)
+    hub = await started_hub()
+    release = asyncio.Event()
+
+    async def stalled_store(batch: list[sends.Send]) -> tuple[list[sends.Envelope], list[str]]:
+        await release.wait()
+        return [], ['{"type":"error"}' for _ in batch]
+
+    monkeypatch.setattr(sends, "_store_in_thread", stalled_store)
+    reply = hub.sends.submit(User(pk=1, username="alice"), 1, {"client_id": "c1"})
+    stop = asyncio.ensure_future(stop_hub())
+    await asyncio.sleep(0)
+    assert not stop.done()  # waiting for the batch
+    # when: the stop is cancelled (the tests' teardown bound does so)
+    stop.cancel()
+    # then: it ends, cancelled; the batch is not cancelled with it, and its sender is answered
+    done, _ = await asyncio.wait({stop}, timeout=STOP_BOUND_SECONDS)
+    release.set()
+    assert stop in done and stop.cancelled()
+    assert await reply == '{"type":"error"}'
+    await hub.stop()
