@@ -1,7 +1,7 @@
 """GET /healthz: is the database answering, does the channel layer carry a message, is there disk?
 
 Answers within HEALTH_CHECK_SECONDS (plus a little) whatever hangs: the database and disk checks
-each run in a thread of their own, and the channel layer's round trip under asyncio.wait_for. A
+each run in a thread of their own, and the channel layer's round trip under asyncio.timeout. A
 check still running from an earlier request (a hung database) is not started again: the new
 request waits for it until that run's own deadline, and past it reports the check down at once.
 So a hung database costs one thread and one connection attempt per process, not one per request.
@@ -121,8 +121,9 @@ async def _forget_channel(layer: Any, channel: str) -> None:
 
 
 async def _layer_round_trip_within(timeout: float) -> bool:
-    # wait_for cancels the round trip when it runs out, so nothing of it stays in flight.
-    return await asyncio.wait_for(_layer_round_trip(), timeout=timeout)
+    # The timeout cancels the round trip when it runs out, so nothing of it stays in flight.
+    async with asyncio.timeout(timeout):
+        return await _layer_round_trip()
 
 
 def channel_layer_ok(timeout: float = HEALTH_CHECK_SECONDS) -> bool:

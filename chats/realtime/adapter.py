@@ -28,7 +28,6 @@ breaks an internal breaks this file's tests, and the fallback is known to work.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import itertools
 import time
@@ -42,6 +41,8 @@ from django.conf import settings
 from redis import asyncio as aioredis
 from redis.asyncio.client import PubSub
 from twisted.internet import tcp
+
+from chats.realtime.tasks import settle
 
 T = TypeVar("T")
 
@@ -328,8 +329,7 @@ class Batches(Generic[T]):
     async def close(self) -> None:
         if self._worker is not None and not self._worker.done():
             self._worker.cancel()
-            with contextlib.suppress(BaseException):
-                await self._worker
+            await settle([self._worker])
         queued, self._queued = self._queued, []
         _settle([done for _, done in queued], ConnectionError("the channel layer was closed"))
 

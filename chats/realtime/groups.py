@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from chats.realtime.adapter import Send
+from chats.realtime.tasks import settle
 
 logger = logging.getLogger(__name__)
 
@@ -157,9 +158,7 @@ class Subscriptions:
                 await self.layer.group_add(group, self.channel)
 
     async def close(self) -> None:
-        for task in list(self._tails.values()):
-            with contextlib.suppress(BaseException):
-                await task
+        await settle(self._tails.values())
         if self.channel is not None:
             for group in list(self.members):
                 with contextlib.suppress(Exception):

@@ -37,6 +37,7 @@ from chats.realtime.resync import LayerWatch
 from chats.realtime.router import Router
 from chats.realtime.sends import SendBatches, UserRates
 from chats.realtime.sessions import ENDED, Sessions
+from chats.realtime.tasks import settle
 from chats.realtime.typing_throttle import Typing
 
 logger = logging.getLogger(__name__)
@@ -111,12 +112,8 @@ class Hub:
         await self.sends.close()
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
-        for task in self.transitions.pending_work():
-            with contextlib.suppress(BaseException):
-                await task
+        await settle(self._tasks)
+        await settle(self.transitions.pending_work())
         await self.subscriptions.close()
         await self.limits.stop()
         for user_id in list(self.user_sockets):

@@ -40,7 +40,8 @@ logger = logging.getLogger(__name__)
 CLOSE_TOO_MANY = 4429
 EVICTED = "socket.evicted"
 # A Redis that does not answer holds a connect or a close no longer than this (the loop's client
-# has no read timeout: accounts.presence).
+# has no read timeout: accounts.presence). asyncio.timeout, not wait_for: Python 3.11's wait_for
+# loses a cancel that comes as the command is answered (chats.realtime.resync).
 REDIS_WAIT_SECONDS = 1.0
 
 # KEYS[1] = the user's sockets, KEYS[2] = this hub's key; ARGV = now, member, limit, ttl, the hubs'
@@ -110,8 +111,8 @@ class SocketLimit:
             evicted = list(itertools.islice(mine, max(0, len(mine) - limit)))
         else:
             try:
-                found = await asyncio.wait_for(
-                    client.eval(
+                async with asyncio.timeout(REDIS_WAIT_SECONDS):
+                    found = await client.eval(
                         _OPENED,
                         2,
                         _sockets_key(socket.user_id),
@@ -121,9 +122,7 @@ class SocketLimit:
                         limit,
                         settings.PRESENCE_TTL_SECONDS,
                         _hubs_prefix(),
-                    ),
-                    REDIS_WAIT_SECONDS,
-                )
+                    )
             except Exception:
                 logger.warning("could not count user %s's sockets; none closed", socket.user_id, exc_info=True)
                 return
@@ -150,7 +149,8 @@ class SocketLimit:
         client = presence_store._redis_async()
         if client is not None:
             try:
-                await asyncio.wait_for(client.zrem(_sockets_key(socket.user_id), socket.socket_key), REDIS_WAIT_SECONDS)
+                async with asyncio.timeout(REDIS_WAIT_SECONDS):
+                    await client.zrem(_sockets_key(socket.user_id), socket.socket_key)
             except Exception:
                 logger.warning("could not uncount user %s's socket", socket.user_id, exc_info=True)
 
@@ -172,7 +172,8 @@ class SocketLimit:
         client = presence_store._redis_async()
         if client is not None:
             try:
-                await asyncio.wait_for(client.delete(_hubs_prefix() + self.hub_id), REDIS_WAIT_SECONDS)
+                async with asyncio.timeout(REDIS_WAIT_SECONDS):
+                    await client.delete(_hubs_prefix() + self.hub_id)
             except Exception:
                 logger.warning("could not retire hub %s's socket count", self.hub_id, exc_info=True)
         self.sockets.clear()

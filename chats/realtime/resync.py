@@ -127,8 +127,12 @@ class LayerWatch:
             logger.warning("channel layer still unreachable: %r (sockets kept, resync when back)", error)
 
     async def _watch(self) -> None:
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), PROBE_INTERVAL_SECONDS)
+        # asyncio.timeout, never wait_for, in this loop: Python 3.11's wait_for returns when what
+        # it waits for is done by the time a cancel reaches it, and the cancel is lost; a hub
+        # stopped just as its watch was woken, or as a probe came back, was left probing forever.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PROBE_INTERVAL_SECONDS):
+                await self._wake.wait()
         self._wake.clear()
         if not self.up:
             return
@@ -182,9 +186,11 @@ class LayerWatch:
             message: dict[str, Any] = {"type": "probe", "event": "probe", "nonce": nonce}
             # The send may wait behind the layer's other commands; Redis's socket timeouts
             # (settings) end one that Redis never answers.
-            await asyncio.wait_for(self.hub.layer.send(channel, message), SEND_TIMEOUT_SECONDS)
+            async with asyncio.timeout(SEND_TIMEOUT_SECONDS):
+                await self.hub.layer.send(channel, message)
             try:
-                await asyncio.wait_for(arrived, timeout)
+                async with asyncio.timeout(timeout):
+                    await arrived
             except TimeoutError:
                 return False
             return True

@@ -31,7 +31,6 @@ closes it 4429 when the strikes go on).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -46,6 +45,7 @@ from accounts.models import User
 from chats import services
 from chats.realtime import outbox, render
 from chats.realtime.envelopes import Envelope, encode, publish
+from chats.realtime.tasks import settle
 from messenger.exceptions import error_frame
 
 logger = logging.getLogger(__name__)
@@ -224,6 +224,4 @@ class SendBatches:
 
     async def close(self) -> None:
         while self._batches:
-            for task in list(self._batches):
-                with contextlib.suppress(BaseException):
-                    await task
+            await settle(self._batches)

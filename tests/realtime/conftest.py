@@ -34,7 +34,9 @@ async def bounded(step: str, work: Awaitable[Any]) -> None:
     (the hub's probes stopped coming back and something in the disconnect or the hub's stop
     waited forever: 90 minutes, then 5 under pytest-timeout). asyncio.wait_for would wait for the
     cancelled step to end too; asyncio.wait does not. The tasks still pending are printed, so
-    the next time says where it hung."""
+    the next time says where it hung. (The cause: Python 3.11's asyncio.wait_for lost the stop's
+    cancel of the layer watch when it came as the watch was woken or a probe came back; the watch
+    went on probing a router that was gone. tests/realtime/test_hub_stop.py forces it.)"""
     task = asyncio.ensure_future(work)
     _, pending = await asyncio.wait({task}, timeout=TEARDOWN_SECONDS)
     if not pending:
