@@ -160,17 +160,7 @@ class AttachmentFileView(APIView):
         etag = f'"{blob.sha256}"'
         if _matches(request.headers.get("If-None-Match", ""), etag):
             return _with_headers(HttpResponseNotModified(), attachment, etag)
-        response: HttpResponseBase
-        if settings.SENDFILE_HEADER:
-            response = HttpResponse()
-            response[settings.SENDFILE_HEADER] = _sendfile_target(blob.sha256)
-        else:
-            try:
-                handle = open(store.blob_path(blob.sha256), "rb")  # noqa: SIM115 (FileResponse closes it)
-            except FileNotFoundError:
-                logger.error("blob file missing for attachment %s (sha256 %s)", attachment.pk, blob.sha256)
-                raise Http404("No attachment matches the given query.") from None
-            response = FileResponse(handle)
+        response = _blob_response(blob, missing="No attachment matches the given query.")
         return _with_headers(response, attachment, etag)
 
 
@@ -204,6 +194,25 @@ def _with_headers(response: HttpResponseBase, attachment: Attachment, etag: str)
             response["Content-Type"] = validation.FILE_CONTENT_TYPE
             response["Content-Disposition"] = download_disposition(attachment)
     return response
+
+
+def _blob_response(blob: Blob, *, missing: str) -> HttpResponseBase:
+    """The blob's bytes, once the caller has checked access: handed to the web server (SENDFILE_HEADER,
+    local disk only), else streamed by this process from the store (a file, or a bucket's object as it
+    arrives: media.s3). Http404 with `missing` when the store has lost them."""
+    if settings.SENDFILE_HEADER and store.backend().sendfile:
+        response = HttpResponse()
+        response[settings.SENDFILE_HEADER] = _sendfile_target(blob.sha256)
+        return response
+    try:
+        handle = store.open_blob(blob.sha256)
+    except FileNotFoundError:
+        logger.error("blob file missing (sha256 %s)", blob.sha256)
+        raise Http404(missing) from None
+    streamed = FileResponse(handle)  # closes the handle when the response is done
+    if not streamed.has_header("Content-Length"):  # a bucket's body cannot tell its length; the row can
+        streamed["Content-Length"] = str(blob.size)
+    return streamed
 
 
 def _sendfile_target(sha256: str) -> str:
@@ -321,17 +330,7 @@ class AvatarFileView(APIView):
         etag = f'"{blob.sha256}"'
         if _matches(request.headers.get("If-None-Match", ""), etag):
             return _avatar_headers(HttpResponseNotModified(), blob, etag)
-        response: HttpResponseBase
-        if settings.SENDFILE_HEADER:
-            response = HttpResponse()
-            response[settings.SENDFILE_HEADER] = _sendfile_target(blob.sha256)
-        else:
-            try:
-                handle = open(store.blob_path(blob.sha256), "rb")  # noqa: SIM115 (FileResponse closes it)
-            except FileNotFoundError:
-                logger.error("blob file missing for avatar %s", blob.sha256)
-                raise Http404("No picture matches the given query.") from None
-            response = FileResponse(handle)
+        response = _blob_response(blob, missing="No picture matches the given query.")
         return _avatar_headers(response, blob, etag)
 
 
