@@ -36,6 +36,11 @@ from messenger.exceptions import Unavailable
 
 logger = logging.getLogger(__name__)
 
+STORE_UNREACHABLE = (
+    'The object store (MEDIA_STORAGE=s3) could not be reached: `{"detail": "…"}` with Retry-After. With '
+    "MEDIA_STORAGE=s3 the server streams the bytes from the bucket after the access check, with the same "
+    "headers (never a redirect to the bucket)."
+)
 INSUFFICIENT_STORAGE_SCHEMA = {
     "type": "object",
     "properties": {"detail": {"type": "string"}},
@@ -72,9 +77,10 @@ class AttachmentUploadView(APIView):
             ),
             503: OpenApiResponse(
                 description=(
-                    "The database could not answer, or no image decode slot came free within "
-                    'UPLOAD_DECODE_WAIT_SECONDS (UPLOAD_MAX_CONCURRENT_DECODES per process): `{"detail": "…"}` '
-                    "with Retry-After."
+                    "The database could not answer, no image decode slot came free within "
+                    "UPLOAD_DECODE_WAIT_SECONDS (UPLOAD_MAX_CONCURRENT_DECODES per process), or the object "
+                    'store (MEDIA_STORAGE=s3) could not be reached: `{"detail": "…"}` with Retry-After; '
+                    "nothing was recorded."
                 ),
             ),
             507: OpenApiResponse(
@@ -143,6 +149,7 @@ class AttachmentFileView(APIView):
             ),
             304: OpenApiResponse(description="If-None-Match matched the ETag (the sha256)"),
             404: OpenApiResponse(description="No such attachment, or the caller may not see it"),
+            503: OpenApiResponse(description=STORE_UNREACHABLE),
         },
         description=(
             "The bytes, for the uploader and the members of a chat where a message carries it. Strong ETag "
@@ -270,8 +277,9 @@ class AvatarView(APIView):
             413: OpenApiResponse(description='Larger than UPLOAD_MAX_BYTES: `{"file": ["…"]}`'),
             503: OpenApiResponse(
                 description=(
-                    "The database could not answer, or no image decode slot came free within "
-                    'UPLOAD_DECODE_WAIT_SECONDS: `{"detail": "…"}` with Retry-After.'
+                    "The database could not answer, no image decode slot came free within "
+                    "UPLOAD_DECODE_WAIT_SECONDS, or the object store (MEDIA_STORAGE=s3) could not be reached: "
+                    '`{"detail": "…"}` with Retry-After; nothing changed.'
                 ),
             ),
             507: OpenApiResponse(
@@ -316,6 +324,7 @@ class AvatarFileView(APIView):
             (200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The picture (PNG or JPEG)"),
             304: OpenApiResponse(description="If-None-Match matched the ETag (the sha256)"),
             404: OpenApiResponse(description="No user has this picture"),
+            503: OpenApiResponse(description=STORE_UNREACHABLE),
         },
         description=(
             "Addition (contract v1.1): a PublicUser's `avatar_url`. Any signed-in user may fetch it "

@@ -404,7 +404,9 @@ S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL", "")
 S3_REGION = os.environ.get("S3_REGION", "")
 S3_PREFIX = os.environ.get("S3_PREFIX", "")  # a folder inside the bucket, e.g. "messenger/"
 # "path" (bucket in the URL's path) suits MinIO, Ceph and endpoints given by address; AWS takes "virtual".
-S3_ADDRESSING_STYLE = os.environ.get("S3_ADDRESSING_STYLE", "path" if S3_ENDPOINT_URL else "auto")
+S3_ADDRESSING_STYLE = os.environ.get("S3_ADDRESSING_STYLE", "") or ("path" if S3_ENDPOINT_URL else "auto")
+if S3_ADDRESSING_STYLE not in {"auto", "path", "virtual"}:
+    raise ImproperlyConfigured(f"S3_ADDRESSING_STYLE={S3_ADDRESSING_STYLE!r} is not one (use auto, path or virtual)")
 # Empty: boto3's own chain (AWS_* in the environment, ~/.aws, an instance role).
 S3_ACCESS_KEY_ID = os.environ.get("AWS_ACCESS_KEY_ID", "")
 S3_SECRET_ACCESS_KEY = os.environ.get("AWS_SECRET_ACCESS_KEY", "")

@@ -15,14 +15,20 @@ from tests.factories import UserFactory
 from tests.media import images
 
 # Every test here runs on both stores (media.store): the local disk and an S3 bucket on a moto server
-# of the session's own, unless marked local_disk (what only a disk has: X-Sendfile, fsync, rename).
+# of the session's own, unless marked local_disk (what only a disk has: X-Sendfile, fsync, rename) or
+# bucket (what only a bucket has: its keys, its outages).
 STORAGES = ("local", "s3")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "media_storage" in metafunc.fixturenames:
-        local_only = metafunc.definition.get_closest_marker("local_disk") is not None
-        metafunc.parametrize("media_storage", STORAGES[:1] if local_only else STORAGES, indirect=True)
+        if metafunc.definition.get_closest_marker("local_disk"):
+            storages: tuple[str, ...] = ("local",)
+        elif metafunc.definition.get_closest_marker("bucket"):
+            storages = ("s3",)
+        else:
+            storages = STORAGES
+        metafunc.parametrize("media_storage", storages, indirect=True)
 
 
 TEST_BUCKET = "messenger-tests"
