@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from accounts.models import User
+from chats import services as chat_services
 from faults.infra import OwnS3
 from media import services, store
 from media.models import Attachment
@@ -97,6 +98,14 @@ def make_attachment() -> Callable[..., Attachment]:
         )
 
     return make
+
+
+@pytest.fixture
+def shared(chat, user, make_attachment) -> Attachment:
+    """An image `user` uploaded and posted in `chat` (where `other_user` is a member)."""
+    attachment = make_attachment(user, images.png(), name="cat.png")
+    chat_services.message_create(chat_id=chat.pk, sender=user, attachment_id=attachment.pk)
+    return attachment
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ import pytest
 from django.conf import settings
 
 from bench.procs import free_port
-from chats import services as chat_services
 from faults.infra import OwnS3
 from media import services, store
 from media.models import Attachment, Blob
@@ -13,20 +12,13 @@ from tests.media import images
 from tests.media.conftest import TEST_BUCKET, stored_sha256s, upload
 
 
-@pytest.fixture
-def shared_png(chat, user, make_attachment) -> Attachment:
-    attachment = make_attachment(user, images.png(), name="cat.png")
-    chat_services.message_create(chat_id=chat.pk, sender=user, attachment_id=attachment.pk)
-    return attachment
-
-
-def test_the_bytes_are_served_with_their_length(api_client, shared_png):
+def test_the_bytes_are_served_with_their_length(api_client, shared):
     # when (on both stores: a bucket's body cannot tell its length, the Blob row can)
-    r = api_client.get(shared_png.url)
+    r = api_client.get(shared.url)
     # then
     assert r.status_code == 200, r.content
-    assert r["Content-Length"] == str(shared_png.blob.size)
-    assert len(b"".join(r.streaming_content)) == shared_png.blob.size
+    assert r["Content-Length"] == str(shared.blob.size)
+    assert len(b"".join(r.streaming_content)) == shared.blob.size
 
 
 @pytest.mark.bucket
@@ -43,26 +35,26 @@ def test_a_blob_is_one_object_keyed_by_its_sha256_under_the_prefix(api_client, s
 
 
 @pytest.mark.bucket
-def test_behind_nginx_a_bucket_blob_is_still_streamed_by_the_server(api_client, shared_png, settings):
+def test_behind_nginx_a_bucket_blob_is_still_streamed_by_the_server(api_client, shared, settings):
     # given: X-Accel-Redirect can only send files from the local disk
     settings.SENDFILE_HEADER = "X-Accel-Redirect"
     # when
-    r = api_client.get(shared_png.url)
+    r = api_client.get(shared.url)
     # then
     assert r.status_code == 200, r.content
     assert "X-Accel-Redirect" not in r
     assert r["Content-Type"] == "image/png"
-    assert r["ETag"] == f'"{shared_png.blob.sha256}"'
-    assert len(b"".join(r.streaming_content)) == shared_png.blob.size
+    assert r["ETag"] == f'"{shared.blob.sha256}"'
+    assert len(b"".join(r.streaming_content)) == shared.blob.size
 
 
 @pytest.mark.bucket
-def test_an_object_gone_from_the_bucket_is_404(api_client, shared_png, s3_server: OwnS3):
+def test_an_object_gone_from_the_bucket_is_404(api_client, shared, s3_server: OwnS3):
     # given
-    key = settings.S3_PREFIX + store.relative_path(shared_png.blob.sha256)
+    key = settings.S3_PREFIX + store.relative_path(shared.blob.sha256)
     s3_server.client().delete_object(Bucket=TEST_BUCKET, Key=key)
     # when
-    r = api_client.get(shared_png.url)
+    r = api_client.get(shared.url)
     # then
     assert r.status_code == 404, r.content
 

@@ -10,14 +10,6 @@ from tests.media import images
 from tests.media.conftest import stored_bytes
 
 
-@pytest.fixture
-def shared(chat, user, make_attachment):
-    """An image `user` uploaded and posted in `chat` (where `other_user` is a member)."""
-    attachment = make_attachment(user, images.png(), name="cat.png")
-    chat_services.message_create(chat_id=chat.pk, sender=user, attachment_id=attachment.pk)
-    return attachment
-
-
 def test_uploader_fetches_the_bytes_with_safe_headers(api_client, shared):
     # when
     r = api_client.get(shared.url)
