@@ -1,11 +1,16 @@
 """MEDIA_STORAGE=s3: what only the bucket has (its keys, its outages); the rest of tests/media runs on it too."""
 
+import io
+import time
+
 import pytest
 from django.conf import settings
+from django.core.management import call_command
 
 from bench.procs import free_port
 from faults.infra import OwnS3
 from media import services, store
+from media.management.commands import cleanup_blobs
 from media.models import Attachment, Blob
 from messenger.exceptions import StorageUnavailable
 from tests.media import images
@@ -88,13 +93,15 @@ def test_a_delete_the_bucket_refuses_keeps_the_blob_row(user, make_attachment, s
 
 
 @pytest.mark.bucket
-def test_cleanup_blobs_leaves_keys_that_are_not_blobs_alone(user, make_attachment, s3_server: OwnS3):
-    # given: another application's object in the same folder
+def test_cleanup_blobs_leaves_keys_that_are_not_blobs_alone(user, make_attachment, s3_server: OwnS3, monkeypatch):
+    # given: another application's object in the same folder, older than any grace period
     kept = make_attachment(user).blob
     stranger = f"{settings.S3_PREFIX}ab/cd/readme.txt"
     s3_server.client().put_object(Bucket=TEST_BUCKET, Key=stranger, Body=b"not ours")
+    later = time.time() + 7200
+    monkeypatch.setattr(cleanup_blobs.time, "time", lambda: later)
     # when
-    listed = stored_sha256s()
+    call_command("cleanup_blobs", "--grace-minutes", "60", stdout=io.StringIO())
     # then
-    assert listed == [kept.sha256]
+    assert stored_sha256s() == [kept.sha256]
     assert stranger in s3_server.keys(TEST_BUCKET)
