@@ -61,10 +61,20 @@ def daphne_command(application: str, port: int) -> list[str]:
 class Server:
     """One server process under test, its log file and how to tell that it is ready."""
 
-    def __init__(self, name: str, command: Sequence[str], *, port: int, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(
+        self,
+        name: str,
+        command: Sequence[str],
+        *,
+        port: int,
+        env: dict[str, str],
+        log_dir: Path,
+        host: str = LOOPBACK,
+    ) -> None:
         self.name = name
         self.command = list(command)
         self.port = port
+        self.host = host  # where it listens, to tell that it is ready
         self.env = env
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -97,11 +107,11 @@ class Server:
             assert self.process is not None
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see {self.log_path}")
-            if tcp_reachable(LOOPBACK, self.port):
+            if tcp_reachable(self.host, self.port):
                 if ready_path is None:
                     return
                 try:
-                    with urllib.request.urlopen(f"http://{LOOPBACK}:{self.port}{ready_path}", timeout=5) as answer:
+                    with urllib.request.urlopen(f"http://{self.host}:{self.port}{ready_path}", timeout=5) as answer:
                         if answer.status == 200:
                             return
                 except OSError:

@@ -8,14 +8,18 @@ under load, one part at a time.
   hosts find the primary through REDIS_SENTINELS;
 - nginx from deploy/nginx/messenger.conf.template on a loopback port, TLS with a certificate made
   for the run, the hosts as its upstreams (cluster/proxy.py);
+- an S3 API server (faults.infra.OwnS3, moto's) on the bridge's address, reachable from the hosts
+  only as MariaDB and Redis are;
 - the fault suite's load (faults.load: a socket per member, REST and WebSocket senders, catch-up)
   and accounting (faults.accounting), every request and socket through nginx over TLS.
 
 Experiments: a host SIGKILLed mid-load (its sockets reconnect through nginx to the others and
 catch up), the Redis primary SIGKILLed (the sentinels promote the replica; delivery resumes, every
-socket is told `resync`). Then the contract, tests/e2e's browser flows and two browsers on two hosts,
-one of them killed, through nginx (cluster/acceptance.py). Prints the table of acked / delivered / lost, writes it to
-cluster/results/latest.md; exit status 1 when a target is missed. Everything started is stopped
+socket is told `resync`), the hosts restarted one by one onto media in the bucket (MEDIA_STORAGE=s3;
+an upload through nginx is then fetched from every host, streamed from the bucket). Then the contract, tests/e2e's browser flows and two browsers on two
+hosts, one of them killed, through nginx (cluster/acceptance.py). Prints the
+table of acked / delivered / lost, writes it to cluster/results/latest.md; exit status 1 when a
+target is missed. Everything started is stopped
 by pid, and the namespaces, bridge and files are removed, on failure too.
 """
 
@@ -32,14 +36,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.procs import free_port, stop_all
 from cluster import acceptance
-from cluster.hosts import AppHost, Network
+from cluster.hosts import APP_PORT, AppHost, Network
 from cluster.proxy import Nginx, main_config, nginx_program, render, self_signed
 from faults.accounting import LIVE, Row
 from faults.experiments import png
-from faults.infra import DATABASE, Messenger, OwnMariaDB, migrate_and_seed, missing_programs, server_env
+from faults.infra import DATABASE, Messenger, OwnMariaDB, OwnS3, migrate_and_seed, missing_programs, server_env
 from faults.load import Load, Suite, healthz, log, run_experiment
 from faults.run import details, git_commit, prepare_run, table
 from faults.sentinel import MASTER, OwnSentinelRedis
@@ -50,7 +55,8 @@ HOSTS = 3
 HOST_DOWN = 10.0  # seconds a killed host stays down before it is started again
 AUTH_RATE = 5  # THROTTLE_AUTH for the run: logins a minute an address
 RESUME_WITHIN = 10.0  # the target: delivery resumes this soon after the Redis primary is killed
-ROWS = 5  # two fault experiments, three acceptance parts
+ROWS = 6  # three experiments (host killed, Redis primary killed, hosts onto S3 media), three acceptance parts
+BUCKET = "messenger-media"
 
 
 class Front(Messenger):
@@ -90,15 +96,34 @@ def live_receipts(load: Load) -> int:
     return sum(1 for member in load.members.values() for how in member.receipts.values() if how == LIVE)
 
 
+def upload_through_proxy(suite: Suite, row: Row) -> dict[str, Any] | None:
+    """A new image (its pixels from the clock) POSTed through nginx; the attachment, or None (noted)."""
+    token = suite.seed["users"][0]["token"]
+    boundary = "clustertestboundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="proxy.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + png(int(time.time() * 1000))
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    assert isinstance(suite.server, Front)
+    answer = http_request(
+        suite.server.port, "POST", "/api/attachments", token, body, f"multipart/form-data; boundary={boundary}"
+    )
+    row.checks["an upload through the proxy is stored (201)"] = answer.status == 201
+    if answer.status != 201:
+        row.notes.append(f"upload through nginx: {answer.status} {answer.body[:200]!r}")
+        return None
+    attachment: dict[str, Any] = answer.json() or {}
+    return attachment
+
+
 def proxy_checks(suite: Suite, row: Row) -> None:
     """Through nginx: an image uploaded, then sent back by nginx from the shared uploads directory
     (X-Accel-Redirect) with Django's headers; plain HTTP redirected to HTTPS."""
     token = suite.seed["users"][0]["token"]
-    boundary = "clustertestboundary"
-    body = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="proxy.png"\r\n'
-        "Content-Type: image/png\r\n\r\n"
-    ).encode() + png(int(time.time())) + f"\r\n--{boundary}--\r\n".encode()
     front = suite.server
     assert isinstance(front, Front)
     port = front.port
@@ -127,11 +152,8 @@ def proxy_checks(suite: Suite, row: Row) -> None:
         statuses[-1] == 429 and 429 not in statuses[:-1]
     )
     row.notes.append(f"logins under forged addresses through nginx: {statuses}")
-    uploaded = http_request(port, "POST", "/api/attachments", token, body, f"multipart/form-data; boundary={boundary}")
-    attachment = uploaded.json() or {}
-    row.checks["an upload through the proxy is stored (201)"] = uploaded.status == 201
-    if uploaded.status != 201:
-        row.notes.append(f"upload through nginx: {uploaded.status} {uploaded.body[:200]!r}")
+    attachment = upload_through_proxy(suite, row)
+    if attachment is None:
         return
     file = http_request(port, "GET", f"/api/attachments/{attachment['id']}/file", token, None, "")
     same = hashlib.sha256(file.body).hexdigest() == attachment.get("sha256")
@@ -165,6 +187,56 @@ async def host_killed(suite: Suite, load: Load, row: Row) -> None:
     load.traffic.fault_ended()
 
 
+async def media_to_bucket(suite: Suite, load: Load, row: Row, s3: OwnS3, env: dict[str, str]) -> None:
+    """Restart the hosts one at a time with MEDIA_STORAGE=s3 (SIGTERM: each drains, its sockets
+    reconnect through nginx to the others), then upload through nginx and fetch from every host."""
+    front = suite.server
+    assert isinstance(front, Front)
+    load.traffic.fault_started()
+    for host in front.hosts:
+        log(f"  {host.name}: restarted with its media in the bucket")
+        await asyncio.to_thread(host.stop)
+        host.env = env
+        await asyncio.to_thread(host.start)
+    load.traffic.fault_ended()
+    await asyncio.to_thread(bucket_checks, suite, row, s3)
+
+
+def bucket_checks(suite: Suite, row: Row, s3: OwnS3) -> None:
+    """An upload through nginx lands in the bucket (not on the shared disk), and each host, asked
+    directly on its own address, streams it back from the bucket with the same sha256."""
+    front = suite.server
+    assert isinstance(front, Front)
+    attachment = upload_through_proxy(suite, row)
+    if attachment is None:
+        return
+    sha256 = str(attachment.get("sha256", ""))
+    key = f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+    row.checks["the upload is one object in the bucket, keyed by its sha256, and not on the disk"] = (
+        key in s3.keys(BUCKET) and not (suite.uploads / key).exists()
+    )
+    token = suite.seed["users"][0]["token"]
+    fetched = []
+    for host in front.hosts:
+        connection = http.client.HTTPConnection(host.address, APP_PORT, timeout=10)
+        try:
+            connection.request(
+                "GET", f"/api/attachments/{attachment['id']}/file", headers={"Authorization": f"Bearer {token}"}
+            )
+            answer = connection.getresponse()
+            data = answer.read()
+            streamed = answer.getheader("X-Accel-Redirect") is None and answer.getheader("Content-Type") == "image/png"
+            fetched.append(answer.status == 200 and streamed and hashlib.sha256(data).hexdigest() == sha256)
+            row.notes.append(f"{host.name} ({host.address}) streams it: {answer.status}, {len(data)} bytes")
+        finally:
+            connection.close()
+    row.checks[f"every host streams it from the bucket: 200, same sha256 ({len(front.hosts)} hosts)"] = all(fetched)
+    through = http_request(front.port, "GET", f"/api/attachments/{attachment['id']}/file", token, None, "")
+    row.checks["through nginx too: 200, same sha256"] = (
+        through.status == 200 and hashlib.sha256(through.body).hexdigest() == sha256
+    )
+
+
 async def redis_primary_killed(suite: Suite, load: Load, row: Row, sentinel: OwnSentinelRedis) -> None:
     load.traffic.fault_started()
     resyncs_before = {user_id: m.resyncs for user_id, m in load.members.items()}
@@ -189,6 +261,7 @@ async def redis_primary_killed(suite: Suite, load: Load, row: Row, sentinel: Own
         + (f"{resumed:.1f} s" if resumed is not None else "more than 30 s")
     )
     load.traffic.fault_ended()
+
     # The layer reconnects, then tells every socket `resync` (chats/realtime/resync.py).
     def told() -> list[int]:
         return [user_id for user_id, m in load.members.items() if m.resyncs > resyncs_before[user_id]]
@@ -239,6 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     network = Network(HOSTS)
     database: OwnMariaDB | None = None
     sentinel: OwnSentinelRedis | None = None
+    s3: OwnS3 | None = None
     hosts: list[AppHost] = []
     nginx: Nginx | None = None
     rows: list[Row] = []
@@ -263,7 +337,10 @@ def main(argv: list[str] | None = None) -> int:
             database.execute(f"GRANT ALL ON *.* TO 'root'@'{subnet}' WITH GRANT OPTION", database="")
         sentinel = OwnSentinelRedis(root / "redis", log_dir, host=bind, binds=("127.0.0.1",))
         sentinel.start()
-        log(f"MariaDB on {bind}:{database.port}; Redis primary and replica, 3 sentinels on {bind}")
+        s3 = OwnS3(log_dir, host=bind)
+        s3.start()
+        s3.create_bucket(BUCKET)
+        log(f"MariaDB on {bind}:{database.port}; Redis primary and replica, 3 sentinels on {bind}; S3 on {bind}")
         data_dir = root / "data"
         env = server_env(data_dir, f"mysql://root@{bind}:{database.port}/{DATABASE}", f"redis://{MASTER}/0")
         env.update(
@@ -310,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
             duration=args.duration,
             run_id=secrets.token_hex(2),
         )
-        rows = asyncio.run(run_all(suite, sentinel))
+        rows = asyncio.run(run_all(suite, sentinel, s3, {**env, **s3.env(BUCKET)}))
         suite.server.start()  # (any host a fault left down is started again)
         proxy = acceptance.Proxy(port, TLS_PORTS[port], hosts)
         rows += acceptance.run(proxy, AUTH_RATE, log_dir, sentinel.primary, cache_prefix="cluster")
@@ -329,13 +406,16 @@ def main(argv: list[str] | None = None) -> int:
             sentinel.stop()
         if database is not None:
             database.stop()
+        if s3 is not None:
+            s3.stop()
         stop_all()
         network.delete()
         shutil.rmtree(root, ignore_errors=True)
     took = time.monotonic() - started
     header = (
         f"Cluster test, {datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC, commit {git_commit()}: {where}; "
-        f"nginx (TLS) in front, MariaDB, Redis primary + replica + 3 sentinels; {args.workers} worker(s) a host, "
+        f"nginx (TLS) in front, MariaDB, Redis primary + replica + 3 sentinels, an S3 server (moto); "
+        f"{args.workers} worker(s) a host, "
         f"{args.duration:g} s of load an experiment, {took:.0f} s in all."
     )
     text = f"{header}\n\n{table(rows)}\n\n{details(rows)}"
@@ -346,14 +426,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if len(rows) == ROWS and all(row.passed for row in rows) else 1
 
 
-async def run_all(suite: Suite, sentinel: OwnSentinelRedis) -> list[Row]:
+async def run_all(suite: Suite, sentinel: OwnSentinelRedis, s3: OwnS3, s3_env: dict[str, str]) -> list[Row]:
     async def redis_fault(suite: Suite, load: Load, row: Row) -> None:
         await redis_primary_killed(suite, load, row, sentinel)
+
+    async def to_bucket(suite: Suite, load: Load, row: Row) -> None:
+        await media_to_bucket(suite, load, row, s3, s3_env)
 
     rows: list[Row] = []
     for key, label, inject in (
         ("host", "app host killed (SIGKILL, 10 s)", host_killed),
         ("sentinel", "Redis primary killed (sentinel failover)", redis_fault),
+        ("bucket", "hosts restarted one by one onto S3 media (moto on the bridge)", to_bucket),
     ):
         try:
             rows.append(await run_experiment(suite, key, label, inject))

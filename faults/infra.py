@@ -1,4 +1,4 @@
-"""The suite's own Redis, MariaDB and messenger, on free loopback ports, stopped by pid.
+"""The suite's own Redis, MariaDB, S3 API server and messenger, on free loopback ports, stopped by pid.
 
 Nothing here touches the machine's shared MariaDB (3306) or Redis (6379): the suite starts a
 redis-server and a mariadbd of its own in a temporary directory, and only those are killed,
@@ -185,6 +185,74 @@ class OwnMariaDB:
         self.resume()
         if self.server is not None:
             self.server.stop(timeout=30)
+            self.server = None
+
+
+class OwnS3:
+    """An S3 API server of our own: moto's (`moto[server]`, buckets in its memory, gone when it stops).
+
+    Listens on one address: loopback for the tests, the cluster bridge's address for app hosts in
+    their namespaces (cluster/run.py). Its buckets take any key pair; the messenger signs requests
+    with KEY_ID and SECRET_KEY all the same, as against a real server.
+    """
+
+    KEY_ID = "messenger-test"
+    SECRET_KEY = "messenger-test-secret"
+    REGION = "us-east-1"
+
+    def __init__(self, log_dir: Path, host: str = LOOPBACK) -> None:
+        self.host = host
+        self.port = free_port()
+        self.log_dir = log_dir
+        self.server: Server | None = None
+        self._client: Any = None
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        command = [PYTHON, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
+        self.server = Server(
+            "moto-s3", command, port=self.port, env=dict(os.environ), log_dir=self.log_dir, host=self.host
+        )
+        self.server.start(ready_path="/moto-api/", timeout=60)
+
+    def env(self, bucket: str) -> dict[str, str]:
+        """The messenger's settings for `bucket` on this server (MEDIA_STORAGE=s3)."""
+        return {
+            "MEDIA_STORAGE": "s3",
+            "S3_BUCKET": bucket,
+            "S3_ENDPOINT_URL": self.endpoint_url,
+            "S3_REGION": self.REGION,
+            "AWS_ACCESS_KEY_ID": self.KEY_ID,
+            "AWS_SECRET_ACCESS_KEY": self.SECRET_KEY,
+        }
+
+    def client(self) -> Any:
+        """An S3 client of the harness's own (made once: a client takes near a second to make)."""
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client(
+                "s3",
+                endpoint_url=self.endpoint_url,
+                region_name=self.REGION,
+                aws_access_key_id=self.KEY_ID,
+                aws_secret_access_key=self.SECRET_KEY,
+            )
+        return self._client
+
+    def create_bucket(self, bucket: str) -> None:
+        self.client().create_bucket(Bucket=bucket)
+
+    def keys(self, bucket: str) -> list[str]:
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket)
+        return [entry["Key"] for page in pages for entry in page.get("Contents", ())]
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
             self.server = None
 
 

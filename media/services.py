@@ -325,7 +325,8 @@ def blob_reclean(*, blob_id: int) -> str | None:
     old_sha256 = blob.sha256
     with store.pending_file() as pending:
         try:
-            containers.write_clean(kind.pillow_format, store.blob_path(old_sha256), pending.write)
+            with store.local_copy(old_sha256) as stored:
+                containers.write_clean(kind.pillow_format, stored, pending.write)
         except containers.CorruptImage:
             logger.warning("blob %s cannot be walked; left as it is", old_sha256)
             return None

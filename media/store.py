@@ -11,6 +11,12 @@ A full disk (ENOSPC, EDQUOT) does not stop the hashing: a PendingFile that could
 written still knows its sha256, so bytes the store already holds are recognised and need no
 write (media.services); bytes it does not hold fail with the OSError, answered 507
 (messenger.exceptions), and the partial temporary file is removed.
+
+Where the finished blobs live is settings.MEDIA_STORAGE: this folder ("local", the default) or an
+S3-compatible bucket ("s3", media.s3) under the same keys. Everything that reads, writes, deletes or
+lists a blob goes through the functions below (exists, commit, delete, open_blob, local_copy,
+iter_blobs), which hand the work to the configured Blobs; nothing else asks which one it is.
+Uploads are received, hashed and validated in the local temporary folder on both.
 """
 
 import hashlib
@@ -18,9 +24,10 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import AbstractContextManager, contextmanager, nullcontext, suppress
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from django.conf import settings
 
@@ -55,10 +62,6 @@ def relative_path(sha256: str) -> str:
 
 def blob_path(sha256: str) -> Path:
     return root() / relative_path(sha256)
-
-
-def exists(sha256: str) -> bool:
-    return blob_path(sha256).is_file()
 
 
 class PendingFile:
@@ -126,45 +129,131 @@ def pending_file() -> Iterator[PendingFile]:
         pending.path.unlink(missing_ok=True)
 
 
-def commit(pending: PendingFile, sha256: str) -> Path:
-    """Atomically put a finished PendingFile at its content address.
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """A blob as the store lists it: cleanup_blobs compares these with the Blob rows."""
 
-    Replacing an existing file is harmless (same name, same bytes) and restores a file that
-    went missing; readers holding the old file open keep reading the old inode.
+    sha256: str
+    size: int
+    modified: float  # seconds since the epoch
+
+
+class Blobs(Protocol):
+    """Where finished blobs live, by sha256. LocalBlobs (UPLOADS_DIR) and media.s3.S3Blobs."""
+
+    # The web server can send the file itself (SENDFILE_HEADER): only blobs on a local disk.
+    sendfile: bool
+
+    def exists(self, sha256: str) -> bool: ...
+
+    def save(self, pending: PendingFile, sha256: str) -> None: ...
+
+    def delete(self, sha256: str) -> bool: ...
+
+    def open(self, sha256: str) -> IO[bytes]: ...
+
+    def local_copy(self, sha256: str) -> AbstractContextManager[Path]: ...
+
+    def iter_blobs(self) -> Iterator[StoredBlob]: ...
+
+
+class LocalBlobs:
+    """Blobs as files in UPLOADS_DIR's shards (the default)."""
+
+    sendfile = True
+
+    def exists(self, sha256: str) -> bool:
+        return blob_path(sha256).is_file()
+
+    def save(self, pending: PendingFile, sha256: str) -> None:
+        """os.replace into place, then the folder fsynced: the rename survives a crash."""
+        destination = blob_path(sha256)
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(pending.path, destination)
+        _fsync_dir(destination.parent)
+
+    def delete(self, sha256: str) -> bool:
+        """Empty shard folders are left in place."""
+        try:
+            blob_path(sha256).unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def open(self, sha256: str) -> IO[bytes]:
+        return open(blob_path(sha256), "rb")  # the caller closes it
+
+    def local_copy(self, sha256: str) -> AbstractContextManager[Path]:
+        return nullcontext(blob_path(sha256))
+
+    def iter_blobs(self) -> Iterator[StoredBlob]:
+        """The temporary folder and strangers are skipped."""
+        base = root()
+        if not base.is_dir():
+            return
+        for first in sorted(base.iterdir()):
+            if not (first.is_dir() and re.fullmatch(r"[0-9a-f]{2}", first.name)):
+                continue
+            for second in sorted(first.iterdir()):
+                if not (second.is_dir() and re.fullmatch(r"[0-9a-f]{2}", second.name)):
+                    continue
+                for path in sorted(second.iterdir()):
+                    name = path.name
+                    if not (SHA256_RE.match(name) and name[:2] == first.name and name[2:4] == second.name):
+                        continue
+                    try:
+                        facts = path.stat()
+                    except FileNotFoundError:
+                        continue
+                    if path.is_file():
+                        yield StoredBlob(name, facts.st_size, facts.st_mtime)
+
+
+LOCAL = LocalBlobs()
+
+
+def backend() -> Blobs:
+    """The configured Blobs, read from settings on every call (tests switch MEDIA_STORAGE)."""
+    if settings.MEDIA_STORAGE == "s3":
+        from media import s3  # boto3 is imported only by servers that use it
+
+        return s3.configured()
+    return LOCAL
+
+
+def exists(sha256: str) -> bool:
+    return backend().exists(sha256)
+
+
+def commit(pending: PendingFile, sha256: str) -> None:
+    """Put a finished PendingFile at its content address, whole or not at all.
+
+    Replacing an existing blob is harmless (same name, same bytes) and restores one that went
+    missing; readers holding the old file open keep reading the old inode (or object version).
     """
     if pending.full is not None:
         raise pending.full
-    destination = blob_path(sha256)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    os.replace(pending.path, destination)
-    _fsync_dir(destination.parent)
-    return destination
+    backend().save(pending, sha256)
 
 
 def delete(sha256: str) -> bool:
-    """Remove a blob's file; True when there was one. Empty shard folders are left in place."""
-    try:
-        blob_path(sha256).unlink()
-    except FileNotFoundError:
-        return False
-    return True
+    """Remove a blob's bytes; True when there were some."""
+    return backend().delete(sha256)
 
 
-def iter_blob_files() -> Iterator[tuple[str, Path]]:
-    """Every (sha256, path) in the store's shards; the temporary folder and strangers are skipped."""
-    base = root()
-    if not base.is_dir():
-        return
-    for first in sorted(base.iterdir()):
-        if not (first.is_dir() and re.fullmatch(r"[0-9a-f]{2}", first.name)):
-            continue
-        for second in sorted(first.iterdir()):
-            if not (second.is_dir() and re.fullmatch(r"[0-9a-f]{2}", second.name)):
-                continue
-            for path in sorted(second.iterdir()):
-                name = path.name
-                if path.is_file() and SHA256_RE.match(name) and name[:2] == first.name and name[2:4] == second.name:
-                    yield name, path
+def open_blob(sha256: str) -> IO[bytes]:
+    """The blob's bytes to read (the caller closes it); FileNotFoundError when there are none."""
+    return backend().open(sha256)
+
+
+def local_copy(sha256: str) -> AbstractContextManager[Path]:
+    """A path to the blob's bytes on this machine for as long as the block runs (a download from a bucket)."""
+    return backend().local_copy(sha256)
+
+
+def iter_blobs() -> Iterator[StoredBlob]:
+    """Every blob the store holds, in sha256 order."""
+    return backend().iter_blobs()
 
 
 def iter_temp_files() -> Iterator[Path]:

@@ -36,6 +36,11 @@ from messenger.exceptions import Unavailable
 
 logger = logging.getLogger(__name__)
 
+STORE_UNREACHABLE = (
+    'The object store (MEDIA_STORAGE=s3) could not be reached: `{"detail": "…"}` with Retry-After. With '
+    "MEDIA_STORAGE=s3 the server streams the bytes from the bucket after the access check, with the same "
+    "headers (never a redirect to the bucket)."
+)
 INSUFFICIENT_STORAGE_SCHEMA = {
     "type": "object",
     "properties": {"detail": {"type": "string"}},
@@ -72,9 +77,10 @@ class AttachmentUploadView(APIView):
             ),
             503: OpenApiResponse(
                 description=(
-                    "The database could not answer, or no image decode slot came free within "
-                    'UPLOAD_DECODE_WAIT_SECONDS (UPLOAD_MAX_CONCURRENT_DECODES per process): `{"detail": "…"}` '
-                    "with Retry-After."
+                    "The database could not answer, no image decode slot came free within "
+                    "UPLOAD_DECODE_WAIT_SECONDS (UPLOAD_MAX_CONCURRENT_DECODES per process), or the object "
+                    'store (MEDIA_STORAGE=s3) could not be reached: `{"detail": "…"}` with Retry-After; '
+                    "nothing was recorded."
                 ),
             ),
             507: OpenApiResponse(
@@ -143,6 +149,7 @@ class AttachmentFileView(APIView):
             ),
             304: OpenApiResponse(description="If-None-Match matched the ETag (the sha256)"),
             404: OpenApiResponse(description="No such attachment, or the caller may not see it"),
+            503: OpenApiResponse(description=STORE_UNREACHABLE),
         },
         description=(
             "The bytes, for the uploader and the members of a chat where a message carries it. Strong ETag "
@@ -160,17 +167,7 @@ class AttachmentFileView(APIView):
         etag = f'"{blob.sha256}"'
         if _matches(request.headers.get("If-None-Match", ""), etag):
             return _with_headers(HttpResponseNotModified(), attachment, etag)
-        response: HttpResponseBase
-        if settings.SENDFILE_HEADER:
-            response = HttpResponse()
-            response[settings.SENDFILE_HEADER] = _sendfile_target(blob.sha256)
-        else:
-            try:
-                handle = open(store.blob_path(blob.sha256), "rb")  # noqa: SIM115 (FileResponse closes it)
-            except FileNotFoundError:
-                logger.error("blob file missing for attachment %s (sha256 %s)", attachment.pk, blob.sha256)
-                raise Http404("No attachment matches the given query.") from None
-            response = FileResponse(handle)
+        response = _blob_response(blob, missing="No attachment matches the given query.")
         return _with_headers(response, attachment, etag)
 
 
@@ -204,6 +201,25 @@ def _with_headers(response: HttpResponseBase, attachment: Attachment, etag: str)
             response["Content-Type"] = validation.FILE_CONTENT_TYPE
             response["Content-Disposition"] = download_disposition(attachment)
     return response
+
+
+def _blob_response(blob: Blob, *, missing: str) -> HttpResponseBase:
+    """The blob's bytes, once the caller has checked access: handed to the web server (SENDFILE_HEADER,
+    local disk only), else streamed by this process from the store (a file, or a bucket's object as it
+    arrives: media.s3). Http404 with `missing` when the store has lost them."""
+    if settings.SENDFILE_HEADER and store.backend().sendfile:
+        response = HttpResponse()
+        response[settings.SENDFILE_HEADER] = _sendfile_target(blob.sha256)
+        return response
+    try:
+        handle = store.open_blob(blob.sha256)
+    except FileNotFoundError:
+        logger.error("blob file missing (sha256 %s)", blob.sha256)
+        raise Http404(missing) from None
+    streamed = FileResponse(handle)  # closes the handle when the response is done
+    if not streamed.has_header("Content-Length"):  # a bucket's body cannot tell its length; the row can
+        streamed["Content-Length"] = str(blob.size)
+    return streamed
 
 
 def _sendfile_target(sha256: str) -> str:
@@ -261,8 +277,9 @@ class AvatarView(APIView):
             413: OpenApiResponse(description='Larger than UPLOAD_MAX_BYTES: `{"file": ["…"]}`'),
             503: OpenApiResponse(
                 description=(
-                    "The database could not answer, or no image decode slot came free within "
-                    'UPLOAD_DECODE_WAIT_SECONDS: `{"detail": "…"}` with Retry-After.'
+                    "The database could not answer, no image decode slot came free within "
+                    "UPLOAD_DECODE_WAIT_SECONDS, or the object store (MEDIA_STORAGE=s3) could not be reached: "
+                    '`{"detail": "…"}` with Retry-After; nothing changed.'
                 ),
             ),
             507: OpenApiResponse(
@@ -307,6 +324,7 @@ class AvatarFileView(APIView):
             (200, "image/*"): OpenApiResponse(OpenApiTypes.BINARY, description="The picture (PNG or JPEG)"),
             304: OpenApiResponse(description="If-None-Match matched the ETag (the sha256)"),
             404: OpenApiResponse(description="No user has this picture"),
+            503: OpenApiResponse(description=STORE_UNREACHABLE),
         },
         description=(
             "Addition (contract v1.1): a PublicUser's `avatar_url`. Any signed-in user may fetch it "
@@ -321,17 +339,7 @@ class AvatarFileView(APIView):
         etag = f'"{blob.sha256}"'
         if _matches(request.headers.get("If-None-Match", ""), etag):
             return _avatar_headers(HttpResponseNotModified(), blob, etag)
-        response: HttpResponseBase
-        if settings.SENDFILE_HEADER:
-            response = HttpResponse()
-            response[settings.SENDFILE_HEADER] = _sendfile_target(blob.sha256)
-        else:
-            try:
-                handle = open(store.blob_path(blob.sha256), "rb")  # noqa: SIM115 (FileResponse closes it)
-            except FileNotFoundError:
-                logger.error("blob file missing for avatar %s", blob.sha256)
-                raise Http404("No picture matches the given query.") from None
-            response = FileResponse(handle)
+        response = _blob_response(blob, missing="No picture matches the given query.")
         return _avatar_headers(response, blob, etag)
 
 

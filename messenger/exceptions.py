@@ -58,6 +58,13 @@ class Unavailable(exceptions.APIException):
     default_code = "unavailable"
 
 
+class StorageUnavailable(Unavailable):
+    """The object store (MEDIA_STORAGE=s3) did not answer or refused: 503 with Retry-After, and
+    nothing was recorded (the write it interrupted rolls back)."""
+
+    default_detail = "The file store cannot be reached right now; try again shortly."
+
+
 # (exception class, HTTP status, `error` frame code); the first class that matches wins.
 ERRORS: list[tuple[type[BaseException], int, str]] = [
     (DjangoValidationError, 400, "invalid"),

@@ -397,6 +397,28 @@ ATTACHMENT_CACHE_SECONDS = env_int("ATTACHMENT_CACHE_SECONDS", 86400)
 # https://nginx.org/en/docs/http/ngx_http_core_module.html#internal
 SENDFILE_HEADER = os.environ.get("SENDFILE_HEADER", "")
 SENDFILE_URL_PREFIX = os.environ.get("SENDFILE_URL_PREFIX", "/protected-uploads/")
+# Where blobs live (media.store): "local" (UPLOADS_DIR, the default) or "s3", an S3-compatible bucket
+# through django-storages + boto3, with the same content-addressed keys (<prefix>ab/cd/abcd…). Uploads are
+# still received and hashed in UPLOADS_DIR/tmp. With "s3", SENDFILE_HEADER is not used: the server streams
+# the bytes itself after the access check (README "Media in object storage").
+# https://django-storages.readthedocs.io/en/latest/backends/amazon-S3.html
+MEDIA_STORAGE = os.environ.get("MEDIA_STORAGE", "local").strip().lower() or "local"
+if MEDIA_STORAGE not in {"local", "s3"}:
+    raise ImproperlyConfigured(f"MEDIA_STORAGE={MEDIA_STORAGE!r} is not a storage (use local or s3)")
+S3_BUCKET = os.environ.get("S3_BUCKET", "")
+if MEDIA_STORAGE == "s3" and not S3_BUCKET:
+    raise ImproperlyConfigured("MEDIA_STORAGE=s3 needs S3_BUCKET")
+# Empty: AWS S3 itself. MinIO, Ceph RGW, Cloudflare R2…: their URL (README).
+S3_ENDPOINT_URL = os.environ.get("S3_ENDPOINT_URL", "")
+S3_REGION = os.environ.get("S3_REGION", "")
+S3_PREFIX = os.environ.get("S3_PREFIX", "")  # a folder inside the bucket, e.g. "messenger/"
+# "path" (bucket in the URL's path) suits MinIO, Ceph and endpoints given by address; AWS takes "virtual".
+S3_ADDRESSING_STYLE = os.environ.get("S3_ADDRESSING_STYLE", "") or ("path" if S3_ENDPOINT_URL else "auto")
+if S3_ADDRESSING_STYLE not in {"auto", "path", "virtual"}:
+    raise ImproperlyConfigured(f"S3_ADDRESSING_STYLE={S3_ADDRESSING_STYLE!r} is not one (use auto, path or virtual)")
+# Empty: boto3's own chain (AWS_* in the environment, ~/.aws, an instance role).
+S3_ACCESS_KEY_ID = os.environ.get("AWS_ACCESS_KEY_ID", "")
+S3_SECRET_ACCESS_KEY = os.environ.get("AWS_SECRET_ACCESS_KEY", "")
 MESSAGE_PAGE_MAX = 100
 # A longer client frame gets an `error` (too_large) and the socket stays open. Run daphne with
 # --websocket-max-message-size / --websocket-max-frame-size above this (twice, say) so that the

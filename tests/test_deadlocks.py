@@ -189,7 +189,7 @@ def test_an_upload_that_lost_a_deadlock_is_stored_once(api_client, user, monkeyp
     assert r.status_code == 201, r.content
     assert Blob.objects.count() == 1
     assert list(Attachment.objects.values_list("id", flat=True)) == [r.json()["id"]]
-    assert [sha256 for sha256, _ in store.iter_blob_files()] == [r.json()["sha256"]]
+    assert [blob.sha256 for blob in store.iter_blobs()] == [r.json()["sha256"]]
     assert list(store.iter_temp_files()) == []
 
 

@@ -253,3 +253,29 @@ def test_a_looser_existing_database_file_is_made_private(tmp_path):
     # then
     assert result.returncode == 0, result.stderr
     assert database.stat().st_mode & 0o777 == 0o600
+
+
+def test_start_with_an_unknown_media_storage_is_refused(tmp_path):
+    # when
+    result = start(tmp_path, SECRET_KEY="k" * 50, MEDIA_STORAGE="ftp")
+    # then
+    assert result.returncode != 0
+    assert "MEDIA_STORAGE='ftp' is not a storage" in result.stderr
+
+
+def test_start_with_s3_media_and_no_bucket_is_refused(tmp_path):
+    # when
+    result = start(tmp_path, SECRET_KEY="k" * 50, MEDIA_STORAGE="s3")
+    # then
+    assert result.returncode != 0
+    assert "MEDIA_STORAGE=s3 needs S3_BUCKET" in result.stderr
+
+
+def test_start_with_s3_media_on_an_endpoint_addresses_the_bucket_by_path(tmp_path):
+    # when
+    code = "print(json.dumps([s.MEDIA_STORAGE, s.S3_BUCKET, s.S3_ADDRESSING_STYLE]))"
+    env = {"MEDIA_STORAGE": "s3", "S3_BUCKET": "media", "S3_ENDPOINT_URL": "http://127.0.0.1:9000"}
+    result = start(tmp_path, code, SECRET_KEY="k" * 50, **env)
+    # then
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.splitlines()[-1]) == ["s3", "media", "path"]

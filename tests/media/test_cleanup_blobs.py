@@ -11,9 +11,10 @@ from django.utils import timezone
 
 from chats import services as chat_services
 from media import store
+from media.management.commands import cleanup_blobs
 from media.models import Attachment, Blob
 from tests.media import images
-from tests.media.conftest import upload
+from tests.media.conftest import put_stray, stored_sha256s, upload
 
 
 def run(*args: str) -> str:
@@ -46,7 +47,7 @@ def test_dry_run_lists_unreferenced_blobs_and_deletes_nothing(kept_and_orphan):
     assert f"would delete blob {orphan.sha256}" in output
     assert kept.sha256 not in output
     assert Blob.objects.count() == 2
-    assert store.blob_path(orphan.sha256).is_file()
+    assert store.exists(orphan.sha256)
 
 
 def test_cleanup_deletes_unreferenced_blobs_and_their_files_only(kept_and_orphan):
@@ -57,11 +58,12 @@ def test_cleanup_deletes_unreferenced_blobs_and_their_files_only(kept_and_orphan
     # then
     assert f"deleted blob {orphan.sha256}" in output
     assert list(Blob.objects.values_list("sha256", flat=True)) == [kept.sha256]
-    assert not store.blob_path(orphan.sha256).exists()
-    assert store.blob_path(kept.sha256).is_file()
+    assert not store.exists(orphan.sha256)
+    assert store.exists(kept.sha256)
     assert Attachment.objects.filter(blob=kept).exists()
 
 
+@pytest.mark.local_disk  # file times set by hand; test_a_stray_blob_goes_once_older_than_the_grace_period is both
 def test_cleanup_deletes_old_stray_files_and_temporary_files_but_not_young_ones(user, make_attachment):
     # given
     kept = make_attachment(user).blob
@@ -79,12 +81,28 @@ def test_cleanup_deletes_old_stray_files_and_temporary_files_but_not_young_ones(
     # when
     output = run("--grace-minutes", "60")
     # then
-    assert not store.blob_path(stray_old).exists()
+    assert not store.exists(stray_old)
     assert not old_temp.exists()
-    assert store.blob_path(stray_young).exists()
+    assert store.exists(stray_young)
     assert young_temp.exists()
-    assert store.blob_path(kept.sha256).is_file()
+    assert store.exists(kept.sha256)
     assert "deleted 0 unreferenced blob(s) and 2 stray file(s)" in output
+
+
+def test_a_stray_blob_goes_once_older_than_the_grace_period(user, make_attachment, monkeypatch):
+    # given: bytes in the store that no Blob names, written just now
+    kept = make_attachment(user).blob
+    stray = put_stray(b"left behind by a crash")
+    assert "0 stray file(s)" in run("--grace-minutes", "60")
+    assert store.exists(stray)
+    # when: two hours later
+    later = time.time() + 7200
+    monkeypatch.setattr(cleanup_blobs.time, "time", lambda: later)
+    output = run("--grace-minutes", "60")
+    # then
+    assert f"deleted stray file {store.relative_path(stray)}" in output
+    assert not store.exists(stray)
+    assert stored_sha256s() == [kept.sha256]
 
 
 def test_an_unreferenced_blob_uploaded_again_after_cleanup_is_stored_again(api_client, kept_and_orphan):
@@ -96,7 +114,7 @@ def test_an_unreferenced_blob_uploaded_again_after_cleanup_is_stored_again(api_c
     # then
     assert r.status_code == 201, r.content
     assert r.json()["sha256"] == orphan.sha256
-    assert store.blob_path(orphan.sha256).is_file()
+    assert store.exists(orphan.sha256)
 
 
 @pytest.fixture
@@ -123,7 +141,7 @@ def test_unattached_days_dry_run_lists_unsent_uploads_and_their_blobs(sent_unsen
     assert f"would delete blob {deleted.blob.sha256}" in output
     assert sent.blob.sha256 not in output
     assert Attachment.objects.count() == 3
-    assert len(list(store.iter_blob_files())) == 3
+    assert len(stored_sha256s()) == 3
 
 
 def test_unattached_days_deletes_uploads_no_message_carries_then_their_files(sent_unsent_and_deleted):
@@ -133,7 +151,7 @@ def test_unattached_days_deletes_uploads_no_message_carries_then_their_files(sen
     run("--unattached-days", "3")
     # then
     assert list(Attachment.objects.values_list("pk", flat=True)) == [sent.pk]
-    assert [sha for sha, _ in store.iter_blob_files()] == [sent.blob.sha256]
+    assert stored_sha256s() == [sent.blob.sha256]
     assert Blob.objects.count() == 1
 
 
@@ -144,4 +162,4 @@ def test_unattached_days_keeps_recent_unsent_uploads(user, make_attachment):
     run("--unattached-days", "3")
     # then
     assert Attachment.objects.filter(pk=fresh.pk).exists()
-    assert store.blob_path(fresh.blob.sha256).is_file()
+    assert store.exists(fresh.blob.sha256)

@@ -12,7 +12,7 @@ from django.core.files.uploadhandler import TemporaryFileUploadHandler
 from media import store
 from media.models import Attachment, Blob
 from tests.media import images
-from tests.media.conftest import stored_files, upload
+from tests.media.conftest import stored_sha256s, upload
 
 
 class FullDiskFile:
@@ -58,7 +58,7 @@ def test_an_upload_the_full_disk_cannot_hold_is_507_json_and_leaves_no_row_and_n
     assert r["Content-Type"] == "application/json"
     assert r.json() == {"detail": "The server has no room to store this file right now."}
     assert Blob.objects.count() == 0 and Attachment.objects.count() == 0
-    assert stored_files() == [] and temporary_files() == []
+    assert stored_sha256s() == [] and temporary_files() == []
 
 
 def test_bytes_already_stored_upload_again_while_the_disk_is_full(api_client, monkeypatch):
@@ -66,7 +66,7 @@ def test_bytes_already_stored_upload_again_while_the_disk_is_full(api_client, mo
     data = images.png((64, 64))
     first = upload(api_client, data, name="a.png")
     assert first.status_code == 201, first.content
-    stored = stored_files()
+    stored = stored_sha256s()
     real = tempfile.NamedTemporaryFile
     monkeypatch.setattr(store.tempfile, "NamedTemporaryFile", lambda *a, **k: FullDiskFile(real(*a, **k), room=0))
     # when
@@ -75,9 +75,10 @@ def test_bytes_already_stored_upload_again_while_the_disk_is_full(api_client, mo
     assert again.status_code == 201, again.content
     assert again.json()["sha256"] == first.json()["sha256"]
     assert Blob.objects.count() == 1 and Attachment.objects.count() == 2
-    assert stored_files() == stored and temporary_files() == []
+    assert stored_sha256s() == stored and temporary_files() == []
 
 
+@pytest.mark.local_disk  # the fsync and rename of a file put in place
 def test_a_full_disk_found_at_fsync_is_507_and_leaves_no_file(api_client, monkeypatch):
     # given: the writes were buffered, the flush to disk fails (delayed allocation)
     def fsync(fd: int) -> None:
@@ -89,9 +90,10 @@ def test_a_full_disk_found_at_fsync_is_507_and_leaves_no_file(api_client, monkey
     # then
     assert r.status_code == 507, r.content
     assert Blob.objects.count() == 0 and Attachment.objects.count() == 0
-    assert stored_files() == [] and temporary_files() == []
+    assert stored_sha256s() == [] and temporary_files() == []
 
 
+@pytest.mark.local_disk  # the fsync and rename of a file put in place
 def test_a_full_disk_when_the_file_is_put_in_place_rolls_the_rows_back(api_client, monkeypatch):
     # given: no room for a new shard folder
     def replace(source: Any, destination: Any) -> None:
@@ -103,7 +105,7 @@ def test_a_full_disk_when_the_file_is_put_in_place_rolls_the_rows_back(api_clien
     # then
     assert r.status_code == 507, r.content
     assert Blob.objects.count() == 0 and Attachment.objects.count() == 0
-    assert stored_files() == [] and temporary_files() == []
+    assert stored_sha256s() == [] and temporary_files() == []
 
 
 @pytest.fixture
@@ -126,7 +128,7 @@ def test_an_upload_whose_spool_disk_is_full_is_received_in_memory_and_stored(api
     r = upload(api_client, images.png((64, 64)))
     # then
     assert r.status_code == 201, r.content
-    assert len(stored_files()) == 1
+    assert len(stored_sha256s()) == 1
     assert list(full_upload_temp_dir.iterdir()) == []
 
 
@@ -159,7 +161,7 @@ def test_new_bytes_when_both_disks_are_full_are_507(api_client, full_disk, full_
     # then
     assert r.status_code == 507, r.content
     assert Attachment.objects.count() == 0 and Blob.objects.count() == 0
-    assert list(full_upload_temp_dir.iterdir()) == [] and stored_files() == [] and temporary_files() == []
+    assert list(full_upload_temp_dir.iterdir()) == [] and stored_sha256s() == [] and temporary_files() == []
 
 
 def test_another_os_error_is_still_a_server_error_not_a_full_disk(api_client, monkeypatch):
@@ -193,4 +195,4 @@ def test_an_upload_whose_spool_file_cannot_even_be_created_is_received_in_memory
     r = upload(api_client, images.png((64, 64)))
     # then
     assert r.status_code == 201, r.content
-    assert len(stored_files()) == 1
+    assert len(stored_sha256s()) == 1

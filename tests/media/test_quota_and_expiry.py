@@ -12,7 +12,7 @@ from media import services, store
 from media.models import Attachment, Blob
 from tests.factories import UserFactory
 from tests.media import images
-from tests.media.conftest import upload
+from tests.media.conftest import stored_sha256s, upload
 
 # The module's own starting value: what a fresh server process has.
 FRESH_PROCESS = services._last_global_sweep
@@ -60,7 +60,7 @@ def test_an_upload_past_the_quota_is_413_with_a_detail_and_stores_nothing(api_cl
         "after they were sent, which frees their room."
     )
     assert Blob.objects.count() == 2
-    assert len(list(store.iter_blob_files())) == 2
+    assert len(stored_sha256s()) == 2
 
 
 def test_the_same_bytes_uploaded_again_count_again(api_client, settings):
@@ -104,7 +104,7 @@ def test_an_old_unsent_upload_is_deleted_on_the_next_upload_with_its_file(api_cl
     assert r.status_code == 201, r.content
     assert not Attachment.objects.filter(pk=stale.pk).exists()
     assert not Blob.objects.filter(pk=stale.blob_id).exists()
-    assert not store.blob_path(stale.blob.sha256).exists()
+    assert not store.exists(stale.blob.sha256)
 
 
 def test_sent_recent_and_shared_uploads_survive_the_sweep(api_client, chat, user, other_user, make_attachment):
@@ -123,8 +123,8 @@ def test_sent_recent_and_shared_uploads_survive_the_sweep(api_client, chat, user
     remaining = set(Attachment.objects.values_list("pk", flat=True))
     assert {sent.pk, recent_copy.pk, recent.pk} <= remaining
     assert old_copy.pk not in remaining
-    assert store.blob_path(recent_copy.blob.sha256).is_file()
-    assert store.blob_path(sent.blob.sha256).is_file()
+    assert store.exists(recent_copy.blob.sha256)
+    assert store.exists(sent.blob.sha256)
 
 
 def test_a_message_deleted_long_after_its_upload_frees_the_upload_at_the_next_sweep(api_client, chat, user):

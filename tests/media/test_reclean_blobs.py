@@ -8,7 +8,7 @@ from django.core.management import call_command
 from media import store
 from media.models import Attachment, Blob
 from tests.media import images
-from tests.media.conftest import upload
+from tests.media.conftest import put_stray, upload
 
 
 def run() -> str:
@@ -27,9 +27,7 @@ def stored_as_before(attachment: Attachment, data: bytes) -> None:
         width=old.width,
         height=old.height,
     )
-    path = store.blob_path(blob.sha256)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
+    put_stray(data)
     Attachment.objects.filter(pk=attachment.pk).update(blob=blob)
 
 
@@ -50,7 +48,7 @@ def test_an_old_gif_with_xmp_and_a_tail_is_cleaned_and_its_attachment_follows(
     assert f"cleaned blob {old_sha256} -> {clean_sha256}" in output
     attachment.refresh_from_db()
     assert attachment.blob.sha256 == clean_sha256
-    assert not store.blob_path(old_sha256).exists()
+    assert not store.exists(old_sha256)
     assert not Blob.objects.filter(sha256=old_sha256).exists()
     fetched = api_client.get(attachment.url)
     content = b"".join(fetched.streaming_content)

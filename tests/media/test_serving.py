@@ -7,14 +7,7 @@ from chats import services as chat_services
 from media import store
 from tests.factories import group_with
 from tests.media import images
-
-
-@pytest.fixture
-def shared(chat, user, make_attachment):
-    """An image `user` uploaded and posted in `chat` (where `other_user` is a member)."""
-    attachment = make_attachment(user, images.png(), name="cat.png")
-    chat_services.message_create(chat_id=chat.pk, sender=user, attachment_id=attachment.pk)
-    return attachment
+from tests.media.conftest import stored_bytes
 
 
 def test_uploader_fetches_the_bytes_with_safe_headers(api_client, shared):
@@ -22,7 +15,7 @@ def test_uploader_fetches_the_bytes_with_safe_headers(api_client, shared):
     r = api_client.get(shared.url)
     # then
     assert r.status_code == 200, r.content
-    assert b"".join(r.streaming_content) == store.blob_path(shared.blob.sha256).read_bytes()
+    assert b"".join(r.streaming_content) == stored_bytes(shared.blob.sha256)
     assert r["Content-Type"] == "image/png"
     assert r["X-Content-Type-Options"] == "nosniff"
     assert r["Content-Disposition"] == 'inline; filename="cat.png"'
@@ -191,6 +184,7 @@ def test_valid_gif_carrying_a_script_is_served_as_an_image_that_cannot_run(api_c
     assert r["Content-Disposition"] == 'inline; filename="x.gif"'
 
 
+@pytest.mark.local_disk  # a bucket's bytes are streamed whatever SENDFILE_HEADER says (test_object_store)
 def test_behind_nginx_the_file_is_handed_to_x_accel_redirect(api_client, shared, settings):
     # given
     settings.SENDFILE_HEADER = "X-Accel-Redirect"
@@ -206,6 +200,7 @@ def test_behind_nginx_the_file_is_handed_to_x_accel_redirect(api_client, shared,
     assert r["ETag"] == f'"{sha}"'
 
 
+@pytest.mark.local_disk
 def test_x_sendfile_gets_the_file_path(api_client, shared, settings):
     # given
     settings.SENDFILE_HEADER = "X-Sendfile"

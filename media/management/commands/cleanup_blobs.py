@@ -11,7 +11,8 @@ after UPLOAD_UNATTACHED_HOURS, swept on later uploads (media.services.attachment
 same selector and service): this command is for what that has not reached yet, and for stray files.
 Stray files (a crash between writing a file and committing its row) and temporary files of
 interrupted uploads are deleted only once older than --grace-minutes, so an upload in
-progress is never touched.
+progress is never touched. The store is MEDIA_STORAGE's (files under UPLOADS_DIR, or objects in the
+bucket, media.store); temporary files are always on the local disk.
 """
 
 import time
@@ -71,10 +72,11 @@ class Command(BaseCommand):
 
         cutoff = time.time() - grace_minutes * 60
         files = 0
-        for sha256, path in store.iter_blob_files():
-            if _older_than(path, cutoff) and not Blob.objects.filter(sha256=sha256).exists():
-                freed += _remove(path, dry_run)
-                self.stdout.write(f"{verb} stray file {store.relative_path(sha256)}")
+        for stored in store.iter_blobs():
+            stray = stored.modified < cutoff and not Blob.objects.filter(sha256=stored.sha256).exists()
+            if stray and (dry_run or store.delete(stored.sha256)):
+                freed += stored.size
+                self.stdout.write(f"{verb} stray file {store.relative_path(stored.sha256)}")
                 files += 1
         for path in store.iter_temp_files():
             if _older_than(path, cutoff):
