@@ -16,10 +16,10 @@ under load, one part at a time.
 Experiments: a host SIGKILLed mid-load (its sockets reconnect through nginx to the others and
 catch up), the Redis primary SIGKILLed (the sentinels promote the replica; delivery resumes, every
 socket is told `resync`), the hosts restarted one by one onto media in the bucket (MEDIA_STORAGE=s3;
-an upload through nginx is then fetched from every host, streamed from the bucket). Then the contract, tests/e2e's browser flows and two browsers on two
-hosts, one of them killed, through nginx (cluster/acceptance.py). Prints the
-table of acked / delivered / lost, writes it to cluster/results/latest.md; exit status 1 when a
-target is missed. Everything started is stopped
+an upload through nginx is then fetched from every host, streamed from the bucket). Then the
+contract, tests/e2e's browser flows and two browsers on two hosts, one of them killed, through
+nginx (cluster/acceptance.py). Prints the table of acked / delivered / lost, writes it to
+cluster/results/latest.md; exit status 1 when a target is missed. Everything started is stopped
 by pid, and the namespaces, bridge and files are removed, on failure too.
 """
 
