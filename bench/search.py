@@ -6,7 +6,7 @@ Fills a database of its own with `--messages` messages (default 1,000,000) in `-
 three other members; texts are 3-10 words drawn from English, Russian, accented Latin and Japanese
 phrases (a few with an image's file name), so 3-character, CJK and common-word queries all hit.
 Rows go in by bulk inserts (executemany, 5,000 a transaction), then the index is built once by
-`chats.search.rebuild` (what migration 0004 does on an existing database).
+`chats.search.rebuild` (what migration 0006 does on an existing database).
 
 Then, in this process, for each kind of query (`--queries` of each, default 200):
 
@@ -23,7 +23,7 @@ the first included.
 
 A send is `services.message_create` in one of the user's chats (its transaction, commit and event
 rendering; the in-memory channel layer), `--sends` times with the index and as many without (the
-index call replaced by nothing), taking turns by 25 so both see the same machine.
+background indexer off), taking turns by 25 so both see the same machine (`time_sends`).
 
     python -m bench.search --backend sqlite --messages 1000000 --out /tmp/search-sqlite.json
     python -m bench.search --backend mysql --database-url mysql://root@127.0.0.1:3306/ --messages 1000000
@@ -332,28 +332,43 @@ def time_searches(args: argparse.Namespace, rng: random.Random, info: dict[str, 
 
 
 def time_sends(args: argparse.Namespace, info: dict[str, Any]) -> dict[str, Any]:
+    """Sends with the background indexer on (it indexes each turn's messages while the next are
+    sent, in this process: its CPU and the GIL weigh on the sends) and off (nothing indexed).
+    Between turns, untimed, the index is brought up to date (`drained`: the with-index turns' time
+    including the wait for the indexer to finish, i.e. send + index of every message)."""
+    from django.conf import settings
+
     from accounts.models import User
     from chats import search, services
 
     user = User.objects.get(pk=info["searcher_id"])
     chats = info["searcher_chats"]
-    index_new = search.index_new
     timed: dict[str, list[float]] = {"with_index": [], "without_index": []}
+    turns: dict[str, float] = {"with_index": 0.0, "without_index": 0.0, "drained": 0.0}
     rng = random.Random(7)
     sent = 0
     while sent < 2 * args.sends:
         for mode in ("with_index", "without_index"):
-            search.index_new = index_new if mode == "with_index" else (lambda message: None)
+            settings.SEARCH_INDEX_IN_BACKGROUND = mode == "with_index"
+            turn_started = time.perf_counter()
             for _ in range(25):
                 content = text(rng)
                 started = time.perf_counter()
                 services.message_create(chat_id=rng.choice(chats), sender=user, content=content)
                 timed[mode].append(time.perf_counter() - started)
                 sent += 1
-    search.index_new = index_new
+            turns[mode] += time.perf_counter() - turn_started
+            if mode == "with_index":
+                if not search.indexer.wait_idle(timeout=60):
+                    raise RuntimeError("the search indexer did not finish a turn's 25 messages in 60 s")
+                turns["drained"] += time.perf_counter() - turn_started
+            else:
+                search.catch_up(chats)  # untimed: the next turn's indexer starts from an index up to date
+    settings.SEARCH_INDEX_IN_BACKGROUND = True
     out: dict[str, Any] = {mode: percentiles(samples) for mode, samples in timed.items()}
     out["mean_ratio"] = round(out["with_index"]["mean_ms"] / out["without_index"]["mean_ms"], 2)
     out["p50_ratio"] = round(out["with_index"]["p50_ms"] / out["without_index"]["p50_ms"], 2)
+    out["drained_ratio"] = round(turns["drained"] / turns["without_index"], 2)
     print(f"  sends {out}", flush=True)
     return out
 

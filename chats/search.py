@@ -28,16 +28,22 @@ are read with deleted = false.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import connection
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from chats.models import Message
+from chats.models import Chat, Message
 from media.models import Attachment
+
+logger = logging.getLogger(__name__)
 
 # The least a query may hold, after trimming: a trigram.
 MIN_QUERY_LENGTH = 3
@@ -45,11 +51,11 @@ MAX_QUERY_LENGTH = 200
 FTS_TABLE = "chats_search_fts"
 TRIGRAM_TABLE = "chats_search_trigram"
 TEXT_TABLE = "chats_search_text"
-# How many postings of each query trigram are counted to find the rarest (MariaDB): enough to tell
-# a rare trigram from a common one, little enough that counting stays about a millisecond.
-RARITY_SAMPLE = 1000
-# At most this many of a query's trigrams are compared for rarity (a 200-character query has ~200).
-RARITY_CANDIDATES = 12
+COUNT_TABLE = "chats_search_count"
+STATE_TABLE = "chats_search_state"
+# How many of a query's rarest trigrams a candidate must have a posting of (MariaDB): the rarest is
+# walked, the others are a primary-key lookup each; the document then decides.
+INTERSECTED = 3
 
 _WHITESPACE = re.compile(r"\s+")
 _PART_SEPARATOR = "\n"
@@ -87,122 +93,263 @@ def _vendor(conn: BaseDatabaseWrapper | None = None) -> str:
     return (conn or connection).vendor
 
 
-# Writes ---------------------------------------------------------------------------------------
+def _marks(count: int, mark: str = "%s") -> str:
+    return ", ".join([mark] * count)
 
 
-def _indexed(message: Message) -> bool:
-    # System messages (kind "system", once the model has it) record changes to the chat: not searchable.
-    return getattr(message, "kind", "text") == "text" and not message.deleted
+# Writes: the indexer --------------------------------------------------------------------------
 
 
-def _message_document(message: Message) -> str:
-    attachment = message.attachment
-    return document(message.content, attachment.original_name if attachment is not None else None)
+def _new_document(kind: str, deleted: bool, content: str, file_name: str | None) -> str:
+    """What the index should hold for a message now: "" for one that matches nothing (deleted, or a
+    system message recording a change to the chat)."""
+    if kind != Message.Kind.TEXT or deleted:
+        return ""
+    return document(content, file_name)
 
 
-def index_new(message: Message) -> None:
-    """Index a message just inserted (inside the service's transaction: a rollback drops it too)."""
-    if _indexed(message):
-        _insert(connection, [(message.pk, message.chat_id, _message_document(message))])
+def catch_up(chat_ids: Iterable[int], conn: BaseDatabaseWrapper | None = None) -> int:
+    """Bring the index of these chats up to their messages; returns how many messages it looked at.
 
-
-def reindex(message: Message) -> None:
-    """The message's text changed (an edit): its old entry goes, its new one comes."""
-    unindex(message.pk)
-    index_new(message)
-
-
-def unindex(message_id: int) -> None:
-    """The message no longer matches anything (deleted)."""
-    _delete(connection, message_id)
-
-
-def _insert(conn: BaseDatabaseWrapper, rows: Sequence[tuple[int, int, str]]) -> None:
-    """Index (message_id, chat_id, document) rows, each statement a batch."""
-    rows = [row for row in rows if row[2]]
-    if not rows:
-        return
-    with conn.cursor() as cursor:
-        if _vendor(conn) == "sqlite":
-            cursor.executemany(f"INSERT INTO {FTS_TABLE} (rowid, chat_id, body) VALUES (%s, %s, %s)", rows)
-            return
-        text_marks = ", ".join(["(%s, %s, %s)"] * len(rows))
+    Every change to a message (created, edited, reacted to, pinned, deleted) takes the chat's next
+    version (services, under the chat's row lock), and the index keeps, per chat, the version it
+    holds everything up to (`chats_search_state`). So what is not indexed yet is the chat's messages
+    above that mark, found on the (chat, version) unique key; each is indexed again (its document
+    changed), removed (deleted) or left alone (a reaction: the same document), and the mark moves.
+    One transaction, the chats' marks locked in ascending order: two indexers (the background
+    thread, a search) never index the same change twice, and never wait on each other in a cycle.
+    """
+    conn = conn or connection
+    chats = sorted(set(chat_ids))
+    if not chats:
+        return 0
+    sqlite = _vendor(conn) == "sqlite"
+    quote = conn.ops.quote_name
+    messages, attachments = quote(Message._meta.db_table), quote(Attachment._meta.db_table)
+    chat_table = quote(Chat._meta.db_table)
+    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+        ignore = "INSERT OR IGNORE" if sqlite else "INSERT IGNORE"
+        cursor.execute(f"{ignore} INTO {STATE_TABLE} (chat_id, version) VALUES {_marks(len(chats), '(%s, 0)')}", chats)
+        # SQLite: the transaction took the database's write lock when it began (BEGIN IMMEDIATE).
+        lock = "" if sqlite else " FOR UPDATE"
         cursor.execute(
-            f"INSERT INTO {TEXT_TABLE} (message_id, chat_id, body) VALUES {text_marks}",
-            [value for row in rows for value in row],
+            f"SELECT chat_id, version FROM {STATE_TABLE} WHERE chat_id IN ({_marks(len(chats))}) "
+            f"ORDER BY chat_id{lock}",
+            chats,
         )
-        postings = [(key, message_id, chat_id) for message_id, chat_id, body in rows for key in trigram_keys(body)]
-        if postings:
-            marks = ", ".join(["(%s, %s, %s)"] * len(postings))
-            cursor.execute(
-                f"INSERT INTO {TRIGRAM_TABLE} (trigram, message_id, chat_id) VALUES {marks}",
-                [value for posting in postings for value in posting],
-            )
+        marks: dict[int, int] = dict(cursor.fetchall())
+        # The chats' versions first: every change up to them is committed, and so visible below.
+        cursor.execute(f"SELECT id, version FROM {chat_table} WHERE id IN ({_marks(len(chats))})", chats)
+        reached: dict[int, int] = dict(cursor.fetchall())
+        cursor.execute(
+            f"SELECT m.id, m.chat_id, m.version, m.kind, m.deleted, m.content, a.original_name "
+            f"FROM {messages} m LEFT JOIN {attachments} a ON a.id = m.attachment_id "
+            f"WHERE {' OR '.join(['(m.chat_id = %s AND m.version > %s)'] * len(chats))}",
+            [value for chat in chats for value in (chat, marks[chat])],
+        )
+        changed = cursor.fetchall()
+        wanted: dict[int, tuple[int, str]] = {}
+        for message_id, chat_id, version, kind, deleted, content, file_name in changed:
+            wanted[message_id] = (chat_id, _new_document(kind, bool(deleted), content, file_name))
+            reached[chat_id] = max(reached.get(chat_id, 0), version)
+        if wanted:
+            _apply(conn, cursor, wanted)
+        moved = [(reached[chat], chat) for chat in chats if reached.get(chat, 0) > marks[chat]]
+        if moved:
+            cursor.executemany(f"UPDATE {STATE_TABLE} SET version = %s WHERE chat_id = %s", moved)
+    return len(changed)
 
 
-def _delete(conn: BaseDatabaseWrapper, message_id: int) -> None:
-    with conn.cursor() as cursor:
-        if _vendor(conn) == "sqlite":
-            cursor.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid = %s", [message_id])
-            return
-        # The postings are found by the trigrams of the stored document: point deletes on the
-        # primary key, no second index on message_id for every send to maintain.
-        cursor.execute(f"SELECT body FROM {TEXT_TABLE} WHERE message_id = %s", [message_id])
-        row = cursor.fetchone()
-        if row is None:
-            return
-        keys = sorted(trigram_keys(row[0]))
+def _apply(conn: BaseDatabaseWrapper, cursor: Any, wanted: dict[int, tuple[int, str]]) -> None:
+    """Make the index hold `wanted` ({message id: (chat id, document)}; "" = nothing) for these messages."""
+    ids = sorted(wanted)
+    if _vendor(conn) == "sqlite":
+        cursor.execute(f"SELECT rowid, chat_id, body FROM {FTS_TABLE} WHERE rowid IN ({_marks(len(ids))})", ids)
+    else:
+        cursor.execute(
+            f"SELECT message_id, chat_id, body FROM {TEXT_TABLE} WHERE message_id IN ({_marks(len(ids))})", ids
+        )
+    stored = {message_id: (chat_id, body) for message_id, chat_id, body in cursor.fetchall()}
+    stale = [(i, *stored[i]) for i in ids if i in stored and stored[i][1] != wanted[i][1]]
+    fresh = [(i, *wanted[i]) for i in ids if wanted[i][1] and (i not in stored or stored[i][1] != wanted[i][1])]
+    if stale:
+        _delete(conn, cursor, stale)
+    if fresh:
+        _insert(conn, cursor, fresh)
+
+
+def _insert(conn: BaseDatabaseWrapper, cursor: Any, rows: Sequence[tuple[int, int, str]]) -> None:
+    """Index (message_id, chat_id, document) rows, each statement a batch."""
+    if _vendor(conn) == "sqlite":
+        cursor.executemany(f"INSERT INTO {FTS_TABLE} (rowid, chat_id, body) VALUES (%s, %s, %s)", rows)
+        return
+    cursor.execute(
+        f"INSERT INTO {TEXT_TABLE} (message_id, chat_id, body) VALUES {_marks(len(rows), '(%s, %s, %s)')}",
+        [value for row in rows for value in row],
+    )
+    postings = sorted((key, chat_id, message_id) for message_id, chat_id, body in rows for key in trigram_keys(body))
+    if postings:
+        values = _marks(len(postings), "(%s, %s, %s)")
+        cursor.execute(
+            f"INSERT INTO {TRIGRAM_TABLE} (trigram, chat_id, message_id) VALUES {values}",
+            [value for posting in postings for value in posting],
+        )
+        _count(cursor, Counter(key for key, _, _ in postings))
+
+
+def _delete(conn: BaseDatabaseWrapper, cursor: Any, rows: Sequence[tuple[int, int, str]]) -> None:
+    """Remove the index entries of (message_id, chat_id, stored document) rows."""
+    ids = [message_id for message_id, _, _ in rows]
+    if _vendor(conn) == "sqlite":
+        cursor.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid IN ({_marks(len(ids))})", ids)
+        return
+    # The postings are found by the trigrams of the stored document: point deletes on the primary
+    # key, no second index on message_id for every send to maintain.
+    removed: Counter[int] = Counter()
+    for message_id, chat_id, body in rows:
+        keys = sorted(trigram_keys(body))
         if keys:
-            marks = ", ".join(["%s"] * len(keys))
             cursor.execute(
-                f"DELETE FROM {TRIGRAM_TABLE} WHERE message_id = %s AND trigram IN ({marks})", [message_id, *keys]
+                f"DELETE FROM {TRIGRAM_TABLE} WHERE trigram IN ({_marks(len(keys))}) AND chat_id = %s "
+                f"AND message_id = %s",
+                [*keys, chat_id, message_id],
             )
-        cursor.execute(f"DELETE FROM {TEXT_TABLE} WHERE message_id = %s", [message_id])
+            removed.update(keys)
+    cursor.execute(f"DELETE FROM {TEXT_TABLE} WHERE message_id IN ({_marks(len(ids))})", ids)
+    if removed:
+        _count(cursor, Counter({key: -n for key, n in removed.items()}))
+
+
+def _count(cursor: Any, delta: Counter[int]) -> None:
+    """Add to the postings counts of trigrams (MariaDB): in ascending order, as every indexer does,
+    so two transactions never wait on each other's rows in a cycle."""
+    changes = sorted((key, n) for key, n in delta.items() if n)
+    if changes:
+        cursor.execute(
+            f"INSERT INTO {COUNT_TABLE} (trigram, n) VALUES {_marks(len(changes), '(%s, %s)')} "
+            "ON DUPLICATE KEY UPDATE n = n + VALUES(n)",
+            [value for change in changes for value in change],
+        )
 
 
 def rebuild(conn: BaseDatabaseWrapper | None = None, *, batch: int = 2000) -> int:
-    """Index every message that is not deleted, from nothing (migration 0004 on an existing database,
-    bench/search.py after a bulk fill). Returns how many were indexed."""
+    """Index every message from nothing (migration 0006 on an existing database, bench/search.py
+    after a bulk fill): the index then holds every chat up to its version as this began (a change
+    made meanwhile is above the mark, and caught up later). Returns how many were indexed."""
     conn = conn or connection
-    with conn.cursor() as cursor:
-        if _vendor(conn) == "sqlite":
-            cursor.execute(f"DELETE FROM {FTS_TABLE}")
-        else:
-            cursor.execute(f"DELETE FROM {TRIGRAM_TABLE}")
-            cursor.execute(f"DELETE FROM {TEXT_TABLE}")
     quote = conn.ops.quote_name
     messages, attachments = quote(Message._meta.db_table), quote(Attachment._meta.db_table)
-    # Only text messages once a `kind` column exists (system messages are never indexed).
+    chat_table = quote(Chat._meta.db_table)
     with conn.cursor() as cursor:
-        columns = [c.name for c in conn.introspection.get_table_description(cursor, Message._meta.db_table)]
-    kind = " AND m.kind = 'text'" if "kind" in columns else ""
+        for table in [FTS_TABLE] if _vendor(conn) == "sqlite" else [TRIGRAM_TABLE, TEXT_TABLE, COUNT_TABLE]:
+            cursor.execute(f"DELETE FROM {table}")
+        cursor.execute(f"DELETE FROM {STATE_TABLE}")
+        cursor.execute(f"INSERT INTO {STATE_TABLE} (chat_id, version) SELECT id, version FROM {chat_table}")
     done, after = 0, 0
     while True:
         with conn.cursor() as cursor:
             cursor.execute(
                 f"SELECT m.id, m.chat_id, m.content, a.original_name FROM {messages} m "
                 f"LEFT JOIN {attachments} a ON a.id = m.attachment_id "
-                f"WHERE m.id > %s AND m.deleted = %s{kind} ORDER BY m.id LIMIT %s",
-                [after, False, batch],
+                f"WHERE m.id > %s AND m.deleted = %s AND m.kind = %s ORDER BY m.id LIMIT %s",
+                [after, False, Message.Kind.TEXT, batch],
             )
             rows = cursor.fetchall()
         if not rows:
             return done
-        _insert(conn, [(message_id, chat_id, document(content, name)) for message_id, chat_id, content, name in rows])
+        indexed = [(message_id, chat_id, document(content, name)) for message_id, chat_id, content, name in rows]
+        with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+            _insert(conn, cursor, [row for row in indexed if row[2]])
         done += len(rows)
         after = rows[-1][0]
+
+
+# The background indexer -----------------------------------------------------------------------
+
+
+class Indexer:
+    """One thread a process that indexes the chats whose messages changed, after their commit.
+
+    The outbox of a committed transaction names the chats (`notify`, from chats.realtime.outbox);
+    the thread catches them up (`catch_up`), all the chats named while it worked in one batch. A
+    send's own transaction never writes the index. Nothing is lost if the process ends first: the
+    marks say what is not indexed, and the next notice of the chat, or a search in it, catches up.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._pending: set[int] = set()
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+    def notify(self, chat_ids: Iterable[int]) -> None:
+        if not settings.SEARCH_INDEX_IN_BACKGROUND:
+            return  # each search catches its chats up itself
+        with self._lock:
+            self._pending.update(chat_ids)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="search-indexer", daemon=True)
+                self._thread.start()
+            self._lock.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Until nothing is pending (tests and the bench); False if `timeout` seconds passed first."""
+        with self._lock:
+            return self._lock.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: bool(self._pending))
+                chats, self._pending, self._busy = self._pending, set(), True
+            try:
+                close_old_connections()
+                catch_up(chats)
+            except Exception:
+                # The marks stay where they were: a later notice or search catches these chats up.
+                logger.exception("search index: could not catch up %d chats", len(chats))
+                connection.close()
+            finally:
+                with self._lock:
+                    self._busy = False
+                    self._lock.notify_all()
+
+
+indexer = Indexer()
+
+
+def notify(chat_ids: Iterable[int]) -> None:
+    """These chats' messages changed and the change is committed: index them soon (not in the send)."""
+    indexer.notify(chat_ids)
 
 
 # Reads ----------------------------------------------------------------------------------------
 
 
+def _catch_up_lagging(chats: list[int]) -> None:
+    """Index whatever of these chats is not indexed yet, so a search never misses a stored message
+    (the background indexer may not have run yet, or not at all). One query when nothing lags."""
+    chat_table = connection.ops.quote_name(Chat._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT c.id FROM {chat_table} c LEFT JOIN {STATE_TABLE} s ON s.chat_id = c.id "
+            f"WHERE c.id IN ({_marks(len(chats))}) AND c.version > COALESCE(s.version, 0)",
+            chats,
+        )
+        lagging = [row[0] for row in cursor.fetchall()]
+    if lagging:
+        catch_up(lagging)
+
+
 def matching_ids(*, query: str, chat_ids: Iterable[int], before: int | None, limit: int) -> list[int]:
     """Ids of messages in these chats whose document holds the folded query, newest first (at most
-    `limit`). `query` is folded already and at least MIN_QUERY_LENGTH long. One statement on SQLite,
-    two on MariaDB (the rarest trigram is picked first)."""
+    `limit`). `query` is folded already and at least MIN_QUERY_LENGTH long. Whatever of these chats
+    is not indexed yet is indexed first; then one statement on SQLite, on MariaDB two for a query
+    longer than a trigram (the counts of its trigrams, then the postings)."""
     chats = list(chat_ids)
     if not chats:
         return []
+    _catch_up_lagging(chats)
     if _vendor() == "sqlite":
         return _matching_ids_fts(query, chats, before, limit)
     return _matching_ids_trigrams(query, chats, before, limit)
@@ -210,7 +357,6 @@ def matching_ids(*, query: str, chat_ids: Iterable[int], before: int | None, lim
 
 def _matching_ids_fts(query: str, chats: list[int], before: int | None, limit: int) -> list[int]:
     phrase = '"' + query.replace('"', '""') + '"'
-    chat_marks = ", ".join(["%s"] * len(chats))
     params: list[Any] = [phrase, *chats]
     below = ""
     if before is not None:
@@ -221,7 +367,7 @@ def _matching_ids_fts(query: str, chats: list[int], before: int | None, limit: i
     sql = (
         f"SELECT f.rowid FROM {FTS_TABLE} f CROSS JOIN {connection.ops.quote_name(Message._meta.db_table)} m "
         f"ON m.id = f.rowid "
-        f"WHERE {FTS_TABLE} MATCH %s AND f.chat_id IN ({chat_marks}){below} AND m.deleted = %s "
+        f"WHERE {FTS_TABLE} MATCH %s AND f.chat_id IN ({_marks(len(chats))}){below} AND m.deleted = %s "
         f"ORDER BY f.rowid DESC LIMIT %s"
     )
     with connection.cursor() as cursor:
@@ -229,18 +375,12 @@ def _matching_ids_fts(query: str, chats: list[int], before: int | None, limit: i
         return [row[0] for row in cursor.fetchall()]
 
 
-def _rarest(keys: list[int]) -> int:
-    if len(keys) == 1:
-        return keys[0]
-    candidates = keys[:RARITY_CANDIDATES]
-    counts = ", ".join(
-        f"(SELECT COUNT(*) FROM (SELECT 1 FROM {TRIGRAM_TABLE} WHERE trigram = %s LIMIT {RARITY_SAMPLE}) s{i})"
-        for i in range(len(candidates))
-    )
+def _rarest(keys: list[int]) -> list[int]:
+    """The query's INTERSECTED rarest trigrams, rarest first, by their postings counts (MariaDB)."""
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {counts}", candidates)
-        row = cursor.fetchone()
-    return min(zip(row, candidates, strict=True))[1]
+        cursor.execute(f"SELECT trigram, n FROM {COUNT_TABLE} WHERE trigram IN ({_marks(len(keys))})", keys)
+        counts = dict(cursor.fetchall())
+    return sorted(keys, key=lambda key: (counts.get(key, 0), key))[:INTERSECTED]
 
 
 def _like_pattern(text: str) -> str:
@@ -251,43 +391,59 @@ def _matching_ids_trigrams(query: str, chats: list[int], before: int | None, lim
     keys = sorted(trigram_keys(query))
     if not keys:
         return []
-    chat_marks = ", ".join(["%s"] * len(chats))
-    params: list[Any] = [_rarest(keys), *chats]
-    below = ""
-    if before is not None:
-        below = " AND t.message_id < %s"
-        params.append(before)
-    # A query of three characters is its one trigram: the postings alone answer it, no document is
-    # read. A longer one keeps the postings whose document holds it whole.
+    picked = keys if len(keys) == 1 else _rarest(keys)
+    # Per chat: its postings of the rarest trigram, newest first (a backward range scan on the key
+    # (trigram, chat_id, message_id)), each kept if the next rarest trigrams have a posting of the
+    # same message (a primary-key lookup each) and, for a query longer than a trigram, its document
+    # holds the query whole (LIKE, exact on a binary collation). STRAIGHT_JOIN holds that order, so
+    # the LIMIT ends each chat's walk; the chats' pages are merged newest first. Deleted messages
+    # have no postings once caught up; rows of messages gone altogether (an account deleted) are
+    # dropped when the page is read.
+    joins = "".join(
+        f" JOIN {TRIGRAM_TABLE} t{n} ON t{n}.trigram = %s AND t{n}.chat_id = t0.chat_id "
+        f"AND t{n}.message_id = t0.message_id"
+        for n in range(1, len(picked))
+    )
     holds = ""
     if len(query) > 3:
-        holds = f" AND EXISTS (SELECT 1 FROM {TEXT_TABLE} s WHERE s.message_id = t.message_id AND s.body LIKE %s)"
-        params.append(_like_pattern(query))
-    params.append(limit)
-    # The trigram's postings are walked backwards on the primary key (newest first), so the LIMIT ends
-    # the walk; a candidate in the caller's chats costs one primary-key lookup at most. Deleted
-    # messages have no postings (message_soft_delete removes them in its transaction); rows of
-    # messages that are gone altogether (an account deleted) are dropped when the page is read.
-    sql = (
-        f"SELECT t.message_id FROM {TRIGRAM_TABLE} t "
-        f"WHERE t.trigram = %s AND t.chat_id IN ({chat_marks}){below}{holds} "
-        f"ORDER BY t.message_id DESC LIMIT %s"
+        joins += f" JOIN {TEXT_TABLE} s ON s.message_id = t0.message_id"
+        holds = " AND s.body LIKE %s"
+    below = " AND t0.message_id < %s" if before is not None else ""
+    one_chat = (
+        f"(SELECT STRAIGHT_JOIN t0.message_id FROM {TRIGRAM_TABLE} t0{joins} "
+        f"WHERE t0.trigram = %s AND t0.chat_id = %s{below}{holds} ORDER BY t0.message_id DESC LIMIT %s)"
     )
+    params: list[Any] = []
+    for chat in chats:
+        params += [*picked[1:], picked[0], chat]
+        if before is not None:
+            params.append(before)
+        if holds:
+            params.append(_like_pattern(query))
+        params.append(limit)
+    sql = f"SELECT message_id FROM ({' UNION ALL '.join([one_chat] * len(chats))}) u ORDER BY message_id DESC LIMIT %s"
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, [*params, limit])
         return [row[0] for row in cursor.fetchall()]
 
 
-# Schema (migration 0004) ----------------------------------------------------------------------
+# Schema (migration 0006) ----------------------------------------------------------------------
 
-SQLITE_SCHEMA = [f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(body, chat_id UNINDEXED, tokenize='trigram')"]
+# Per chat, the version the index holds every message up to (both databases).
+STATE_SCHEMA = f"CREATE TABLE {STATE_TABLE} (chat_id BIGINT NOT NULL PRIMARY KEY, version BIGINT NOT NULL)"
+SQLITE_SCHEMA = [
+    f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(body, chat_id UNINDEXED, tokenize='trigram')",
+    STATE_SCHEMA,
+]
 MYSQL_SCHEMA = [
     f"CREATE TABLE {TEXT_TABLE} ("
     "message_id BIGINT NOT NULL PRIMARY KEY, chat_id BIGINT NOT NULL, "
     "body LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL) ENGINE=InnoDB",
     f"CREATE TABLE {TRIGRAM_TABLE} ("
-    "trigram BIGINT NOT NULL, message_id BIGINT NOT NULL, chat_id BIGINT NOT NULL, "
-    "PRIMARY KEY (trigram, message_id)) ENGINE=InnoDB",
+    "trigram BIGINT NOT NULL, chat_id BIGINT NOT NULL, message_id BIGINT NOT NULL, "
+    "PRIMARY KEY (trigram, chat_id, message_id)) ENGINE=InnoDB",
+    f"CREATE TABLE {COUNT_TABLE} (trigram BIGINT NOT NULL PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB",
+    f"{STATE_SCHEMA} ENGINE=InnoDB",
 ]
 
 
@@ -299,7 +455,7 @@ def create_schema(conn: BaseDatabaseWrapper) -> None:
 
 
 def drop_schema(conn: BaseDatabaseWrapper) -> None:
-    tables = [FTS_TABLE] if _vendor(conn) == "sqlite" else [TRIGRAM_TABLE, TEXT_TABLE]
+    tables = [FTS_TABLE] if _vendor(conn) == "sqlite" else [TRIGRAM_TABLE, TEXT_TABLE, COUNT_TABLE]
     with conn.cursor() as cursor:
-        for table in tables:
+        for table in [*tables, STATE_TABLE]:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
