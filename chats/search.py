@@ -7,19 +7,25 @@ block removed (café → cafe, Cyrillic ё → its plain letter; Japanese voicin
 whitespace runs made one space. A message's document is its folded content and, on a line of its own, its file's folded
 name: a query never holds a line break (whitespace became spaces), so no match spans the two.
 
-Two stores, one per database, each created by migration 0004 (chats/migrations) and fed by the
-write services (`index_new`, `reindex`, `unindex`: one call in each of message_create,
-message_edit and message_soft_delete):
+Two stores, one per database, each made by migration 0006 (chats/migrations), plus on both the
+per-chat marks (`chats_search_state`: the chat version the index holds every message up to):
 
 - SQLite: an FTS5 table with the trigram tokenizer (`chats_search_fts`, rowid = message id). A
   quoted phrase of trigrams is an exact substring match. The SQLite here (3.40) has no
   `remove_diacritics` for trigrams (3.45 added it): hence the folding in Python.
 - MariaDB/MySQL: a trigram table kept by this module (`chats_search_trigram`: one row per distinct
-  trigram of a message, the trigram packed into a BIGINT, primary key (trigram, message_id)) and
-  the folded document (`chats_search_text`, utf8mb4_bin). A search walks the postings of the
-  query's rarest trigram newest first and keeps the rows whose document holds the whole query
-  (LIKE, exact on a binary collation), stopping once the page is full. Why this and not Mroonga:
-  README, "Search".
+  trigram of a message, the trigram packed into a BIGINT, primary key (trigram, chat_id,
+  message_id)), the postings count of each trigram (`chats_search_count`) and the folded document
+  (`chats_search_text`, utf8mb4_bin). A search takes the query's three rarest trigrams by their
+  counts, walks each of the caller's chats' postings of the rarest newest first, keeps those the
+  other two have a posting of too (primary-key lookups) and whose document holds the whole query
+  (LIKE, exact on a binary collation), a page's worth a chat at most, and merges the chats' pages.
+  Why this and not Mroonga: README, "Search".
+
+No write service touches the index: every change to a message takes its chat's next version, and
+the index is brought up to a chat's version after the commit (`catch_up`), by a thread of each
+process the outbox wakes (`Indexer`), and by a search for whatever of its chats still lags (so a
+message just sent is found, and nothing is missed if a process ended before indexing).
 
 Search results are read back as the history reads messages (selectors.message_queryset), and a
 deleted or vanished message is never returned even if its index row outlived it: the page's rows
@@ -56,6 +62,9 @@ STATE_TABLE = "chats_search_state"
 # How many of a query's rarest trigrams a candidate must have a posting of (MariaDB): the rarest is
 # walked, the others are a primary-key lookup each; the document then decides.
 INTERSECTED = 3
+# About how many postings of a common trigram (over all chats) a search's first window of message
+# ids holds (MariaDB): the caller's chats' share of them, kept if they hold the query, fills a page.
+WINDOW_POSTINGS = 4000
 
 _WHITESPACE = re.compile(r"\s+")
 _PART_SEPARATOR = "\n"
@@ -232,36 +241,53 @@ def _count(cursor: Any, delta: Counter[int]) -> None:
         )
 
 
-def rebuild(conn: BaseDatabaseWrapper | None = None, *, batch: int = 2000) -> int:
+def rebuild(conn: BaseDatabaseWrapper | None = None, *, batch: int = 2000, rekey: bool = False) -> int:
     """Index every message from nothing (migration 0006 on an existing database, bench/search.py
-    after a bulk fill): the index then holds every chat up to its version as this began (a change
-    made meanwhile is above the mark, and caught up later). Returns how many were indexed."""
+    after a bulk fill), with no other writer: the index then holds every chat up to its version as
+    this began. Returns how many messages were indexed.
+
+    `rekey` (MariaDB): the postings go into the trigram table without its primary key, in message
+    order, and the key is built once at the end (a sort): inserted into the key as they come, a
+    million messages' 42 million postings land at random places of a tree larger than the buffer
+    pool. Its ALTER TABLEs commit any transaction open on the connection (migration 0006, the bench)."""
     conn = conn or connection
+    mysql = _vendor(conn) != "sqlite"
+    rekey = rekey and mysql
     quote = conn.ops.quote_name
     messages, attachments = quote(Message._meta.db_table), quote(Attachment._meta.db_table)
-    chat_table = quote(Chat._meta.db_table)
     with conn.cursor() as cursor:
-        for table in [FTS_TABLE] if _vendor(conn) == "sqlite" else [TRIGRAM_TABLE, TEXT_TABLE, COUNT_TABLE]:
+        for table in [TRIGRAM_TABLE, TEXT_TABLE, COUNT_TABLE] if mysql else [FTS_TABLE]:
             cursor.execute(f"DELETE FROM {table}")
         cursor.execute(f"DELETE FROM {STATE_TABLE}")
-        cursor.execute(f"INSERT INTO {STATE_TABLE} (chat_id, version) SELECT id, version FROM {chat_table}")
+        cursor.execute(
+            f"INSERT INTO {STATE_TABLE} (chat_id, version) SELECT id, version FROM {quote(Chat._meta.db_table)}"
+        )
+        if rekey:
+            cursor.execute(f"ALTER TABLE {TRIGRAM_TABLE} DROP PRIMARY KEY")
     done, after = 0, 0
-    while True:
-        with conn.cursor() as cursor:
-            cursor.execute(
-                f"SELECT m.id, m.chat_id, m.content, a.original_name FROM {messages} m "
-                f"LEFT JOIN {attachments} a ON a.id = m.attachment_id "
-                f"WHERE m.id > %s AND m.deleted = %s AND m.kind = %s ORDER BY m.id LIMIT %s",
-                [after, False, Message.Kind.TEXT, batch],
-            )
-            rows = cursor.fetchall()
-        if not rows:
-            return done
-        indexed = [(message_id, chat_id, document(content, name)) for message_id, chat_id, content, name in rows]
-        with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-            _insert(conn, cursor, [row for row in indexed if row[2]])
-        done += len(rows)
-        after = rows[-1][0]
+    try:
+        while True:
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT m.id, m.chat_id, m.content, a.original_name FROM {messages} m "
+                    f"LEFT JOIN {attachments} a ON a.id = m.attachment_id "
+                    f"WHERE m.id > %s AND m.deleted = %s AND m.kind = %s ORDER BY m.id LIMIT %s",
+                    [after, False, Message.Kind.TEXT, batch],
+                )
+                rows = cursor.fetchall()
+            if not rows:
+                return done
+            indexed = [(i, chat_id, document(content, name)) for i, chat_id, content, name in rows]
+            indexed = [row for row in indexed if row[2]]
+            if indexed:
+                with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+                    _insert(conn, cursor, indexed)
+            done += len(rows)
+            after = rows[-1][0]
+    finally:
+        if rekey:
+            with conn.cursor() as cursor:
+                cursor.execute(f"ALTER TABLE {TRIGRAM_TABLE} ADD PRIMARY KEY (trigram, chat_id, message_id)")
 
 
 # The background indexer -----------------------------------------------------------------------
@@ -375,14 +401,6 @@ def _matching_ids_fts(query: str, chats: list[int], before: int | None, limit: i
         return [row[0] for row in cursor.fetchall()]
 
 
-def _rarest(keys: list[int]) -> list[int]:
-    """The query's INTERSECTED rarest trigrams, rarest first, by their postings counts (MariaDB)."""
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT trigram, n FROM {COUNT_TABLE} WHERE trigram IN ({_marks(len(keys))})", keys)
-        counts = dict(cursor.fetchall())
-    return sorted(keys, key=lambda key: (counts.get(key, 0), key))[:INTERSECTED]
-
-
 def _like_pattern(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
@@ -391,14 +409,14 @@ def _matching_ids_trigrams(query: str, chats: list[int], before: int | None, lim
     keys = sorted(trigram_keys(query))
     if not keys:
         return []
-    picked = keys if len(keys) == 1 else _rarest(keys)
-    # Per chat: its postings of the rarest trigram, newest first (a backward range scan on the key
-    # (trigram, chat_id, message_id)), each kept if the next rarest trigrams have a posting of the
-    # same message (a primary-key lookup each) and, for a query longer than a trigram, its document
-    # holds the query whole (LIKE, exact on a binary collation). STRAIGHT_JOIN holds that order, so
-    # the LIMIT ends each chat's walk; the chats' pages are merged newest first. Deleted messages
-    # have no postings once caught up; rows of messages gone altogether (an account deleted) are
-    # dropped when the page is read.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT trigram, n FROM {COUNT_TABLE} WHERE trigram IN ({_marks(len(keys))})", keys)
+        counts = dict(cursor.fetchall())
+        cursor.execute(f"SELECT MAX(message_id) FROM {TEXT_TABLE}")
+        newest = cursor.fetchone()[0] or 0
+    # The rarest trigram's postings are walked; the next two rarest must have a posting of the same
+    # message (a primary-key lookup each); a query longer than a trigram must be in the document.
+    picked = sorted(keys, key=lambda key: (counts.get(key, 0), key))[:INTERSECTED]
     joins = "".join(
         f" JOIN {TRIGRAM_TABLE} t{n} ON t{n}.trigram = %s AND t{n}.chat_id = t0.chat_id "
         f"AND t{n}.message_id = t0.message_id"
@@ -408,23 +426,30 @@ def _matching_ids_trigrams(query: str, chats: list[int], before: int | None, lim
     if len(query) > 3:
         joins += f" JOIN {TEXT_TABLE} s ON s.message_id = t0.message_id"
         holds = " AND s.body LIKE %s"
-    below = " AND t0.message_id < %s" if before is not None else ""
-    one_chat = (
-        f"(SELECT STRAIGHT_JOIN t0.message_id FROM {TRIGRAM_TABLE} t0{joins} "
-        f"WHERE t0.trigram = %s AND t0.chat_id = %s{below}{holds} ORDER BY t0.message_id DESC LIMIT %s)"
+    # The caller's chats' postings of the rarest trigram are read on the key (trigram, chat_id,
+    # message_id): one range a chat, in a window of message ids. A common trigram's window starts
+    # with the newest ids that hold about WINDOW_POSTINGS of its postings (counted over all chats),
+    # and grows eightfold down the ids until the page is full: a page of a common word reads a few
+    # thousand postings, not all of them. STRAIGHT_JOIN keeps the rarest trigram outermost.
+    sql = (
+        f"SELECT STRAIGHT_JOIN t0.message_id FROM {TRIGRAM_TABLE} t0{joins} "
+        f"WHERE t0.trigram = %s AND t0.chat_id IN ({_marks(len(chats))}) "
+        f"AND t0.message_id >= %s AND t0.message_id < %s{holds} ORDER BY t0.message_id DESC LIMIT %s"
     )
-    params: list[Any] = []
-    for chat in chats:
-        params += [*picked[1:], picked[0], chat]
-        if before is not None:
-            params.append(before)
-        if holds:
-            params.append(_like_pattern(query))
-        params.append(limit)
-    sql = f"SELECT message_id FROM ({' UNION ALL '.join([one_chat] * len(chats))}) u ORDER BY message_id DESC LIMIT %s"
+    high = min(before, newest + 1) if before is not None else newest + 1
+    postings = max(counts.get(picked[0], 0), 1)
+    window = high if postings <= WINDOW_POSTINGS else max(1, high * WINDOW_POSTINGS // postings)
+    found: list[int] = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, limit])
-        return [row[0] for row in cursor.fetchall()]
+        while high > 1 and len(found) < limit:
+            low = max(1, high - window)
+            params: list[Any] = [*picked[1:], picked[0], *chats, low, high]
+            if holds:
+                params.append(_like_pattern(query))
+            cursor.execute(sql, [*params, limit - len(found)])
+            found += [row[0] for row in cursor.fetchall()]
+            high, window = low, window * 8
+    return found
 
 
 # Schema (migration 0006) ----------------------------------------------------------------------

@@ -16,7 +16,7 @@ def remake_index(apps, schema_editor):
         return
     search.drop_schema(connection)
     search.create_schema(connection)
-    search.rebuild(connection)
+    search.rebuild(connection, rekey=True)
 
 
 class Migration(migrations.Migration):

@@ -14,9 +14,9 @@ from tests.media import images
 
 # Authentication; the caller's chat ids (or the membership of chat_id); which of them the index lags
 # behind (none here: the background indexer caught up); on MariaDB the postings counts of the query's
-# trigrams; the matching ids; their rows with senders and attachments; which senders share a chat
-# with the caller (presence).
-SEARCH_BUDGET = 7
+# trigrams and the newest indexed id (the first window of ids); the matching ids (one window here);
+# their rows with senders and attachments; which senders share a chat with the caller (presence).
+SEARCH_BUDGET = 8
 
 
 def indexed_document(message_id: int) -> str | None:
@@ -327,3 +327,30 @@ def test_messages_of_a_deleted_account_never_match(api_client, chat, user, other
     r = api_client.get("/api/search/messages", {"q": "gone"})
     assert r.status_code == 200, r.content
     assert [m["id"] for m in r.json()["results"]] == [mine.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_background_indexer_indexes_a_send_after_its_commit(settings, api_client, chat, user):
+    # given: the indexer on, as in production
+    settings.SEARCH_INDEX_IN_BACKGROUND = True
+    # when: a committed send (no test transaction around it: the outbox notices after the commit)
+    message = say(chat, user, "indexed by the thread")
+    # then: the thread caught the chat up, so the search finds nothing to catch up itself
+    assert search.indexer.wait_idle(timeout=30)
+    assert indexed_document(message.pk) == "indexed by the thread"
+    assert search.catch_up([chat.pk]) == 0
+    assert found(api_client, "by the thr") == [message.pk]
+
+
+def test_a_common_trigram_is_read_in_windows_until_the_page_is_full(api_client, chat, user, monkeypatch):
+    # given: the first window of ids holds about one posting of "abc": later windows must fill the page
+    monkeypatch.setattr(search, "WINDOW_POSTINGS", 1)
+    older = [say(chat, user, f"abc {n}").pk for n in range(6)]
+    for n in range(20):
+        say(chat, user, f"filler {n}")
+    newest = say(chat, user, "xabcx").pk
+    # when / then: every match, newest first, with keyset pages across windows
+    assert found(api_client, "abc") == [newest, *reversed(older)]
+    assert found(api_client, "abc", limit=3) == [newest, older[5], older[4]]
+    assert found(api_client, "abc", before=older[4]) == list(reversed(older[:4]))
+    assert found(api_client, "abc 3") == [older[3]]
