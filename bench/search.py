@@ -278,6 +278,8 @@ def build_index() -> dict[str, Any]:
     from chats import search
 
     started = time.monotonic()
+    search.drop_schema(connection)  # made again as migration 0006 makes it
+    search.create_schema(connection)
     indexed = search.rebuild(rekey=True)  # autocommit, a statement a batch: no million-row transaction
     # Fresh statistics, as a database in service has them: without them MariaDB may read a page's
     # rows starting from the (small) users table (measured: 20 ms instead of 1 ms at 100,000 rows).

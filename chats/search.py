@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -327,10 +328,19 @@ class Indexer:
         while True:
             with self._lock:
                 self._lock.wait_for(lambda: bool(self._pending))
+            # A batch gathers the chats named meanwhile: fewer, larger transactions, so fewer sends
+            # wait on the indexer's write lock (SQLite has one writer at a time).
+            time.sleep(settings.SEARCH_INDEX_DELAY_MS / 1000)
+            with self._lock:
                 chats, self._pending, self._busy = self._pending, set(), True
             try:
                 close_old_connections()
                 catch_up(chats)
+                if _vendor() == "sqlite":
+                    # The index's pages go to the write-ahead log; copied back into the database
+                    # here, the copy is not left to the commit of a send that finds the log full.
+                    with connection.cursor() as cursor:
+                        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
             except Exception:
                 # The marks stay where they were: a later notice or search catches these chats up.
                 logger.exception("search index: could not catch up %d chats", len(chats))

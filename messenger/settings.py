@@ -236,6 +236,8 @@ else:
 # The message search index is written after the commit by a thread of each process (chats/search.py);
 # off, each search indexes its chats' latest changes itself (the tests: no thread outlives a test).
 SEARCH_INDEX_IN_BACKGROUND = env_bool("SEARCH_INDEX_IN_BACKGROUND", default=not TESTING)
+# How long the indexer gathers notices before a batch (a search never waits for it: it catches up).
+SEARCH_INDEX_DELAY_MS = env_int("SEARCH_INDEX_DELAY_MS", 200)
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # Redis Sentinel (messenger/redis_conn.py): host:port,... of the sentinels watching the primary
