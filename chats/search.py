@@ -239,18 +239,35 @@ def _count(cursor: Any, delta: Counter[int]) -> None:
         )
 
 
+def _code(position: str) -> str:
+    """SQL: the code point of the document's character at `position` (ORD of a UTF-32 character)."""
+    return f"ORD(CONVERT(SUBSTRING(s.body, {position}, 1) USING utf32))"
+
+
+# MariaDB: the distinct trigrams of the stored documents, packed as trigram_keys packs them (a row of
+# the Sequence engine's `seq_1_to_<n>` for each position; none across the content/name line break).
+_SQL_TRIGRAMS = (
+    f"SELECT DISTINCT ({_code('n.seq')} << 42) | ({_code('n.seq + 1')} << 21) | {_code('n.seq + 2')}, "
+    f"s.chat_id, s.message_id FROM {TEXT_TABLE} s JOIN {{seq}} n ON n.seq <= CHAR_LENGTH(s.body) - 2 "
+    "WHERE LOCATE('\\n', SUBSTRING(s.body, n.seq, 3)) = 0"
+)
+
+
 def rebuild(conn: BaseDatabaseWrapper | None = None, *, batch: int = 2000, rekey: bool = False) -> int:
     """Index every message from nothing (migration 0006 on an existing database, bench/search.py
     after a bulk fill), with no other writer: the index then holds every chat up to its version as
     this began. Returns how many messages were indexed.
 
-    `rekey` (MariaDB): the postings go into the trigram table without its primary key, in message
-    order, and the key is built once at the end (a sort): inserted into the key as they come, a
-    million messages' 42 million postings land at random places of a tree larger than the buffer
-    pool. Its ALTER TABLEs commit any transaction open on the connection (migration 0006, the bench)."""
+    `rekey` (MariaDB): only the documents are written from here; the server makes their postings
+    (`_SQL_TRIGRAMS`, a range of messages a statement) into the trigram table without its primary
+    key, then builds the key once (a sort) and counts the postings. Inserted into the key as they
+    come, a million messages' 42 million postings land at random places of a tree larger than the
+    buffer pool; made in Python, they cost seconds of CPU a batch. Its ALTER TABLEs commit any
+    transaction open on the connection (migration 0006, the bench)."""
     conn = conn or connection
     mysql = _vendor(conn) != "sqlite"
-    rekey = rekey and mysql
+    # The Sequence engine (seq_1_to_<n>) is MariaDB's: on MySQL the postings are made here, as a send's.
+    rekey = rekey and mysql and bool(getattr(conn, "mysql_is_mariadb", False))
     quote = conn.ops.quote_name
     messages, attachments = quote(Message._meta.db_table), quote(Attachment._meta.db_table)
     with conn.cursor() as cursor:
@@ -274,18 +291,47 @@ def rebuild(conn: BaseDatabaseWrapper | None = None, *, batch: int = 2000, rekey
                 )
                 rows = cursor.fetchall()
             if not rows:
-                return done
+                break
             indexed = [(i, chat_id, document(content, name)) for i, chat_id, content, name in rows]
             indexed = [row for row in indexed if row[2]]
             if indexed:
                 with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
-                    _insert(conn, cursor, indexed)
+                    if rekey:
+                        cursor.execute(
+                            f"INSERT INTO {TEXT_TABLE} (message_id, chat_id, body) "
+                            f"VALUES {_marks(len(indexed), '(%s, %s, %s)')}",
+                            [value for row in indexed for value in row],
+                        )
+                    else:
+                        _insert(conn, cursor, indexed)
             done += len(rows)
             after = rows[-1][0]
+        if rekey:
+            _postings_from_documents(conn)
+        return done
     finally:
         if rekey:
             with conn.cursor() as cursor:
                 cursor.execute(f"ALTER TABLE {TRIGRAM_TABLE} ADD PRIMARY KEY (trigram, chat_id, message_id)")
+                cursor.execute(
+                    f"INSERT INTO {COUNT_TABLE} (trigram, n) "
+                    + f"SELECT trigram, COUNT(*) FROM {TRIGRAM_TABLE} GROUP BY trigram"
+                )
+
+
+def _postings_from_documents(conn: BaseDatabaseWrapper, *, batch: int = 20000) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(f"SELECT MAX(message_id), MAX(CHAR_LENGTH(body)) FROM {TEXT_TABLE}")
+        newest, longest = cursor.fetchone()
+        if not newest or longest < 3:
+            return
+        made = _SQL_TRIGRAMS.format(seq=f"seq_1_to_{int(longest)}")
+        for low in range(0, newest + 1, batch):
+            cursor.execute(
+                f"INSERT INTO {TRIGRAM_TABLE} (trigram, chat_id, message_id) {made} "
+                "AND s.message_id >= %s AND s.message_id < %s",
+                [low, low + batch],
+            )
 
 
 # The background indexer -----------------------------------------------------------------------
