@@ -351,6 +351,9 @@ class Indexer:
         self._pending: set[int] = set()
         self._busy = False
         self._thread: threading.Thread | None = None
+        # Seconds spent indexing, and batches (bench/search.py reads them: the index's write cost).
+        self.busy_seconds = 0.0
+        self.batches = 0
 
     def notify(self, chat_ids: Iterable[int]) -> None:
         if not settings.SEARCH_INDEX_IN_BACKGROUND:
@@ -376,6 +379,7 @@ class Indexer:
             time.sleep(settings.SEARCH_INDEX_DELAY_MS / 1000)
             with self._lock:
                 chats, self._pending, self._busy = self._pending, set(), True
+            started = time.perf_counter()
             try:
                 close_old_connections()
                 catch_up(chats)
@@ -390,6 +394,8 @@ class Indexer:
                 connection.close()
             finally:
                 with self._lock:
+                    self.busy_seconds += time.perf_counter() - started
+                    self.batches += 1
                     self._busy = False
                     self._lock.notify_all()
 
