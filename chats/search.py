@@ -7,19 +7,25 @@ block removed (café → cafe, Cyrillic ё → its plain letter; Japanese voicin
 whitespace runs made one space. A message's document is its folded content and, on a line of its own, its file's folded
 name: a query never holds a line break (whitespace became spaces), so no match spans the two.
 
-Two stores, one per database, each created by migration 0004 (chats/migrations) and fed by the
-write services (`index_new`, `reindex`, `unindex`: one call in each of message_create,
-message_edit and message_soft_delete):
+Two stores, one per database, each made by migration 0006 (chats/migrations), plus on both the
+per-chat marks (`chats_search_state`: the chat version the index holds every message up to):
 
 - SQLite: an FTS5 table with the trigram tokenizer (`chats_search_fts`, rowid = message id). A
   quoted phrase of trigrams is an exact substring match. The SQLite here (3.40) has no
   `remove_diacritics` for trigrams (3.45 added it): hence the folding in Python.
 - MariaDB/MySQL: a trigram table kept by this module (`chats_search_trigram`: one row per distinct
-  trigram of a message, the trigram packed into a BIGINT, primary key (trigram, message_id)) and
-  the folded document (`chats_search_text`, utf8mb4_bin). A search walks the postings of the
-  query's rarest trigram newest first and keeps the rows whose document holds the whole query
-  (LIKE, exact on a binary collation), stopping once the page is full. Why this and not Mroonga:
-  README, "Search".
+  trigram of a message, the trigram packed into a BIGINT, primary key (trigram, chat_id,
+  message_id)), the postings count of each trigram (`chats_search_count`) and the folded document
+  (`chats_search_text`, utf8mb4_bin). A search takes the query's three rarest trigrams by their
+  counts, walks each of the caller's chats' postings of the rarest newest first, keeps those the
+  other two have a posting of too (primary-key lookups) and whose document holds the whole query
+  (LIKE, exact on a binary collation), a page's worth a chat at most, and merges the chats' pages.
+  Why this and not Mroonga: README, "Search".
+
+No write service touches the index: every change to a message takes its chat's next version, and
+the index is brought up to a chat's version after the commit (`catch_up`), by a thread of each
+process the outbox wakes (`Indexer`), and by a search for whatever of its chats still lags (so a
+message just sent is found, and nothing is missed if a process ended before indexing).
 
 Search results are read back as the history reads messages (selectors.message_queryset), and a
 deleted or vanished message is never returned even if its index row outlived it: the page's rows
@@ -28,16 +34,23 @@ are read with deleted = false.
 
 from __future__ import annotations
 
+import logging
 import re
+import threading
+import time
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from django.db import connection
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 
-from chats.models import Message
+from chats.models import Chat, Message
 from media.models import Attachment
+
+logger = logging.getLogger(__name__)
 
 # The least a query may hold, after trimming: a trigram.
 MIN_QUERY_LENGTH = 3
@@ -45,11 +58,14 @@ MAX_QUERY_LENGTH = 200
 FTS_TABLE = "chats_search_fts"
 TRIGRAM_TABLE = "chats_search_trigram"
 TEXT_TABLE = "chats_search_text"
-# How many postings of each query trigram are counted to find the rarest (MariaDB): enough to tell
-# a rare trigram from a common one, little enough that counting stays about a millisecond.
-RARITY_SAMPLE = 1000
-# At most this many of a query's trigrams are compared for rarity (a 200-character query has ~200).
-RARITY_CANDIDATES = 12
+COUNT_TABLE = "chats_search_count"
+STATE_TABLE = "chats_search_state"
+# How many of a query's rarest trigrams a candidate must have a posting of (MariaDB): the rarest is
+# walked, the others are a primary-key lookup each; the document then decides.
+INTERSECTED = 3
+# About how many postings of a common trigram (over all chats) a search's first window of message
+# ids holds (MariaDB): the caller's chats' share of them, kept if they hold the query, fills a page.
+WINDOW_POSTINGS = 4000
 
 _WHITESPACE = re.compile(r"\s+")
 _PART_SEPARATOR = "\n"
@@ -74,12 +90,10 @@ def document(content: str, file_name: str | None) -> str:
 def trigram_keys(text: str) -> set[int]:
     """The distinct trigrams of folded text, each packed into an int (three code points of 21 bits:
     exact, no hashing, below 2**63). Trigrams across the content/name line break are left out."""
-    codes = [ord(ch) for ch in text]
-    separator = ord(_PART_SEPARATOR)
     keys: set[int] = set()
-    for first, second, third in zip(codes, codes[1:], codes[2:], strict=False):
-        if separator not in (first, second, third):
-            keys.add((first << 42) | (second << 21) | third)
+    for part in text.split(_PART_SEPARATOR):
+        codes = [ord(ch) for ch in part]
+        keys.update((a << 42) | (b << 21) | c for a, b, c in zip(codes, codes[1:], codes[2:], strict=False))
     return keys
 
 
@@ -87,122 +101,340 @@ def _vendor(conn: BaseDatabaseWrapper | None = None) -> str:
     return (conn or connection).vendor
 
 
-# Writes ---------------------------------------------------------------------------------------
+def _marks(count: int, mark: str = "%s") -> str:
+    return ", ".join([mark] * count)
 
 
-def _indexed(message: Message) -> bool:
-    # System messages (kind "system", once the model has it) record changes to the chat: not searchable.
-    return getattr(message, "kind", "text") == "text" and not message.deleted
+# Writes: the indexer --------------------------------------------------------------------------
 
 
-def _message_document(message: Message) -> str:
-    attachment = message.attachment
-    return document(message.content, attachment.original_name if attachment is not None else None)
+def _new_document(kind: str, deleted: bool, content: str, file_name: str | None) -> str:
+    """What the index should hold for a message now: "" for one that matches nothing (deleted, or a
+    system message recording a change to the chat)."""
+    if kind != Message.Kind.TEXT or deleted:
+        return ""
+    return document(content, file_name)
 
 
-def index_new(message: Message) -> None:
-    """Index a message just inserted (inside the service's transaction: a rollback drops it too)."""
-    if _indexed(message):
-        _insert(connection, [(message.pk, message.chat_id, _message_document(message))])
+def catch_up(chat_ids: Iterable[int], conn: BaseDatabaseWrapper | None = None) -> int:
+    """Bring the index of these chats up to their messages; returns how many messages it looked at.
 
-
-def reindex(message: Message) -> None:
-    """The message's text changed (an edit): its old entry goes, its new one comes."""
-    unindex(message.pk)
-    index_new(message)
-
-
-def unindex(message_id: int) -> None:
-    """The message no longer matches anything (deleted)."""
-    _delete(connection, message_id)
-
-
-def _insert(conn: BaseDatabaseWrapper, rows: Sequence[tuple[int, int, str]]) -> None:
-    """Index (message_id, chat_id, document) rows, each statement a batch."""
-    rows = [row for row in rows if row[2]]
-    if not rows:
-        return
-    with conn.cursor() as cursor:
-        if _vendor(conn) == "sqlite":
-            cursor.executemany(f"INSERT INTO {FTS_TABLE} (rowid, chat_id, body) VALUES (%s, %s, %s)", rows)
-            return
-        text_marks = ", ".join(["(%s, %s, %s)"] * len(rows))
-        cursor.execute(
-            f"INSERT INTO {TEXT_TABLE} (message_id, chat_id, body) VALUES {text_marks}",
-            [value for row in rows for value in row],
-        )
-        postings = [(key, message_id, chat_id) for message_id, chat_id, body in rows for key in trigram_keys(body)]
-        if postings:
-            marks = ", ".join(["(%s, %s, %s)"] * len(postings))
-            cursor.execute(
-                f"INSERT INTO {TRIGRAM_TABLE} (trigram, message_id, chat_id) VALUES {marks}",
-                [value for posting in postings for value in posting],
-            )
-
-
-def _delete(conn: BaseDatabaseWrapper, message_id: int) -> None:
-    with conn.cursor() as cursor:
-        if _vendor(conn) == "sqlite":
-            cursor.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid = %s", [message_id])
-            return
-        # The postings are found by the trigrams of the stored document: point deletes on the
-        # primary key, no second index on message_id for every send to maintain.
-        cursor.execute(f"SELECT body FROM {TEXT_TABLE} WHERE message_id = %s", [message_id])
-        row = cursor.fetchone()
-        if row is None:
-            return
-        keys = sorted(trigram_keys(row[0]))
-        if keys:
-            marks = ", ".join(["%s"] * len(keys))
-            cursor.execute(
-                f"DELETE FROM {TRIGRAM_TABLE} WHERE message_id = %s AND trigram IN ({marks})", [message_id, *keys]
-            )
-        cursor.execute(f"DELETE FROM {TEXT_TABLE} WHERE message_id = %s", [message_id])
-
-
-def rebuild(conn: BaseDatabaseWrapper | None = None, *, batch: int = 2000) -> int:
-    """Index every message that is not deleted, from nothing (migration 0004 on an existing database,
-    bench/search.py after a bulk fill). Returns how many were indexed."""
+    Every change to a message (created, edited, reacted to, pinned, deleted) takes the chat's next
+    version (services, under the chat's row lock), and the index keeps, per chat, the version it
+    holds everything up to (`chats_search_state`). So what is not indexed yet is the chat's messages
+    above that mark, found on the (chat, version) unique key; each is indexed again (its document
+    changed), removed (deleted) or left alone (a reaction: the same document), and the mark moves.
+    One transaction, the chats' marks locked in ascending order: two indexers (the background
+    thread, a search) never index the same change twice, and never wait on each other in a cycle.
+    """
     conn = conn or connection
-    with conn.cursor() as cursor:
-        if _vendor(conn) == "sqlite":
-            cursor.execute(f"DELETE FROM {FTS_TABLE}")
-        else:
-            cursor.execute(f"DELETE FROM {TRIGRAM_TABLE}")
-            cursor.execute(f"DELETE FROM {TEXT_TABLE}")
+    chats = sorted(set(chat_ids))
+    if not chats:
+        return 0
+    sqlite = _vendor(conn) == "sqlite"
     quote = conn.ops.quote_name
     messages, attachments = quote(Message._meta.db_table), quote(Attachment._meta.db_table)
-    # Only text messages once a `kind` column exists (system messages are never indexed).
-    with conn.cursor() as cursor:
-        columns = [c.name for c in conn.introspection.get_table_description(cursor, Message._meta.db_table)]
-    kind = " AND m.kind = 'text'" if "kind" in columns else ""
-    done, after = 0, 0
-    while True:
-        with conn.cursor() as cursor:
+    chat_table = quote(Chat._meta.db_table)
+    with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+        ignore = "INSERT OR IGNORE" if sqlite else "INSERT IGNORE"
+        cursor.execute(f"{ignore} INTO {STATE_TABLE} (chat_id, version) VALUES {_marks(len(chats), '(%s, 0)')}", chats)
+        # SQLite: the transaction took the database's write lock when it began (BEGIN IMMEDIATE).
+        lock = "" if sqlite else " FOR UPDATE"
+        cursor.execute(
+            f"SELECT chat_id, version FROM {STATE_TABLE} WHERE chat_id IN ({_marks(len(chats))}) "
+            f"ORDER BY chat_id{lock}",
+            chats,
+        )
+        marks: dict[int, int] = dict(cursor.fetchall())
+        # The chats' versions first: every change up to them is committed, and so visible below.
+        cursor.execute(f"SELECT id, version FROM {chat_table} WHERE id IN ({_marks(len(chats))})", chats)
+        reached: dict[int, int] = dict(cursor.fetchall())
+        cursor.execute(
+            f"SELECT m.id, m.chat_id, m.version, m.kind, m.deleted, m.content, a.original_name "
+            f"FROM {messages} m LEFT JOIN {attachments} a ON a.id = m.attachment_id "
+            f"WHERE {' OR '.join(['(m.chat_id = %s AND m.version > %s)'] * len(chats))}",
+            [value for chat in chats for value in (chat, marks[chat])],
+        )
+        changed = cursor.fetchall()
+        wanted: dict[int, tuple[int, str]] = {}
+        for message_id, chat_id, version, kind, deleted, content, file_name in changed:
+            wanted[message_id] = (chat_id, _new_document(kind, bool(deleted), content, file_name))
+            reached[chat_id] = max(reached.get(chat_id, 0), version)
+        if wanted:
+            _apply(conn, cursor, wanted)
+        moved = [(reached[chat], chat) for chat in chats if reached.get(chat, 0) > marks[chat]]
+        if moved:
+            cursor.executemany(f"UPDATE {STATE_TABLE} SET version = %s WHERE chat_id = %s", moved)
+    return len(changed)
+
+
+def _apply(conn: BaseDatabaseWrapper, cursor: Any, wanted: dict[int, tuple[int, str]]) -> None:
+    """Make the index hold `wanted` ({message id: (chat id, document)}; "" = nothing) for these messages."""
+    ids = sorted(wanted)
+    if _vendor(conn) == "sqlite":
+        cursor.execute(f"SELECT rowid, chat_id, body FROM {FTS_TABLE} WHERE rowid IN ({_marks(len(ids))})", ids)
+    else:
+        cursor.execute(
+            f"SELECT message_id, chat_id, body FROM {TEXT_TABLE} WHERE message_id IN ({_marks(len(ids))})", ids
+        )
+    stored = {message_id: (chat_id, body) for message_id, chat_id, body in cursor.fetchall()}
+    stale = [(i, *stored[i]) for i in ids if i in stored and stored[i][1] != wanted[i][1]]
+    fresh = [(i, *wanted[i]) for i in ids if wanted[i][1] and (i not in stored or stored[i][1] != wanted[i][1])]
+    if stale:
+        _delete(conn, cursor, stale)
+    if fresh:
+        _insert(conn, cursor, fresh)
+
+
+def _insert(conn: BaseDatabaseWrapper, cursor: Any, rows: Sequence[tuple[int, int, str]]) -> None:
+    """Index (message_id, chat_id, document) rows, each statement a batch."""
+    if _vendor(conn) == "sqlite":
+        cursor.executemany(f"INSERT INTO {FTS_TABLE} (rowid, chat_id, body) VALUES (%s, %s, %s)", rows)
+        return
+    cursor.execute(
+        f"INSERT INTO {TEXT_TABLE} (message_id, chat_id, body) VALUES {_marks(len(rows), '(%s, %s, %s)')}",
+        [value for row in rows for value in row],
+    )
+    postings = sorted((key, chat_id, message_id) for message_id, chat_id, body in rows for key in trigram_keys(body))
+    if postings:
+        # Ints of this module's making, written into the statement as digits: a send's ~42 postings,
+        # or a rebuild's 80,000 a batch, without the driver quoting each of 3 parameters a posting.
+        values = ", ".join(f"({int(key)}, {int(chat_id)}, {int(message_id)})" for key, chat_id, message_id in postings)
+        cursor.execute(f"INSERT INTO {TRIGRAM_TABLE} (trigram, chat_id, message_id) VALUES {values}")
+        _count(cursor, Counter(key for key, _, _ in postings))
+
+
+def _delete(conn: BaseDatabaseWrapper, cursor: Any, rows: Sequence[tuple[int, int, str]]) -> None:
+    """Remove the index entries of (message_id, chat_id, stored document) rows."""
+    ids = [message_id for message_id, _, _ in rows]
+    if _vendor(conn) == "sqlite":
+        cursor.execute(f"DELETE FROM {FTS_TABLE} WHERE rowid IN ({_marks(len(ids))})", ids)
+        return
+    # The postings are found by the trigrams of the stored document: point deletes on the primary
+    # key, no second index on message_id for every send to maintain.
+    removed: Counter[int] = Counter()
+    for message_id, chat_id, body in rows:
+        keys = sorted(trigram_keys(body))
+        if keys:
             cursor.execute(
-                f"SELECT m.id, m.chat_id, m.content, a.original_name FROM {messages} m "
-                f"LEFT JOIN {attachments} a ON a.id = m.attachment_id "
-                f"WHERE m.id > %s AND m.deleted = %s{kind} ORDER BY m.id LIMIT %s",
-                [after, False, batch],
+                f"DELETE FROM {TRIGRAM_TABLE} WHERE trigram IN ({_marks(len(keys))}) AND chat_id = %s "
+                f"AND message_id = %s",
+                [*keys, chat_id, message_id],
             )
-            rows = cursor.fetchall()
-        if not rows:
-            return done
-        _insert(conn, [(message_id, chat_id, document(content, name)) for message_id, chat_id, content, name in rows])
-        done += len(rows)
-        after = rows[-1][0]
+            removed.update(keys)
+    cursor.execute(f"DELETE FROM {TEXT_TABLE} WHERE message_id IN ({_marks(len(ids))})", ids)
+    if removed:
+        _count(cursor, Counter({key: -n for key, n in removed.items()}))
+
+
+def _count(cursor: Any, delta: Counter[int]) -> None:
+    """Add to the postings counts of trigrams (MariaDB): in ascending order, as every indexer does,
+    so two transactions never wait on each other's rows in a cycle."""
+    changes = sorted((key, n) for key, n in delta.items() if n)
+    if changes:
+        cursor.execute(
+            f"INSERT INTO {COUNT_TABLE} (trigram, n) VALUES {_marks(len(changes), '(%s, %s)')} "
+            "ON DUPLICATE KEY UPDATE n = n + VALUES(n)",
+            [value for change in changes for value in change],
+        )
+
+
+def _code(position: str) -> str:
+    """SQL: the code point of the document's character at `position` (ORD of a UTF-32 character)."""
+    return f"ORD(CONVERT(SUBSTRING(s.body, {position}, 1) USING utf32))"
+
+
+# MariaDB: the distinct trigrams of the stored documents, packed as trigram_keys packs them (a row of
+# the Sequence engine's `seq_1_to_<n>` for each position; none across the content/name line break).
+_SQL_TRIGRAMS = (
+    f"SELECT DISTINCT ({_code('n.seq')} << 42) | ({_code('n.seq + 1')} << 21) | {_code('n.seq + 2')}, "
+    f"s.chat_id, s.message_id FROM {TEXT_TABLE} s JOIN {{seq}} n ON n.seq <= CHAR_LENGTH(s.body) - 2 "
+    "WHERE LOCATE('\\n', SUBSTRING(s.body, n.seq, 3)) = 0"
+)
+
+
+def rebuild(conn: BaseDatabaseWrapper | None = None, *, batch: int = 2000, rekey: bool = False) -> int:
+    """Index every message from nothing (migration 0006 on an existing database, bench/search.py
+    after a bulk fill), with no other writer: the index then holds every chat up to its version as
+    this began. Returns how many messages were indexed.
+
+    `rekey` (MariaDB): only the documents are written from here; the server makes their postings
+    (`_SQL_TRIGRAMS`, a range of messages a statement) into the trigram table without its primary
+    key, then builds the key once (a sort) and counts the postings. Inserted into the key as they
+    come, a million messages' 42 million postings land at random places of a tree larger than the
+    buffer pool; made in Python, they cost seconds of CPU a batch. Its ALTER TABLEs commit any
+    transaction open on the connection (migration 0006, the bench)."""
+    conn = conn or connection
+    mysql = _vendor(conn) != "sqlite"
+    # The Sequence engine (seq_1_to_<n>) is MariaDB's: on MySQL the postings are made here, as a send's.
+    rekey = rekey and mysql and bool(getattr(conn, "mysql_is_mariadb", False))
+    quote = conn.ops.quote_name
+    messages, attachments = quote(Message._meta.db_table), quote(Attachment._meta.db_table)
+    with conn.cursor() as cursor:
+        for table in [TRIGRAM_TABLE, TEXT_TABLE, COUNT_TABLE] if mysql else [FTS_TABLE]:
+            cursor.execute(f"DELETE FROM {table}")
+        cursor.execute(f"DELETE FROM {STATE_TABLE}")
+        cursor.execute(
+            f"INSERT INTO {STATE_TABLE} (chat_id, version) SELECT id, version FROM {quote(Chat._meta.db_table)}"
+        )
+        if rekey:
+            cursor.execute(f"ALTER TABLE {TRIGRAM_TABLE} DROP PRIMARY KEY")
+    done, after = 0, 0
+    try:
+        while True:
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    f"SELECT m.id, m.chat_id, m.content, a.original_name FROM {messages} m "
+                    f"LEFT JOIN {attachments} a ON a.id = m.attachment_id "
+                    f"WHERE m.id > %s AND m.deleted = %s AND m.kind = %s ORDER BY m.id LIMIT %s",
+                    [after, False, Message.Kind.TEXT, batch],
+                )
+                rows = cursor.fetchall()
+            if not rows:
+                break
+            indexed = [(i, chat_id, document(content, name)) for i, chat_id, content, name in rows]
+            indexed = [row for row in indexed if row[2]]
+            if indexed:
+                with transaction.atomic(using=conn.alias), conn.cursor() as cursor:
+                    if rekey:
+                        cursor.execute(
+                            f"INSERT INTO {TEXT_TABLE} (message_id, chat_id, body) "
+                            f"VALUES {_marks(len(indexed), '(%s, %s, %s)')}",
+                            [value for row in indexed for value in row],
+                        )
+                    else:
+                        _insert(conn, cursor, indexed)
+            done += len(rows)
+            after = rows[-1][0]
+        if rekey:
+            _postings_from_documents(conn)
+        return done
+    finally:
+        if rekey:
+            with conn.cursor() as cursor:
+                cursor.execute(f"ALTER TABLE {TRIGRAM_TABLE} ADD PRIMARY KEY (trigram, chat_id, message_id)")
+                cursor.execute(
+                    f"INSERT INTO {COUNT_TABLE} (trigram, n) "
+                    + f"SELECT trigram, COUNT(*) FROM {TRIGRAM_TABLE} GROUP BY trigram"
+                )
+
+
+def _postings_from_documents(conn: BaseDatabaseWrapper, *, batch: int = 20000) -> None:
+    with conn.cursor() as cursor:
+        cursor.execute(f"SELECT MAX(message_id), MAX(CHAR_LENGTH(body)) FROM {TEXT_TABLE}")
+        newest, longest = cursor.fetchone()
+        if not newest or longest < 3:
+            return
+        made = _SQL_TRIGRAMS.format(seq=f"seq_1_to_{int(longest)}")
+        for low in range(0, newest + 1, batch):
+            cursor.execute(
+                f"INSERT INTO {TRIGRAM_TABLE} (trigram, chat_id, message_id) {made} "
+                "AND s.message_id >= %s AND s.message_id < %s",
+                [low, low + batch],
+            )
+
+
+# The background indexer -----------------------------------------------------------------------
+
+
+class Indexer:
+    """One thread a process that indexes the chats whose messages changed, after their commit.
+
+    The outbox of a committed transaction names the chats (`notify`, from chats.realtime.outbox);
+    the thread catches them up (`catch_up`), all the chats named while it worked in one batch. A
+    send's own transaction never writes the index. Nothing is lost if the process ends first: the
+    marks say what is not indexed, and the next notice of the chat, or a search in it, catches up.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._pending: set[int] = set()
+        self._busy = False
+        self._thread: threading.Thread | None = None
+        # Seconds spent indexing, and batches (bench/search.py reads them: the index's write cost).
+        self.busy_seconds = 0.0
+        self.batches = 0
+
+    def notify(self, chat_ids: Iterable[int]) -> None:
+        if not settings.SEARCH_INDEX_IN_BACKGROUND:
+            return  # each search catches its chats up itself
+        with self._lock:
+            self._pending.update(chat_ids)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="search-indexer", daemon=True)
+                self._thread.start()
+            self._lock.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Until nothing is pending (tests and the bench); False if `timeout` seconds passed first."""
+        with self._lock:
+            return self._lock.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                self._lock.wait_for(lambda: bool(self._pending))
+            # A batch gathers the chats named meanwhile: fewer, larger transactions, so fewer sends
+            # wait on the indexer's write lock (SQLite has one writer at a time).
+            time.sleep(settings.SEARCH_INDEX_DELAY_MS / 1000)
+            with self._lock:
+                chats, self._pending, self._busy = self._pending, set(), True
+            started = time.perf_counter()
+            try:
+                close_old_connections()
+                catch_up(chats)
+                if _vendor() == "sqlite":
+                    # The index's pages go to the write-ahead log; copied back into the database
+                    # here, the copy is not left to the commit of a send that finds the log full.
+                    with connection.cursor() as cursor:
+                        cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception:
+                # The marks stay where they were: a later notice or search catches these chats up.
+                logger.exception("search index: could not catch up %d chats", len(chats))
+                connection.close()
+            finally:
+                with self._lock:
+                    self.busy_seconds += time.perf_counter() - started
+                    self.batches += 1
+                    self._busy = False
+                    self._lock.notify_all()
+
+
+indexer = Indexer()
+
+
+def notify(chat_ids: Iterable[int]) -> None:
+    """These chats' messages changed and the change is committed: index them soon (not in the send)."""
+    indexer.notify(chat_ids)
 
 
 # Reads ----------------------------------------------------------------------------------------
 
 
+def _catch_up_lagging(chats: list[int]) -> None:
+    """Index whatever of these chats is not indexed yet, so a search never misses a stored message
+    (the background indexer may not have run yet, or not at all). One query when nothing lags."""
+    chat_table = connection.ops.quote_name(Chat._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT c.id FROM {chat_table} c LEFT JOIN {STATE_TABLE} s ON s.chat_id = c.id "
+            f"WHERE c.id IN ({_marks(len(chats))}) AND c.version > COALESCE(s.version, 0)",
+            chats,
+        )
+        lagging = [row[0] for row in cursor.fetchall()]
+    if lagging:
+        catch_up(lagging)
+
+
 def matching_ids(*, query: str, chat_ids: Iterable[int], before: int | None, limit: int) -> list[int]:
     """Ids of messages in these chats whose document holds the folded query, newest first (at most
-    `limit`). `query` is folded already and at least MIN_QUERY_LENGTH long. One statement on SQLite,
-    two on MariaDB (the rarest trigram is picked first)."""
+    `limit`). `query` is folded already and at least MIN_QUERY_LENGTH long. Whatever of these chats
+    is not indexed yet is indexed first; then one statement on SQLite, on MariaDB two for a query
+    longer than a trigram (the counts of its trigrams, then the postings)."""
     chats = list(chat_ids)
     if not chats:
         return []
+    _catch_up_lagging(chats)
     if _vendor() == "sqlite":
         return _matching_ids_fts(query, chats, before, limit)
     return _matching_ids_trigrams(query, chats, before, limit)
@@ -210,7 +442,6 @@ def matching_ids(*, query: str, chat_ids: Iterable[int], before: int | None, lim
 
 def _matching_ids_fts(query: str, chats: list[int], before: int | None, limit: int) -> list[int]:
     phrase = '"' + query.replace('"', '""') + '"'
-    chat_marks = ", ".join(["%s"] * len(chats))
     params: list[Any] = [phrase, *chats]
     below = ""
     if before is not None:
@@ -221,26 +452,12 @@ def _matching_ids_fts(query: str, chats: list[int], before: int | None, limit: i
     sql = (
         f"SELECT f.rowid FROM {FTS_TABLE} f CROSS JOIN {connection.ops.quote_name(Message._meta.db_table)} m "
         f"ON m.id = f.rowid "
-        f"WHERE {FTS_TABLE} MATCH %s AND f.chat_id IN ({chat_marks}){below} AND m.deleted = %s "
+        f"WHERE {FTS_TABLE} MATCH %s AND f.chat_id IN ({_marks(len(chats))}){below} AND m.deleted = %s "
         f"ORDER BY f.rowid DESC LIMIT %s"
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return [row[0] for row in cursor.fetchall()]
-
-
-def _rarest(keys: list[int]) -> int:
-    if len(keys) == 1:
-        return keys[0]
-    candidates = keys[:RARITY_CANDIDATES]
-    counts = ", ".join(
-        f"(SELECT COUNT(*) FROM (SELECT 1 FROM {TRIGRAM_TABLE} WHERE trigram = %s LIMIT {RARITY_SAMPLE}) s{i})"
-        for i in range(len(candidates))
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {counts}", candidates)
-        row = cursor.fetchone()
-    return min(zip(row, candidates, strict=True))[1]
 
 
 def _like_pattern(text: str) -> str:
@@ -251,43 +468,66 @@ def _matching_ids_trigrams(query: str, chats: list[int], before: int | None, lim
     keys = sorted(trigram_keys(query))
     if not keys:
         return []
-    chat_marks = ", ".join(["%s"] * len(chats))
-    params: list[Any] = [_rarest(keys), *chats]
-    below = ""
-    if before is not None:
-        below = " AND t.message_id < %s"
-        params.append(before)
-    # A query of three characters is its one trigram: the postings alone answer it, no document is
-    # read. A longer one keeps the postings whose document holds it whole.
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT trigram, n FROM {COUNT_TABLE} WHERE trigram IN ({_marks(len(keys))})", keys)
+        counts = dict(cursor.fetchall())
+        cursor.execute(f"SELECT MAX(message_id) FROM {TEXT_TABLE}")
+        newest = cursor.fetchone()[0] or 0
+    # The rarest trigram's postings are walked; the next two rarest must have a posting of the same
+    # message (a primary-key lookup each); a query longer than a trigram must be in the document.
+    picked = sorted(keys, key=lambda key: (counts.get(key, 0), key))[:INTERSECTED]
+    joins = "".join(
+        f" JOIN {TRIGRAM_TABLE} t{n} ON t{n}.trigram = %s AND t{n}.chat_id = t0.chat_id "
+        f"AND t{n}.message_id = t0.message_id"
+        for n in range(1, len(picked))
+    )
     holds = ""
     if len(query) > 3:
-        holds = f" AND EXISTS (SELECT 1 FROM {TEXT_TABLE} s WHERE s.message_id = t.message_id AND s.body LIKE %s)"
-        params.append(_like_pattern(query))
-    params.append(limit)
-    # The trigram's postings are walked backwards on the primary key (newest first), so the LIMIT ends
-    # the walk; a candidate in the caller's chats costs one primary-key lookup at most. Deleted
-    # messages have no postings (message_soft_delete removes them in its transaction); rows of
-    # messages that are gone altogether (an account deleted) are dropped when the page is read.
+        joins += f" JOIN {TEXT_TABLE} s ON s.message_id = t0.message_id"
+        holds = " AND s.body LIKE %s"
+    # The caller's chats' postings of the rarest trigram are read on the key (trigram, chat_id,
+    # message_id): one range a chat, in a window of message ids. A common trigram's window starts
+    # with the newest ids that hold about WINDOW_POSTINGS of its postings (counted over all chats),
+    # and grows eightfold down the ids until the page is full: a page of a common word reads a few
+    # thousand postings, not all of them. STRAIGHT_JOIN keeps the rarest trigram outermost.
     sql = (
-        f"SELECT t.message_id FROM {TRIGRAM_TABLE} t "
-        f"WHERE t.trigram = %s AND t.chat_id IN ({chat_marks}){below}{holds} "
-        f"ORDER BY t.message_id DESC LIMIT %s"
+        f"SELECT STRAIGHT_JOIN t0.message_id FROM {TRIGRAM_TABLE} t0{joins} "
+        f"WHERE t0.trigram = %s AND t0.chat_id IN ({_marks(len(chats))}) "
+        f"AND t0.message_id >= %s AND t0.message_id < %s{holds} ORDER BY t0.message_id DESC LIMIT %s"
     )
+    high = min(before, newest + 1) if before is not None else newest + 1
+    postings = max(counts.get(picked[0], 0), 1)
+    window = high if postings <= WINDOW_POSTINGS else max(1, high * WINDOW_POSTINGS // postings)
+    found: list[int] = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()]
+        while high > 1 and len(found) < limit:
+            low = max(1, high - window)
+            params: list[Any] = [*picked[1:], picked[0], *chats, low, high]
+            if holds:
+                params.append(_like_pattern(query))
+            cursor.execute(sql, [*params, limit - len(found)])
+            found += [row[0] for row in cursor.fetchall()]
+            high, window = low, window * 8
+    return found
 
 
-# Schema (migration 0004) ----------------------------------------------------------------------
+# Schema (migration 0006) ----------------------------------------------------------------------
 
-SQLITE_SCHEMA = [f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(body, chat_id UNINDEXED, tokenize='trigram')"]
+# Per chat, the version the index holds every message up to (both databases).
+STATE_SCHEMA = f"CREATE TABLE {STATE_TABLE} (chat_id BIGINT NOT NULL PRIMARY KEY, version BIGINT NOT NULL)"
+SQLITE_SCHEMA = [
+    f"CREATE VIRTUAL TABLE {FTS_TABLE} USING fts5(body, chat_id UNINDEXED, tokenize='trigram')",
+    STATE_SCHEMA,
+]
 MYSQL_SCHEMA = [
     f"CREATE TABLE {TEXT_TABLE} ("
     "message_id BIGINT NOT NULL PRIMARY KEY, chat_id BIGINT NOT NULL, "
     "body LONGTEXT CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL) ENGINE=InnoDB",
     f"CREATE TABLE {TRIGRAM_TABLE} ("
-    "trigram BIGINT NOT NULL, message_id BIGINT NOT NULL, chat_id BIGINT NOT NULL, "
-    "PRIMARY KEY (trigram, message_id)) ENGINE=InnoDB",
+    "trigram BIGINT NOT NULL, chat_id BIGINT NOT NULL, message_id BIGINT NOT NULL, "
+    "PRIMARY KEY (trigram, chat_id, message_id)) ENGINE=InnoDB",
+    f"CREATE TABLE {COUNT_TABLE} (trigram BIGINT NOT NULL PRIMARY KEY, n BIGINT NOT NULL) ENGINE=InnoDB",
+    f"{STATE_SCHEMA} ENGINE=InnoDB",
 ]
 
 
@@ -299,7 +539,7 @@ def create_schema(conn: BaseDatabaseWrapper) -> None:
 
 
 def drop_schema(conn: BaseDatabaseWrapper) -> None:
-    tables = [FTS_TABLE] if _vendor(conn) == "sqlite" else [TRIGRAM_TABLE, TEXT_TABLE]
+    tables = [FTS_TABLE] if _vendor(conn) == "sqlite" else [TRIGRAM_TABLE, TEXT_TABLE, COUNT_TABLE]
     with conn.cursor() as cursor:
-        for table in tables:
+        for table in [*tables, STATE_TABLE]:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")

@@ -24,7 +24,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
-from chats import search, statements
+from chats import statements
 from chats.emoji import is_single_emoji
 from chats.models import Chat, ChatUser, Mention, Message, Reaction
 from chats.previews import jobs as previews
@@ -430,7 +430,6 @@ def _message_create(
         validate_constraints=False,
     )
     statements.insert_message(message)
-    search.index_new(message)
     statements.chat_advance(chat_id, version=message.version, at=now, last_message_id=message.pk)
     # Writing in a chat means having read it, up to the new message (the newest, under the lock).
     statements.members_count_new_message(chat_id, sender_id=sender.pk, message_id=message.pk)
@@ -553,7 +552,6 @@ def message_edit(*, chat_id: int, message_id: int, actor: User, content: str) ->
     if had_mentions:
         Mention.objects.filter(message=message).delete()
     _mentions_store(message=message)
-    search.reindex(message)
     entry = outbox.record(MessageUpdated(chat_id=chat_id, message_id=message.pk, version=message.version))
     return MessageResult(message, created=False, entry=entry)
 
@@ -612,7 +610,6 @@ def message_soft_delete(*, message: Message) -> Message:
         Reaction.objects.filter(message=message).delete()
         if had_mentions:
             Mention.objects.filter(message=message).delete()
-        search.unindex(message.pk)
         # Members who had not read it yet no longer count it.
         ChatUser.objects.filter(chat=chat, last_read_id__lt=message.pk, unread_count__gt=0).exclude(
             user_id=message.sender_id

@@ -233,6 +233,12 @@ else:
         _test_db = Path(tempfile.gettempdir()) / f"messenger-test-{os.getpid()}.sqlite3"
         DATABASES["default"]["TEST"] = {"NAME": str(_test_db)}
 
+# The message search index is written after the commit by a thread of each process (chats/search.py);
+# off, each search indexes its chats' latest changes itself (the tests: no thread outlives a test).
+SEARCH_INDEX_IN_BACKGROUND = env_bool("SEARCH_INDEX_IN_BACKGROUND", default=not TESTING)
+# How long the indexer gathers notices before a batch (a search never waits for it: it catches up).
+SEARCH_INDEX_DELAY_MS = env_int("SEARCH_INDEX_DELAY_MS", 200)
+
 REDIS_URL = os.environ.get("REDIS_URL", "")
 # Redis Sentinel (messenger/redis_conn.py): host:port,... of the sentinels watching the primary
 # named REDIS_SENTINEL_MASTER; every client then connects to whichever server they name primary,

@@ -11,8 +11,7 @@ def create_index(apps, schema_editor):
     connection = schema_editor.connection
     if connection.vendor not in {"sqlite", "mysql"}:
         return
-    search.create_schema(connection)
-    search.rebuild(connection)
+    search.create_schema(connection)  # filled by 0006, which makes it again in its current shape
 
 
 def drop_index(apps, schema_editor):

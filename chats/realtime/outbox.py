@@ -28,7 +28,7 @@ from typing import Any
 from django.db import transaction
 
 from chats.realtime.envelopes import Envelope, publish_from_thread
-from chats.realtime.events import Event
+from chats.realtime.events import Event, MessageChange
 
 logger = logging.getLogger(__name__)
 
@@ -67,10 +67,16 @@ class Outbox:
 
     def commit(self) -> None:
         """After the commit: render every event once, then publish (never raises: the rows stand)."""
+        from chats import search
         from chats.realtime import render
 
         if not self.entries:
             return
+        # The search index of the chats whose messages changed is written now, by the background
+        # indexer, not in the transaction that changed them (chats/search.py).
+        changed = {entry.event.chat_id for entry in self.entries if isinstance(entry.event, MessageChange)}
+        if changed:
+            search.notify(changed)
         try:
             self.envelopes = render.render_entries(self.entries)
         except Exception:

@@ -3,6 +3,7 @@ case and accents folded, over text and file names; newest first, keyset pages by
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 
 from chats import search, services
 from chats.models import Chat
@@ -11,10 +12,33 @@ from tests.chats.test_query_budgets import queries_for
 from tests.factories import UserFactory, group_with, message_in
 from tests.media import images
 
-# Authentication; the caller's chat ids (or the membership of chat_id); on MariaDB the query's
-# rarest trigram; the matching ids; their rows with senders and attachments; which senders share a
-# chat with the caller (presence).
-SEARCH_BUDGET = 6
+# Authentication; the caller's chat ids (or the membership of chat_id); which of them the index lags
+# behind (none here: the background indexer caught up); on MariaDB the postings counts of the query's
+# trigrams and the newest indexed id (the first window of ids); the matching ids (one window here);
+# their rows with senders and attachments; which senders share a chat with the caller (presence).
+SEARCH_BUDGET = 8
+
+
+def indexed_document(message_id: int) -> str | None:
+    """What the index holds for a message (None: nothing)."""
+    with connection.cursor() as cursor:
+        if connection.vendor == "sqlite":
+            cursor.execute(f"SELECT body FROM {search.FTS_TABLE} WHERE rowid = %s", [message_id])
+        else:
+            cursor.execute(f"SELECT body FROM {search.TEXT_TABLE} WHERE message_id = %s", [message_id])
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
+def assert_counts_match_postings() -> None:
+    """MariaDB: the postings counts the search picks the rarest trigrams by are the postings'."""
+    if connection.vendor == "sqlite":
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT trigram, n FROM {search.COUNT_TABLE} WHERE n <> 0")
+        counts = dict(cursor.fetchall())
+        cursor.execute(f"SELECT trigram, COUNT(*) FROM {search.TRIGRAM_TABLE} GROUP BY trigram")
+        assert counts == dict(cursor.fetchall())
 
 
 def say(chat: Chat, sender, content: str = "", **kwargs):
@@ -203,14 +227,62 @@ def test_unauthenticated_is_401(client, db):
     assert r.status_code == 401, r.content
 
 
-def test_messages_stored_before_the_index_are_found_after_a_rebuild(api_client, chat, user):
-    # given: rows written around the services (as before migration 0004)
+def test_messages_written_around_the_services_are_found_and_a_rebuild_keeps_them_once(api_client, chat, user):
+    # given: a row written without the services (no outbox, no notice): only its chat's version moved
     old = message_in(chat, user, "an old message")
-    assert found(api_client, "old mess") == []
-    # when
-    search.rebuild()
-    # then
+    # when / then: the search indexes what its chats hold above their marks
     assert found(api_client, "old mess") == [old.pk]
+    search.rebuild()
+    assert found(api_client, "old mess") == [old.pk]
+
+
+def test_a_send_writes_no_index_and_the_next_search_finds_it(api_client, chat, user):
+    # given
+    message = say(chat, user, "straight from the composer")
+    # then: the send's transaction left the index alone (the background indexer is off in tests)
+    assert indexed_document(message.pk) is None
+    # when / then
+    assert found(api_client, "composer") == [message.pk]
+    assert indexed_document(message.pk) == "straight from the composer"
+    assert search.catch_up([chat.pk]) == 0  # the chat's mark moved past it
+
+
+def test_an_indexed_message_edited_then_deleted_is_indexed_again_each_time(api_client, chat, user):
+    # given: indexed as first written
+    message = say(chat, user, "meeting on monday")
+    assert found(api_client, "monday") == [message.pk]
+    # when
+    services.message_edit(chat_id=chat.pk, message_id=message.pk, actor=user, content="meeting on friday")
+    # then
+    assert found(api_client, "monday") == []
+    assert found(api_client, "on friday") == [message.pk]
+    # when
+    services.message_delete(chat_id=chat.pk, message_id=message.pk, actor=user)
+    # then: nothing of it left in the index
+    assert found(api_client, "meeting") == []
+    assert indexed_document(message.pk) is None
+    assert_counts_match_postings()
+
+
+def test_a_reaction_leaves_the_document_as_it_was(api_client, chat, user):
+    # given
+    message = say(chat, user, "lunch at noon")
+    assert found(api_client, "noon") == [message.pk]
+    # when: a change that takes a version but not the text
+    services.message_react(chat_id=chat.pk, message_id=message.pk, actor=user, emoji="\U0001f44d", add=True)
+    # then
+    assert search.catch_up([chat.pk]) == 1
+    assert found(api_client, "noon") == [message.pk]
+    assert indexed_document(message.pk) == "lunch at noon"
+    assert_counts_match_postings()
+
+
+def test_a_long_query_needs_its_characters_in_order_not_only_its_trigrams(api_client, chat, user):
+    # given: every trigram of "hello world" is in the first, but not the phrase
+    say(chat, user, "hello worl, ello world")
+    wanted = say(chat, user, "hello world")
+    # when / then
+    assert found(api_client, "hello world") == [wanted.pk]
 
 
 @pytest.mark.parametrize("chat_filter", [False, True], ids=["all-chats", "one-chat"])
@@ -220,12 +292,14 @@ def test_a_page_costs_the_same_whatever_the_matches_and_chats(
     # given
     params = {"q": "hello", "limit": 100, **({"chat_id": chat.pk} if chat_filter else {})}
     say(chat, other_user, "hello there")
+    search.catch_up(Chat.objects.values_list("id", flat=True))  # as the background indexer does
     few, _ = queries_for(api_client, "/api/search/messages", params)
     senders = [UserFactory.create() for _ in range(10)]
     for n in range(10):
         group = group_with(user, senders[n], owner=user, title=f"g{n}")
         say(group, senders[n], "hello from elsewhere")
         say(chat, user, f"hello number {n}")
+    search.catch_up(Chat.objects.values_list("id", flat=True))
     # when
     with django_assert_max_num_queries(SEARCH_BUDGET):
         r = api_client.get("/api/search/messages", params)
@@ -253,3 +327,61 @@ def test_messages_of_a_deleted_account_never_match(api_client, chat, user, other
     r = api_client.get("/api/search/messages", {"q": "gone"})
     assert r.status_code == 200, r.content
     assert [m["id"] for m in r.json()["results"]] == [mine.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_background_indexer_indexes_a_send_after_its_commit(settings, api_client, chat, user):
+    # given: the indexer on, as in production
+    settings.SEARCH_INDEX_IN_BACKGROUND = True
+    # when: a committed send (no test transaction around it: the outbox notices after the commit)
+    message = say(chat, user, "indexed by the thread")
+    # then: the thread caught the chat up, so the search finds nothing to catch up itself
+    assert search.indexer.wait_idle(timeout=30)
+    assert indexed_document(message.pk) == "indexed by the thread"
+    assert search.catch_up([chat.pk]) == 0
+    assert found(api_client, "by the thr") == [message.pk]
+
+
+def test_a_common_trigram_is_read_in_windows_until_the_page_is_full(api_client, chat, user, monkeypatch):
+    # given: the first window of ids holds about one posting of "abc": later windows must fill the page
+    monkeypatch.setattr(search, "WINDOW_POSTINGS", 1)
+    older = [say(chat, user, f"abc {n}").pk for n in range(6)]
+    for n in range(20):
+        say(chat, user, f"filler {n}")
+    newest = say(chat, user, "xabcx").pk
+    # when / then: every match, newest first, with keyset pages across windows
+    assert found(api_client, "abc") == [newest, *reversed(older)]
+    assert found(api_client, "abc", limit=3) == [newest, older[5], older[4]]
+    assert found(api_client, "abc", before=older[4]) == list(reversed(older[:4]))
+    assert found(api_client, "abc 3") == [older[3]]
+
+
+def index_rows() -> tuple[set[tuple[int, int, int]], dict[int, int], dict[int, str]]:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT trigram, chat_id, message_id FROM {search.TRIGRAM_TABLE}")
+        postings = set(cursor.fetchall())
+        cursor.execute(f"SELECT trigram, n FROM {search.COUNT_TABLE} WHERE n <> 0")
+        counts = dict(cursor.fetchall())
+        cursor.execute(f"SELECT message_id, body FROM {search.TEXT_TABLE}")
+        return postings, counts, dict(cursor.fetchall())
+
+
+@pytest.mark.skipif(connection.vendor != "mysql", reason="MariaDB: the server makes a rebuild's postings")
+@pytest.mark.django_db(transaction=True)
+def test_a_rebuild_on_the_server_makes_the_postings_the_indexer_makes(api_client, chat, user):
+    # given: messages in several scripts, one with a file name, indexed in Python
+    say(chat, user, "Straße café 東京タワー привет")
+    say(chat, user, "x")
+    attachment = media_services.attachment_create(
+        uploader=user, file=SimpleUploadedFile("Отчёт 東京.png", images.png())
+    )
+    say(chat, user, "see the file", attachment_id=attachment.pk)
+    # (the index tables are not the test database's models: an earlier test's committed rows stay)
+    search.rebuild()
+    assert found(api_client, "京タワ") != []
+    before = index_rows()
+    # when: made again from nothing, the postings by the server's SQL (migration 0006's way)
+    search.rebuild(rekey=True)
+    # then
+    assert index_rows() == before
+    assert found(api_client, "京タワ") != []
