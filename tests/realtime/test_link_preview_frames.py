@@ -9,6 +9,7 @@ from tests.preview_site import running_site
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+PREVIEW_SECONDS = 15
 PAGE = '<html><head><meta property="og:title" content="Socket page"><meta name="description" content="Sent live">'
 
 
@@ -27,7 +28,8 @@ async def test_a_message_sent_over_a_socket_gets_its_preview_as_message_updated(
         ack = await sender.receive_type("message.ack")
         # then
         for socket in (sender, reader):
-            updated = await socket.receive_type("message.updated")
+            # (fetched by a worker thread after the commit: allowed its 5 s cap and a busy machine)
+            updated = await socket.receive_type("message.updated", timeout=PREVIEW_SECONDS)
             assert updated["message"]["id"] == ack["message"]["id"]
             assert updated["version"] == ack["message"]["version"] + 1
             assert updated["message"]["link_preview"] == {
