@@ -130,7 +130,7 @@ def test_a_new_name_and_picture_reach_the_other_persons_open_window_live(browser
             picture = place.locator(".avatar__picture")
             expect(picture).to_be_visible()
             bob.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=picture.element_handle())
-        assert bob.evaluate("() => window.messenger.store.userById(%d).avatar_url" % me["id"]) == me["avatar_url"]
+        assert bob.evaluate("(id) => window.messenger.store.userById(id).avatar_url", me["id"]) == me["avatar_url"]
         assert bob.evaluate("() => window.notReloaded") is True
 
 

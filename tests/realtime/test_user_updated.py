@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 
 from accounts import services as account_services
@@ -15,6 +14,7 @@ from chats.realtime import render
 from tests.conftest import frames
 from tests.factories import UserFactory, group_with
 from tests.media import images
+from tests.media.test_avatars import put_avatar
 from tests.realtime.test_outbox import queries
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -25,10 +25,6 @@ PUBLIC = set(PublicUserSerializer.Meta.fields)
 def public_part(me: dict[str, Any]) -> dict[str, Any]:
     """The PublicUser inside a MeSerializer answer."""
     return {key: value for key, value in me.items() if key in PUBLIC}
-
-
-def put_avatar(client, data: bytes):
-    return client.put("/api/auth/me/avatar", {"file": SimpleUploadedFile("me.png", data)}, format="multipart")
 
 
 # Over sockets ------------------------------------------------------------------------------------
