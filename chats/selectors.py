@@ -235,17 +235,6 @@ def users_in_chats(chats: Iterable[Chat]) -> list[User | MemberUser]:
     return users
 
 
-def peers_of(user_id: int) -> set[int]:
-    """Everyone who shares a chat with the user, the user included; one query, O(peers) rows.
-
-    A user in 200 chats of 1,000 members is ~200,000 memberships read once and ~200,000 ids kept
-    (the DISTINCT is the database's), never a query or a rendering per chat or member."""
-    chats = ChatUser.objects.filter(user_id=user_id).values("chat_id")
-    peers = set(ChatUser.objects.filter(chat_id__in=chats).values_list("user_id", flat=True).distinct())
-    peers.add(user_id)
-    return peers
-
-
 def users_sharing_a_chat(viewer_id: int, user_ids: Iterable[int]) -> set[int]:
     """Which of these users are members of a chat the viewer is a member of; one query."""
     ids = list(user_ids)

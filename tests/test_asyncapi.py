@@ -82,7 +82,7 @@ def test_every_frame_the_server_emits_is_documented_and_no_other(document, chann
     documented = messages_of(document, "send", channel)
     emitted = frames_in_code()
     if channel == "oneChat":
-        emitted -= {"chat.created", "user.updated"}  # to users' own groups only: sockets on /ws/
+        emitted -= {"chat.created"}  # to a user's own group only: sockets on /ws/
     assert emitted <= documented, f"undocumented: {emitted - documented}"
     assert documented - emitted <= CONTRACT_ONLY, (
         f"documented but never emitted: {documented - emitted - CONTRACT_ONLY}"

@@ -13,13 +13,16 @@ in two, the presence of everyone shown in one lookup -- and renders each thing o
   (`chat.updated` with the changed fields, `member.updated`, `member.added` with the member,
   `member.removed`), the same bytes for every socket: O(members) to deliver, never O(members²);
 - a changed profile (`user.updated` with the PublicUser) is rendered and encoded once and sent, the
-  same text, to the user group of each of the user's peers (one query finds them, the user's own
-  other sockets included): O(peers), whatever the number or size of the chats they share.
+  same text, to each of the user's chats and to the user's own group (one query finds the chats),
+  with one nonce: each process's router delivers it once to each of its sockets in any of those
+  groups. O(chats) to publish, O(sockets) to deliver, whatever the size of the chats: never a
+  rendering, a query or an envelope per member.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,7 +48,7 @@ class Committed:
     titles: dict[int, tuple[bool, str | None]] = field(default_factory=dict)
     online_ids: set[int] = field(default_factory=set)
     users: dict[int, User] = field(default_factory=dict)
-    peers: dict[int, set[int]] = field(default_factory=dict)
+    user_chats: dict[int, list[int]] = field(default_factory=dict)
 
 
 def read_committed(entries: list[Entry]) -> Committed:
@@ -71,7 +74,7 @@ def read_committed(entries: list[Entry]) -> Committed:
     if updated:
         public = ("id", "username", "display_name", "last_seen", "avatar_sha256")
         committed.users = User.objects.only(*public).in_bulk(updated)
-        committed.peers = {user_id: selectors.peers_of(user_id) for user_id in committed.users}
+        committed.user_chats = {user_id: selectors.chat_ids_for(user_id) for user_id in committed.users}
     shown = [user.pk for user in selectors.users_shown(committed.messages.values())]
     shown += list(committed.users)
     shown += [user.pk for user in selectors.users_in_chats(committed.chats.values())]
@@ -220,14 +223,16 @@ def _member_role_changed(entry: Entry, committed: Committed) -> list[Envelope]:
 
 
 def _user_updated(entry: Entry, committed: Committed) -> list[Envelope]:
-    """One rendering, one text, to each peer's user group (their /ws/ sockets), the user's own included."""
+    """One rendering, one text, to the user's chats and own group: once to each socket in any of them."""
     event = entry.event
     assert isinstance(event, events.UserUpdated)
     user = committed.users.get(event.user_id)
     if user is None:
         return []  # deleted since
     text = encode({"type": "user.updated", "user": public_user_data(user, is_online=user.pk in committed.online_ids)})
-    return [envelope(user_group(peer), "user.updated", text, user_id=user.pk) for peer in committed.peers[user.pk]]
+    routing = {"user_id": user.pk, "nonce": uuid.uuid4().hex}  # the router's once-per-socket key
+    groups = [user_group(user.pk), *(chat_group(chat_id) for chat_id in committed.user_chats[user.pk])]
+    return [envelope(group, "user.updated", text, **routing) for group in groups]
 
 
 RENDERERS: dict[type, Callable[[Entry, Committed], list[Envelope]]] = {

@@ -1,6 +1,6 @@
-"""A changed profile reaches the people who see it, live: `user.updated` {user: PublicUser} to the user
-group of everyone sharing a chat with the user (their own other sockets too), after the commit,
-rendered once, its peers found in one query."""
+"""A changed profile reaches the people who see it, live: `user.updated` {user: PublicUser} once to each
+socket of everyone sharing a chat with the user (their own other sockets too), after the commit,
+rendered once, sent to the user's chats (found in one query) and own group, never per member."""
 
 from typing import Any
 
@@ -72,15 +72,23 @@ async def test_a_new_avatar_and_its_removal_reach_a_peer_with_the_url_rest_answe
     assert removed_event["user"]["avatar_url"] is None
 
 
-async def test_a_chat_socket_is_not_told(connect, rest, user, other_user, chat):
-    # given: a /ws/chat/<id>/ socket is about one chat's messages; the user list lives on /ws/
-    one_chat = await connect(other_user, f"/ws/chat/{chat.id}/")
+async def test_a_peer_in_several_shared_chats_hears_it_once_on_each_socket(connect, rest, user, other_user, chat):
+    # given: a group besides their direct chat, an all-chats socket and one chat's socket
+    await sync_to_async(group_with)(user, other_user, owner=user)
     all_chats = await connect(other_user, "/ws/")
+    one_chat = await connect(other_user, f"/ws/chat/{chat.id}/")
     # when
-    await rest(user, "patch", "/api/auth/me", {"display_name": "Only the list"})
-    # then
-    assert (await all_chats.receive_type("user.updated"))["user"]["display_name"] == "Only the list"
-    assert "user.updated" not in await one_chat.received_types()
+    await rest(user, "patch", "/api/auth/me", {"display_name": "Once each"})
+    await rest(user, "patch", "/api/auth/me", {"display_name": "Twice each"})
+    # then: each socket has the first, then the second, and no copy of either
+    for socket in (all_chats, one_chat):
+        names: list[str] = []
+        while len(names) < 2:
+            frame = await socket.receive()
+            if frame["type"] == "user.updated":
+                names.append(frame["user"]["display_name"])
+        assert names == ["Once each", "Twice each"]
+        assert "user.updated" not in await socket.received_types()
 
 
 # Who, when, and at what cost ------------------------------------------------------------------------
@@ -100,22 +108,23 @@ def renders(monkeypatch) -> list[int]:
     return calls
 
 
-def test_every_peer_of_every_chat_gets_the_same_text_once_rendered_once(user, api_client, announced, renders):
-    # given: three groups sharing members, a direct chat, and a user in none of them
+def test_one_rendering_one_text_to_the_users_chats_and_own_group_never_per_member(
+    user, api_client, announced, renders
+):
+    # given: three groups of the user sharing members, and a group the user is not in
     a, b, c = UserFactory.create_batch(3), UserFactory.create_batch(3), UserFactory.create_batch(3)
-    group_with(user, *a, owner=user)
-    group_with(user, *a[:2], *b, owner=user)
-    group_with(*b, *c, owner=b[0])  # user not in it: c are strangers
-    group_with(user, *b[:1], owner=b[0])
+    mine = [group_with(user, *a, owner=user), group_with(user, *a[:2], *b, owner=user), group_with(user, b[0])]
+    group_with(*b, *c, owner=b[0])
     # when
     r = api_client.patch("/api/auth/me", {"display_name": "Once"}, format="json")
     # then
     assert r.status_code == 200, r.content
     assert renders == [user.id]
-    assert {group for group, _ in announced} == {f"user.{u.id}" for u in [user, *a, *b]}
-    assert len(announced) == 1 + len(a) + len(b)  # one envelope a peer, however many chats they share
-    texts = {id(envelope["text"]) for _, envelope in announced}
-    assert len(texts) == 1  # encoded once: the same string in every envelope
+    groups = [group for group, _ in announced]
+    assert groups[0] == f"user.{user.id}"
+    assert sorted(groups[1:]) == sorted(f"chat.{chat.id}" for chat in mine)
+    assert len({id(envelope["text"]) for _, envelope in announced}) == 1  # encoded once: the same string
+    assert len({envelope["nonce"] for _, envelope in announced}) == 1  # one event: once to each socket
     _, frame = frames(announced)[0]
     assert frame == {"type": "user.updated", "user": public_part(r.json())}
 
@@ -145,9 +154,9 @@ def test_the_queries_do_not_grow_with_the_peers(user, api_client, announced, dja
     many = queries(patch)
     # then
     assert many == few
-    assert len({group for group, _ in announced}) == 1 + 2 + 20 * 19
+    assert len(announced) == (1 + 2) + (1 + 22)  # the user's group and chats, each time
     # and the whole request is pinned (both databases: 8): the user's authentication and update, and for
-    # the event its savepoint (2), the user's row and the one query for the peers
+    # the event its savepoint (2), the user's row and the one query for their chats
     with django_assert_max_num_queries(8):
         patch()
 
