@@ -134,6 +134,36 @@ def test_a_new_name_and_picture_reach_the_other_persons_open_window_live(browser
         assert bob.evaluate("() => window.notReloaded") is True
 
 
+def test_a_rename_reaches_the_group_bubbles_and_member_list_of_an_open_window(browser: Any, direct: DirectChat) -> None:
+    # given a group of Alice and Bob with a message of hers, open in Bob's window with its members shown
+    title = f"Crew {direct.suffix}"
+    alice_id = direct.people["alice"]["user"]["id"]
+    body = {"is_group": True, "title": title, "member_ids": [direct.people["bob"]["user"]["id"]]}
+    _, group = post_json(f"{direct.url}/api/chats", body, direct.token("alice"))
+    post_json(f"{direct.url}/api/chats/{group['id']}/messages", {"content": "Hello crew"}, direct.token("alice"))
+    with signed_in(browser, direct.url, f"bob_{direct.suffix}", VIEWPORTS["wide"]) as bob:
+        bob.locator(".chat-list .chat-item", has_text=title).click()
+        bob.locator(".chat__title", has_text=title).click()
+        member = bob.locator(f'.panel .member[data-user-id="{alice_id}"]')
+        expect(member).to_contain_text(f"Alice {direct.suffix}")
+        expect(bob.locator(".bubble__sender")).to_contain_text(f"Alice {direct.suffix}")
+        bob.evaluate("() => { window.notReloaded = true; }")
+        # when Alice renames herself (from any client)
+        request = urllib.request.Request(
+            f"{direct.url}/api/auth/me",
+            data=json.dumps({"display_name": f"Ada {direct.suffix}"}).encode(),
+            method="PATCH",
+        )
+        request.add_header("Content-Type", "application/json")
+        request.add_header("Authorization", f"Bearer {direct.token('alice')}")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        # then Bob's bubble and member list name her so, without a reload
+        expect(bob.locator(".bubble__sender")).to_contain_text(f"Ada {direct.suffix}")
+        expect(member).to_contain_text(f"Ada {direct.suffix}")
+        assert bob.evaluate("() => window.notReloaded") is True
+
+
 def test_a_new_password_shuts_out_the_old_one_and_this_session_goes_on(
     browser: Any, direct: DirectChat, viewport: dict[str, int]
 ) -> None:
