@@ -1,10 +1,16 @@
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 
 from accounts import email_confirmation, sessions
 from accounts.models import User
 from messenger.deadlocks import retry_deadlocks
+
+# Sent inside the transaction that changed what others see of a user (display name, avatar), with
+# `user_id`. accounts cannot import chats: chats' receiver records a `user.updated` event in the
+# transaction's outbox, published to the user's peers after the commit (chats/signals.py).
+profile_changed = Signal()
 
 
 def _check_unique(*, username: str | None = None, email: str | None = None, exclude_id: int | None = None) -> None:
@@ -86,6 +92,8 @@ def user_update(*, user: User, display_name: str | None = None, email: str | Non
         unchanged = [field.name for field in User._meta.fields if field.name not in fields]
         user.full_clean(exclude=unchanged, validate_unique=False, validate_constraints=False)
         user.save(update_fields=fields)
+        if "display_name" in fields:
+            profile_changed.send(sender=User, user_id=user.pk)
     return user
 
 

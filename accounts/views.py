@@ -192,7 +192,9 @@ class MeView(APIView):
         description=(
             "Changing `email` needs the current `password` too (400 without it or when it is wrong). "
             "Email changes are rate-limited per user (`THROTTLE_EMAIL`), and a wrong password counts "
-            "against the account's failed logins."
+            "against the account's failed logins. A changed `display_name` is announced after the commit as "
+            "`user.updated` {user: PublicUser} to the /ws/ sockets of everyone sharing a chat with the caller "
+            "and to the caller's own (docs/asyncapi.yaml)."
         ),
     )
     def patch(self, request: Request) -> Response:

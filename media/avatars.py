@@ -19,6 +19,7 @@ from django.db import transaction
 from PIL import Image, ImageOps
 
 from accounts.models import User
+from accounts.services import profile_changed
 from media import services, store, validation
 from media.models import Attachment, Blob
 from messenger.deadlocks import retry_deadlocks
@@ -67,6 +68,8 @@ def avatar_delete(*, user: User) -> User:
     with transaction.atomic():
         old = User.objects.select_for_update().filter(pk=user.pk).values_list("avatar_sha256", flat=True).first()
         User.objects.filter(pk=user.pk).update(avatar_sha256="")
+        if old:
+            profile_changed.send(sender=User, user_id=user.pk)
     _forget(old or "", keep="")
     user.refresh_from_db(fields=["avatar_sha256"])
     return user
@@ -103,6 +106,8 @@ def _avatar_save(*, user: User, pending: store.PendingFile, sha256: str, picture
     with transaction.atomic():
         old = User.objects.select_for_update().filter(pk=user.pk).values_list("avatar_sha256", flat=True).first()
         User.objects.filter(pk=user.pk).update(avatar_sha256=sha256)
+        if old != sha256:
+            profile_changed.send(sender=User, user_id=user.pk)
         if Blob.objects.select_for_update().filter(sha256=sha256).first() is None:
             if pending.full is not None:
                 raise pending.full

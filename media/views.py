@@ -291,7 +291,9 @@ class AvatarView(APIView):
             "Set the caller's profile picture from an image upload (multipart `file`; the image rules of "
             "`POST /api/attachments`). It is stored shrunk to at most 512 px on its longest side (a JPEG stays "
             "a JPEG, anything else becomes a PNG of its first frame, metadata gone), content-addressed: "
-            "`avatar_url` changes with the picture. Not counted in the upload quota."
+            "`avatar_url` changes with the picture. Not counted in the upload quota. A new picture is announced "
+            "after the commit as `user.updated` {user: PublicUser} to the /ws/ sockets of everyone sharing a chat "
+            "with the caller and to the caller's own (docs/asyncapi.yaml)."
         ),
     )
     def put(self, request: Request) -> Response:
@@ -306,7 +308,14 @@ class AvatarView(APIView):
             raise Unavailable("Too many images are being checked right now; try again shortly.") from error
         return Response(MeSerializer(user, context=presence_context([user])).data)
 
-    @extend_schema(request=None, responses={200: MeSerializer}, description="Remove the caller's profile picture.")
+    @extend_schema(
+        request=None,
+        responses={200: MeSerializer},
+        description=(
+            "Remove the caller's profile picture; when there was one, `user.updated` tells everyone sharing a "
+            "chat with the caller, and the caller's other sockets, after the commit (docs/asyncapi.yaml)."
+        ),
+    )
     def delete(self, request: Request) -> Response:
         user = avatars.avatar_delete(user=request_user(request))
         return Response(MeSerializer(user, context=presence_context([user])).data)

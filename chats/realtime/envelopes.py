@@ -59,7 +59,7 @@ def envelope(group: str, kind: str, text: str, **routing: Any) -> Envelope:
 
     `kind` is the frame's type; routing keys: `chat_id`, `user_id`, `version` (message changes:
     the router delivers a chat's changes in version order), `skip_user` (not to that user's
-    sockets), `nonce` (presence: delivered once per socket though sent through several groups),
+    sockets), `nonce` (presence, user.updated: delivered once per socket though sent through several groups),
     `chat_version` (`chat.created`: the version the router orders the chat's changes from).
     """
     message: dict[str, Any] = {"type": "relay", "text": text, "event": kind, "group": group}

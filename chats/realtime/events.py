@@ -79,6 +79,13 @@ class MemberRoleChanged:
     role: str
 
 
+@dataclass(frozen=True, slots=True)
+class UserUpdated:
+    """What others see of a user changed (display name, avatar): everyone sharing a chat with them hears it."""
+
+    user_id: int
+
+
 Event = (
     MessageCreated
     | MessageUpdated
@@ -90,4 +97,5 @@ Event = (
     | MemberAdded
     | MemberRemoved
     | MemberRoleChanged
+    | UserUpdated
 )

@@ -11,17 +11,24 @@ in two, the presence of everyone shown in one lookup -- and renders each thing o
   in, so a 1,000-member group costs one rendering, not 1,000;
 - a rename, a role change, a member coming or going is a small delta to the chat's group
   (`chat.updated` with the changed fields, `member.updated`, `member.added` with the member,
-  `member.removed`), the same bytes for every socket: O(members) to deliver, never O(members²).
+  `member.removed`), the same bytes for every socket: O(members) to deliver, never O(members²);
+- a changed profile (`user.updated` with the PublicUser) is rendered and encoded once and sent, the
+  same text, to each of the user's chats and to the user's own group (one query finds the chats),
+  with one nonce: each process's router delivers it once to each of its sockets in any of those
+  groups. O(chats) to publish, O(sockets) to deliver, whatever the size of the chats: never a
+  rendering, a query or an envelope per member.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from accounts import presence
+from accounts.models import User
 from accounts.serializers import public_user_data
 from chats import selectors
 from chats.models import Chat, Message
@@ -40,6 +47,8 @@ class Committed:
     chats: dict[int, Chat] = field(default_factory=dict)
     titles: dict[int, tuple[bool, str | None]] = field(default_factory=dict)
     online_ids: set[int] = field(default_factory=set)
+    users: dict[int, User] = field(default_factory=dict)
+    user_chats: dict[int, list[int]] = field(default_factory=dict)
 
 
 def read_committed(entries: list[Entry]) -> Committed:
@@ -61,7 +70,13 @@ def read_committed(entries: list[Entry]) -> Committed:
     if renamed:
         rows = Chat.objects.filter(pk__in=renamed).values_list("id", "is_group", "title")
         committed.titles = {chat_id: (is_group, title) for chat_id, is_group, title in rows}
+    updated = list(dict.fromkeys(e.user_id for e in recorded if isinstance(e, events.UserUpdated)))
+    if updated:
+        public = ("id", "username", "display_name", "last_seen", "avatar_sha256")
+        committed.users = User.objects.only(*public).in_bulk(updated)
+        committed.user_chats = {user_id: selectors.chat_ids_for(user_id) for user_id in committed.users}
     shown = [user.pk for user in selectors.users_shown(committed.messages.values())]
+    shown += list(committed.users)
     shown += [user.pk for user in selectors.users_in_chats(committed.chats.values())]
     committed.online_ids = presence.online_ids(shown)
     return committed
@@ -207,6 +222,19 @@ def _member_role_changed(entry: Entry, committed: Committed) -> list[Envelope]:
     return [envelope(chat_group(event.chat_id), "member.updated", encode(frame), chat_id=event.chat_id)]
 
 
+def _user_updated(entry: Entry, committed: Committed) -> list[Envelope]:
+    """One rendering, one text, to the user's chats and own group: once to each socket in any of them."""
+    event = entry.event
+    assert isinstance(event, events.UserUpdated)
+    user = committed.users.get(event.user_id)
+    if user is None:
+        return []  # deleted since
+    text = encode({"type": "user.updated", "user": public_user_data(user, is_online=user.pk in committed.online_ids)})
+    routing = {"user_id": user.pk, "nonce": uuid.uuid4().hex}  # the router's once-per-socket key
+    groups = [user_group(user.pk), *(chat_group(chat_id) for chat_id in committed.user_chats[user.pk])]
+    return [envelope(group, "user.updated", text, **routing) for group in groups]
+
+
 RENDERERS: dict[type, Callable[[Entry, Committed], list[Envelope]]] = {
     events.MessageCreated: _message_change("message.created"),
     events.MessageUpdated: _message_change("message.updated"),
@@ -218,4 +246,5 @@ RENDERERS: dict[type, Callable[[Entry, Committed], list[Envelope]]] = {
     events.MemberAdded: _member_added,
     events.MemberRemoved: _member_removed,
     events.MemberRoleChanged: _member_role_changed,
+    events.UserUpdated: _user_updated,
 }

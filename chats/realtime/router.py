@@ -66,11 +66,12 @@ class Router:
         self.on_probe = on_probe
         self.on_failure = on_failure
         self.sequences: dict[int, ChatSequence] = {}
-        self._presence_seen: OrderedDict[str, set[int]] = OrderedDict()
+        self._seen_once: OrderedDict[str, set[int]] = OrderedDict()
         self._controls: dict[str, Callable[[str, dict[str, Any], set[Listener]], Awaitable[None]]] = {
             "chat.created": self._on_chat_created,
             "member.removed": self._on_member_removed,
             "presence": self._on_presence,
+            "user.updated": self._on_user_updated,
             "resync": self._on_resync,
         }
 
@@ -226,16 +227,24 @@ class Router:
         self.on_member_removed(user_id, chat_id)
 
     async def _on_presence(self, group: str, message: dict[str, Any], listeners: set[Listener]) -> None:
+        """Once per socket, though sent to each of the user's chats; never to the user's own sockets."""
+        await self._once_per_socket(message, listeners, skip_user=message.get("user_id"))
+
+    async def _on_user_updated(self, group: str, message: dict[str, Any], listeners: set[Listener]) -> None:
+        """Once per socket, though sent to each of the user's chats and their own group; theirs included."""
+        await self._once_per_socket(message, listeners, skip_user=None)
+
+    async def _once_per_socket(self, message: dict[str, Any], listeners: set[Listener], *, skip_user: Any) -> None:
+        """Deliver an event sent through several groups (the same `nonce`) at most once to each local socket."""
         nonce = message.get("nonce")
         if nonce is None:
             await deliver(listeners, message["text"])
             return
-        seen = self._presence_seen.get(nonce)
+        seen = self._seen_once.get(nonce)
         if seen is None:
-            seen = self._presence_seen[nonce] = set()
-            while len(self._presence_seen) > 256:
-                self._presence_seen.popitem(last=False)
-        skip_user = message.get("user_id")
+            seen = self._seen_once[nonce] = set()
+            while len(self._seen_once) > 256:
+                self._seen_once.popitem(last=False)
         fresh = [listener for listener in listeners if id(listener) not in seen and listener.user_id != skip_user]
         seen.update(id(listener) for listener in fresh)
         await deliver(fresh, message["text"])

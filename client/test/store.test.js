@@ -211,3 +211,48 @@ test('before any history is loaded, a change to an old message waits while a new
   store.applyMessage(message(41, { version: 51 }));
   assert.deepEqual(store.messagesOf(10).map((m) => m.id), [40, 41]);
 });
+
+test('a profile change reaches every copy of the user the store holds, and only theirs', async () => {
+  const store = signedIn();
+  store.upsertChat(chat({ id: 11, is_group: true, title: 'G', members: [{ user: ann, role: 'owner' }, { user: bob, role: 'member' }] }));
+  store.addHistory(10, [
+    message(2, { sender: ann, content: 'mine' }),
+    message(1, { reply_to: { id: 9, sender: bob, content: 'q', attachment: null, deleted: false },
+      forwarded_from: { sender: bob, created_at: '2024-01-01T00:00:00Z' } }),
+  ], false);
+  const untouched = store.messageById(10, 2);
+  await Promise.resolve(); // the setup's own notification goes first
+  const topics = [];
+  store.subscribe((touched) => topics.push(...touched));
+
+  store.applyUser({ id: 2, username: 'bob', display_name: 'Robert', avatar_url: '/api/avatars/abc', is_online: true, last_seen: null });
+  await Promise.resolve();
+
+  assert.equal(store.userById(2).display_name, 'Robert');
+  for (const id of [10, 11]) {
+    const member = store.getChat(id).members.find((m) => m.user.id === 2);
+    assert.deepEqual([member.user.display_name, member.user.avatar_url, member.role], ['Robert', '/api/avatars/abc', 'member']);
+  }
+  const quoted = store.messageById(10, 1);
+  assert.equal(quoted.sender.display_name, 'Robert');
+  assert.equal(quoted.reply_to.sender.display_name, 'Robert');
+  assert.equal(quoted.forwarded_from.sender.avatar_url, '/api/avatars/abc');
+  assert.equal(store.getChat(10).last_message.sender.display_name, 'Ann'); // Ann's message, not Bob's
+  assert.equal(store.messageById(10, 2), untouched);
+  assert.equal(store.state.user.display_name, 'Ann');
+  assert.ok(topics.includes('chats') && topics.includes('messages:10') && !topics.includes('user'));
+});
+
+test('our own profile change, from another tab or the settings, updates "me" and our bubbles', async () => {
+  const store = signedIn();
+  store.addHistory(10, [message(1, { sender: ann })], false);
+
+  store.applyUser({ id: 1, username: 'ann', display_name: 'Annie', avatar_url: null, is_online: true, last_seen: null });
+  assert.equal(store.state.user.display_name, 'Annie');
+  assert.equal(store.messageById(10, 1).sender.display_name, 'Annie');
+
+  store.setUser({ ...store.state.user, display_name: 'Ann B.', email: 'ann@example.com' });
+  assert.equal(store.getChat(10).members.find((m) => m.user.id === 1).user.display_name, 'Ann B.');
+  assert.equal(store.messageById(10, 1).sender.display_name, 'Ann B.');
+  assert.equal(store.getChat(10).members.find((m) => m.user.id === 1).user.email, undefined); // public fields only
+});

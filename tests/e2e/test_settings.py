@@ -101,6 +101,69 @@ def test_a_new_display_name_reaches_the_other_person(
         expect(bob.locator(".chat-list .chat-item__title", has_text=f"Ada {direct.suffix}")).to_be_visible()
 
 
+def test_a_new_name_and_picture_reach_the_other_persons_open_window_live(browser: Any, direct: DirectChat) -> None:
+    # given Bob with his chat with Alice open at 1440 px, and Alice in her settings
+    with both_signed_in(browser, direct, VIEWPORTS["wide"]) as (alice, bob):
+        bob.locator(".chat-list .chat-item", has_text=f"Alice {direct.suffix}").click()
+        header = bob.locator(".chat__header")
+        expect(header.locator(".chat__title")).to_have_text(f"Alice {direct.suffix}")
+        expect(header.locator(".avatar__picture")).to_have_count(0)
+        bob.evaluate("() => { window.notReloaded = true; }")
+        dialog = open_settings(alice)
+        # when she saves a new display name
+        dialog.locator("#settings-display-name").fill(f"Ada {direct.suffix}")
+        dialog.get_by_role("button", name="Save name").click()
+        # then Bob's chat header and chat list name her so, without a reload
+        expect(header.locator(".chat__title")).to_have_text(f"Ada {direct.suffix}")
+        item = bob.locator(".chat-list .chat-item", has_text=f"Ada {direct.suffix}")
+        expect(item).to_be_visible()
+        # when she sets a picture
+        dialog.locator("#settings-avatar-file").set_input_files(
+            {"name": "me.png", "mimeType": "image/png", "buffer": png_bytes((40, 160, 40), (300, 300))}
+        )
+        cropper = alice.get_by_role("dialog", name="Crop your picture")
+        cropper.get_by_role("button", name="Save picture").click()
+        expect(cropper).to_be_hidden()
+        # then it shows beside her name in Bob's header and chat list, still without a reload
+        me = get_json(f"{direct.url}/api/auth/me", direct.token("alice"))
+        for place in (header, item):
+            picture = place.locator(".avatar__picture")
+            expect(picture).to_be_visible()
+            bob.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=picture.element_handle())
+        assert bob.evaluate("(id) => window.messenger.store.userById(id).avatar_url", me["id"]) == me["avatar_url"]
+        assert bob.evaluate("() => window.notReloaded") is True
+
+
+def test_a_rename_reaches_the_group_bubbles_and_member_list_of_an_open_window(browser: Any, direct: DirectChat) -> None:
+    # given a group of Alice and Bob with a message of hers, open in Bob's window with its members shown
+    title = f"Crew {direct.suffix}"
+    alice_id = direct.people["alice"]["user"]["id"]
+    body = {"is_group": True, "title": title, "member_ids": [direct.people["bob"]["user"]["id"]]}
+    _, group = post_json(f"{direct.url}/api/chats", body, direct.token("alice"))
+    post_json(f"{direct.url}/api/chats/{group['id']}/messages", {"content": "Hello crew"}, direct.token("alice"))
+    with signed_in(browser, direct.url, f"bob_{direct.suffix}", VIEWPORTS["wide"]) as bob:
+        bob.locator(".chat-list .chat-item", has_text=title).click()
+        bob.locator(".chat__title", has_text=title).click()
+        member = bob.locator(f'.panel .member[data-user-id="{alice_id}"]')
+        expect(member).to_contain_text(f"Alice {direct.suffix}")
+        expect(bob.locator(".bubble__sender")).to_contain_text(f"Alice {direct.suffix}")
+        bob.evaluate("() => { window.notReloaded = true; }")
+        # when Alice renames herself (from any client)
+        request = urllib.request.Request(
+            f"{direct.url}/api/auth/me",
+            data=json.dumps({"display_name": f"Ada {direct.suffix}"}).encode(),
+            method="PATCH",
+        )
+        request.add_header("Content-Type", "application/json")
+        request.add_header("Authorization", f"Bearer {direct.token('alice')}")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+        # then Bob's bubble and member list name her so, without a reload
+        expect(bob.locator(".bubble__sender")).to_contain_text(f"Ada {direct.suffix}")
+        expect(member).to_contain_text(f"Ada {direct.suffix}")
+        assert bob.evaluate("() => window.notReloaded") is True
+
+
 def test_a_new_password_shuts_out_the_old_one_and_this_session_goes_on(
     browser: Any, direct: DirectChat, viewport: dict[str, int]
 ) -> None:

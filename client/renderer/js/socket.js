@@ -239,6 +239,8 @@ export function createSocket({
     'chat.read': (f) => store.applyRead(f),
     typing: (f) => store.applyTyping(f),
     presence: (f) => store.applyPresence(f),
+    // Someone we share a chat with (or we, in another tab) changed their display name or avatar.
+    'user.updated': (f) => store.applyUser(f.user),
     'chat.created': (f) => store.upsertChat(f.chat),
     // The fields that changed (a rename: title), merged into the chat we have; a chat we do not have yet
     // is fetched whole.

@@ -39,6 +39,35 @@ export function isolated(name) {
   return `\u2068${withoutBidiControls(name)}\u2069`;
 }
 
+// What `user.updated` changes of a user wherever the store holds a copy of them (presence has its own event).
+const PROFILE_FIELDS = ['username', 'display_name', 'avatar_url'];
+
+function profileOf(user) {
+  return Object.fromEntries(PROFILE_FIELDS.filter((key) => key in user).map((key) => [key, user[key]]));
+}
+
+function withProfile(copy, id, profile) {
+  return copy && copy.id === id ? { ...copy, ...profile } : copy;
+}
+
+/**
+ * A message with every copy of user `id` in it (sender, the quoted sender, the forward's author) given
+ * `profile`; the same object when none is theirs, so nothing re-renders for nothing.
+ */
+export function messageWithProfile(message, id, profile) {
+  if (!message) return message;
+  const changes = {};
+  if (message.sender && message.sender.id === id) changes.sender = withProfile(message.sender, id, profile);
+  if (message.reply_to && message.reply_to.sender && message.reply_to.sender.id === id) {
+    changes.reply_to = { ...message.reply_to, sender: withProfile(message.reply_to.sender, id, profile) };
+  }
+  const forwarded = message.forwarded_from;
+  if (forwarded && forwarded.sender && forwarded.sender.id === id) {
+    changes.forwarded_from = { ...forwarded, sender: withProfile(forwarded.sender, id, profile) };
+  }
+  return Object.keys(changes).length ? { ...message, ...changes } : message;
+}
+
 export function createStore({ storage = null, now = Date.now } = {}) {
   const listeners = new Set();
   const state = {
@@ -51,6 +80,7 @@ export function createStore({ storage = null, now = Date.now } = {}) {
     pending: [], // { client_id, chat_id, content, attachment, attachment_id, created_at, status, error }
     typing: new Map(), // chat id -> Map<user id, { user, until }>
     users: new Map(), // user id -> PublicUser (latest presence)
+    profiles: 0, // bumped by every profile change (applyUser): what names users by id re-renders
     activeChatId: null,
   };
 
@@ -92,10 +122,50 @@ export function createStore({ storage = null, now = Date.now } = {}) {
     emit('presence', 'chats');
   }
 
+  /**
+   * A user's profile changed (`user.updated`, or our own change answered by the server): every copy of
+   * them the store holds takes it — the users map, "me", chats' members and last messages, the messages
+   * held (senders, quotes, forwards) — and the views re-render through their usual topics.
+   */
+  function applyUser(user) {
+    if (!user || user.id == null) return;
+    const id = user.id;
+    const profile = profileOf(user);
+    state.users.set(id, { ...state.users.get(id), ...user });
+    state.profiles += 1;
+    const touched = new Set(['presence', 'chats']);
+    if (state.user && state.user.id === id) {
+      state.user = { ...state.user, ...profile };
+      touched.add('user');
+    }
+    for (const [chatId, chat] of state.chats) {
+      const changes = {};
+      if ((chat.members || []).some((m) => m.user.id === id)) {
+        changes.members = chat.members.map((m) => (m.user.id === id ? { ...m, user: withProfile(m.user, id, profile) } : m));
+        touched.add(`messages:${chatId}`); // its system lines may name them
+      }
+      const last = messageWithProfile(chat.last_message, id, profile);
+      if (last !== chat.last_message) changes.last_message = last;
+      if (Object.keys(changes).length) state.chats.set(chatId, { ...chat, ...changes });
+    }
+    for (const [chatId, entry] of state.messages) {
+      for (const [messageId, message] of entry.byId) {
+        const updated = messageWithProfile(message, id, profile);
+        if (updated === message) continue;
+        entry.byId.set(messageId, updated);
+        touched.add(`messages:${chatId}`);
+      }
+    }
+    emit(...touched);
+  }
+
   // ---- session ------------------------------------------------------------------------------
 
   function setUser(user) {
+    const sameUser = Boolean(state.user && user && state.user.id === user.id);
     state.user = user;
+    // Our own change (settings): shown everywhere at once, before the server's `user.updated` repeats it.
+    if (sameUser) applyUser(user);
     if (user) {
       state.users.set(user.id, { ...user, is_online: true });
       state.pending = loadPending();
@@ -533,6 +603,7 @@ export function createStore({ storage = null, now = Date.now } = {}) {
     typingIn,
     expireTyping,
     applyPresence,
+    applyUser,
     userById,
     enqueue,
     markPending,

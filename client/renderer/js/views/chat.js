@@ -426,12 +426,19 @@ export function mountChat(layout, app) {
     return list;
   }
 
+  // How a bubble shows a person (their name and picture): a `user.updated` rebuilds the bubbles they are in.
+  function shown(user) {
+    return user ? `${user.display_name}/${user.avatar_url}` : '';
+  }
+
   function signature(entry) {
     if (entry.kind === 'message') {
       const m = entry.message;
-      return `${m.version}|${m.is_read}|${m.deleted}|${entry.grouped}|${canPin(store.getChat(chatId))}`;
+      const people = `${shown(m.sender)}|${shown(m.reply_to?.sender)}|${shown(m.forwarded_from?.sender)}`;
+      return `${m.version}|${m.is_read}|${m.deleted}|${entry.grouped}|${canPin(store.getChat(chatId))}|${people}`;
     }
-    if (entry.kind === 'system') return `${entry.message.version}`;
+    // A system line names people by id, from the store's users: any profile change may rename it.
+    if (entry.kind === 'system') return `${entry.message.version}|${store.state.profiles}`;
     if (entry.kind === 'pending') return `${entry.pending.status}|${entry.pending.error}`;
     return entry.key;
   }
