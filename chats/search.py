@@ -17,9 +17,11 @@ per-chat marks (`chats_search_state`: the chat version the index holds every mes
   trigram of a message, the trigram packed into a BIGINT, primary key (trigram, chat_id,
   message_id)), the postings count of each trigram (`chats_search_count`) and the folded document
   (`chats_search_text`, utf8mb4_bin). A search takes the query's three rarest trigrams by their
-  counts, walks each of the caller's chats' postings of the rarest newest first, keeps those the
-  other two have a posting of too (primary-key lookups) and whose document holds the whole query
-  (LIKE, exact on a binary collation), a page's worth a chat at most, and merges the chats' pages.
+  counts. A phrase whose rarest trigrams are rare enough has their postings intersected in the
+  database (`_intersected_ids`) before any document is read; otherwise the caller's chats'
+  postings of the rarest are walked newest first in windows of message ids (`_walked_ids`),
+  keeping those the other two have a posting of too (primary-key lookups). A query longer than a
+  trigram must then be in the document (LIKE, exact on a binary collation).
   Why this and not Mroonga: README, "Search".
 
 No write service touches the index: every change to a message takes its chat's next version, and
@@ -434,8 +436,9 @@ def _catch_up_lagging(chats: list[int]) -> None:
 def matching_ids(*, query: str, chat_ids: Iterable[int], before: int | None, limit: int) -> list[int]:
     """Ids of messages in these chats whose document holds the folded query, newest first (at most
     `limit`). `query` is folded already and at least MIN_QUERY_LENGTH long. Whatever of these chats
-    is not indexed yet is indexed first; then one statement on SQLite, on MariaDB two for a query
-    longer than a trigram (the counts of its trigrams, then the postings)."""
+    is not indexed yet is indexed first; then one statement on SQLite; on MariaDB the counts of the
+    query's trigrams, then the intersection of the rarest (one statement), or the newest indexed
+    id and the walk (a statement a window)."""
     chats = list(chat_ids)
     if not chats:
         return []
