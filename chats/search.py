@@ -17,11 +17,11 @@ per-chat marks (`chats_search_state`: the chat version the index holds every mes
   trigram of a message, the trigram packed into a BIGINT, primary key (trigram, chat_id,
   message_id)), the postings count of each trigram (`chats_search_count`) and the folded document
   (`chats_search_text`, utf8mb4_bin). A search takes the query's three rarest trigrams by their
-  counts. A phrase whose rarest trigrams are rare enough has their postings intersected in the
-  database (`_intersected_ids`) before any document is read; otherwise the caller's chats'
-  postings of the rarest are walked newest first in windows of message ids (`_walked_ids`),
-  keeping those the other two have a posting of too (primary-key lookups). A query longer than a
-  trigram must then be in the document (LIKE, exact on a binary collation).
+  counts and reads the caller's chats' postings newest first, in windows of message ids: those of
+  the rarest and of the others not much more common are intersected in the database (grouped by
+  message), a more common one is a primary-key lookup per message left (`_postings_sql`); only
+  then, for a query longer than a trigram, the document must hold it (LIKE, exact on a binary
+  collation).
   Why this and not Mroonga: README, "Search".
 
 No write service touches the index: every change to a message takes its chat's next version, and
@@ -68,11 +68,9 @@ INTERSECTED = 3
 # About how many postings of a common trigram (over all chats) a search's first window of message
 # ids holds (MariaDB): the caller's chats' share of them, kept if they hold the query, fills a page.
 WINDOW_POSTINGS = 4000
-# A query of 2+ trigrams whose rarest ones have together at most this many postings (over all chats)
-# has them intersected in the database before any document is read (MariaDB, `_intersected_ids`).
-SCAN_POSTINGS = 60000
-# Up to this many chats a search reads each chat's range of a trigram's postings, not the whole range.
-FEW_CHATS = 8
+# Of a query's rarest trigrams, those at most this many times as common as the rarest are
+# intersected with it in the database, their postings read as ranges (MariaDB, `_postings_sql`).
+RANGE_RATIO = 8
 
 _WHITESPACE = re.compile(r"\s+")
 _PART_SEPARATOR = "\n"
@@ -479,86 +477,60 @@ def _matching_ids_trigrams(query: str, chats: list[int], before: int | None, lim
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT trigram, n FROM {COUNT_TABLE} WHERE trigram IN ({_marks(len(keys))})", keys)
         counts = dict(cursor.fetchall())
-    picked = sorted(keys, key=lambda key: (counts.get(key, 0), key))[:INTERSECTED]
-    scanned = picked
-    while len(scanned) > 2 and sum(counts.get(key, 0) for key in scanned) > SCAN_POSTINGS:
-        scanned = scanned[:-1]
-    if len(scanned) >= 2 and sum(counts.get(key, 0) for key in scanned) <= SCAN_POSTINGS:
-        return _intersected_ids(query, scanned, chats, before, limit)
-    return _walked_ids(query, picked, counts, chats, before, limit)
-
-
-def _intersected_ids(query: str, picked: list[int], chats: list[int], before: int | None, limit: int) -> list[int]:
-    """A phrase whose rarest trigrams are rare enough (together at most SCAN_POSTINGS postings over
-    all chats): their postings are intersected in the database (GROUP BY message id, a message
-    having one posting of each), and only what is left has its document read (LIKE).
-
-    Each trigram's postings are one range of the key, read in order: a few pages for tens of
-    thousands of postings. The caller's chats are a filter on those rows (`chat_id + 0`: not one
-    range of the key a chat) unless they are few: with 200 chats, 200 descents a trigram read more
-    pages than the whole ranges (measured at 50,000 messages: ~3,700 page reads a rare phrase
-    against ~36,000 for the walk's lookup per posting of the rarest).
-    """
-    chat_column = "chat_id" if len(chats) <= FEW_CHATS else "chat_id + 0"
-    below, params = "", [*picked, *chats]
-    if before is not None:
-        below = " AND message_id < %s"
-        params.append(before)
-    sql = (
-        f"SELECT STRAIGHT_JOIN p.message_id FROM (SELECT message_id FROM {TRIGRAM_TABLE} "
-        f"WHERE trigram IN ({_marks(len(picked))}) AND {chat_column} IN ({_marks(len(chats))}){below} "
-        f"GROUP BY message_id HAVING COUNT(*) = %s) p "
-        f"JOIN {TEXT_TABLE} s ON s.message_id = p.message_id WHERE s.body LIKE %s "
-        f"ORDER BY p.message_id DESC LIMIT %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*params, len(picked), _like_pattern(query), limit])
-        return [row[0] for row in cursor.fetchall()]
-
-
-def _walked_ids(
-    query: str, picked: list[int], counts: dict[int, int], chats: list[int], before: int | None, limit: int
-) -> list[int]:
-    """A single trigram, or a query whose rarest trigrams are common: the rarest one's postings of
-    the caller's chats are walked newest first, in windows of message ids, until the page is full."""
-    with connection.cursor() as cursor:
         cursor.execute(f"SELECT MAX(message_id) FROM {TEXT_TABLE}")
         newest = cursor.fetchone()[0] or 0
-    # The rarest trigram's postings are walked; the next two rarest must have a posting of the same
-    # message (a primary-key lookup each); a query longer than a trigram must be in the document.
-    joins = "".join(
-        f" JOIN {TRIGRAM_TABLE} t{n} ON t{n}.trigram = %s AND t{n}.chat_id = t0.chat_id "
-        f"AND t{n}.message_id = t0.message_id"
-        for n in range(1, len(picked))
-    )
-    holds = ""
-    if len(query) > 3:
-        joins += f" JOIN {TEXT_TABLE} s ON s.message_id = t0.message_id"
-        holds = " AND s.body LIKE %s"
-    # The caller's chats' postings of the rarest trigram are read on the key (trigram, chat_id,
-    # message_id): one range a chat, in a window of message ids. A common trigram's window starts
-    # with the newest ids that hold about WINDOW_POSTINGS of its postings (counted over all chats),
-    # and grows eightfold down the ids until the page is full: a page of a common word reads a few
-    # thousand postings, not all of them. STRAIGHT_JOIN keeps the rarest trigram outermost.
-    sql = (
-        f"SELECT STRAIGHT_JOIN t0.message_id FROM {TRIGRAM_TABLE} t0{joins} "
-        f"WHERE t0.trigram = %s AND t0.chat_id IN ({_marks(len(chats))}) "
-        f"AND t0.message_id >= %s AND t0.message_id < %s{holds} ORDER BY t0.message_id DESC LIMIT %s"
-    )
-    high = min(before, newest + 1) if before is not None else newest + 1
+    # The plan, by the counts: of the three rarest trigrams, those at most RANGE_RATIO times as
+    # common as the rarest are intersected with it by reading their postings (`ranged`); a more
+    # common one is a primary-key lookup for each message the intersection leaves (`looked_up`).
+    picked = sorted(keys, key=lambda key: (counts.get(key, 0), key))[:INTERSECTED]
     postings = max(counts.get(picked[0], 0), 1)
+    ranged = [key for key in picked if counts.get(key, 0) <= RANGE_RATIO * postings] or picked[:1]
+    looked_up = [key for key in picked if key not in ranged]
+    sql = _postings_sql(len(ranged), len(looked_up), len(chats), len(query) > 3)
+    # The caller's chats' postings are read on the key (trigram, chat_id, message_id): one range a
+    # chat and trigram, in a window of message ids. A common trigram's window starts with the
+    # newest ids that hold about WINDOW_POSTINGS of its postings (counted over all chats), and grows
+    # eightfold down the ids until the page is full: a page of a common word reads a few thousand
+    # postings, not all of them; a rare phrase reads its trigrams' postings once, in a window or two.
+    high = min(before, newest + 1) if before is not None else newest + 1
     window = high if postings <= WINDOW_POSTINGS else max(1, high * WINDOW_POSTINGS // postings)
     found: list[int] = []
     with connection.cursor() as cursor:
         while high > 1 and len(found) < limit:
             low = max(1, high - window)
-            params: list[Any] = [*picked[1:], picked[0], *chats, low, high]
-            if holds:
+            params: list[Any] = [*ranged, *chats, low, high, *looked_up]
+            if len(query) > 3:
                 params.append(_like_pattern(query))
             cursor.execute(sql, [*params, limit - len(found)])
             found += [row[0] for row in cursor.fetchall()]
             high, window = low, window * 8
     return found
+
+
+def _postings_sql(ranged: int, looked_up: int, chats: int, holds: bool) -> str:
+    """The statement of one window: the messages of the caller's chats with a posting of each
+    `ranged` trigram (one range of the key a chat and trigram, grouped by message when more than
+    one: an intersection in the database, with no lookup a posting), then of each `looked_up` one
+    (a primary-key lookup each), then, `holds`, whose document holds the query (LIKE). Newest first;
+    STRAIGHT_JOIN keeps the postings outermost, so a document is read only for what is left.
+
+    Measured at 300,000 messages (rare phrases of 12 characters, each plan in turn): the
+    intersection read ~1,850-2,700 pages a phrase against ~2,900-12,000 for a lookup a posting of
+    the rarest (bench/README.md, "Message search")."""
+    # One trigram: a derived table the server merges into the statement (the plain range walk).
+    grouped = f" GROUP BY chat_id, message_id HAVING COUNT(*) = {int(ranged)}" if ranged > 1 else ""
+    source = (
+        f"(SELECT chat_id, message_id FROM {TRIGRAM_TABLE} WHERE trigram IN ({_marks(ranged)}) "
+        f"AND chat_id IN ({_marks(chats)}) AND message_id >= %s AND message_id < %s{grouped}) p"
+    )
+    joins = "".join(
+        f" JOIN {TRIGRAM_TABLE} t{n} ON t{n}.trigram = %s AND t{n}.chat_id = p.chat_id "
+        f"AND t{n}.message_id = p.message_id"
+        for n in range(looked_up)
+    )
+    if holds:
+        joins += f" JOIN {TEXT_TABLE} s ON s.message_id = p.message_id AND s.body LIKE %s"
+    return f"SELECT STRAIGHT_JOIN p.message_id FROM {source}{joins} ORDER BY p.message_id DESC LIMIT %s"
 
 
 # Schema (migration 0006) ----------------------------------------------------------------------

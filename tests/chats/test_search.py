@@ -387,16 +387,18 @@ def test_a_rebuild_on_the_server_makes_the_postings_the_indexer_makes(api_client
     assert found(api_client, "京タワ") != []
 
 
-@pytest.mark.parametrize("plan", ["intersected", "intersected-whole-ranges", "walked"])
+@pytest.mark.parametrize("plan", ["intersected", "intersected-in-windows", "looked-up"])
 def test_a_rare_phrase_of_common_trigrams_matches_its_characters_in_order(
     api_client, chat, user, other_user, monkeypatch, plan
 ):
     # given: every trigram of "meeting tomorrow" is common (each word alone, reversed, or apart),
     # the phrase itself is in two messages only, one of them in a chat of someone else's
-    if plan == "walked":
-        monkeypatch.setattr(search, "SCAN_POSTINGS", -1)  # MariaDB: the walk of the rarest trigram
-    if plan == "intersected-whole-ranges":
-        monkeypatch.setattr(search, "FEW_CHATS", 0)  # MariaDB: whole postings ranges, chats filtered
+    # MariaDB: the trigrams' postings intersected (their counts are alike here), also across windows
+    # of message ids about a posting of the rarest wide; or a lookup of the others a posting of it
+    if plan == "intersected-in-windows":
+        monkeypatch.setattr(search, "WINDOW_POSTINGS", 1)
+    if plan == "looked-up":
+        monkeypatch.setattr(search, "RANGE_RATIO", 0)
     theirs = group_with(other_user, UserFactory.create(), owner=other_user, title="theirs")
     say(theirs, other_user, "meeting tomorrow")
     common = [say(chat, user, text).pk for text in ["meeting", "tomorrow", "tomorrow meeting", "meeting, tomorrow"]]
