@@ -479,12 +479,15 @@ def _matching_ids_trigrams(query: str, chats: list[int], before: int | None, lim
         counts = dict(cursor.fetchall())
         cursor.execute(f"SELECT MAX(message_id) FROM {TEXT_TABLE}")
         newest = cursor.fetchone()[0] or 0
-    # The plan, by the counts: of the three rarest trigrams, those at most RANGE_RATIO times as
-    # common as the rarest are intersected with it by reading their postings (`ranged`); a more
-    # common one is a primary-key lookup for each message the intersection leaves (`looked_up`).
+    # The plan, by the counts: of the three rarest trigrams, those more common than the rarest but
+    # at most RANGE_RATIO times as common are intersected with it by reading their postings
+    # (`ranged`); the others are a primary-key lookup for each message the intersection leaves
+    # (`looked_up`): a much more common one's postings are too many to read, and one exactly as
+    # common is almost always of the same word (every "mee" is a "meeting": grouping its postings
+    # would cost more than it leaves out).
     picked = sorted(keys, key=lambda key: (counts.get(key, 0), key))[:INTERSECTED]
     postings = max(counts.get(picked[0], 0), 1)
-    ranged = [key for key in picked if counts.get(key, 0) <= RANGE_RATIO * postings] or picked[:1]
+    ranged = [picked[0], *(key for key in picked[1:] if postings < counts.get(key, 0) <= RANGE_RATIO * postings)]
     looked_up = [key for key in picked if key not in ranged]
     sql = _postings_sql(len(ranged), len(looked_up), len(chats), len(query) > 3)
     # The caller's chats' postings are read on the key (trigram, chat_id, message_id): one range a
@@ -518,7 +521,7 @@ def _postings_sql(ranged: int, looked_up: int, chats: int, holds: bool) -> str:
     intersection read ~1,850-2,700 pages a phrase against ~2,900-12,000 for a lookup a posting of
     the rarest (bench/README.md, "Message search")."""
     # One trigram: a derived table the server merges into the statement (the plain range walk).
-    grouped = f" GROUP BY chat_id, message_id HAVING COUNT(*) = {int(ranged)}" if ranged > 1 else ""
+    grouped = f" GROUP BY chat_id, message_id HAVING COUNT(*) = {int(ranged)} ORDER BY NULL" if ranged > 1 else ""
     source = (
         f"(SELECT chat_id, message_id FROM {TRIGRAM_TABLE} WHERE trigram IN ({_marks(ranged)}) "
         f"AND chat_id IN ({_marks(chats)}) AND message_id >= %s AND message_id < %s{grouped}) p"
