@@ -525,7 +525,7 @@ def _postings_sql(ranged: int, looked_up: int, chats: int, holds: bool) -> str:
     STRAIGHT_JOIN keeps the postings outermost, so a document is read only for what is left.
 
     Measured at 300,000 messages (200 rare phrases of 12 characters, each plan in turn): the
-    intersection read 5,240 buffer-pool pages a phrase against 7,400 for a lookup a posting of the
+    final plan read 4,390 buffer-pool pages a phrase against 7,710 for a lookup a posting of the
     rarest (bench/README.md, "Message search")."""
     # One trigram: a derived table the server merges into the statement (the plain range walk).
     grouped = f" GROUP BY chat_id, message_id HAVING COUNT(*) = {int(ranged)} ORDER BY NULL" if ranged > 1 else ""
