@@ -385,3 +385,36 @@ def test_a_rebuild_on_the_server_makes_the_postings_the_indexer_makes(api_client
     # then
     assert index_rows() == before
     assert found(api_client, "京タワ") != []
+
+
+@pytest.mark.parametrize("plan", ["intersected", "intersected-in-windows", "looked-up"])
+def test_a_rare_phrase_of_common_trigrams_matches_its_characters_in_order(
+    api_client, chat, user, other_user, monkeypatch, plan
+):
+    # given: every trigram of "meeting tomorrow" is common (each word alone, reversed, or apart),
+    # the phrase itself is in two messages only, one of them in a chat of someone else's
+    # MariaDB: the trigrams' postings intersected, also across windows
+    # of message ids about a posting of the rarest wide; or a lookup of the others a posting of it
+    if plan == "intersected-in-windows":
+        monkeypatch.setattr(search, "WINDOW_POSTINGS", 0)  # the first window one message id wide
+    if plan == "looked-up":
+        monkeypatch.setattr(search, "RANGE_RATIO", 0)
+    theirs = group_with(other_user, UserFactory.create(), owner=other_user, title="theirs")
+    say(chat, user, "g tomorrow g to")  # "g t" more common than the rest: intersected, not looked up
+    say(theirs, other_user, "meeting tomorrow")
+    common = [say(chat, user, text).pk for text in ["meeting", "tomorrow", "tomorrow meeting", "meeting, tomorrow"]]
+    for n in range(10):
+        say(chat, user, f"meetingtomorrow {n} meeting g tomorrow")  # every trigram, never the phrase
+    older = say(chat, user, "the Meeting  Tomorrow at ten").pk
+    deleted = say(chat, user, "meeting tomorrow, deleted")
+    services.message_delete(chat_id=chat.pk, message_id=deleted.pk, actor=user)
+    newer = say(chat, user, "see you at the meeting tomorrow").pk
+    # when / then: only the phrase, newest first, folded; order of its characters matters
+    assert found(api_client, "meeting tomorrow") == [newer, older]
+    assert found(api_client, "ting tomor") == [newer, older]
+    assert found(api_client, "meeting tomorrow", before=newer) == [older]
+    assert found(api_client, "meeting tomorrow", limit=1) == [newer]
+    assert found(api_client, "tomorrow meeting") == [common[2]]
+    assert found(api_client, "worromot gniteem") == []
+    assert found(api_client, "meeting tomorrow", chat_id=chat.pk) == [newer, older]
+    assert found(api_client, "xq meeting") == []  # a trigram no message has
