@@ -202,6 +202,15 @@ def e2e_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         subprocess.run(
             [str(python), "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
         )
+        # As `make run` and the Dockerfile do: the static files (Swagger UI's, the admin's) are served
+        # from STATIC_ROOT when DEBUG is off.
+        subprocess.run(
+            [str(python), "manage.py", "collectstatic", "--noinput", "-v0"],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         with log.open("wb") as log_file:
             process = subprocess.Popen(
                 # The launcher production uses: daphne with a token-redacting access log.

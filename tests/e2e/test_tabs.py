@@ -6,16 +6,17 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.direct_chat import alice_and_bob, alice_on_the_chat
+from tests.e2e.direct_chat import alice_and_bob, on_the_chat
 from tests.e2e.test_messenger import expect
 
 pytestmark = pytest.mark.e2e
 
 
-def test_signing_out_in_one_tab_signs_out_the_others(browser: Any, e2e_server: str) -> None:
+@pytest.mark.parametrize("width, height", [(1440, 900), (390, 844)])
+def test_signing_out_in_one_tab_signs_out_the_others(browser: Any, e2e_server: str, width: int, height: int) -> None:
     # given Alice in two tabs of one browser, each with its socket open
     direct = alice_and_bob(e2e_server)
-    context, first, _ = alice_on_the_chat(browser, direct)
+    context, first, _ = on_the_chat(browser, direct, "alice", viewport=(width, height))
     try:
         second = context.new_page()
         sockets: list[Any] = []
@@ -24,7 +25,9 @@ def test_signing_out_in_one_tab_signs_out_the_others(browser: Any, e2e_server: s
         second.wait_for_function("() => window.messenger.store.state.connection === 'online'")
         assert sockets and not sockets[-1].is_closed()
 
-        # when she signs out in the first
+        # when she signs out in the first (in one column, from the list of chats)
+        if width < 700:
+            first.get_by_role("button", name="Back to chats").click()
         first.get_by_role("button", name="Sign out").click()
         expect(first.locator(".auth__form")).to_be_visible()
 
