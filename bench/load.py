@@ -108,13 +108,22 @@ class Socket(asyncio.Protocol):
 
 
 async def open_socket(
-    url: str, origin: str | None, on_text: Callable[[bytes], None], timeout: float, tls: ssl.SSLContext | None = None
+    url: str,
+    origin: str | None,
+    on_text: Callable[[bytes], None],
+    timeout: float,
+    tls: ssl.SSLContext | None = None,
+    source: str | None = None,
 ) -> Socket:
-    """`tls`: a wss:// URL's context (what it trusts)."""
+    """`tls`: a wss:// URL's context (what it trusts). `source`: the local address to connect from
+    (one address has ~28,000 ephemeral ports; more sockets than that need more loopback sources)."""
     parts = urlsplit(url)
     loop = asyncio.get_running_loop()
     host, port = parts.hostname or LOOPBACK, parts.port or (443 if parts.scheme == "wss" else 80)
-    connecting = loop.create_connection(lambda: Socket(url, origin, on_text), host, port, ssl=tls)
+    local_addr = (source, 0) if source else None
+    connecting = loop.create_connection(
+        lambda: Socket(url, origin, on_text), host, port, ssl=tls, local_addr=local_addr
+    )
     _, sock = await asyncio.wait_for(connecting, timeout)
     try:
         await asyncio.wait_for(sock.opened, timeout)
@@ -315,15 +324,27 @@ def _cpu_seconds() -> float:
 
 
 def worker_main(
-    conn: Connection, urls: Sequence[str], origin: str | None, concurrency: int, events: bool, retries: int
+    conn: Connection,
+    urls: Sequence[str],
+    origin: str | None,
+    concurrency: int,
+    events: bool,
+    retries: int,
+    source: str | None = None,
 ) -> None:
     raise_nofile_limit()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_worker(conn, list(urls), origin, concurrency, events, retries))
+        asyncio.run(_worker(conn, list(urls), origin, concurrency, events, retries, source))
 
 
 async def _worker(
-    conn: Connection, urls: list[str], origin: str | None, concurrency: int, events: bool, retries: int
+    conn: Connection,
+    urls: list[str],
+    origin: str | None,
+    concurrency: int,
+    events: bool,
+    retries: int,
+    source: str | None,
 ) -> None:
     loop = asyncio.get_running_loop()
     recorder = Recorder(events)
@@ -337,7 +358,7 @@ async def _worker(
         async with gate:
             for attempt in range(1 + retries):
                 try:
-                    sockets.append(await open_socket(url, origin, recorder.callback(), timeout=30))
+                    sockets.append(await open_socket(url, origin, recorder.callback(), timeout=30, source=source))
                     return
                 except Exception as exc:
                     reason = f"{type(exc).__name__}: {str(exc)[:80]}"
@@ -385,6 +406,7 @@ class Worker:
     concurrency: int = 100
     events: bool = False  # tally frames by type and operation key (the big-group scenario)
     retries: int = 0  # connects tried again after a failure (counted apart; the idle scenario's errors are a target)
+    source: str | None = None  # the loopback address this process connects from (None: the kernel's choice)
     process: Any = None
     conn: Connection | None = None
     pid: int = 0
@@ -394,7 +416,7 @@ class Worker:
         parent, child = context.Pipe()
         self.process = context.Process(
             target=worker_main,
-            args=(child, self.urls, self.origin, self.concurrency, self.events, self.retries),
+            args=(child, self.urls, self.origin, self.concurrency, self.events, self.retries, self.source),
             daemon=True,
         )
         self.process.start()

@@ -190,6 +190,37 @@ def _soak_table(soak: dict[str, Any]) -> list[str]:
     ]
 
 
+def _crowd_table(crowd: dict[str, Any]) -> list[str]:
+    windows = crowd.get("windows") or []
+    redis_each = crowd.get("redis_bytes_per_socket")
+    lines = [
+        f"### Crowd: {crowd['sockets']:,} idle sockets, {crowd['senders']} senders (messenger only)",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        f"| daphne processes (open-file limit a process) | {crowd['server_workers']} ({crowd['open_file_limit']:,}) |",
+        f"| client processes / loopback sources | {crowd['client_processes']} / {', '.join(crowd['sources'])} |",
+        f"| open after connecting / at the end | {crowd['open_after_connect']:,} / {crowd['still_open_at_end']:,} |",
+        f"| connect time, connects/s | {crowd['connect_seconds']:.1f} s, {crowd['connects_per_s']:,.0f}/s |",
+        f"| errors (failed handshakes + closed by the end) | {crowd['errors']} {crowd['error_kinds'] or ''} |",
+        f"| server CPU a connect | {crowd['connect_server_cpu_ms_each']:.2f} ms |",
+        f"| server RSS without / with the crowd (MiB) | {crowd['rss_before_mib']:,.0f} "
+        f"/ {crowd['rss_after_mib']:,.0f} |",
+        f"| resident memory a socket | {crowd['kib_per_socket']:.1f} KiB |",
+        f"| Redis memory a socket | {redis_each / 1024:.2f} KiB |" if redis_each is not None else "| Redis | - |",
+        f"| server CPU while the crowd idles (with the senders) | {crowd['idle_server_cores']:.2f} cores |",
+        f"| messages/s ({crowd['senders']} senders, to 10 members each) | {crowd['messages_per_second']:g} |",
+        f"| without the crowd: p50 / p99 / max (ms) | {crowd['without_crowd']['p50_ms']:.1f} / "
+        f"{crowd['without_crowd']['p99_ms']:.1f} / {crowd['without_crowd']['max_ms']:.1f} |",
+    ]
+    for index, w in enumerate(windows, 1):
+        lines.append(
+            f"| with the crowd, window {index}: p50 / p99 / max (ms), lost | {w['p50_ms']:.1f} / {w['p99_ms']:.1f} / "
+            f"{w['max_ms']:.1f}, {w['lost']} of {w['sent']} |"
+        )
+    return [*lines, ""]
+
+
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     """The issue's targets, each with the measured value and whether it is met."""
     found: list[dict[str, Any]] = []
@@ -312,6 +343,18 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             f"{soak['lost']} lost, {growth:+.1f} MiB",
             soak["lost"] == 0 and flat,
         )
+    crowd = results.get("crowd")
+    if crowd and crowd.get("windows"):
+        add(
+            "crowd",
+            f"{crowd['sockets']:,} idle sockets open, ≤ 32 KiB a socket, message p99 < 100 ms, nothing lost",
+            f"{crowd['still_open_at_end']:,} open, {crowd['kib_per_socket']:.1f} KiB, worst window p99 "
+            f"{crowd['worst_window_p99_ms']:.1f} ms, {crowd['lost']} lost, {crowd['errors']} errors",
+            crowd["still_open_at_end"] == crowd["sockets"]
+            and crowd["kib_per_socket"] <= 32
+            and crowd["worst_window_p99_ms"] < 100
+            and crowd["lost"] == 0,
+        )
     return found
 
 
@@ -339,6 +382,8 @@ def markdown(results: dict[str, Any]) -> str:
         lines += _biggroup_table(results["biggroup"])
     if "soak" in results:
         lines += _soak_table(results["soak"])
+    if "crowd" in results:
+        lines += _crowd_table(results["crowd"])
     found = results.get("targets") or []
     if found:
         lines += ["### Targets", "", "| target | goal | measured | met |", "|---|---|---|---|"]

@@ -104,6 +104,20 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--soak-rate", type=float, default=0.2, help="messages/s from each of the soak's 200 senders (default 0.2)"
     )
+    parser.add_argument(
+        "--crowd", action="store_true", help="also run the crowd: 100,000 idle sockets and 200 senders (see README)"
+    )
+    parser.add_argument("--crowd-sockets", type=int, default=100_000)
+    parser.add_argument(
+        "--crowd-workers",
+        type=int,
+        default=None,
+        help="daphne processes (default: enough for the open-file limit, ≥ 2)",
+    )
+    parser.add_argument("--crowd-seconds", type=float, default=60.0, help="measured with the crowd open (default 60)")
+    parser.add_argument(
+        "--crowd-rate", type=float, default=0.2, help="messages/s from each of the crowd's 200 senders (default 0.2)"
+    )
     return parser.parse_args()
 
 
@@ -192,6 +206,8 @@ def main() -> None:
         raise SystemExit(f"unknown scenarios: {', '.join(sorted(unknown))}")
     if args.soak:
         scenarios.append("soak")
+    if args.crowd:
+        scenarios.append("crowd")
     names = [n for n in (args.targets or "").split(",") if n]
     if set(names) - set(TARGETS):
         raise SystemExit(f"unknown targets: {', '.join(sorted(set(names) - set(TARGETS)))}")
@@ -284,6 +300,8 @@ def main() -> None:
                 str(history),
                 "--idle",
                 str(idle_sockets),
+                "--crowd",
+                str(args.crowd_sockets),
                 "--out",
                 str(seed_path),
             ],
@@ -345,6 +363,18 @@ def main() -> None:
                 server_workers=args.soak_workers,
             )
             results["soak"] = asyncio.run(soak)
+            write_results(out, results)
+        if "crowd" in scenarios:
+            from bench.crowd import run_crowd
+
+            crowd = run_crowd(
+                context,
+                seed,
+                seconds=args.crowd_seconds,
+                rate_per_sender=args.crowd_rate,
+                server_workers=args.crowd_workers,
+            )
+            results["crowd"] = asyncio.run(crowd)
             write_results(out, results)
         print()
         print(write_results(out, results))

@@ -109,12 +109,15 @@ def seed_biggroup() -> dict[str, Any]:
     }
 
 
-def seed_idle(count: int) -> dict[str, Any]:
+def seed_idle(count: int, prefix: str = "bidle") -> dict[str, Any]:
     """Every idle user in one direct chat with another: presence on connect reaches one peer, as in life."""
-    people = users("bidle", count)
+    people = users(prefix, count)
     pairs = [(people[i], people[i + 1]) for i in range(0, count - 1, 2)]
-    Chat.objects.bulk_create([Chat(is_group=False, direct_key=f"{a.pk}:{b.pk}") for a, b in pairs], batch_size=2000)
-    chat_ids = dict(Chat.objects.filter(direct_key__isnull=False).values_list("direct_key", "id"))
+    keys = [f"{a.pk}:{b.pk}" for a, b in pairs]
+    Chat.objects.bulk_create([Chat(is_group=False, direct_key=key) for key in keys], batch_size=2000)
+    chat_ids: dict[str | None, int] = {}
+    for start in range(0, len(keys), 5000):
+        chat_ids.update(Chat.objects.filter(direct_key__in=keys[start : start + 5000]).values_list("direct_key", "id"))
     ChatUser.objects.bulk_create(
         [ChatUser(chat_id=chat_ids[f"{a.pk}:{b.pk}"], user=u) for a, b in pairs for u in (a, b)], batch_size=5000
     )
@@ -199,6 +202,7 @@ def main() -> None:
     parser.add_argument("--scenarios", required=True, help="comma-separated: fanout,multichat,idle,rest,biggroup")
     parser.add_argument("--history", type=int, default=100_000, help="messages in the REST history chat")
     parser.add_argument("--idle", type=int, default=IDLE_SOCKETS, help="idle users (one socket each)")
+    parser.add_argument("--crowd", type=int, default=100_000, help="the crowd's idle users (one socket each)")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     wanted = set(args.scenarios.split(","))
@@ -206,10 +210,12 @@ def main() -> None:
     with transaction.atomic():
         if wanted & {"fanout", "soak"}:
             seeded["fanout"] = seed_fanout()
-        if wanted & {"multichat", "soak"}:
+        if wanted & {"multichat", "soak", "crowd"}:
             seeded["multichat"] = seed_multichat()
         if wanted & {"idle", "soak"}:
             seeded["idle"] = seed_idle(args.idle)
+        if "crowd" in wanted:
+            seeded["crowd"] = seed_idle(args.crowd, prefix="bcrowd")
         if "biggroup" in wanted:
             seeded["biggroup"] = seed_biggroup()
     if wanted & {"rest", "soak"}:
