@@ -83,6 +83,8 @@ def _window(step: StepResult) -> dict[str, Any]:
         "p99_ms": step.p99_ms,
         "max_ms": step.max_ms,
         "server_cpu": step.server_cpu,
+        "client_cpu": step.client_cpu,
+        "foreign_cpu": step.foreign_cpu,
         "out_of_order": step.out_of_order,
         "sender_answers": step.sender_answers,
     }
@@ -174,7 +176,8 @@ async def run_crowd(
             windows.append(_window(step))
             log(
                 f"  window {len(windows)}: p50 {step.p50_ms:.1f} ms, p99 {step.p99_ms:.1f} ms, "
-                f"max {step.max_ms:.1f} ms, lost {step.lost}/{step.sent}, server CPU {step.server_cpu:.2f} cores"
+                f"max {step.max_ms:.1f} ms, lost {step.lost}/{step.sent}, server CPU {step.server_cpu:.2f} cores, "
+                f"other jobs {step.foreign_cpu:.2f} cores, answers {step.sender_answers}"
             )
         idle_cores = (target.cpu_seconds() - idle_cpu_start) / max(time.monotonic() - idle_wall_start, 1e-3)
         statuses = await ask_all(crowd, "status")

@@ -39,6 +39,20 @@ interpreter's exit joined it forever (seen with faulthandler: the main thread in
 threading._shutdown). Here `_cancel_the_rest` skips such requests, and the worker leaves with
 os._exit once the reactor has stopped (messenger.serve.exit_now), with a watchdog behind both.
 
+Two more things a worker holding tens of thousands of sockets needs (found by the bench's crowd,
+bench/crowd.py: 100,000 idle sockets on 2 cores):
+- daphne's reaping pass (`application_checker`: finished applications, closed connections) also
+  ran over every connection at once, every second: ~50 ms of the loop at 19,000 sockets. It is
+  paced like the timeout check: each connection is still visited once a second, a slice at a time.
+  Both passes cut a round into slices of at most MAX_SLICE connections (and at least CHECK_SLICES).
+- A process has a fixed number of file descriptors (its open-file limit). Sockets that took them all
+  left none for the database and Redis: sends failed with "Can't create TCP/IP socket (24)" while
+  the socket that sent them stayed open. Now a worker stops accepting at MAX_CONNECTIONS_PER_PROCESS
+  connections (default: the open-file limit less a reserve, `connection_cap`) and starts again below
+  RESUME_SHARE of it; meanwhile the kernel hands new connections to the other workers on the shared
+  socket (or keeps them in the listen backlog when every worker is full). `messenger.serve` raises
+  the soft open-file limit to the hard one first.
+
 `messenger.serve` runs daphne with this server; everything else is daphne's own.
 """
 
@@ -47,9 +61,12 @@ import logging
 import math
 import os
 import random
+import resource
 import signal
 import threading
 import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import CancelledError
 from typing import Any
 
 from daphne.http_protocol import WebRequest
@@ -62,7 +79,13 @@ from twisted.internet import reactor as installed_reactor
 reactor: Any = installed_reactor
 
 CHECK_PERIOD_SECONDS = 2.0  # daphne's
-CHECK_SLICES = 20
+REAP_PERIOD_SECONDS = 1.0  # daphne's application_checker
+CHECK_SLICES = 20  # at least this many slices a round
+MAX_SLICE = 250  # connections visited at most in one go (more slices when there are more connections)
+# Descriptors kept for everything but client connections (database, Redis pool, files, logs), at most a
+# quarter of the open-file limit.
+FD_RESERVE = 1500
+RESUME_SHARE = 0.95  # a worker that stopped accepting starts again below this share of its cap
 
 logger = logging.getLogger(__name__)
 
@@ -83,11 +106,62 @@ def shutdown_timeout() -> float:
     return float(os.environ.get("SHUTDOWN_TIMEOUT", "10"))
 
 
+def connection_cap() -> int:
+    """MAX_CONNECTIONS_PER_PROCESS, or (0, the default) the open-file limit less FD_RESERVE (at most a
+    quarter of the limit): the connections (sockets and HTTP) a worker accepts before it pauses."""
+    configured = int(os.environ.get("MAX_CONNECTIONS_PER_PROCESS", "0"))
+    if configured > 0:
+        return configured
+    limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if limit == resource.RLIM_INFINITY:
+        return 1_000_000
+    return max(1, limit - min(FD_RESERVE, limit // 4))
+
+
+def raise_open_file_limit() -> int:
+    """The soft open-file limit raised to the hard one (as nginx's worker_rlimit_nofile): each socket is a file."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            return soft
+    return hard
+
+
+class PacedPass:
+    """Visit each of `items()` once a `period`, a slice at a time on the reactor's clock: at least
+    CHECK_SLICES slices a round and at most MAX_SLICE items a slice, so the loop is never held for all."""
+
+    def __init__(self, period: float, items: Callable[[], Iterable[Any]], visit: Callable[[Any], None]) -> None:
+        self.period = period
+        self.items = items
+        self.visit = visit
+        self.round: list[Any] = []
+        self.size = 1
+        self.interval = period / CHECK_SLICES
+
+    def next_slice(self) -> None:
+        if not self.round:
+            self.round = list(self.items())
+            slices = max(CHECK_SLICES, math.ceil(len(self.round) / MAX_SLICE))
+            self.size = max(1, math.ceil(len(self.round) / slices))
+            self.interval = self.period / slices
+        batch = self.round[: self.size]
+        del self.round[: self.size]
+        for item in batch:
+            self.visit(item)
+        reactor.callLater(self.interval, self.next_slice)
+
+
 class PacedServer(Server):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.ports: list[Any] = []
         self.shutting_down = False
+        self.cap = connection_cap()
+        self.accepting = True
+        self.draining = False
         # Ours replace Twisted's (which stop the reactor at once, and only once it runs).
         self.own_signal_handlers: bool = bool(kwargs.get("signal_handlers", True))
         self.signal_handlers = False
@@ -148,6 +222,7 @@ class PacedServer(Server):
     async def drain(self, timeout: float) -> None:
         started = time.monotonic()
         end = started + timeout
+        self.draining = True
         for port in self.ports:
             await defer.maybeDeferred(port.stopListening).asFuture(asyncio.get_running_loop())
         asked: set[Any] = set()
@@ -198,22 +273,11 @@ class PacedServer(Server):
 
     def timeout_checker(self) -> None:
         """Replaces daphne's pass over every connection (run first 2 s after start) with paced slices."""
-        self._check_round: list[Any] = []
-        self._check_slice_size = 1
-        self._check_next_slice()
-
-    def _check_next_slice(self) -> None:
-        if not self._check_round:
-            self._check_round = list(self.connections)
-            self._check_slice_size = max(1, math.ceil(len(self._check_round) / CHECK_SLICES))
-        batch = self._check_round[: self._check_slice_size]
-        del self._check_round[: self._check_slice_size]
-        for protocol in batch:
-            if protocol in self.connections:  # it may have been reaped since the round began
-                self._check(protocol)
-        reactor.callLater(CHECK_PERIOD_SECONDS / CHECK_SLICES, self._check_next_slice)
+        PacedPass(CHECK_PERIOD_SECONDS, lambda: self.connections, self._check).next_slice()
 
     def _check(self, protocol: Any) -> None:
+        if protocol not in self.connections:  # reaped since the round began
+            return
         if (
             isinstance(protocol, WebSocketProtocol)
             and protocol.state == WebSocketProtocol.STATE_OPEN
@@ -222,6 +286,67 @@ class PacedServer(Server):
             protocol.ping_spread = True
             protocol.last_ping = time.time() - random.uniform(0, self.ping_interval)
         protocol.check_timeouts()
+
+    def application_checker(self) -> None:
+        """Replaces daphne's reaping pass over every connection (first run 1 s after start) with paced
+        slices; each slice also resumes accepting once the connections are below the cap again."""
+        PacedPass(REAP_PERIOD_SECONDS, lambda: self.connections, self._reap).next_slice()
+        self._resume_check()
+
+    def _resume_check(self) -> None:
+        if not self.accepting and not self.draining and len(self.connections) < self.cap * RESUME_SHARE:
+            self.accepting = True
+            for port in self.ports:
+                port.startReading()
+            logger.warning("accepting again: %d connections (cap %d)", len(self.connections), self.cap)
+        reactor.callLater(REAP_PERIOD_SECONDS / CHECK_SLICES, self._resume_check)
+
+    def _reap(self, protocol: Any) -> None:
+        """daphne 4.2's application_checker, for one connection: cancel the application of a connection
+        closed longer than application_close_timeout ago, reap a finished application (logging its
+        exception, answering it on a connection still open), forget a closed connection with no application."""
+        details = self.connections.get(protocol)
+        if details is None:
+            return
+        disconnected = details.get("disconnected", None)
+        application_instance = details.get("application_instance", None)
+        overdue = disconnected and time.time() - disconnected > self.application_close_timeout
+        if overdue and application_instance and not application_instance.done():
+            logger.warning(
+                "Application instance %r for connection %s took too long to shut down and was killed.",
+                application_instance,
+                repr(protocol),
+            )
+            application_instance.cancel()
+        if application_instance and application_instance.done():
+            try:
+                exception = application_instance.exception()
+            except (CancelledError, asyncio.CancelledError):
+                pass
+            else:
+                if exception:
+                    if isinstance(exception, KeyboardInterrupt):
+                        self.stop()
+                    else:
+                        logger.error("Exception inside application: %s", exception, exc_info=exception)
+                        if not disconnected:
+                            protocol.handle_exception(exception)
+            del details["application_instance"]
+            application_instance = None
+        if not application_instance and disconnected:
+            del self.connections[protocol]
+
+    def protocol_connected(self, protocol: Any) -> None:
+        super().protocol_connected(protocol)
+        if self.accepting and len(self.connections) >= self.cap:
+            self.accepting = False
+            for port in self.ports:
+                port.stopReading()
+            logger.warning(
+                "not accepting: %d connections, this process's cap (MAX_CONNECTIONS_PER_PROCESS, or the "
+                "open-file limit less a reserve); the other workers take new connections meanwhile",
+                len(self.connections),
+            )
 
 
 def wait_to_be_promoted(ready_fd: int) -> bool:

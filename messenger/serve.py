@@ -49,7 +49,7 @@ import time
 from daphne import cli
 from daphne.access import AccessLogGenerator
 
-from messenger.paced_server import STANDBY_FD_VARIABLE, PacedServer, shutdown_timeout
+from messenger.paced_server import STANDBY_FD_VARIABLE, PacedServer, raise_open_file_limit, shutdown_timeout
 
 logger = logging.getLogger("messenger.serve")
 
@@ -308,6 +308,7 @@ def restart_delay(quick_exits: int) -> float:
 
 def main(argv: list[str] | None = None) -> None:
     workers, args = worker_count(sys.argv[1:] if argv is None else argv)
+    raise_open_file_limit()  # each socket is a file; the workers inherit it
     if workers > 1:
         sys.exit(serve_workers(args, workers))
     stop_with_the_launcher()

@@ -152,3 +152,129 @@ def test_the_launcher_runs_daphne_with_the_paced_server(monkeypatch):
     serve.main(["-b", "127.0.0.1", "-p", "0"])
     # then
     assert used == [PacedServer]
+
+
+def test_many_connections_are_checked_in_slices_of_at_most_max_slice(clock, monkeypatch):
+    # given: 20,000 connections (a worker of the bench's crowd)
+    server = start(PacedServer, clock, monkeypatch)
+    checks: list[float] = []
+    for _ in range(20_000):
+        protocol = type("Http", (), {"check_timeouts": lambda self: checks.append(clock.now)})()
+        server.connections[protocol] = {}
+    # when: one full period
+    clock.run_until(clock.now + 2 + paced_server.CHECK_PERIOD_SECONDS - 0.001)
+    # then: every one checked, never more than MAX_SLICE in one go
+    assert len(checks) == 20_000
+    assert max(collections.Counter(checks).values()) <= paced_server.MAX_SLICE
+
+
+class App:
+    """An application instance (a future) as daphne keeps it per connection."""
+
+    def __init__(self, done: bool = False, exception: BaseException | None = None) -> None:
+        self._done = done
+        self._exception = exception
+        self.cancelled = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def exception(self) -> BaseException | None:
+        return self._exception
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+def reaping_server(clock: Clock, monkeypatch) -> PacedServer:
+    monkeypatch.setattr("daphne.server.reactor", clock)
+    server = PacedServer(application=None, endpoints=["tcp:port=0"])
+    server.connections = {}
+    clock.callLater(1, server.application_checker)  # as daphne's Server.run does
+    return server
+
+
+def test_the_reaping_pass_visits_every_connection_once_a_second_in_slices_and_does_what_daphne_s_does(
+    clock, monkeypatch
+):
+    # given: 5,000 live connections with running applications, and four that need reaping
+    server = reaping_server(clock, monkeypatch)
+    live = {object(): {"connected": clock.now, "application_instance": App()} for _ in range(5000)}
+    closed_done, closed_hung, open_done = object(), object(), object()
+    handled: list[BaseException] = []
+    failing = type("Protocol", (), {"handle_exception": lambda self, exc: handled.append(exc)})()
+    hung = App()
+    failure = ValueError("boom")
+    server.connections.update(live)
+    server.connections[closed_done] = {"disconnected": clock.now, "application_instance": App(done=True)}
+    server.connections[closed_hung] = {"disconnected": clock.now - 3600, "application_instance": hung}
+    server.connections[failing] = {"application_instance": App(done=True, exception=failure)}
+    server.connections[open_done] = {"application_instance": App(done=True)}
+    visited: list[float] = []
+    reap = server._reap
+    monkeypatch.setattr(server, "_reap", lambda protocol: (visited.append(clock.now), reap(protocol)))
+    # when: one second of slices
+    clock.run_until(clock.now + 1 + paced_server.REAP_PERIOD_SECONDS - 0.001)
+    # then: each visited once, in slices of at most MAX_SLICE
+    assert len(visited) == 5004
+    assert max(collections.Counter(visited).values()) <= paced_server.MAX_SLICE
+    # a closed connection whose application finished is forgotten; a closed one whose application
+    # outlived application_close_timeout has it cancelled; a failed application's exception goes to
+    # its open connection, which stays; the live ones stay untouched
+    assert closed_done not in server.connections
+    assert hung.cancelled
+    assert handled == [failure]
+    assert failing in server.connections and "application_instance" not in server.connections[failing]
+    assert open_done in server.connections and "application_instance" not in server.connections[open_done]
+    assert all(protocol in server.connections for protocol in live)
+
+
+class Port:
+    def __init__(self) -> None:
+        self.reading = True
+
+    def stopReading(self) -> None:
+        self.reading = False
+
+    def startReading(self) -> None:
+        self.reading = True
+
+
+def test_a_worker_stops_accepting_at_its_connection_cap_and_starts_again_below_it(clock, monkeypatch):
+    # given: a cap of 100 connections (MAX_CONNECTIONS_PER_PROCESS), one listening port
+    monkeypatch.setenv("MAX_CONNECTIONS_PER_PROCESS", "100")
+    server = reaping_server(clock, monkeypatch)
+    port = Port()
+    server.ports = [port]
+    protocols = [object() for _ in range(100)]
+    # when: 99 connect
+    for protocol in protocols[:99]:
+        server.protocol_connected(protocol)
+    # then: still accepting
+    assert port.reading
+    # when: the 100th connects
+    server.protocol_connected(protocols[99])
+    # then: the port is no longer read (the kernel gives new connections to the other workers)
+    assert not port.reading
+    # when: a few close and are reaped, still above 95 % of the cap
+    for protocol in protocols[:3]:
+        server.connections[protocol]["disconnected"] = clock.now
+    clock.run_until(clock.now + 3)
+    # then
+    assert len(server.connections) == 97 and not port.reading
+    # when: more close, below 95 %
+    for protocol in protocols[3:6]:
+        server.connections[protocol]["disconnected"] = clock.now
+    clock.run_until(clock.now + 2)
+    # then: accepting again
+    assert len(server.connections) == 94 and port.reading
+
+
+def test_the_cap_is_the_open_file_limit_less_a_reserve_unless_configured(monkeypatch):
+    monkeypatch.delenv("MAX_CONNECTIONS_PER_PROCESS", raising=False)
+    monkeypatch.setattr(paced_server.resource, "getrlimit", lambda _: (20_000, 20_000))
+    assert paced_server.connection_cap() == 20_000 - paced_server.FD_RESERVE
+    monkeypatch.setattr(paced_server.resource, "getrlimit", lambda _: (1024, 4096))
+    assert paced_server.connection_cap() == 1024 - 256  # a quarter of a small limit is kept
+    monkeypatch.setenv("MAX_CONNECTIONS_PER_PROCESS", "5000")
+    assert paced_server.connection_cap() == 5000

@@ -377,3 +377,32 @@ def test_a_peer_that_stops_answering_is_pinged_then_closed_by_the_launchers_serv
     assert 0x9 in opcodes, opcodes
     assert opcodes[-1] in (0x8, -1), opcodes
     assert time.monotonic() - started < 15
+
+
+async def test_a_worker_at_its_connection_cap_holds_the_next_socket_until_one_closes(tmp_path, user):
+    # given: one worker that takes 3 connections at most (MAX_CONNECTIONS_PER_PROCESS), left alone
+    # long enough that the readiness check's connection is reaped
+    server = Daphne(tmp_path / "cap", options=("--ping-interval", "20"), extra_env={"MAX_CONNECTIONS_PER_PROCESS": "3"})
+    sockets: list[Any] = []
+    try:
+        await asyncio.to_thread(server.wait_ready)
+        await asyncio.sleep(2.5)
+        url = f"{server.ws}/ws/?token={access_token(user)}"
+        origin = {"origin": server.http}
+        for _ in range(3):
+            sockets.append(await ws_connect(url, additional_headers=origin, open_timeout=5))
+        # when: a fourth connects
+        fourth = asyncio.ensure_future(ws_connect(url, additional_headers=origin, open_timeout=20))
+        await asyncio.sleep(2.0)
+        # then: its handshake waits (the connection sits in the listen backlog, no descriptor taken)
+        assert not fourth.done()
+        # when: one of the three closes
+        await sockets.pop(0).close()
+        # then: the fourth is accepted and served
+        sockets.append(await fourth)
+        await sockets[-1].send(json.dumps({"type": "ping"}))
+        assert (await _next_of_type(sockets[-1], "pong"))["type"] == "pong"
+    finally:
+        for ws in sockets:
+            await ws.close()
+        await asyncio.to_thread(server.stop)
