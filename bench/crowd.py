@@ -6,7 +6,7 @@ connect, and whether messages still arrive in time while they are all open.
 - **Server**: `python -m messenger.serve --workers W` (daphne processes on one shared listening
   socket, Redis between them). A process can hold no more descriptors than its open-file limit
   (`ulimit -Hn`; 20,000 on the machine this was written on, and raising it needs CAP_SYS_RESOURCE),
-  so W is at least sockets ÷ (limit - 1,000): 2 workers hold about 38,000 sockets there, 100,000
+  so W is at least sockets ÷ (limit - 2,000): 2 workers hold about 36,000 sockets there, 100,000
   need 6. The workers share the same 2 cores either way; what W changes is the per-process baseline
   memory, which is subtracted (see below).
 - **Clients**: receiver processes (`bench/load.py` Worker, the lean sans-I/O client), each holding
@@ -48,7 +48,7 @@ HANDSHAKES_IN_FLIGHT = 100  # a client process's
 
 def workers_needed(sockets: int, fd_limit: int) -> int:
     """Server processes enough for `sockets` under the per-process open-file limit (at least 2)."""
-    per_worker = max(1, fd_limit - 1000)
+    per_worker = max(1, fd_limit - 2000)  # the server keeps a reserve (messenger.paced_server.connection_cap)
     return max(2, math.ceil(sockets / per_worker))
 
 
