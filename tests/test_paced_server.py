@@ -4,6 +4,7 @@ Driven on a simulated clock: daphne's own WebSocketProtocol.check_timeouts decid
 is pinged, the server decides when each socket is checked.
 """
 
+import asyncio
 import collections
 import time
 from collections.abc import Callable
@@ -194,10 +195,9 @@ def reaping_server(clock: Clock, monkeypatch) -> PacedServer:
     return server
 
 
-def test_the_reaping_pass_visits_every_connection_once_a_second_in_slices_and_does_what_daphne_s_does(
-    clock, monkeypatch
-):
-    # given: 5,000 live connections with running applications, and four that need reaping
+def test_the_reaping_pass_visits_only_marked_connections_in_slices_and_does_what_daphne_s_does(clock, monkeypatch):
+    # given: 5,000 live connections with running applications, and four that need reaping: marked
+    # when they closed (daphne's protocol_disconnected) or their application finished
     server = reaping_server(clock, monkeypatch)
     live = {object(): {"connected": clock.now, "application_instance": App()} for _ in range(5000)}
     closed_done, closed_hung, open_done = object(), object(), object()
@@ -206,27 +206,64 @@ def test_the_reaping_pass_visits_every_connection_once_a_second_in_slices_and_do
     hung = App()
     failure = ValueError("boom")
     server.connections.update(live)
-    server.connections[closed_done] = {"disconnected": clock.now, "application_instance": App(done=True)}
-    server.connections[closed_hung] = {"disconnected": clock.now - 3600, "application_instance": hung}
+    server.connections[closed_done] = {"application_instance": App(done=True)}
+    server.connections[closed_hung] = {"application_instance": hung}
     server.connections[failing] = {"application_instance": App(done=True, exception=failure)}
     server.connections[open_done] = {"application_instance": App(done=True)}
-    visited: list[float] = []
+    server.protocol_disconnected(closed_done)
+    server.protocol_disconnected(closed_hung)
+    server.connections[closed_hung]["disconnected"] = clock.now - 3600
+    server.to_reap.update([failing, open_done])  # as their applications' done callbacks do
+    visited: list[tuple[float, Any]] = []
     reap = server._reap
-    monkeypatch.setattr(server, "_reap", lambda protocol: (visited.append(clock.now), reap(protocol)))
-    # when: one second of slices
+    monkeypatch.setattr(server, "_reap", lambda protocol: (visited.append((clock.now, protocol)), reap(protocol)))
+    # when: one second
     clock.run_until(clock.now + 1 + paced_server.REAP_PERIOD_SECONDS - 0.001)
-    # then: each visited once, in slices of at most MAX_SLICE
-    assert len(visited) == 5004
-    assert max(collections.Counter(visited).values()) <= paced_server.MAX_SLICE
+    # then: the four marked ones visited, none of the live ones
+    assert {protocol for _, protocol in visited} == {closed_done, closed_hung, failing, open_done}
     # a closed connection whose application finished is forgotten; a closed one whose application
-    # outlived application_close_timeout has it cancelled; a failed application's exception goes to
-    # its open connection, which stays; the live ones stay untouched
+    # outlived application_close_timeout has it cancelled (and stays marked until it ends); a failed
+    # application's exception goes to its open connection, which stays; the live ones stay untouched
     assert closed_done not in server.connections
-    assert hung.cancelled
+    assert hung.cancelled and server.to_reap == {closed_hung}
     assert handled == [failure]
     assert failing in server.connections and "application_instance" not in server.connections[failing]
     assert open_done in server.connections and "application_instance" not in server.connections[open_done]
     assert all(protocol in server.connections for protocol in live)
+
+
+def test_a_mass_close_is_reaped_in_slices_of_at_most_max_slice(clock, monkeypatch):
+    # given: 10,000 connections that all closed at once, their applications finished
+    server = reaping_server(clock, monkeypatch)
+    protocols = [object() for _ in range(10_000)]
+    for protocol in protocols:
+        server.connections[protocol] = {"application_instance": App(done=True)}
+        server.protocol_disconnected(protocol)
+    visited: list[float] = []
+    reap = server._reap
+    monkeypatch.setattr(server, "_reap", lambda protocol: (visited.append(clock.now), reap(protocol)))
+    # when
+    clock.run_until(clock.now + 1 + paced_server.REAP_PERIOD_SECONDS - 0.001)
+    # then: all forgotten within the second, never more than MAX_SLICE in one go
+    assert not server.connections and not server.to_reap
+    assert max(collections.Counter(visited).values()) <= paced_server.MAX_SLICE
+
+
+async def test_an_application_that_finishes_marks_its_connection_for_reaping():
+    # given
+    async def application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        return None
+
+    server = PacedServer(application=application, endpoints=["tcp:port=0"])
+    protocol = object()
+    server.connections = {protocol: {"connected": 0.0}}
+    # when
+    server.create_application(protocol, {"type": "websocket"})
+    assert protocol not in server.to_reap
+    await server.connections[protocol]["application_instance"]
+    await asyncio.sleep(0)  # done callbacks run on the next turn of the loop
+    # then
+    assert protocol in server.to_reap
 
 
 class Port:
@@ -258,13 +295,13 @@ def test_a_worker_stops_accepting_at_its_connection_cap_and_starts_again_below_i
     assert not port.reading
     # when: a few close and are reaped, still above 95 % of the cap
     for protocol in protocols[:3]:
-        server.connections[protocol]["disconnected"] = clock.now
+        server.protocol_disconnected(protocol)
     clock.run_until(clock.now + 3)
     # then
     assert len(server.connections) == 97 and not port.reading
     # when: more close, below 95 %
     for protocol in protocols[3:6]:
-        server.connections[protocol]["disconnected"] = clock.now
+        server.protocol_disconnected(protocol)
     clock.run_until(clock.now + 2)
     # then: accepting again
     assert len(server.connections) == 94 and port.reading
