@@ -118,6 +118,7 @@ async def run_crowd(
             duration=WINDOW_SECONDS,
             receivers_per_message=layout.receivers_per_message,
             first_seq=seq,
+            also_ours=[w.pid for w in crowd],
         )
         seq += step.sent + 1000
         return step
@@ -169,6 +170,7 @@ async def run_crowd(
 
         windows: list[dict[str, Any]] = []
         idle_cpu_start = target.cpu_seconds()
+        crowd_cpu_start = sum(s[2] for s in await ask_all(crowd, "status"))
         idle_wall_start = time.monotonic()
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -179,8 +181,10 @@ async def run_crowd(
                 f"max {step.max_ms:.1f} ms, lost {step.lost}/{step.sent}, server CPU {step.server_cpu:.2f} cores, "
                 f"other jobs {step.foreign_cpu:.2f} cores, answers {step.sender_answers}"
             )
-        idle_cores = (target.cpu_seconds() - idle_cpu_start) / max(time.monotonic() - idle_wall_start, 1e-3)
+        idle_wall = max(time.monotonic() - idle_wall_start, 1e-3)
+        idle_cores = (target.cpu_seconds() - idle_cpu_start) / idle_wall
         statuses = await ask_all(crowd, "status")
+        crowd_cores = (sum(s[2] for s in statuses) - crowd_cpu_start) / idle_wall
         still_open = sum(s[0] for s in statuses)
         close_codes: dict[str, int] = {}
         for s in statuses:
@@ -212,6 +216,7 @@ async def run_crowd(
                 else None
             ),
             "idle_server_cores": idle_cores,
+            "crowd_client_cores": crowd_cores,
             "senders": len(senders),
             "messages_per_second": len(senders) * rate_per_sender,
             "without_crowd": _window(before),

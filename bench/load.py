@@ -544,7 +544,11 @@ class CpuMeter:
     """
 
     def __init__(self, pids: Sequence[int]) -> None:
-        self.processes = [psutil.Process(pid) for pid in {*pids, os.getpid(), *_infrastructure_pids()}]
+        ours = {*pids, os.getpid(), *_infrastructure_pids()}
+        for pid in list(ours):  # a launcher's workers (messenger.serve --workers), a receiver's helpers
+            with contextlib.suppress(psutil.Error):
+                ours.update(child.pid for child in psutil.Process(pid).children(recursive=True))
+        self.processes = [psutil.Process(pid) for pid in ours]
         self.started = time.monotonic()
         self.busy = self._machine_busy()
         self.ours = self._ours()
@@ -620,7 +624,9 @@ async def measure_step(
     receivers_per_message: int,
     first_seq: int,
     drain_seconds: float = 3.0,
+    also_ours: Sequence[int] = (),
 ) -> StepResult:
+    """`also_ours`: more processes of the measurement (their CPU is not counted as other jobs')."""
     count = max(1, min(200_000, round(rate * duration)))
     for sender in senders:
         sender.answers.clear()
@@ -628,7 +634,7 @@ async def measure_step(
     statuses = await ask_all(workers, "status")
     cpu_clients_before = [s[2] for s in statuses]
     wall_start = time.monotonic()
-    meter = CpuMeter([server_pid, *(w.pid for w in workers)])
+    meter = CpuMeter([server_pid, *(w.pid for w in workers), *also_ours])
     sent = await send_at_rate(senders, rate=rate, count=count, first_seq=first_seq)
     expected = count * receivers_per_message
     deadline = time.monotonic() + drain_seconds

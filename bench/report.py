@@ -209,6 +209,7 @@ def _crowd_table(crowd: dict[str, Any]) -> list[str]:
         f"| resident memory a socket | {crowd['kib_per_socket']:.1f} KiB |",
         f"| Redis memory a socket | {redis_each / 1024:.2f} KiB |" if redis_each is not None else "| Redis | - |",
         f"| server CPU while the crowd idles (with the senders) | {crowd['idle_server_cores']:.2f} cores |",
+        f"| the crowd's client processes' CPU meanwhile | {crowd.get('crowd_client_cores', 0):.2f} cores |",
         f"| messages/s ({crowd['senders']} senders, to 10 members each) | {crowd['messages_per_second']:g} |",
         f"| without the crowd: p50 / p99 / max (ms) | {crowd['without_crowd']['p50_ms']:.1f} / "
         f"{crowd['without_crowd']['p99_ms']:.1f} / {crowd['without_crowd']['max_ms']:.1f} |",
