@@ -43,6 +43,10 @@ def content_for(seq: int, sent_ns: int) -> str:
 
 # The lean client ---------------------------------------------------------------------------
 
+PING_FINAL = 0x89  # FIN + opcode 9 (ping)
+PONG_FINAL = 0x8A  # FIN + opcode 10 (pong)
+ZERO_MASK = b"\x00\x00\x00\x00"  # a client's frames are masked (RFC 6455 5.3); a zero key leaves the payload as is
+
 
 class Socket(asyncio.Protocol):
     """One client WebSocket. Text frames go to `on_text(bytes)` as soon as they are parsed."""
@@ -62,6 +66,14 @@ class Socket(asyncio.Protocol):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        if len(data) == 2 + (data[1] if len(data) > 1 else -3) and data[0] == PING_FINAL and data[1] < 126:
+            # A lone keepalive ping (the server's, every 20 s to each idle socket): answered here with a
+            # pong of the same payload, masked with a zero key, without the sans-I/O parser. Where
+            # 100,000 idle sockets share the server's 2 cores, the clients' ~5,000 pings a second
+            # through it took ~0.4 of a core away from the server; real clients are elsewhere.
+            if self.transport is not None and self.protocol.state is State.OPEN:
+                self.transport.write(bytes((PONG_FINAL, 0x80 | data[1])) + ZERO_MASK + data[2:])
+            return
         self.protocol.receive_data(data)
         for event in self.protocol.events_received():
             if isinstance(event, Frame):
