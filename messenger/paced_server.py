@@ -279,16 +279,22 @@ class PacedServer(Server):
         PacedPass(CHECK_PERIOD_SECONDS, lambda: self.connections, self._check).next_slice()
 
     def _check(self, protocol: Any) -> None:
-        if protocol not in self.connections:  # reaped since the round began
+        # An open socket is skipped until its next ping (or its websocket_timeout) is due: daphne's
+        # check of each socket every 2 s found nothing to do nine times in ten, ~0.4 of a core at
+        # 100,000 sockets. `quiet_until` is never later than what check_timeouts would act on:
+        # last_ping only moves forward (a frame received, a ping sent).
+        if getattr(protocol, "quiet_until", 0.0) > time.time() or protocol not in self.connections:
             return
-        if (
-            isinstance(protocol, WebSocketProtocol)
-            and protocol.state == WebSocketProtocol.STATE_OPEN
-            and not getattr(protocol, "ping_spread", False)
-        ):
+        is_socket = isinstance(protocol, WebSocketProtocol)
+        if is_socket and protocol.state == WebSocketProtocol.STATE_OPEN and not getattr(protocol, "ping_spread", False):
             protocol.ping_spread = True
             protocol.last_ping = time.time() - random.uniform(0, self.ping_interval)
         protocol.check_timeouts()
+        if is_socket and protocol.state == WebSocketProtocol.STATE_OPEN:
+            due = protocol.last_ping + self.ping_interval
+            if self.websocket_timeout >= 0:
+                due = min(due, protocol.socket_opened + self.websocket_timeout)
+            protocol.quiet_until = due
 
     def application_checker(self) -> None:
         """Replaces daphne's reaping pass over every connection (first run 1 s after start): paced

@@ -315,3 +315,38 @@ def test_the_cap_is_the_open_file_limit_less_a_reserve_unless_configured(monkeyp
     assert paced_server.connection_cap() == 1024 - 256  # a quarter of a small limit is kept
     monkeypatch.setenv("MAX_CONNECTIONS_PER_PROCESS", "5000")
     assert paced_server.connection_cap() == 5000
+
+
+def test_an_idle_socket_is_checked_about_once_a_ping_interval_not_every_period(clock, monkeypatch):
+    # given: 1,000 idle sockets, and daphne's check counted
+    server = start(PacedServer, clock, monkeypatch)
+    pings: list[tuple[float, int]] = []
+    open_sockets(server, clock, 1000, pings)
+    checks = collections.Counter[int]()
+    daphne_check = WebSocketProtocol.check_timeouts
+    monkeypatch.setattr(
+        WebSocketProtocol, "check_timeouts", lambda self: (checks.update([id(self)]), daphne_check(self))
+    )
+    # when: a minute (three ping intervals)
+    clock.run_until(clock.now + 60)
+    # then: each pinged about three times, checked about as often (daphne: 30 checks a minute each)
+    assert len(pings) >= 2 * 1000
+    assert max(checks.values()) <= 60 / server.ping_interval + 2
+
+
+def test_a_socket_past_websocket_timeout_is_closed_though_no_ping_is_due(clock, monkeypatch):
+    # given: sockets live at most 5 s (daphne's --websocket_timeout), pings every 20 s
+    server = start(PacedServer, clock, monkeypatch)
+    server.websocket_timeout = 5
+    pings: list[tuple[float, int]] = []
+    open_sockets(server, clock, 10, pings)
+    closed: list[float] = []
+    for protocol in server.connections:
+        protocol.serverClose = lambda: closed.append(clock.now)
+    opened = clock.now
+    # when
+    clock.run_until(opened + 12)
+    # then: each closed within a check period of its limit
+    assert len(closed) >= 10
+    assert min(closed) - opened >= 5
+    assert max(closed[:10]) - opened <= 5 + paced_server.CHECK_PERIOD_SECONDS + 0.01
