@@ -11,7 +11,9 @@ frames a little over the setting get a `too_large` error frame; and a token-reda
 """
 
 import gc
+import logging
 import os
+import time
 from typing import Any
 
 from django.conf import settings
@@ -89,6 +91,9 @@ def leave_request_bodies_to_django() -> None:
 leave_request_bodies_to_django()
 
 
+logger = logging.getLogger(__name__)
+
+
 def calm_the_garbage_collector() -> None:
     """Move what startup built (Django, URLconf, models) out of the collector's way and collect less often.
 
@@ -99,6 +104,28 @@ def calm_the_garbage_collector() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(20_000, 20, 20)
+    gc.callbacks.append(_log_slow_collections)
+
+
+SLOW_COLLECTION_SECONDS = 0.1
+_collection_started = [0.0]
+
+
+def _log_slow_collections(phase: str, info: dict[str, int]) -> None:
+    """A collection that held the process for SLOW_COLLECTION_SECONDS or more is logged (WARNING):
+    a full pass over tens of thousands of open sockets' objects takes that long, and every message
+    of the process waits meanwhile."""
+    if phase == "start":
+        _collection_started[0] = time.perf_counter()
+        return
+    took = time.perf_counter() - _collection_started[0]
+    if took >= SLOW_COLLECTION_SECONDS:
+        logger.warning(
+            "garbage collection of generation %d took %.0f ms (%d objects collected)",
+            info.get("generation", -1),
+            took * 1000,
+            info.get("collected", 0),
+        )
 
 
 calm_the_garbage_collector()
