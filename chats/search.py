@@ -16,12 +16,13 @@ per-chat marks (`chats_search_state`: the chat version the index holds every mes
 - MariaDB/MySQL: a trigram table kept by this module (`chats_search_trigram`: one row per distinct
   trigram of a message, the trigram packed into a BIGINT, primary key (trigram, chat_id,
   message_id)), the postings count of each trigram (`chats_search_count`) and the folded document
-  (`chats_search_text`, utf8mb4_bin). A search takes the query's three rarest trigrams by their
-  counts and reads the caller's chats' postings newest first, in windows of message ids: those of
-  the rarest and of the others not much more common are intersected in the database (grouped by
+  (`chats_search_text`, utf8mb4_bin). A search takes, by their counts, the query's rarest trigram
+  and the rarest of each word it does not touch yet (`_plan`), and reads the caller's chats'
+  postings newest first, in windows of message ids sized by the hits found so far: those of the
+  rarest and of the others not much more common are intersected in the database (grouped by
   message), a more common one is a primary-key lookup per message left (`_postings_sql`); only
   then, for a query longer than a trigram, the document must hold it (LIKE, exact on a binary
-  collation).
+  collation: the trigrams picked are a filter, the document decides).
   Why this and not Mroonga: README, "Search".
 
 No write service touches the index: every change to a message takes its chat's next version, and
@@ -62,15 +63,18 @@ TRIGRAM_TABLE = "chats_search_trigram"
 TEXT_TABLE = "chats_search_text"
 COUNT_TABLE = "chats_search_count"
 STATE_TABLE = "chats_search_state"
-# How many of a query's rarest trigrams a candidate must have a posting of (MariaDB): the rarest is
-# walked, the others are a primary-key lookup each; the document then decides.
+# How many of a query's trigrams a candidate must have a posting of (MariaDB, `_plan`): the rarest,
+# then the rarest of each word of the query not yet covered; the document then decides.
 INTERSECTED = 3
-# About how many postings of a common trigram, or expected matches of a phrase (over all chats), a
-# search's first window of message ids holds (MariaDB): the caller's chats' share of them fills a page.
+# About how many postings of the rarest trigram (over all chats) a search's first window of message ids
+# holds (MariaDB): the caller's chats' share of them fills a page of a common word; later windows
+# are sized by the hits found so far (`_next_window`).
 WINDOW_POSTINGS = 4000
-# Of a query's rarest trigrams, those at most this many times as common as the rarest are
-# intersected with it in the database, their postings read as ranges (MariaDB, `_postings_sql`).
-RANGE_RATIO = 8
+# Of the trigrams picked, those at most this many times as common as the rarest are intersected with
+# it in the database, their postings read as ranges; a more common one is a primary-key lookup per
+# message left (MariaDB, `_postings_sql`). At 1,000,000 messages (60 rare phrases, handler counters)
+# 2 read 30 % fewer postings than 8 (2,270 against 3,220 a phrase), with fewer row reads in all.
+RANGE_RATIO = 2
 
 _WHITESPACE = re.compile(r"\s+")
 _PART_SEPARATOR = "\n"
@@ -479,31 +483,19 @@ def _matching_ids_trigrams(query: str, chats: list[int], before: int | None, lim
         counts = dict(cursor.fetchall())
         cursor.execute(f"SELECT MAX(message_id) FROM {TEXT_TABLE}")
         newest = cursor.fetchone()[0] or 0
-    # The plan, by the counts: of the three rarest trigrams, those more common than the rarest but
-    # at most RANGE_RATIO times as common are intersected with it by reading their postings
-    # (`ranged`); the others are a primary-key lookup for each message the intersection leaves
-    # (`looked_up`): a much more common one's postings are too many to read, and one exactly as
-    # common is almost always of the same word (every "mee" is a "meeting": grouping its postings
-    # would cost more than it leaves out).
-    picked = sorted(keys, key=lambda key: (counts.get(key, 0), key))[:INTERSECTED]
-    postings = max(counts.get(picked[0], 0), 1)
-    ranged = [picked[0], *(key for key in picked[1:] if postings < counts.get(key, 0) <= RANGE_RATIO * postings)]
-    looked_up = [key for key in picked if key not in ranged]
+    ranged, looked_up = _plan(query, counts)
     sql = _postings_sql(len(ranged), len(looked_up), len(chats), len(query) > 3)
     # The caller's chats' postings are read on the key (trigram, chat_id, message_id): one range a
-    # chat and trigram, in a window of message ids. A common trigram's window starts with the
-    # newest ids that hold about WINDOW_POSTINGS of its postings (counted over all chats), and grows
-    # eightfold down the ids until the page is full: a page of a common word reads a few thousand
-    # postings, not all of them; a rare phrase reads its trigrams' postings once, in a window or two.
+    # chat and trigram, in a window of message ids, newest first. The first window holds about
+    # WINDOW_POSTINGS of the rarest trigram's postings (counted over all chats), whatever the phrase:
+    # a phrase's matches cannot be told from its trigrams' counts (in a small vocabulary every
+    # trigram is common and they go together: "g p" is mostly "ing p"), and a window sized by such a
+    # guess read every posting of a phrase with thousands of matches (bench/README.md, 1,000,000
+    # messages). The next windows are sized by the hits found so far (`_next_window`).
     high = min(before, newest + 1) if before is not None else newest + 1
-    # A phrase's first window is sized by its expected matches, not its rarest trigram's postings:
-    # the postings times the share of messages each other ranged trigram is in (as if independent;
-    # `ranged` leaves out the same word's trigrams). Two windows for a page a rare phrase does not
-    # fill cost a second range a chat and trigram (paired at 300,000: p50 11.3 against 9.1 ms).
-    matches = float(postings)
-    for key in ranged[1:]:
-        matches *= counts.get(key, 0) / max(newest, 1)
-    window = high if matches <= WINDOW_POSTINGS else max(1, int(high * WINDOW_POSTINGS // matches))
+    start = high
+    postings = counts.get(ranged[0], 0)
+    window = high if postings <= WINDOW_POSTINGS else max(1, high * WINDOW_POSTINGS // postings)
     found: list[int] = []
     with connection.cursor() as cursor:
         while high > 1 and len(found) < limit:
@@ -513,8 +505,68 @@ def _matching_ids_trigrams(query: str, chats: list[int], before: int | None, lim
                 params.append(_like_pattern(query))
             cursor.execute(sql, [*params, limit - len(found)])
             found += [row[0] for row in cursor.fetchall()]
-            high, window = low, window * 8
+            high = low
+            window = _next_window(window, start - low, len(found), limit)
     return found
+
+
+def _plan(query: str, counts: dict[int, int]) -> tuple[list[int], list[int]]:
+    """The trigrams a candidate must have a posting of: `ranged` (read as key ranges and grouped by
+    message: an intersection in the database) and `looked_up` (a primary-key lookup each per
+    message the intersection leaves). The document decides the rest (`_postings_sql`).
+
+    The rarest trigram first; then, by count, the rarest of each word of the query (split at its
+    spaces) that no trigram picked so far touches, at most INTERSECTED in all. A trigram of a word
+    already covered is almost always there when the word is (every "ffe" is a "coffee", every "nin"
+    after "g p" an "ing p"): its postings, read or looked up, would leave the same candidates. So
+    a phrase of common words intersects one trigram a word (a trigram across a word boundary, often
+    the rarest, covers both), and a single word or a CJK run reads one trigram's postings.
+    Measured at 1,000,000 messages, 200 rare phrases (bench/README.md, "Rare phrases at 1,000,000
+    messages"): 3,460 postings read a phrase against 18,300 for the three rarest trigrams, p50 23
+    against 44 ms with a 128 MB buffer pool."""
+    ordered = sorted(trigram_keys(query), key=lambda key: (counts.get(key, 0), key))
+    words = _words_of_trigrams(query)
+    picked = [ordered[0]]
+    covered = set(words[ordered[0]])
+    for key in ordered[1:]:
+        if len(picked) == INTERSECTED:
+            break
+        if words[key] <= covered:
+            continue
+        picked.append(key)
+        covered |= words[key]
+    rarest = max(counts.get(picked[0], 0), 1)
+    ranged = [picked[0], *(key for key in picked[1:] if counts.get(key, 0) <= RANGE_RATIO * rarest)]
+    return ranged, [key for key in picked if key not in ranged]
+
+
+def _words_of_trigrams(query: str) -> dict[int, set[int]]:
+    """Each trigram of the folded query (packed as `trigram_keys` packs it): the words it has a
+    character of, numbered from 0 along the query (words are split at spaces: whitespace is one
+    space once folded)."""
+    word_at: list[int | None] = []
+    word = 0
+    for ch in query:
+        if ch == " ":
+            word_at.append(None)
+            word += 1
+        else:
+            word_at.append(word)
+    words: dict[int, set[int]] = {}
+    for i in range(len(query) - 2):
+        a, b, c = (ord(ch) for ch in query[i : i + 3])
+        words.setdefault((a << 42) | (b << 21) | c, set()).update(w for w in word_at[i : i + 3] if w is not None)
+    return words
+
+
+def _next_window(window: int, spanned: int, found: int, limit: int) -> int:
+    """The next window of message ids: as wide as the hits found over the `spanned` ids so far say the
+    rest of the page needs (and a quarter more), at least twice the last (so a page takes a few
+    statements at most: the ids halve at worst) and at most eight times (a phrase with no hit yet)."""
+    if found == 0:
+        return window * 8
+    wanted = int(spanned * (limit - found) / found * 1.25) + 1
+    return min(max(wanted, window * 2), window * 8)
 
 
 def _postings_sql(ranged: int, looked_up: int, chats: int, holds: bool) -> str:

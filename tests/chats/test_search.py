@@ -1,6 +1,8 @@
 """GET /api/search/messages: any substring of 3+ characters of the caller's messages, in any script,
 case and accents folded, over text and file names; newest first, keyset pages by `before`."""
 
+import random
+
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
@@ -418,3 +420,65 @@ def test_a_rare_phrase_of_common_trigrams_matches_its_characters_in_order(
     assert found(api_client, "worromot gniteem") == []
     assert found(api_client, "meeting tomorrow", chat_id=chat.pk) == [newer, older]
     assert found(api_client, "xq meeting") == []  # a trigram no message has
+
+
+def pages_of(client, q: str, limit: int) -> list[list[int]]:
+    """Every page of a search, each asked for with `before` the last id of the one above."""
+    pages: list[list[int]] = []
+    params: dict = {"q": q, "limit": limit}
+    while True:
+        r = client.get("/api/search/messages", params)
+        assert r.status_code == 200, r.content
+        page = [m["id"] for m in r.json()["results"]]
+        pages.append(page)
+        if not r.json()["has_more"]:
+            return pages
+        params["before"] = page[-1]
+
+
+@pytest.mark.parametrize("windows", ["one-window", "many-windows"])
+def test_a_phrase_of_common_words_finds_exactly_its_messages_in_full_pages(
+    api_client, chat, user, other_user, monkeypatch, windows
+):
+    # given: a vocabulary of five words, so every trigram of a phrase is common and only the
+    # combination is rare; some messages deleted, the same texts in a chat of someone else's
+    if windows == "many-windows":
+        monkeypatch.setattr(search, "WINDOW_POSTINGS", 0)  # MariaDB: the first window one message id wide
+    rng = random.Random(13)
+    vocabulary = ["tea", "team", "meat", "steam", "ate"]
+    mine = group_with(user, other_user, owner=user, title="mine")
+    theirs = group_with(other_user, UserFactory.create(), owner=other_user, title="theirs")
+    texts = [" ".join(rng.choice(vocabulary) for _ in range(rng.randint(2, 6))) for _ in range(160)]
+    messages = [message_in(rng.choice([chat, mine]), user, text) for text in texts]
+    for text in texts[:40]:
+        message_in(theirs, other_user, text)
+    deleted = {m.pk for m in messages[::9]}
+    for message in messages[::9]:
+        services.message_delete(chat_id=message.chat_id, message_id=message.pk, actor=user)
+    for q in ["meat steam", "m tea", "ate ate", "eam meat te", "steam steam", "a team"]:
+        expected = [m.pk for m in reversed(messages) if q in m.content and m.pk not in deleted]
+        # when
+        pages = pages_of(api_client, q, limit=7)
+        # then: every hit, newest first, once; every page but the last full
+        assert [i for page in pages for i in page] == expected, q
+        assert all(len(page) == 7 for page in pages[:-1]), q
+
+
+def test_the_plan_intersects_one_trigram_a_word():
+    # given: the counts of "coffee contract"'s trigrams as a small vocabulary makes them ("e c"
+    # across the words the rarest; each word's own trigrams about as common as one another)
+    def key(trigram: str) -> int:
+        (packed,) = search.trigram_keys(trigram)
+        return packed
+
+    counts = {key(t): 7000 for t in ["cof", "off", "ffe", "fee", "con", "ont", "ntr", "rac", "act"]}
+    counts |= {key("e c"): 6000, key("ee "): 9000, key(" co"): 12000, key("tra"): 19000}
+    counts[key("con")] = 6500
+    # when / then: "e c" touches both words, so nothing else is read: the document decides
+    assert search._plan("coffee contract", counts) == ([key("e c")], [])
+    # a trigram of each word: the rarest of the other word is intersected (at most twice as common)
+    # or looked up (more common)
+    assert search._plan("coffee", counts) == ([key("cof")], [])
+    assert search._plan("fee con", {**counts, key("e c"): 50000}) == ([key("con"), key("fee")], [])
+    more_common = {**counts, key("e c"): 50000, key("fee"): 20000, key("ee "): 30000}
+    assert search._plan("fee con", more_common) == ([key("con")], [key("fee")])
