@@ -13,6 +13,7 @@ frames a little over the setting get a `too_large` error frame; and a token-reda
 import gc
 import logging
 import os
+import sys
 import time
 from typing import Any
 
@@ -119,7 +120,7 @@ def _log_slow_collections(phase: str, info: dict[str, int]) -> None:
         _collection_started[:] = [time.perf_counter(), time.thread_time()]
         return
     took = time.perf_counter() - _collection_started[0]
-    if took >= SLOW_COLLECTION_SECONDS:
+    if took >= SLOW_COLLECTION_SECONDS and not sys.is_finalizing():  # the log's streams may be closed by then
         logger.warning(
             "garbage collection of generation %d took %.0f ms (%.0f ms of CPU; %d objects collected)",
             info.get("generation", -1),
