@@ -9,10 +9,12 @@ past the limit closes the user's oldest with 4429.
   the opener's own, the hub's heartbeat renews it (PRESENCE_TTL_SECONDS), a hub that stops
   deletes it, and a process that crashed lets it expire -- its sockets then stop counting at the
   next open, with nobody cleaning up after it.
-- **A close costs no round trip of its own.** Its member is queued, and one worker removes every
-  member queued meanwhile in one pipeline (one ZREM per user): a user's flood of sockets closed
-  4429 together was a ZREM each, concurrent, and redis-py opened a connection for each one the
-  pool lacked (~1.5 ms of the loop's CPU apiece in redis-py 8.1, which reads its own package
+- **An open or a close costs no round trip of its own.** The scripts of sockets opening together
+  go in one pipeline, sent by one worker (a user's 100 sockets connecting at once were 100
+  concurrent EVALs, a pool connection each). A close's member is queued, and one worker removes
+  every member queued meanwhile in one pipeline (one ZREM per user): a user's flood of sockets
+  closed 4429 together was a ZREM each, concurrent, and redis-py opened a connection for each one
+  the pool lacked (~1.5 ms of the loop's CPU apiece in redis-py 8.1, which reads its own package
   metadata per connection: bench/README.md, "One user's flood"). An open of the same user takes
   its queued members into its own script, removed before it counts, so a socket closed here
   never counts against a newer one.
@@ -110,6 +112,9 @@ class SocketLimit:
         # Members of closed sockets not yet removed from the shared sets, per user (with Redis).
         self.removals: dict[int, list[str]] = {}
         self._remover: asyncio.Task[None] | None = None
+        # Sockets opening, their scripts not sent yet (with Redis); sent by one worker together.
+        self._opening: list[tuple[LimitedSocket, int, asyncio.Future[list[Any] | None]]] = []
+        self._counter: asyncio.Task[None] | None = None
 
     def new_key(self) -> str:
         return f"{self.hub_id}|{next(self._numbers)}"
@@ -126,23 +131,8 @@ class SocketLimit:
         if client is None:
             evicted = list(itertools.islice(mine, max(0, len(mine) - limit)))
         else:
-            closed_since = self.removals.pop(socket.user_id, [])
-            try:
-                async with asyncio.timeout(REDIS_WAIT_SECONDS):
-                    found = await client.eval(
-                        _OPENED,
-                        2,
-                        _sockets_key(socket.user_id),
-                        _hubs_prefix() + self.hub_id,
-                        time.time(),
-                        socket.socket_key,
-                        limit,
-                        settings.PRESENCE_TTL_SECONDS,
-                        _hubs_prefix(),
-                        *closed_since,
-                    )
-            except Exception:
-                logger.warning("could not count user %s's sockets; none closed", socket.user_id, exc_info=True)
+            found = await self._count(socket, limit)
+            if found is None:
                 return
             evicted = [key.decode() if isinstance(key, bytes) else key for key in found]
         elsewhere = [key for key in evicted if key not in self.sockets]
@@ -154,6 +144,46 @@ class SocketLimit:
                 ]
             )
         await self._close(key for key in evicted if key in self.sockets)
+
+    async def _count(self, socket: LimitedSocket, limit: int) -> list[Any] | None:
+        """The opening socket's script, sent with those of the sockets opening meanwhile in one
+        pipeline; its evicted members, or None when Redis failed it."""
+        future: asyncio.Future[list[Any] | None] = asyncio.get_running_loop().create_future()
+        self._opening.append((socket, limit, future))
+        if self._counter is None or self._counter.done():
+            self._counter = asyncio.get_running_loop().create_task(self._count_opened())
+        return await future
+
+    async def _count_opened(self) -> None:
+        while self._opening:
+            batch, self._opening = self._opening, []
+            client = presence_store._redis_async()
+            results: list[Any]
+            try:
+                pipeline = client.pipeline(transaction=False)
+                for socket, limit, _ in batch:
+                    pipeline.eval(
+                        _OPENED,
+                        2,
+                        _sockets_key(socket.user_id),
+                        _hubs_prefix() + self.hub_id,
+                        time.time(),
+                        socket.socket_key,
+                        limit,
+                        settings.PRESENCE_TTL_SECONDS,
+                        _hubs_prefix(),
+                        *self.removals.pop(socket.user_id, []),
+                    )
+                async with asyncio.timeout(REDIS_WAIT_SECONDS):
+                    results = await pipeline.execute(raise_on_error=False)
+            except Exception as error:
+                results = [error] * len(batch)
+            for (socket, _, future), result in zip(batch, results, strict=True):
+                if isinstance(result, Exception):
+                    logger.warning("could not count user %s's sockets; none closed", socket.user_id, exc_info=result)
+                    result = None
+                if not future.done():
+                    future.set_result(result)
 
     def closed(self, socket: LimitedSocket) -> None:
         """A socket that closed (idempotent): it no longer counts here at once, in the shared set
@@ -204,8 +234,7 @@ class SocketLimit:
             await client.set(_hubs_prefix() + self.hub_id, "1", ex=settings.PRESENCE_TTL_SECONDS)
 
     async def stop(self) -> None:
-        if self._remover is not None:
-            await settle([self._remover])
+        await settle(task for task in (self._counter, self._remover) if task is not None)
         client = presence_store._redis_async()
         if client is not None:
             try:

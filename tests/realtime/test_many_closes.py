@@ -3,6 +3,8 @@
 goes -- and no close makes a Redis round trip of its own (chats.realtime.limits)."""
 
 import asyncio
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -157,3 +159,40 @@ async def test_the_last_of_many_sockets_closing_takes_the_user_offline(flood_soc
     assert await sync_to_async(presence_store.online_ids)([user.pk]) == set()
     if django_settings.REDIS_URL:
         assert await presence_store._redis_async().zcard(_sockets_key(user.pk)) == 0
+
+
+@needs_redis
+async def test_sockets_opening_together_are_counted_in_one_pipeline(user, settings, monkeypatch):
+    # given
+    settings.WEBSOCKET_MAX_PER_USER = 3
+    client = presence_store._redis_async()
+    pipelines = []
+    make_pipeline = client.pipeline
+
+    def counted_pipeline(*args, **kwargs):
+        pipelines.append(args)
+        return make_pipeline(*args, **kwargs)
+
+    async def no_round_trip_per_open(*args, **kwargs):
+        raise AssertionError("an open counted itself")
+
+    monkeypatch.setattr(client, "pipeline", counted_pipeline)
+    monkeypatch.setattr(client, "eval", no_round_trip_per_open)
+    limits = SocketLimit()
+    closed: list[str] = []
+
+    def socket(n: int) -> Any:
+        async def close(code: int) -> None:
+            closed.append(f"{n}:{code}")
+            limits.closed(sockets[n])
+
+        return SimpleNamespace(user_id=user.pk, socket_key=limits.new_key(), close=close)
+
+    sockets = [socket(n) for n in range(5)]
+    # when
+    await asyncio.gather(*[limits.opened(one) for one in sockets])
+    await limits.stop()
+    # then: one pipeline counted the five; the two oldest past the limit of 3 were closed
+    assert len(pipelines) == 2  # the opens, then the removal of the two closed
+    assert sorted(closed) == ["0:4429", "1:4429"]
+    assert await client.zcard(_sockets_key(user.pk)) == 3
