@@ -3,13 +3,15 @@
 A flooder opens SOCKETS sockets (default 100; WEBSOCKET_MAX_PER_USER is raised for it), each on
 /ws/chat/<id>/ of a group of its own (so that a message reaches one socket, not a hundred), each
 sending `message.send` at the per-socket rate (WEBSOCKET_RATE_PER_SECOND, 20/s): 2,000 frames a
-second. A quiet user sends one message every 50 ms on its own group and times send -> ack. Three
-runs, a fresh server each: no flood (the floor), the flood with the per-user rate off
-(WEBSOCKET_SENDS_PER_SECOND_PER_USER=0: the fair queuing of chats.realtime.sends alone), and the
-flood with the defaults. Prints p50/p99/max of the quiet user's acks per run, and what the
-flooder got (acks, rate_limited).
+second. A quiet user sends one message every 50 ms on its own group and times send -> ack, for
+--seconds after --warmup; the flooder's process starts --flood-at (1) seconds into that, so that
+its connects, its first burst and the closes of its sockets (4429, about a second later) are
+measured, not only the steady state after them. Three runs, a fresh server each: no flood (the
+floor), the flood with the per-user rate off (WEBSOCKET_SENDS_PER_SECOND_PER_USER=0: the fair
+queuing of chats.realtime.sends alone), and the flood with the defaults. Prints p50/p99/max of the
+quiet user's acks per run, when the slow ones came, and what the flooder got (acks, rate_limited).
 
-    .venv/bin/python -m bench.flood [--seconds 10] [--sockets 100] [--database-url mysql://...]
+    .venv/bin/python -m bench.flood [--seconds 10] [--sockets 100] [--flood-at 1] [--database-url mysql://...]
         [--redis-url redis://...] [--case no-flood|rate-off|defaults ...] [--repeat N]
 
 `--case` (repeatable) runs only those cases, `--repeat` each of them N times; each result carries the
