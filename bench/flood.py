@@ -3,13 +3,19 @@
 A flooder opens SOCKETS sockets (default 100; WEBSOCKET_MAX_PER_USER is raised for it), each on
 /ws/chat/<id>/ of a group of its own (so that a message reaches one socket, not a hundred), each
 sending `message.send` at the per-socket rate (WEBSOCKET_RATE_PER_SECOND, 20/s): 2,000 frames a
-second. A quiet user sends one message every 50 ms on its own group and times send -> ack. Three
-runs, a fresh server each: no flood (the floor), the flood with the per-user rate off
-(WEBSOCKET_SENDS_PER_SECOND_PER_USER=0: the fair queuing of chats.realtime.sends alone), and the
-flood with the defaults. Prints p50/p99/max of the quiet user's acks per run, and what the
-flooder got (acks, rate_limited).
+second. A quiet user sends one message every 50 ms on its own group and times send -> ack, for
+--seconds after --warmup; the flooder's process starts --flood-at (1) seconds into that, so that
+its connects, its first burst and the closes of its sockets (4429, about a second later) are
+measured, not only the steady state after them. Three runs, a fresh server each: no flood (the
+floor), the flood with the per-user rate off (WEBSOCKET_SENDS_PER_SECOND_PER_USER=0: the fair
+queuing of chats.realtime.sends alone), and the flood with the defaults. Prints p50/p99/max of the
+quiet user's acks per run, when the slow ones came, and what the flooder got (acks, rate_limited).
 
-    .venv/bin/python -m bench.flood [--seconds 10] [--sockets 100] [--database-url mysql://...]
+    .venv/bin/python -m bench.flood [--seconds 10] [--sockets 100] [--flood-at 1] [--database-url mysql://...]
+        [--redis-url redis://...] [--case no-flood|rate-off|defaults ...] [--repeat N]
+
+`--case` (repeatable) runs only those cases, `--repeat` each of them N times; each result carries the
+load average of the minute before it ended.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
 import subprocess
 import tempfile
 import time
@@ -123,15 +130,21 @@ def flood_process(base: str, seed: dict[str, Any], seconds: float, out: Any) -> 
     out.put(asyncio.run(flood_for(base, seed, seconds)))
 
 
-async def one_run(port: int, seed: dict[str, Any], *, flood: bool, seconds: float, warmup: float) -> dict[str, Any]:
+async def one_run(
+    port: int, seed: dict[str, Any], *, flood: bool, seconds: float, warmup: float, flood_at: float
+) -> dict[str, Any]:
+    """The quiet user measures for `seconds` after `warmup`; the flooder's process starts `flood_at`
+    seconds into the measuring, so that its connects, its first burst and the closes of its
+    sockets (4429, about a second in) are all measured, not only the steady state after them."""
     base = f"ws://{LOOPBACK}:{port}"
     tallies: Any = multiprocessing.Queue()
     flooder = None
+    quiet = asyncio.create_task(quiet_socket(f"{base}/ws/?token={seed['quiet']}", seed["quiet_chat"], seconds, warmup))
     if flood:
-        flooder = multiprocessing.Process(target=flood_process, args=(base, seed, seconds + warmup + 3, tallies))
+        await asyncio.sleep(warmup + flood_at)
+        flooder = multiprocessing.Process(target=flood_process, args=(base, seed, seconds - flood_at + 1, tallies))
         flooder.start()
-        await asyncio.sleep(2)
-    latencies, slow = await quiet_socket(f"{base}/ws/?token={seed['quiet']}", seed["quiet_chat"], seconds, warmup)
+    latencies, slow = await quiet
     tally: dict[str, int] = {}
     if flooder is not None:
         tally = await asyncio.to_thread(tallies.get, True, 60)
@@ -143,8 +156,21 @@ async def one_run(port: int, seed: dict[str, Any], *, flood: bool, seconds: floa
         "p99_ms": round(percentile(latencies, 0.99), 1) if latencies else None,
         "max_ms": round(latencies[-1], 1) if latencies else None,
         "flooder": tally,
+        "flood_started_at": flood_at if flood else None,
         "over_100ms_at": slow[:20],
+        "load_average": round(os.getloadavg()[0], 2),
     }
+
+
+CASES: dict[str, tuple[str, bool, dict[str, str]]] = {
+    "no-flood": ("no flood", False, {}),
+    "rate-off": (
+        "flood, per-user rate off (fair queuing alone)",
+        True,
+        {"WEBSOCKET_SENDS_PER_SECOND_PER_USER": "0"},
+    ),
+    "defaults": ("flood, defaults", True, {}),
+}
 
 
 def main() -> None:
@@ -152,13 +178,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--warmup", type=float, default=2)
     parser.add_argument("--sockets", type=int, default=100)
+    parser.add_argument("--flood-at", type=float, default=1, help="seconds into the measuring the flood starts")
     parser.add_argument("--database-url", default="", help="default: SQLite in a temporary directory")
     parser.add_argument("--redis-url", default="")
+    parser.add_argument("--case", action="append", choices=list(CASES), help="default: all three")
+    parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     runs = [
-        ("no flood", False, {}),
-        ("flood, per-user rate off (fair queuing alone)", True, {"WEBSOCKET_SENDS_PER_SECOND_PER_USER": "0"}),
-        ("flood, defaults", True, {}),
+        (f"{CASES[case][0]}{f' #{n + 1}' if args.repeat > 1 else ''}", *CASES[case][1:])
+        for case in (args.case or list(CASES))
+        for n in range(args.repeat)
     ]
     results = {}
     for name, flood, extra in runs:
@@ -184,7 +213,9 @@ def main() -> None:
             "daphne", daphne_command("messenger.asgi:application", port), port=port, env=env, log_dir=log_dir
         )
         with server.start(ready_path=READY):
-            result = asyncio.run(one_run(port, seed, flood=flood, seconds=args.seconds, warmup=args.warmup))
+            result = asyncio.run(
+                one_run(port, seed, flood=flood, seconds=args.seconds, warmup=args.warmup, flood_at=args.flood_at)
+            )
         results[name] = result
         print(f"{name}: {json.dumps(result)}", flush=True)
     print(json.dumps(results, indent=2))

@@ -171,7 +171,7 @@ class Hub:
             presence_store.socket_closed_here(user_id)
             self.typing.forget_user(user_id)
             self.transitions.change(user_id, online=False, last_seen=None)
-        await self.limits.closed(listener)
+        self.limits.closed(listener)
 
     def _group_left(self, group: str) -> None:
         """The process's last socket left the group: what the router knows of it is stale from now on."""

@@ -9,6 +9,15 @@ past the limit closes the user's oldest with 4429.
   the opener's own, the hub's heartbeat renews it (PRESENCE_TTL_SECONDS), a hub that stops
   deletes it, and a process that crashed lets it expire -- its sockets then stop counting at the
   next open, with nobody cleaning up after it.
+- **An open or a close costs no round trip of its own.** The scripts of sockets opening together
+  go in one pipeline, sent by one worker (a user's 100 sockets connecting at once were 100
+  concurrent EVALs, a pool connection each). A close's member is queued, and one worker removes
+  every member queued meanwhile in one pipeline (one ZREM per user): a user's flood of sockets
+  closed 4429 together was a ZREM each, concurrent, and redis-py opened a connection for each one
+  the pool lacked (~1.5 ms of the loop's CPU apiece in redis-py 8.1, which reads its own package
+  metadata per connection: bench/README.md, "One user's flood"). An open of the same user takes
+  its queued members into its own script, removed before it counts, so a socket closed here
+  never counts against a newer one.
 - The evicted sockets of this hub are closed here. Those of other hubs are named in a control
   event `socket.evicted` {user_id, sockets} published to the user's groups `user.<id>` (their /ws/
   sockets) and `session.<id>` (their /ws/chat/<id>/ sockets), as chats.realtime.sessions does;
@@ -34,6 +43,7 @@ from django.conf import settings
 from accounts import presence as presence_store
 from chats.realtime.envelopes import envelope, publish, user_group
 from chats.realtime.sessions import session_group
+from chats.realtime.tasks import settle
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +54,15 @@ EVICTED = "socket.evicted"
 # loses a cancel that comes as the command is answered (chats.realtime.resync).
 REDIS_WAIT_SECONDS = 1.0
 
+# Members removed per ZREM command of the closes' pipeline.
+REMOVALS_PER_COMMAND = 500
+
 # KEYS[1] = the user's sockets, KEYS[2] = this hub's key; ARGV = now, member, limit, ttl, the hubs'
-# key prefix. Returns the members evicted (the oldest past the limit).
+# key prefix, then the members of this hub's sockets of the user closed since (queued removals).
+# Returns the members evicted (the oldest past the limit).
 _OPENED = """
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[4])
+for i = 6, #ARGV do redis.call('ZREM', KEYS[1], ARGV[i]) end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], 86400)
 local alive = {}
@@ -94,6 +109,12 @@ class SocketLimit:
         # Every socket of this hub by key; per user, oldest first (the limit without Redis).
         self.sockets: dict[str, LimitedSocket] = {}
         self.by_user: dict[int, OrderedDict[str, LimitedSocket]] = {}
+        # Members of closed sockets not yet removed from the shared sets, per user (with Redis).
+        self.removals: dict[int, list[str]] = {}
+        self._remover: asyncio.Task[None] | None = None
+        # Sockets opening, their scripts not sent yet (with Redis); sent by one worker together.
+        self._opening: list[tuple[LimitedSocket, int, asyncio.Future[list[Any] | None]]] = []
+        self._counter: asyncio.Task[None] | None = None
 
     def new_key(self) -> str:
         return f"{self.hub_id}|{next(self._numbers)}"
@@ -110,21 +131,8 @@ class SocketLimit:
         if client is None:
             evicted = list(itertools.islice(mine, max(0, len(mine) - limit)))
         else:
-            try:
-                async with asyncio.timeout(REDIS_WAIT_SECONDS):
-                    found = await client.eval(
-                        _OPENED,
-                        2,
-                        _sockets_key(socket.user_id),
-                        _hubs_prefix() + self.hub_id,
-                        time.time(),
-                        socket.socket_key,
-                        limit,
-                        settings.PRESENCE_TTL_SECONDS,
-                        _hubs_prefix(),
-                    )
-            except Exception:
-                logger.warning("could not count user %s's sockets; none closed", socket.user_id, exc_info=True)
+            found = await self._count(socket, limit)
+            if found is None:
                 return
             evicted = [key.decode() if isinstance(key, bytes) else key for key in found]
         elsewhere = [key for key in evicted if key not in self.sockets]
@@ -137,8 +145,49 @@ class SocketLimit:
             )
         await self._close(key for key in evicted if key in self.sockets)
 
-    async def closed(self, socket: LimitedSocket) -> None:
-        """A socket that closed (idempotent): it no longer counts."""
+    async def _count(self, socket: LimitedSocket, limit: int) -> list[Any] | None:
+        """The opening socket's script, sent with those of the sockets opening meanwhile in one
+        pipeline; its evicted members, or None when Redis failed it."""
+        future: asyncio.Future[list[Any] | None] = asyncio.get_running_loop().create_future()
+        self._opening.append((socket, limit, future))
+        if self._counter is None or self._counter.done():
+            self._counter = asyncio.get_running_loop().create_task(self._count_opened())
+        return await future
+
+    async def _count_opened(self) -> None:
+        while self._opening:
+            batch, self._opening = self._opening, []
+            client = presence_store._redis_async()
+            results: list[Any]
+            try:
+                pipeline = client.pipeline(transaction=False)
+                for socket, limit, _ in batch:
+                    pipeline.eval(
+                        _OPENED,
+                        2,
+                        _sockets_key(socket.user_id),
+                        _hubs_prefix() + self.hub_id,
+                        time.time(),
+                        socket.socket_key,
+                        limit,
+                        settings.PRESENCE_TTL_SECONDS,
+                        _hubs_prefix(),
+                        *self.removals.pop(socket.user_id, []),
+                    )
+                async with asyncio.timeout(REDIS_WAIT_SECONDS):
+                    results = await pipeline.execute(raise_on_error=False)
+            except Exception as error:
+                results = [error] * len(batch)
+            for (socket, _, future), result in zip(batch, results, strict=True):
+                if isinstance(result, Exception):
+                    logger.warning("could not count user %s's sockets; none closed", socket.user_id, exc_info=result)
+                    result = None
+                if not future.done():
+                    future.set_result(result)
+
+    def closed(self, socket: LimitedSocket) -> None:
+        """A socket that closed (idempotent): it no longer counts here at once, in the shared set
+        once the worker has removed it (the caller waits for nothing)."""
         if self.sockets.pop(socket.socket_key, None) is None:
             return
         mine = self.by_user.get(socket.user_id)
@@ -146,13 +195,29 @@ class SocketLimit:
             mine.pop(socket.socket_key, None)
             if not mine:
                 del self.by_user[socket.user_id]
-        client = presence_store._redis_async()
-        if client is not None:
+        if presence_store._redis_async() is None:
+            return
+        self.removals.setdefault(socket.user_id, []).append(socket.socket_key)
+        if self._remover is None or self._remover.done():
+            self._remover = asyncio.get_running_loop().create_task(self._remove_closed())
+
+    async def _remove_closed(self) -> None:
+        """Remove the queued members of closed sockets, all of them in one pipeline, until none is
+        left. A failure leaves them in the set: the oldest, so the next evicted, closing nobody."""
+        while self.removals:
+            removals, self.removals = self.removals, {}
+            client = presence_store._redis_async()
+            if client is None:
+                return
+            pipeline = client.pipeline(transaction=False)
+            for user_id, keys in removals.items():
+                for start in range(0, len(keys), REMOVALS_PER_COMMAND):
+                    pipeline.zrem(_sockets_key(user_id), *keys[start : start + REMOVALS_PER_COMMAND])
             try:
                 async with asyncio.timeout(REDIS_WAIT_SECONDS):
-                    await client.zrem(_sockets_key(socket.user_id), socket.socket_key)
+                    await pipeline.execute()
             except Exception:
-                logger.warning("could not uncount user %s's socket", socket.user_id, exc_info=True)
+                logger.warning("could not uncount %d closed sockets", sum(map(len, removals.values())), exc_info=True)
 
     async def on_evicted(self, group: str, message: dict[str, Any], listeners: set[Any]) -> None:
         """The router's control for `socket.evicted`: close this hub's sockets named in it."""
@@ -169,6 +234,7 @@ class SocketLimit:
             await client.set(_hubs_prefix() + self.hub_id, "1", ex=settings.PRESENCE_TTL_SECONDS)
 
     async def stop(self) -> None:
+        await settle(task for task in (self._counter, self._remover) if task is not None)
         client = presence_store._redis_async()
         if client is not None:
             try:

@@ -4,9 +4,9 @@ A send is validated on the loop (the REST serializer), then queued by its chat. 
 PARALLEL_BATCHES batches are stored at once, each in a worker thread and one transaction of its
 own: a batch takes the queued sends of chats that no batch in flight holds (up to MAX_BATCH
 sends), so the sends of one chat are stored in the order they came and never by two batches at
-once, while sends to different chats never wait for each other's batch. Inside a batch the
-chats' row locks are taken in ascending chat id (a stable sort keeps each chat's sends in order):
-two batches -- of this process or another -- never wait on each other in a cycle.
+once, while sends of other users to other chats never wait for each other's batch. Inside a batch
+the chats' row locks are taken in ascending chat id (a stable sort keeps each chat's sends in
+order): two batches -- of this process or another -- never wait on each other in a cycle.
 
 One commit for many sends is what lets the senders keep up (each commit waits for the log to
 reach the disk). Each send has its own savepoint (services.message_create opens it): one that the
@@ -22,10 +22,17 @@ Fairness between users: each chat's queue is kept per sender, and a batch is fil
 one send of each (chat, sender) queue per round, so that one user's thousand queued sends take a
 batch's room no sooner than another user's one (each user's sends stay in their order, and a
 chat's versions follow the order they were stored in). A chat that gave sends to a batch goes to
-the back of the line. And a user's sends are rate-limited on each process, across all of their
-sockets (`UserRates`: WEBSOCKET_SENDS_PER_SECOND_PER_USER, burst twice that): one over it gets
-`rate_limited` and a strike against its socket, as a socket's own flood control answers (and
-closes it 4429 when the strikes go on).
+the back of the line. And a user's sends are stored by one batch at a time, at most
+USER_SENDS_IN_FLIGHT of them; the rest of theirs wait in the queue. Without that a user's burst over
+many chats (a flood's first 100 sends, one per chat) filled batches of 50 in every slot, and
+another user's send waited for such a batch -- in it, or behind it for its chat -- 150-550 ms on
+MariaDB (bench/README.md, "One user's flood"); with it, one user holds one slot, and another
+user's send finds a free one and a batch with at most that many of the flooder's. (At the per-user
+rate's 50 a second, 10 a batch keep up as long as a batch of 10 commits within 200 ms.) And a
+user's sends are rate-limited on each process,
+across all of their sockets (`UserRates`: WEBSOCKET_SENDS_PER_SECOND_PER_USER, burst twice that):
+one over it gets `rate_limited` and a strike against its socket, as a socket's own flood control
+answers (and closes it 4429 when the strikes go on).
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 50
 PARALLEL_BATCHES = 4
+USER_SENDS_IN_FLIGHT = 10
 
 Send = tuple[int, User, dict[str, Any]]  # chat id, sender, MessageSendSerializer's validated data
 Outcome = services.MessageResult | Exception
@@ -156,6 +164,8 @@ class SendBatches:
         self._queued: OrderedDict[int, OrderedDict[int, deque[Queued]]] = OrderedDict()
         # Chats whose sends a batch in flight is storing.
         self._held: set[int] = set()
+        # Users whose sends a batch in flight is storing (one batch at a time per user).
+        self._busy: set[int] = set()
         self._batches: set[asyncio.Task[None]] = set()
 
     def submit(self, user: User, chat_id: int, data: dict[str, Any]) -> asyncio.Future[str]:
@@ -181,22 +191,32 @@ class SendBatches:
 
     def _take(self) -> list[tuple[int, Queued]]:
         """Queued sends of chats no batch holds, up to MAX_BATCH: round-robin over each chat's
-        senders, the oldest chat first (see the module's docstring)."""
+        senders, the oldest chat first; none of a user that a batch in flight holds, and at most
+        USER_SENDS_IN_FLIGHT of any one user (see the module's docstring)."""
         batch: list[tuple[int, Queued]] = []
+        taken: dict[int, int] = {}
+
+        def has_room(user_id: int) -> bool:
+            return user_id not in self._busy and taken.get(user_id, 0) < USER_SENDS_IN_FLIGHT
+
         chats = [chat_id for chat_id in self._queued if chat_id not in self._held]
         while chats and len(batch) < MAX_BATCH:
             for chat_id in chats:
                 senders = self._queued[chat_id]
                 for user_id in list(senders):
+                    if not has_room(user_id):
+                        continue
                     queue = senders[user_id]
                     batch.append((chat_id, queue.popleft()))
+                    taken[user_id] = taken.get(user_id, 0) + 1
                     if not queue:
                         del senders[user_id]
                     if len(batch) >= MAX_BATCH:
                         break
                 if len(batch) >= MAX_BATCH:
                     break
-            chats = [chat_id for chat_id in chats if self._queued[chat_id]]
+            chats = [chat_id for chat_id in chats if any(has_room(user_id) for user_id in self._queued[chat_id])]
+        self._busy.update(taken)
         for chat_id in dict.fromkeys(chat_id for chat_id, _ in batch):
             self._held.add(chat_id)
             if self._queued[chat_id]:
@@ -219,6 +239,7 @@ class SendBatches:
                     future.set_result(reply)
         finally:
             self._held.difference_update(chat_id for chat_id, _ in batch)
+            self._busy.difference_update(user.pk for _, (user, _, _) in batch)
             self._batches.discard(asyncio.current_task())  # type: ignore[arg-type]
             self._start_batches()
 

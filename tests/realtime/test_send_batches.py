@@ -166,11 +166,12 @@ async def test_sends_to_different_chats_run_side_by_side_and_one_chats_stay_in_o
     monkeypatch.setattr(sends, "_store_in_thread", fake_store)
     batcher = sends.SendBatches(asyncio.get_running_loop())
     user: Any = SimpleNamespace(pk=1)  # a sender: the queue is kept per sender
+    other_user: Any = SimpleNamespace(pk=2)  # (a user's own sends are stored one batch at a time)
     # when
     first = batcher.submit(user, 1, send("a1"))
     await asyncio.sleep(0)
     second = batcher.submit(user, 1, send("a2"))  # chat 1 is held: waits for the first batch
-    other = batcher.submit(user, 2, send("b1"))  # chat 2 is free: a batch of its own at once
+    other = batcher.submit(other_user, 2, send("b1"))  # chat 2 is free: a batch of its own at once
     # then: chat 2 is answered while chat 1 is still being stored
     assert await asyncio.wait_for(other, 1) == "b1"
     assert not first.done() and not second.done()
@@ -191,7 +192,7 @@ async def test_sends_that_wait_are_taken_together_many_chats_a_batch(monkeypatch
 
     monkeypatch.setattr(sends, "_store_in_thread", fake_store)
     batcher = sends.SendBatches(asyncio.get_running_loop())
-    busy = [batcher.submit(SimpleNamespace(pk=1), 100 + n, send(f"busy{n}")) for n in range(sends.PARALLEL_BATCHES)]  # type: ignore[arg-type]
+    busy = [batcher.submit(SimpleNamespace(pk=2 + n), 100 + n, send(f"busy{n}")) for n in range(sends.PARALLEL_BATCHES)]  # type: ignore[arg-type]
     await asyncio.sleep(0)
     # when: sends to ten chats queue meanwhile
     waiting = [batcher.submit(SimpleNamespace(pk=1), chat, send(f"c{chat}")) for chat in range(10)]  # type: ignore[arg-type]

@@ -35,9 +35,10 @@ async def test_another_user_s_send_is_in_the_first_batch_behind_a_thousand_of_on
     # when
     batch = batches._take()
     # then
-    assert len(batch) == sends.MAX_BATCH
     assert taken(batch)[:3] == ["1-7-0", "2-7-0", "1-7-1"]
-    assert [cid for cid in taken(batch) if cid.startswith("1-")] == [f"1-7-{i}" for i in range(sends.MAX_BATCH - 1)]
+    assert [cid for cid in taken(batch) if cid.startswith("1-")] == [
+        f"1-7-{i}" for i in range(sends.USER_SENDS_IN_FLIGHT)
+    ]
 
 
 async def test_a_flood_over_many_chats_takes_a_batch_s_room_in_turn_with_another_chat_s_send():
@@ -48,9 +49,9 @@ async def test_a_flood_over_many_chats_takes_a_batch_s_room_in_turn_with_another
     queued(batches, QUIET, 4, 1)
     # when
     batch = batches._take()
-    # then: the first round takes one of each chat
+    # then: the first round takes one of each chat; no more of the flooder's than may be in flight
     assert taken(batch)[:4] == ["1-1-0", "1-2-0", "1-3-0", "2-4-0"]
-    assert len(batch) == sends.MAX_BATCH
+    assert len(batch) == sends.USER_SENDS_IN_FLIGHT + 1
 
 
 async def test_a_chat_that_gave_sends_goes_to_the_back_of_the_line():
@@ -62,7 +63,37 @@ async def test_a_chat_that_gave_sends_goes_to_the_back_of_the_line():
     batches._held.clear()
     # then
     assert list(batches._queued) == [1]  # chat 2 was emptied, chat 1 left with its rest
-    assert len(batches._queued[1][FLOODER.pk]) == 200 - sends.MAX_BATCH + 1
+    assert len(batches._queued[1][FLOODER.pk]) == 200 - sends.USER_SENDS_IN_FLIGHT
+
+
+async def test_a_user_s_burst_over_many_chats_is_stored_a_few_at_a_time_and_another_s_send_is_not_behind_it(
+    monkeypatch,
+):
+    # given the flooder's 100 sends, one per chat, while their batches are being stored (held until released)
+    release = asyncio.Event()
+    stored: list[list[str]] = []
+
+    async def fake_store(batch):
+        stored.append([data["client_id"] for _, _, data in batch])
+        if any(user.pk == FLOODER.pk for _, user, _ in batch):
+            await release.wait()
+        return [], ["ok"] * len(batch)
+
+    monkeypatch.setattr(sends, "_store_in_thread", fake_store)
+    batches = sends.SendBatches(asyncio.get_running_loop())
+    flood = [batches.submit(FLOODER, chat_id, {"client_id": f"f{chat_id}"}) for chat_id in range(100)]  # type: ignore[arg-type]
+    await asyncio.sleep(0)
+    # when another user sends meanwhile
+    quiet = batches.submit(QUIET, 1000, {"client_id": "q"})  # type: ignore[arg-type]
+    # then it is stored in a batch of its own, at once: the flooder holds one batch, not every slot
+    assert await quiet == "ok"
+    assert stored == [["f0"], ["q"]]
+    release.set()
+    assert await asyncio.gather(*flood) == ["ok"] * 100
+    assert [len(batch) for batch in stored[2:]] == [sends.USER_SENDS_IN_FLIGHT] * (99 // sends.USER_SENDS_IN_FLIGHT) + (
+        [99 % sends.USER_SENDS_IN_FLIGHT] if 99 % sends.USER_SENDS_IN_FLIGHT else []
+    )
+    assert batches._busy == set()
 
 
 def test_a_user_s_sends_over_the_rate_are_refused_across_their_sockets(settings):
