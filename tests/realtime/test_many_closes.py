@@ -34,6 +34,24 @@ async def flood_sockets(connect, user, settings):
     return chats[:SOCKETS], sockets, kept
 
 
+def _pipelines_only(monkeypatch: Any, *, forbidden: str, why: str) -> tuple[Any, list[Any]]:
+    """The shared Redis client with its pipelines counted and `forbidden` (a command sent on its own) refused."""
+    client = presence_store._redis_async()
+    pipelines: list[Any] = []
+    make_pipeline = client.pipeline
+
+    def counted_pipeline(*args: Any, **kwargs: Any) -> Any:
+        pipelines.append(args)
+        return make_pipeline(*args, **kwargs)
+
+    async def refused(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(why)
+
+    monkeypatch.setattr(client, "pipeline", counted_pipeline)
+    monkeypatch.setattr(client, forbidden, refused)
+    return client, pipelines
+
+
 async def _close_together(user_id: int, code: int = 4429) -> None:
     """Close all but the newest socket of the user on this hub at once, as the flood control does."""
     hub = get_hub()
@@ -83,19 +101,7 @@ async def test_sockets_closed_together_are_uncounted_in_the_shared_set(flood_soc
 @needs_redis
 async def test_closes_make_no_redis_round_trip_each_but_one_pipeline(flood_sockets, user, monkeypatch):
     # given
-    client = presence_store._redis_async()
-    pipelines = []
-    make_pipeline = client.pipeline
-
-    def counted_pipeline(*args, **kwargs):
-        pipelines.append(args)
-        return make_pipeline(*args, **kwargs)
-
-    async def no_round_trip_per_close(*args, **kwargs):
-        raise AssertionError("a close removed its own member")
-
-    monkeypatch.setattr(client, "pipeline", counted_pipeline)
-    monkeypatch.setattr(client, "zrem", no_round_trip_per_close)
+    client, pipelines = _pipelines_only(monkeypatch, forbidden="zrem", why="a close removed its own member")
     # when
     await _close_together(user.pk)
     await _removals_done()
@@ -165,19 +171,7 @@ async def test_the_last_of_many_sockets_closing_takes_the_user_offline(flood_soc
 async def test_sockets_opening_together_are_counted_in_one_pipeline(user, settings, monkeypatch):
     # given
     settings.WEBSOCKET_MAX_PER_USER = 3
-    client = presence_store._redis_async()
-    pipelines = []
-    make_pipeline = client.pipeline
-
-    def counted_pipeline(*args, **kwargs):
-        pipelines.append(args)
-        return make_pipeline(*args, **kwargs)
-
-    async def no_round_trip_per_open(*args, **kwargs):
-        raise AssertionError("an open counted itself")
-
-    monkeypatch.setattr(client, "pipeline", counted_pipeline)
-    monkeypatch.setattr(client, "eval", no_round_trip_per_open)
+    client, pipelines = _pipelines_only(monkeypatch, forbidden="eval", why="an open counted itself")
     limits = SocketLimit()
     closed: list[str] = []
 
