@@ -36,7 +36,7 @@ from typing import Any
 
 import psutil
 
-from bench.load import Sender, StepResult, Worker, ask_all, measure_step, open_senders, split
+from bench.load import Sender, StepResult, Worker, ask_all, measure_step, open_senders, split, summed
 from bench.scenarios import Context, Messenger, log, multichat_layout
 
 WINDOW_SECONDS = 10.0
@@ -149,10 +149,7 @@ async def run_crowd(
         connected = await ask_all(crowd, "connect", timeout=1800)
         connect_cpu = target.cpu_seconds() - cpu_before_connect
         opened = sum(c[1] for c in connected)
-        errors: dict[str, int] = {}
-        for c in connected:
-            for key, value in c[2].items():
-                errors[key] = errors.get(key, 0) + value
+        errors = summed(c[2] for c in connected)
         connect_seconds = (max(c[4] for c in connected) - min(c[3] for c in connected)) / 1e9
         log(
             f"  {opened}/{len(tokens)} connected in {connect_seconds:.1f} s "
@@ -186,10 +183,7 @@ async def run_crowd(
         statuses = await ask_all(crowd, "status")
         crowd_cores = (sum(s[2] for s in statuses) - crowd_cpu_start) / idle_wall
         still_open = sum(s[0] for s in statuses)
-        close_codes: dict[str, int] = {}
-        for s in statuses:
-            for key, value in s[1].items():
-                close_codes[key] = close_codes.get(key, 0) + value
+        close_codes = summed(s[1] for s in statuses)
         all_p99 = max((w["p99_ms"] for w in windows), default=float("nan"))
         return {
             "sockets": len(tokens),

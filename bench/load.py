@@ -17,7 +17,7 @@ import re
 import ssl
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -461,6 +461,14 @@ class Worker:
             self.process.terminate()
             self.process.join(5)
         self.process = None
+
+
+def summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    """Tallies by key (errors, close codes, answers) added up over processes or steps."""
+    total: Counter[str] = Counter()
+    for one in counts:
+        total.update(one)
+    return dict(total)
 
 
 def split(items: Sequence[str], parts: int) -> list[list[str]]:

@@ -21,6 +21,7 @@ from bench.load import (
     open_senders,
     open_socket,
     split,
+    summed,
 )
 from bench.procs import LOOPBACK, PYTHON, Server, daphne_command, free_port
 
@@ -384,10 +385,7 @@ async def sweep(context: Context, target: Target, layout: Layout) -> dict[str, A
         passing = [s for s in steps if not (s.saturated or s.p99_ms >= P99_LIMIT_MS)]
         ok_steps = [s for s in passing if s.offered_deliveries == last_ok]
         light = [s for s in steps if s.offered_deliveries == LIGHT_LOAD_DELIVERIES][-1:]
-        answers: dict[str, int] = {}
-        for s in steps:
-            for key, value in s.sender_answers.items():
-                answers[key] = answers.get(key, 0) + value
+        answers = summed(s.sender_answers for s in steps)
         return {
             "capacity_deliveries_per_s": ok_steps[-1].deliveries_per_s if ok_steps else 0.0,
             # Messages stored per second (acked) at the highest passing step; 0 for the references.
@@ -428,18 +426,12 @@ async def idle(context: Context, target: Target, tokens: list[str], warm_token: 
         rss_before = target.rss()
         connected = await ask_all(workers, "connect", timeout=600)
         opened = sum(c[1] for c in connected)
-        errors: dict[str, int] = {}
-        for c in connected:
-            for key, value in c[2].items():
-                errors[key] = errors.get(key, 0) + value
+        errors = summed(c[2] for c in connected)
         seconds = (max(c[4] for c in connected) - min(c[3] for c in connected)) / 1e9
         await asyncio.sleep(3.0)  # presence broadcasts and lazy allocations settle
         statuses = await ask_all(workers, "status")
         still_open = sum(s[0] for s in statuses)
-        close_codes: dict[str, int] = {}
-        for s in statuses:
-            for key, value in s[1].items():
-                close_codes[key] = close_codes.get(key, 0) + value
+        close_codes = summed(s[1] for s in statuses)
         rss_after = target.rss()
         result = {
             "sockets": len(urls),
