@@ -76,6 +76,8 @@ from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import defer
 from twisted.internet import reactor as installed_reactor
 
+from messenger import loop_watch
+
 # Twisted declares its reactor's methods on zope interfaces, which mypy reads without `self`.
 reactor: Any = installed_reactor
 
@@ -176,6 +178,7 @@ class PacedServer(Server):
         standby = os.environ.pop(STANDBY_FD_VARIABLE, None)
         if standby is not None and not wait_to_be_promoted(int(standby)):
             return
+        reactor.callWhenRunning(loop_watch.start)
         super().run()
 
     def _on_signal(self, signum: int, frame: object) -> None:
