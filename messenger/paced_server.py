@@ -76,6 +76,7 @@ from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import defer
 from twisted.internet import reactor as installed_reactor
 
+from chats.realtime.adapter import send_ping, take_lone_pong
 from messenger import loop_watch
 
 # Twisted declares its reactor's methods on zope interfaces, which mypy reads without `self`.
@@ -157,6 +158,15 @@ class PacedPass:
         reactor.callLater(self.interval, self.next_slice)
 
 
+class KeepaliveWebSocketProtocol(WebSocketProtocol):
+    """daphne's, with a lone pong to the server's keepalive ping (most of what an idle socket
+    receives) handled without autobahn's frame parser: chats.realtime.adapter.take_lone_pong."""
+
+    def dataReceived(self, data: bytes) -> None:
+        if not take_lone_pong(self, data):
+            super().dataReceived(data)
+
+
 class PacedServer(Server):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -179,7 +189,12 @@ class PacedServer(Server):
         if standby is not None and not wait_to_be_promoted(int(standby)):
             return
         reactor.callWhenRunning(loop_watch.start)
+        reactor.callWhenRunning(self._use_keepalive_protocol)
         super().run()
+
+    def _use_keepalive_protocol(self) -> None:
+        """daphne's WebSocket protocol with the keepalive pongs taken aside (before any connection)."""
+        self.ws_factory.protocol = KeepaliveWebSocketProtocol
 
     def _on_signal(self, signum: int, frame: object) -> None:
         reactor.callFromThread(self.shut_down)
@@ -292,6 +307,13 @@ class PacedServer(Server):
         if is_socket and protocol.state == WebSocketProtocol.STATE_OPEN and not getattr(protocol, "ping_spread", False):
             protocol.ping_spread = True
             protocol.last_ping = time.time() - random.uniform(0, self.ping_interval)
+        if (
+            is_socket
+            and protocol.state == WebSocketProtocol.STATE_OPEN
+            and time.time() - protocol.last_ping > self.ping_interval
+            and send_ping(protocol)
+        ):
+            protocol.last_ping = time.time()  # so check_timeouts does not ping it again
         protocol.check_timeouts()
         if is_socket and protocol.state == WebSocketProtocol.STATE_OPEN:
             due = protocol.last_ping + self.ping_interval

@@ -343,25 +343,37 @@ def _read_frame(stream: socket.socket) -> tuple[int, bytes]:
         return -1, b""
 
 
+def _raw_socket(server: Any, user: Any) -> socket.socket:
+    """A WebSocket opened by hand (handshake done), for reading and writing frames byte by byte."""
+    stream = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    key = base64.b64encode(os.urandom(16)).decode()
+    stream.sendall(
+        (
+            f"GET /ws/?token={access_token(user)} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Origin: http://127.0.0.1:{server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    answer = b""
+    while b"\r\n\r\n" not in answer:
+        answer += stream.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 101"), answer
+    return stream
+
+
+def _masked(opcode: int, payload: bytes) -> bytes:
+    """A client's frame (FIN, masked), payload under 126 bytes."""
+    mask = os.urandom(4)
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
 def test_a_peer_that_stops_answering_is_pinged_then_closed_by_the_launchers_server(tmp_path, user):
     # given: the launcher's server (pings paced by messenger.paced_server) pinging after 1 s of quiet,
     # and a client that completes the handshake and then never answers a ping (a vanished laptop)
     server = Daphne(tmp_path / "pings", options=("--ping-interval", "1", "--ping-timeout", "2"))
     try:
         server.wait_ready()
-        stream = socket.create_connection(("127.0.0.1", server.port), timeout=10)
-        key = base64.b64encode(os.urandom(16)).decode()
-        stream.sendall(
-            (
-                f"GET /ws/?token={access_token(user)} HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
-                f"Origin: http://127.0.0.1:{server.port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-        answer = b""
-        while b"\r\n\r\n" not in answer:
-            answer += stream.recv(4096)
-        assert answer.startswith(b"HTTP/1.1 101"), answer
+        stream = _raw_socket(server, user)
         # when: we read what the server sends, answering nothing
         opcodes = []
         started = time.monotonic()
@@ -377,6 +389,42 @@ def test_a_peer_that_stops_answering_is_pinged_then_closed_by_the_launchers_serv
     assert 0x9 in opcodes, opcodes
     assert opcodes[-1] in (0x8, -1), opcodes
     assert time.monotonic() - started < 15
+
+
+def test_a_peer_that_answers_each_ping_stays_open_and_can_still_send(tmp_path, user):
+    # given: the same server (ping after 1 s of quiet, closed 2 s after an unanswered one), and a client
+    # that answers each ping with its pong -- alone (the server's short way) or in one write with a
+    # frame behind it (autobahn's parser)
+    server = Daphne(tmp_path / "pongs", options=("--ping-interval", "1", "--ping-timeout", "2"))
+    try:
+        server.wait_ready()
+        stream = _raw_socket(server, user)
+        # when: 7 s pass (over three ping timeouts), every ping answered
+        pings = 0
+        texts = []
+        started = time.monotonic()
+        while time.monotonic() - started < 7:
+            opcode, payload = _read_frame(stream)
+            assert opcode not in (0x8, -1), "closed while answering its pings"
+            if opcode == 0x9:
+                pings += 1
+                pong = _masked(0xA, payload)
+                frame = json.dumps({"type": "ping"}).encode() if pings % 2 == 0 else b""
+                stream.sendall(pong + (_masked(0x1, frame) if frame else b""))
+            elif opcode == 0x1:
+                texts.append(json.loads(payload))
+        stream.sendall(_masked(0x1, json.dumps({"type": "ping"}).encode()))
+        while [t["type"] for t in texts].count("pong") < pings // 2 + 1:
+            opcode, payload = _read_frame(stream)
+            assert opcode not in (0x8, -1)
+            if opcode == 0x1:
+                texts.append(json.loads(payload))
+        stream.close()
+    finally:
+        server.stop()
+    # then: pinged several times, never closed, and every app-level ping of the client answered
+    assert pings >= 3, pings
+    assert [t["type"] for t in texts].count("pong") == pings // 2 + 1, texts
 
 
 async def test_a_worker_at_its_connection_cap_holds_the_next_socket_until_one_closes(tmp_path, user):
