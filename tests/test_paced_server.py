@@ -68,6 +68,9 @@ def open_sockets(server: Server, clock: Clock, count: int, pings: list[tuple[flo
 
 def start(server_class: type[Server], clock: Clock, monkeypatch) -> Server:
     monkeypatch.setattr("daphne.server.reactor", clock)
+    # the paced server's own ping (chats.realtime.adapter.send_ping, which writes to a real
+    # transport; tested in tests/realtime/test_delivery_wire.py) recorded as daphne's
+    monkeypatch.setattr(paced_server, "send_ping", lambda protocol: protocol._sendAutoPing() or True)
     server = server_class(application=None, endpoints=["tcp:port=0"])
     server.connections = {}
     clock.callLater(2, server.timeout_checker)  # as daphne's Server.run does
