@@ -91,7 +91,13 @@ def _window(step: StepResult) -> dict[str, Any]:
 
 
 async def run_crowd(
-    context: Context, seed: dict[str, Any], *, seconds: float, rate_per_sender: float, server_workers: int | None
+    context: Context,
+    seed: dict[str, Any],
+    *,
+    seconds: float,
+    rate_per_sender: float,
+    server_workers: int | None,
+    crowd_nice: int = 0,
 ) -> dict[str, Any]:
     tokens: list[str] = seed["crowd"]["tokens"]
     fd_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
@@ -140,7 +146,13 @@ async def run_crowd(
         clients = max(1, math.ceil(len(tokens) / SOCKETS_PER_CLIENT))
         crowd_urls = [target.url(index // 2, token) for index, token in enumerate(tokens)]
         crowd = [
-            Worker(part, target.origin, concurrency=HANDSHAKES_IN_FLIGHT, source=f"{SOURCE_BASE}{FIRST_SOURCE + i}")
+            Worker(
+                part,
+                target.origin,
+                concurrency=HANDSHAKES_IN_FLIGHT,
+                source=f"{SOURCE_BASE}{FIRST_SOURCE + i}",
+                nice=crowd_nice,
+            )
             for i, part in enumerate(split(crowd_urls, clients))
         ]
         for worker in crowd:
@@ -190,6 +202,7 @@ async def run_crowd(
             "server_workers": workers_count,
             "open_file_limit": fd_limit,
             "client_processes": clients,
+            "crowd_nice": crowd_nice,
             "sources": [w.source for w in crowd],
             "opened": opened,
             "open_after_connect": open_now,

@@ -419,6 +419,7 @@ class Worker:
     events: bool = False  # tally frames by type and operation key (the big-group scenario)
     retries: int = 0  # connects tried again after a failure (counted apart; the idle scenario's errors are a target)
     source: str | None = None  # the loopback address this process connects from (None: the kernel's choice)
+    nice: int = 0  # its scheduling priority lowered by this much (the crowd's: it stands for clients on other hosts)
     process: Any = None
     conn: Connection | None = None
     pid: int = 0
@@ -435,6 +436,8 @@ class Worker:
         child.close()
         self.conn = parent
         _, self.pid = self.receive(60)
+        if self.nice:
+            os.setpriority(os.PRIO_PROCESS, self.pid, os.getpriority(os.PRIO_PROCESS, self.pid) + self.nice)
         return self
 
     def send(self, *command: Any) -> None:

@@ -200,6 +200,7 @@ def _crowd_table(crowd: dict[str, Any]) -> list[str]:
         "|---|---:|",
         f"| daphne processes (open-file limit a process) | {crowd['server_workers']} ({crowd['open_file_limit']:,}) |",
         f"| client processes / loopback sources | {crowd['client_processes']} / {', '.join(crowd['sources'])} |",
+        f"| the client processes' nice (lowered priority) | {crowd.get('crowd_nice', 0)} |",
         f"| open after connecting / at the end | {crowd['open_after_connect']:,} / {crowd['still_open_at_end']:,} |",
         f"| connect time, connects/s | {crowd['connect_seconds']:.1f} s, {crowd['connects_per_s']:,.0f}/s |",
         f"| errors (failed handshakes + closed by the end) | {crowd['errors']} {crowd['error_kinds'] or ''} |",

@@ -118,6 +118,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--crowd-rate", type=float, default=0.2, help="messages/s from each of the crowd's 200 senders (default 0.2)"
     )
+    parser.add_argument(
+        "--crowd-nice",
+        type=int,
+        default=0,
+        help="the crowd's client processes run this much nicer (they stand for clients on other hosts; default 0)",
+    )
     return parser.parse_args()
 
 
@@ -373,6 +379,7 @@ def main() -> None:
                 seconds=args.crowd_seconds,
                 rate_per_sender=args.crowd_rate,
                 server_workers=args.crowd_workers,
+                crowd_nice=args.crowd_nice,
             )
             results["crowd"] = asyncio.run(crowd)
             write_results(out, results)
