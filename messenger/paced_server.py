@@ -135,12 +135,21 @@ def raise_open_file_limit() -> int:
 
 class PacedPass:
     """Visit each of `items()` once a `period`, a slice at a time on the reactor's clock: at least
-    CHECK_SLICES slices a round and at most MAX_SLICE items a slice, so the loop is never held for all."""
+    CHECK_SLICES slices a round and at most MAX_SLICE items a slice, so the loop is never held for all.
+    An item whose `quiet_until` attribute (a `time.time()`) is still ahead is passed over without a call
+    (most sockets, most rounds: a call each was ~2 µs, 17,000 a round a worker)."""
 
-    def __init__(self, period: float, items: Callable[[], Iterable[Any]], visit: Callable[[Any], None]) -> None:
+    def __init__(
+        self,
+        period: float,
+        items: Callable[[], Iterable[Any]],
+        visit: Callable[[Any], None],
+        quiet_until: str | None = None,
+    ) -> None:
         self.period = period
         self.items = items
         self.visit = visit
+        self.quiet_until = quiet_until
         self.round: list[Any] = []
         self.size = 1
         self.interval = period / CHECK_SLICES
@@ -153,6 +162,9 @@ class PacedPass:
             self.interval = self.period / slices
         batch = self.round[: self.size]
         del self.round[: self.size]
+        if self.quiet_until is not None:
+            now, attribute = time.time(), self.quiet_until
+            batch = [item for item in batch if getattr(item, attribute, 0.0) <= now]
         for item in batch:
             self.visit(item)
         reactor.callLater(self.interval, self.next_slice)
@@ -294,7 +306,7 @@ class PacedServer(Server):
 
     def timeout_checker(self) -> None:
         """Replaces daphne's pass over every connection (run first 2 s after start) with paced slices."""
-        PacedPass(CHECK_PERIOD_SECONDS, lambda: self.connections, self._check).next_slice()
+        PacedPass(CHECK_PERIOD_SECONDS, lambda: self.connections, self._check, quiet_until="quiet_until").next_slice()
 
     def _check(self, protocol: Any) -> None:
         # An open socket is skipped until its next ping (or its websocket_timeout) is due: daphne's
