@@ -76,7 +76,7 @@ from daphne.ws_protocol import WebSocketProtocol
 from twisted.internet import defer
 from twisted.internet import reactor as installed_reactor
 
-from chats.realtime.adapter import send_ping, take_lone_pong
+from chats.realtime.adapter import lean_reactor_events, send_ping, take_lone_pong
 from messenger import loop_watch
 
 # Twisted declares its reactor's methods on zope interfaces, which mypy reads without `self`.
@@ -200,6 +200,7 @@ class PacedServer(Server):
         standby = os.environ.pop(STANDBY_FD_VARIABLE, None)
         if standby is not None and not wait_to_be_promoted(int(standby)):
             return
+        lean_reactor_events()
         reactor.callWhenRunning(loop_watch.start)
         reactor.callWhenRunning(self._use_keepalive_protocol)
         super().run()

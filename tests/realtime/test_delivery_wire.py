@@ -10,7 +10,7 @@ import pytest
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.internet import tcp
 
-from chats.realtime.adapter import OPEN, send_ping, take_lone_pong, write_now
+from chats.realtime.adapter import OPEN, call_logging_failures, send_ping, take_lone_pong, write_now
 
 
 class RecordingReactor:
@@ -205,3 +205,25 @@ def test_a_socket_that_is_not_open_is_not_pinged(open_socket):
     wire.state = 2  # autobahn's STATE_CLOSING
     assert not send_ping(wire)
     assert received(peer) == b"" and wire.autoPingPending is None
+
+
+def test_reactor_events_without_the_log_context_still_log_a_failure():
+    from twisted.python import log as twisted_log
+
+    seen: list[dict] = []
+    twisted_log.addObserver(seen.append)
+    try:
+        selectable = SimpleNamespace(logstr="WebSocketProtocol,7,127.0.0.1")
+        # a call goes through with its result
+        assert call_logging_failures(selectable, lambda a, b: a + b, 2, 3) == 5
+
+        def fails() -> None:
+            raise RuntimeError("in a read")
+
+        # a failure is logged (as callWithLogger logs it), not raised into the event loop
+        assert call_logging_failures(selectable, fails) is None
+    finally:
+        twisted_log.removeObserver(seen.append)
+    [failure] = [event for event in seen if event.get("isError")]
+    assert failure["system"] == "WebSocketProtocol,7,127.0.0.1"
+    assert "in a read" in str(failure["failure"].value)
