@@ -260,7 +260,7 @@ def call_logging_failures(selectable: Any, method: Callable[..., Any], *args: An
 
 def lean_reactor_events() -> None:
     """Twisted's asyncio reactor calls `call_logging_failures` for the I/O events it registers from now on."""
-    asyncioreactor.callWithLogger = call_logging_failures  # type: ignore[attr-defined]
+    asyncioreactor.callWithLogger = call_logging_failures
 
 
 # Channel layers -------------------------------------------------------------------------------------
