@@ -227,3 +227,13 @@ def test_reactor_events_without_the_log_context_still_log_a_failure():
     [failure] = [event for event in seen if event.get("isError")]
     assert failure["system"] == "WebSocketProtocol,7,127.0.0.1"
     assert "in a read" in str(failure["failure"].value)
+
+
+def test_a_ping_that_cannot_go_at_once_is_left_to_autobahn(open_socket):
+    wire, peer, _reactor = open_socket
+    wire.send_queue.append((b"queued", False))  # a frame waits: the ping may not jump it
+    # when
+    assert not send_ping(wire)
+    # then: nothing written, nothing pending, no timeout: the caller pings as autobahn does
+    assert received(peer) == b""
+    assert wire.autoPingPending is None and wire.factory._batched_timer.calls == []
